@@ -1,0 +1,54 @@
+import zlib from "node:zlib";
+import { DesFormatError } from "./errors.js";
+import type { Compression } from "./format/constants.js";
+
+/** Fixed defaults so the same input always compresses to the same bytes. */
+export const DEFAULT_GZIP_LEVEL = 6;
+export const DEFAULT_BROTLI_QUALITY = 5;
+
+export function compressSync(codec: Compression, data: Uint8Array, level?: number): Uint8Array {
+  switch (codec) {
+    case "none":
+      return data;
+    case "gzip":
+      return zlib.gzipSync(data, { level: level ?? DEFAULT_GZIP_LEVEL });
+    case "brotli":
+      return zlib.brotliCompressSync(data, {
+        params: {
+          [zlib.constants.BROTLI_PARAM_QUALITY]: level ?? DEFAULT_BROTLI_QUALITY,
+          [zlib.constants.BROTLI_PARAM_SIZE_HINT]: data.length,
+        },
+      });
+  }
+}
+
+/** A streaming compressor for bodies that arrive in chunks. */
+export function compressStream(codec: Exclude<Compression, "none">, level?: number): zlib.Gzip | zlib.BrotliCompress {
+  return codec === "gzip"
+    ? zlib.createGzip({ level: level ?? DEFAULT_GZIP_LEVEL })
+    : zlib.createBrotliCompress({ params: { [zlib.constants.BROTLI_PARAM_QUALITY]: level ?? DEFAULT_BROTLI_QUALITY } });
+}
+
+export function decompressStream(codec: Exclude<Compression, "none">): zlib.Gunzip | zlib.BrotliDecompress {
+  return codec === "gzip" ? zlib.createGunzip() : zlib.createBrotliDecompress();
+}
+
+/**
+ * Inflates stored bytes to exactly `size` bytes. The output is capped at the
+ * size the index states, so a corrupt or hostile body cannot make us allocate
+ * more than that (no decompression bombs).
+ */
+export function decompressSync(codec: Compression, stored: Uint8Array, size: number, name: string): Uint8Array {
+  if (codec === "none") return stored;
+  let out: Buffer;
+  try {
+    const opts = { maxOutputLength: Math.max(1, size) };
+    out = codec === "gzip" ? zlib.gunzipSync(stored, opts) : zlib.brotliDecompressSync(stored, opts);
+  } catch (e) {
+    throw new DesFormatError(`entry ${JSON.stringify(name)}: ${codec} data does not inflate to ${size} bytes`, { cause: e });
+  }
+  if (out.length !== size) {
+    throw new DesFormatError(`entry ${JSON.stringify(name)}: inflated to ${out.length} bytes, index says ${size}`);
+  }
+  return new Uint8Array(out.buffer, out.byteOffset, out.length);
+}

@@ -1,0 +1,287 @@
+import { ByteReader, ByteWriter, compareBytes, utf8Decode } from "../bytes.js";
+import { DesChecksumError, DesFormatError, DesUnsupportedError } from "../errors.js";
+import { xxh64 } from "../hash.js";
+import {
+  FLAG_COMPRESSED,
+  FLAG_EXTERNAL,
+  FLAG_TOMBSTONE,
+  FOOTER_MAGIC,
+  HEADER_MAGIC,
+  HEADER_SIZE,
+  MAX_NAME_BYTES,
+  MAX_PAGE_BITS,
+  MIN_V2_RECORD,
+  PAGE_OVERHEAD,
+  V2_FOOTER_SIZE,
+  codecName,
+} from "./constants.js";
+import type { EntryRecord } from "./record.js";
+
+/** Section 3 of spec/des-format.md. */
+export interface V2Footer {
+  readonly pageBits: number;
+  readonly requiredFeatures: number;
+  readonly dataStart: number;
+  readonly dataLength: number;
+  readonly metaStart: number;
+  readonly metaLength: number;
+  readonly indexStart: number;
+  readonly indexLength: number;
+  readonly entryCount: number;
+  readonly prevFooterOffset: number;
+  readonly archiveLength: number;
+  readonly rootHash: bigint;
+}
+
+/** Feature bits this reader implements (none are defined yet). */
+const KNOWN_FEATURES = 0;
+
+export function encodeV2Header(): Uint8Array {
+  return new ByteWriter(HEADER_SIZE).bytes(HEADER_MAGIC).u8(2).zeros(7).finish();
+}
+
+export function encodeV2Footer(f: V2Footer): Uint8Array {
+  const w = new ByteWriter(V2_FOOTER_SIZE)
+    .bytes(FOOTER_MAGIC)
+    .u8(2)
+    .u8(f.pageBits)
+    .zeros(2)
+    .u32(f.requiredFeatures)
+    .u64(f.dataStart)
+    .u64(f.dataLength)
+    .u64(f.metaStart)
+    .u64(f.metaLength)
+    .u64(f.indexStart)
+    .u64(f.indexLength)
+    .u64(f.entryCount)
+    .u64(f.prevFooterOffset)
+    .u64(f.archiveLength)
+    .u64big(f.rootHash)
+    .zeros(24);
+  w.u64big(xxh64(w.view_()));
+  return w.finish();
+}
+
+/** Decodes and validates a v2 footer: its own checksum first, then every bound it states. */
+export function decodeV2Footer(bytes: Uint8Array, archiveSize: number): V2Footer {
+  if (bytes.length !== V2_FOOTER_SIZE) throw new DesFormatError("v2 footer: wrong size");
+  const r = new ByteReader(bytes, "v2 footer");
+  r.skip(120);
+  const stored = r.u64big();
+  if (stored !== xxh64(bytes.subarray(0, 120))) throw new DesChecksumError({ kind: "footer" });
+  r.pos = 9;
+  const pageBits = r.u8();
+  r.skip(2);
+  const requiredFeatures = r.u32();
+  const f: V2Footer = {
+    pageBits,
+    requiredFeatures,
+    dataStart: r.u64("data_start"),
+    dataLength: r.u64("data_length"),
+    metaStart: r.u64("meta_start"),
+    metaLength: r.u64("meta_length"),
+    indexStart: r.u64("index_start"),
+    indexLength: r.u64("index_length"),
+    entryCount: r.u64("entry_count"),
+    prevFooterOffset: r.u64("prev_footer_offset"),
+    archiveLength: r.u64("archive_length"),
+    rootHash: r.u64big(),
+  };
+  if ((requiredFeatures & ~KNOWN_FEATURES) !== 0) {
+    throw new DesUnsupportedError(`archive requires features 0x${requiredFeatures.toString(16)} this reader lacks`);
+  }
+  if (f.archiveLength !== archiveSize) {
+    throw new DesFormatError(`v2 footer: archive_length ${f.archiveLength} but the archive has ${archiveSize} bytes`);
+  }
+  if (pageBits > MAX_PAGE_BITS) throw new DesFormatError(`v2 footer: page_bits ${pageBits} > ${MAX_PAGE_BITS}`);
+  const rootLength = 4 * 2 ** pageBits;
+  const ok =
+    f.dataStart >= HEADER_SIZE &&
+    f.dataStart + f.dataLength <= f.metaStart &&
+    f.metaStart + f.metaLength <= f.indexStart &&
+    f.indexStart + f.indexLength === archiveSize - V2_FOOTER_SIZE &&
+    rootLength < f.indexLength &&
+    f.prevFooterOffset < f.dataStart &&
+    f.entryCount * MIN_V2_RECORD <= f.indexLength - rootLength;
+  if (!ok) throw new DesFormatError("v2 footer: sections are out of bounds or overlap");
+  return f;
+}
+
+export function rootLength(footer: V2Footer): number {
+  return 4 * 2 ** footer.pageBits;
+}
+
+export function rootOffset(footer: V2Footer): number {
+  return footer.indexStart + footer.indexLength - rootLength(footer);
+}
+
+/** Page table decoded from the root: absolute offset and length of each page. */
+export interface PageTable {
+  readonly offsets: Float64Array;
+  readonly lengths: Uint32Array;
+}
+
+export function decodeRoot(root: Uint8Array, footer: V2Footer): PageTable {
+  if (xxh64(root) !== footer.rootHash) throw new DesChecksumError({ kind: "root" });
+  const count = 2 ** footer.pageBits;
+  const r = new ByteReader(root, "v2 root");
+  const offsets = new Float64Array(count);
+  const lengths = new Uint32Array(count);
+  let at = footer.indexStart;
+  for (let i = 0; i < count; i++) {
+    const len = r.u32();
+    if (len < PAGE_OVERHEAD) r.fail(`page ${i} length ${len} is below ${PAGE_OVERHEAD}`);
+    offsets[i] = at;
+    lengths[i] = len;
+    at += len;
+  }
+  if (at !== rootOffset(footer)) r.fail("page lengths do not add up to the index length");
+  return { offsets, lengths };
+}
+
+export function encodeRoot(pageLengths: readonly number[]): Uint8Array {
+  const w = new ByteWriter(pageLengths.length * 4);
+  for (const len of pageLengths) w.u32(len);
+  return w.finish();
+}
+
+/** Which page a name belongs to: the top `pageBits` bits of xxh64(name). */
+export function pageOfHash(hash: bigint, pageBits: number): number {
+  return pageBits === 0 ? 0 : Number(hash >> BigInt(64 - pageBits));
+}
+
+export interface V2RecordInput {
+  readonly name: Uint8Array;
+  readonly flags: number;
+  readonly codec: number;
+  readonly size: number;
+  readonly storedSize: number;
+  readonly dataOffset: number;
+  readonly dataHash: bigint;
+  readonly externalKey: Uint8Array | undefined;
+  readonly metaLength: number;
+  readonly metaOffset: number;
+  readonly metaHash: bigint;
+}
+
+export function encodeV2Record(w: ByteWriter, rec: V2RecordInput): void {
+  w.varint(rec.name.length).bytes(rec.name).varint(rec.flags);
+  if (rec.flags & FLAG_TOMBSTONE) return;
+  if (rec.flags & FLAG_COMPRESSED) w.u8(rec.codec).varint(rec.size);
+  w.varint(rec.storedSize);
+  const external = (rec.flags & FLAG_EXTERNAL) !== 0;
+  if (rec.storedSize > 0 && !external) w.varint(rec.dataOffset);
+  if (external) {
+    const key = rec.externalKey ?? new Uint8Array(0);
+    w.varint(key.length).bytes(key);
+  }
+  if (rec.storedSize > 0) w.u64big(rec.dataHash);
+  w.varint(rec.metaLength);
+  if (rec.metaLength > 0) w.varint(rec.metaOffset).u64big(rec.metaHash);
+}
+
+/** A decoded index page: records sorted by name bytes, for binary search. */
+export interface DecodedPage {
+  readonly names: readonly Uint8Array[];
+  readonly records: readonly EntryRecord[];
+}
+
+export function encodePage(records: readonly V2RecordInput[]): Uint8Array {
+  const w = new ByteWriter(64 + records.length * 48);
+  w.u32(records.length);
+  for (const rec of records) encodeV2Record(w, rec);
+  w.u64big(xxh64(w.view_()));
+  return w.finish();
+}
+
+/**
+ * Decodes one page after checking its checksum. `limit` is the offset no data
+ * or meta may reach (the index start), so a record can never point past it.
+ */
+export function decodePage(page: Uint8Array, pageIndex: number, footer: V2Footer): DecodedPage {
+  if (page.length < PAGE_OVERHEAD) throw new DesFormatError(`page ${pageIndex} is too short`);
+  const bodyEnd = page.length - 8;
+  const stored = new DataView(page.buffer, page.byteOffset + bodyEnd, 8).getBigUint64(0, true);
+  if (stored !== xxh64(page.subarray(0, bodyEnd))) throw new DesChecksumError({ kind: "page", page: pageIndex });
+
+  const r = new ByteReader(page, `v2 page ${pageIndex}`, 0, bodyEnd);
+  const count = r.u32();
+  if (count * MIN_V2_RECORD > r.remaining) r.fail(`record count ${count} does not fit`);
+  const limit = footer.indexStart;
+  const names: Uint8Array[] = new Array(count);
+  const records: EntryRecord[] = new Array(count);
+  let prev: Uint8Array | undefined;
+  for (let i = 0; i < count; i++) {
+    const nameLen = r.varint("name_len");
+    if (nameLen === 0 || nameLen > MAX_NAME_BYTES) r.fail(`record ${i}: name length ${nameLen}`);
+    const nameBytes = r.take(nameLen);
+    if (prev && compareBytes(prev, nameBytes) >= 0) r.fail(`record ${i}: names are not strictly ascending`);
+    if (pageOfHash(xxh64(nameBytes), footer.pageBits) !== pageIndex) r.fail(`record ${i}: name belongs to another page`);
+    prev = nameBytes;
+    const name = utf8Decode(nameBytes, `v2 page ${pageIndex} record ${i} name`);
+    names[i] = nameBytes;
+    records[i] = decodeRecordBody(r, name, limit);
+  }
+  if (r.remaining !== 0) r.fail(`${r.remaining} stray bytes after the last record`);
+  return { names, records };
+}
+
+const EMPTY_RECORD_FIELDS = {
+  compression: "none",
+  size: 0,
+  storedSize: 0,
+  dataOffset: 0,
+  dataHash: undefined,
+  metaOffset: 0,
+  metaLength: 0,
+  metaHash: undefined,
+  externalKey: undefined,
+} as const;
+
+function decodeRecordBody(r: ByteReader, name: string, limit: number): EntryRecord {
+  const flags = r.varint("flags");
+  if (flags & FLAG_TOMBSTONE) return { name, flags, ...EMPTY_RECORD_FIELDS };
+  let compression = codecName(0);
+  let size = -1;
+  if (flags & FLAG_COMPRESSED) {
+    compression = codecName(r.u8());
+    size = r.varint("size");
+  }
+  const storedSize = r.varint("stored_len");
+  if (size < 0) size = storedSize;
+  const external = (flags & FLAG_EXTERNAL) !== 0;
+  let dataOffset = 0;
+  if (storedSize > 0 && !external) {
+    dataOffset = r.varint("data_offset");
+    if (dataOffset < HEADER_SIZE || dataOffset + storedSize > limit) r.fail(`${JSON.stringify(name)}: data outside the archive`);
+  }
+  let externalKey: string | undefined;
+  if (external) {
+    const keyLen = r.varint("external key length");
+    externalKey = utf8Decode(r.take(keyLen), "external key");
+  }
+  const dataHash = storedSize > 0 ? r.u64big() : undefined;
+  const metaLength = r.varint("meta_len");
+  let metaOffset = 0;
+  let metaHash: bigint | undefined;
+  if (metaLength > 0) {
+    metaOffset = r.varint("meta_offset");
+    if (metaOffset < HEADER_SIZE || metaOffset + metaLength > limit) r.fail(`${JSON.stringify(name)}: meta outside the archive`);
+    metaHash = r.u64big();
+  }
+  return { name, flags, compression, size, storedSize, dataOffset, dataHash, metaOffset, metaLength, metaHash, externalKey };
+}
+
+/** Binary search of a decoded page by name bytes. */
+export function findInPage(page: DecodedPage, name: Uint8Array): EntryRecord | undefined {
+  let lo = 0;
+  let hi = page.names.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const c = compareBytes(page.names[mid]!, name);
+    if (c === 0) return page.records[mid];
+    if (c < 0) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return undefined;
+}

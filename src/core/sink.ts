@@ -1,0 +1,174 @@
+import fs from "node:fs";
+import path from "node:path";
+import crypto from "node:crypto";
+import { DesExistsError, DesIoError } from "./errors.js";
+
+/**
+ * Where a writer's bytes go, strictly in order. The writer never seeks, so a
+ * file, a multipart upload or a network stream can all be sinks.
+ */
+export interface ByteSink {
+  /** Where the archive will be visible once committed (a path, `s3://bucket/key`). */
+  readonly location: string;
+  /** Appends bytes. The sink may keep `chunk` only until the promise resolves. */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Makes the archive durable and visible under its final name, all at once. */
+  commit(): Promise<void>;
+  /** Discards everything. Safe after a failure and safe to call twice. */
+  abort(): Promise<void>;
+}
+
+const WRITE_BUFFER = 1 << 20;
+
+function fsCall<T>(fn: (cb: (e: NodeJS.ErrnoException | null, v: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((e, v) => (e ? reject(e) : resolve(v))));
+}
+
+/**
+ * Writes to a temporary file beside the target, fsyncs, then moves it into
+ * place. Without `overwrite`, the final step is a hard link, which fails
+ * atomically if the target appeared meanwhile: an existing archive is never
+ * replaced by accident.
+ */
+export class FileSink implements ByteSink {
+  readonly location: string;
+  readonly tempPath: string;
+  private fd: number | undefined;
+  private readonly overwrite: boolean;
+  private buf = Buffer.allocUnsafe(WRITE_BUFFER);
+  private used = 0;
+  private position = 0;
+  private done = false;
+
+  private constructor(target: string, tempPath: string, fd: number, overwrite: boolean) {
+    this.location = target;
+    this.tempPath = tempPath;
+    this.fd = fd;
+    this.overwrite = overwrite;
+  }
+
+  static async create(target: string, opts: { overwrite?: boolean } = {}): Promise<FileSink> {
+    const full = path.resolve(target);
+    if (!opts.overwrite && fs.existsSync(full)) throw new DesExistsError(`${full} exists (pass overwrite: true to replace it)`);
+    const tmp = path.join(path.dirname(full), `.${path.basename(full)}.${process.pid}-${crypto.randomBytes(6).toString("hex")}.tmp`);
+    let fd: number;
+    try {
+      fd = await fsCall<number>((cb) => fs.open(tmp, "wx", 0o644, cb));
+    } catch (e) {
+      throw new DesIoError(`cannot create ${tmp}: ${(e as Error).message}`, { cause: e });
+    }
+    return new FileSink(full, tmp, fd, opts.overwrite ?? false);
+  }
+
+  private async flush(): Promise<void> {
+    const fd = this.fd;
+    if (fd === undefined) throw new DesIoError(`${this.location}: the sink is closed`);
+    let off = 0;
+    while (off < this.used) {
+      const n = await fsCall<number>((cb) => fs.write(fd, this.buf, off, this.used - off, this.position, cb));
+      off += n;
+      this.position += n;
+    }
+    this.used = 0;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    try {
+      if (this.used + chunk.length > this.buf.length) await this.flush();
+      if (chunk.length >= this.buf.length) {
+        // Large chunks go straight to the file instead of through the buffer.
+        const fd = this.fd!;
+        let off = 0;
+        while (off < chunk.length) {
+          const n = await fsCall<number>((cb) => fs.write(fd, chunk, off, chunk.length - off, this.position, cb));
+          off += n;
+          this.position += n;
+        }
+        return;
+      }
+      this.buf.set(chunk, this.used);
+      this.used += chunk.length;
+    } catch (e) {
+      if (e instanceof DesIoError) throw e;
+      throw new DesIoError(`write to ${this.tempPath} failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  async commit(): Promise<void> {
+    try {
+      await this.flush();
+      const fd = this.fd!;
+      await fsCall<void>((cb) => fs.fsync(fd, (e) => cb(e, undefined)));
+      this.fd = undefined;
+      await fsCall<void>((cb) => fs.close(fd, (e) => cb(e, undefined)));
+      if (this.overwrite) {
+        await fs.promises.rename(this.tempPath, this.location);
+      } else {
+        try {
+          await fs.promises.link(this.tempPath, this.location);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === "EEXIST") throw new DesExistsError(`${this.location} appeared while writing; not replaced`);
+          throw e;
+        }
+        await fs.promises.unlink(this.tempPath);
+      }
+      await syncDir(path.dirname(this.location));
+      this.done = true;
+    } catch (e) {
+      await this.abort();
+      if (e instanceof DesExistsError || e instanceof DesIoError) throw e;
+      throw new DesIoError(`cannot finish ${this.location}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    const fd = this.fd;
+    this.fd = undefined;
+    if (fd !== undefined) await new Promise<void>((resolve) => fs.close(fd, () => resolve()));
+    await fs.promises.rm(this.tempPath, { force: true });
+  }
+}
+
+/** Makes a rename durable: the directory entry is fsynced too (where the platform allows). */
+async function syncDir(dir: string): Promise<void> {
+  let fd: number | undefined;
+  try {
+    fd = await fsCall<number>((cb) => fs.open(dir, "r", cb));
+    await fsCall<void>((cb) => fs.fsync(fd!, (e) => cb(e, undefined)));
+  } catch {
+    // Some filesystems refuse fsync on directories; the data itself is already synced.
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/** Collects everything in memory; `bytes()` after commit. For tests and small archives. */
+export class MemorySink implements ByteSink {
+  readonly location: string;
+  private chunks: Uint8Array[] = [];
+  private committed: Uint8Array | undefined;
+
+  constructor(location = "memory:") {
+    this.location = location;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    this.chunks.push(chunk.slice());
+  }
+
+  async commit(): Promise<void> {
+    this.committed = Buffer.concat(this.chunks);
+    this.chunks = [];
+  }
+
+  async abort(): Promise<void> {
+    this.chunks = [];
+  }
+
+  bytes(): Uint8Array {
+    if (!this.committed) throw new DesIoError("MemorySink: not committed");
+    return this.committed;
+  }
+}
