@@ -19,6 +19,8 @@ export class Fetcher {
   readonly hints: ReadHints;
   readonly stats: IoStats = { requests: 0, bytes: 0 };
   private readonly inflight = new Map<string, Promise<Uint8Array>>();
+  /** The bytes read at open; any read inside them costs no request. */
+  private tail: { bytes: Uint8Array; start: number } | undefined;
 
   constructor(source: RangeSource, hints: ReadHints) {
     this.source = source;
@@ -26,6 +28,10 @@ export class Fetcher {
   }
 
   read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
+    const t = this.tail;
+    if (t && offset >= t.start && offset + length <= t.start + t.bytes.length) {
+      return Promise.resolve(t.bytes.subarray(offset - t.start, offset - t.start + length));
+    }
     const key = `${offset}:${length}`;
     const shared = this.inflight.get(key);
     if (shared) return shared;
@@ -49,6 +55,7 @@ export class Fetcher {
     this.stats.requests++;
     const tail = await this.source.readTail(length, signal);
     this.stats.bytes += tail.bytes.length;
+    this.tail = { bytes: tail.bytes, start: tail.size - tail.bytes.length };
     return tail;
   }
 
