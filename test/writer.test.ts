@@ -264,3 +264,17 @@ describe("DesWriter inputs and rules", () => {
     expect(src.stats.bytesRead - bytesBefore).toBeLessThanOrEqual(65_536 + 5);
   });
 });
+
+describe("meta larger than the memory limit", () => {
+  it("spills to a temporary file and still round-trips every meta", async () => {
+    const sink = new MemorySink();
+    const w = await DesWriter.create(sink, { metaMemoryLimit: 64 * 1024 });
+    for (let i = 0; i < 2000; i++) await w.add(`m${i}`, enc(String(i)), { meta: { i, pad: "p".repeat(200 + (i % 50)) } });
+    const stats = await w.close();
+    expect(stats.metaBytes).toBeGreaterThan(3 * 64 * 1024);
+    const r = await DesReader.open(new MemorySource(sink.bytes()));
+    const metas = await r.getMetaMany(Array.from({ length: 2000 }, (_, i) => `m${i}`));
+    for (let i = 0; i < 2000; i++) expect(metas.get(`m${i}`)).toEqual({ i, pad: "p".repeat(200 + (i % 50)) });
+    expect((await r.verify()).ok).toBe(true);
+  });
+});

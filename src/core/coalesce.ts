@@ -41,10 +41,16 @@ export function coalesceRanges<T>(wants: readonly RangeWant<T>[], maxGap: number
   return groups;
 }
 
-/** The slice of a group's bytes that one want asked for. */
+/**
+ * The slice of a group's bytes that one want asked for. A small slice of a
+ * big merged read is copied out: returning a view would keep the whole
+ * read (up to maxSpan) alive for as long as the caller holds one entry.
+ */
 export function sliceWant<T>(group: RangeGroup<T>, bytes: Uint8Array, want: RangeWant<T>): Uint8Array {
   const at = want.offset - group.offset;
-  return bytes.subarray(at, at + want.length);
+  const view = bytes.subarray(at, at + want.length);
+  // new Uint8Array(view) copies even when the view is a Buffer (whose slice() does not).
+  return want.length * 2 < bytes.length ? new Uint8Array(view) : view;
 }
 
 /**

@@ -21,6 +21,8 @@ export class Fetcher {
   private readonly inflight = new Map<string, Promise<Uint8Array>>();
   /** The bytes read at open; any read inside them costs no request. */
   private tail: { bytes: Uint8Array; start: number } | undefined;
+  /** The version (ETag) the tail was read from; every later read is pinned to it. */
+  private version: string | undefined;
 
   constructor(source: RangeSource, hints: ReadHints) {
     this.source = source;
@@ -36,7 +38,7 @@ export class Fetcher {
     const shared = this.inflight.get(key);
     if (shared) return shared;
     this.stats.requests++;
-    const p = this.source.read(offset, length, signal).then(
+    const p = this.source.read(offset, length, signal, this.version).then(
       (bytes) => {
         this.inflight.delete(key);
         this.stats.bytes += bytes.length;
@@ -56,6 +58,7 @@ export class Fetcher {
     const tail = await this.source.readTail(length, signal);
     this.stats.bytes += tail.bytes.length;
     this.tail = { bytes: tail.bytes, start: tail.size - tail.bytes.length };
+    this.version = tail.version;
     return tail;
   }
 

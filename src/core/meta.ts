@@ -31,7 +31,8 @@ export function encodeMetaV2(meta: unknown): Uint8Array {
 
 export function decodeMetaV2(bytes: Uint8Array, name: string): MetaValue {
   try {
-    return decoder.decode(bytes) as MetaValue;
+    // Binary values decode as views of their input; a private copy keeps them from pinning a larger read buffer.
+    return decoder.decode(new Uint8Array(bytes)) as MetaValue;
   } catch (e) {
     throw new DesFormatError(`meta of ${JSON.stringify(name)} is not valid MessagePack`, { cause: e });
   }

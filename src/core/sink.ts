@@ -155,7 +155,8 @@ export class MemorySink implements ByteSink {
   }
 
   async write(chunk: Uint8Array): Promise<void> {
-    this.chunks.push(chunk.slice());
+    // A copy: writers may reuse the chunk's memory once write() resolves (Buffer#slice would not copy).
+    this.chunks.push(new Uint8Array(chunk));
   }
 
   async commit(): Promise<void> {

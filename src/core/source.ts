@@ -32,14 +32,21 @@ export interface RangeSource {
   /**
    * Exactly `length` bytes at `offset`. A source that gets fewer bytes than
    * asked must retry or throw; it never returns a short result.
+   *
+   * `version` is the token `readTail` returned for the opening this read
+   * belongs to (the reader passes it back on every read). A versioned source
+   * must serve the read from exactly that version or throw DesChangedError;
+   * it must not fall back to a newer version it learned from a later
+   * `readTail`, or a read planned from an old index could return new bytes.
    */
-  read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>;
+  read(offset: number, length: number, signal?: AbortSignal, version?: string): Promise<Uint8Array>;
   /**
    * The last `length` bytes (all of them when the source is smaller) and the
    * total size, in one request where the medium allows it (a suffix range).
-   * Sources that pin a version (ETag) learn it here.
+   * Sources that pin a version (ETag) learn it here and return it as
+   * `version`.
    */
-  readTail(length: number, signal?: AbortSignal): Promise<{ bytes: Uint8Array; size: number }>;
+  readTail(length: number, signal?: AbortSignal): Promise<{ bytes: Uint8Array; size: number; version?: string }>;
   close?(): Promise<void>;
 }
 
@@ -65,7 +72,8 @@ export class MemorySource implements RangeSource {
   readonly stats = { reads: 0, bytesRead: 0 };
 
   constructor(bytes: Uint8Array, key = "memory:") {
-    this.bytes = bytes;
+    // A plain Uint8Array view, so callers get Uint8Array (not Buffer) slices whatever they passed in.
+    this.bytes = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.size = bytes.length;
     this.key = key;
   }
