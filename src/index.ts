@@ -9,6 +9,8 @@ export type { WriterOptions, AddOptions, EntryData, WriterStats } from "./core/w
 export { FileSource, MemorySource, LOCAL_HINTS, MEMORY_HINTS } from "./core/source.js";
 export type { RangeSource, ReadHints } from "./core/source.js";
 export { FileSink, MemorySink } from "./core/sink.js";
+export { packDirectory, listTree } from "./core/pack-directory.js";
+export type { PackDirectoryOptions } from "./core/pack-directory.js";
 export type { ByteSink } from "./core/sink.js";
 export { LocalFolderStore, defaultExternalKey } from "./core/external.js";
 export type { ExternalStore } from "./core/external.js";
