@@ -78,6 +78,7 @@ export async function main(argv: string[]): Promise<number> {
       if (format !== 1 && format !== 2) throw new UsageError("--format must be 1 or 2");
       const compress = parseCompression(values.compress);
       const threshold = values["big-file-threshold"];
+      await fs.promises.mkdir(path.dirname(path.resolve(out)), { recursive: true });
       const t0 = performance.now();
       const stats = await packDirectory(dir, out, {
         format,
