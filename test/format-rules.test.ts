@@ -1,0 +1,138 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { ByteWriter } from "../src/core/bytes.js";
+import { FLAG_COMPRESSED, FLAG_ENCRYPTED, FLAG_TOMBSTONE, HEADER_SIZE } from "../src/core/format/constants.js";
+import { encodePage, encodeRoot, encodeV2Footer, encodeV2Header } from "../src/core/format/v2.js";
+import type { V2RecordInput } from "../src/core/format/v2.js";
+import { loadHasher, xxh64 } from "../src/core/hash.js";
+import { DesFormatError, DesNotFoundError, DesReader, DesUnsupportedError, MemorySource } from "../src/index.js";
+
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+/** Assembles a single-page v2 archive by hand, the way the spec describes it. */
+function assemble(records: { name: string; body?: string; flags?: number; codec?: number }[], footerPatch?: (f: Uint8Array) => void): Uint8Array {
+  const w = new ByteWriter();
+  w.bytes(encodeV2Header());
+  const inputs: V2RecordInput[] = [];
+  for (const r of records) {
+    const body = enc(r.body ?? "");
+    const offset = w.length;
+    w.bytes(body);
+    inputs.push({
+      name: enc(r.name),
+      flags: r.flags ?? 0,
+      codec: r.codec ?? 0,
+      size: body.length,
+      storedSize: body.length,
+      dataOffset: offset,
+      dataHash: body.length ? xxh64(body) : 0n,
+      externalKey: undefined,
+      metaLength: 0,
+      metaOffset: 0,
+      metaHash: 0n,
+    });
+  }
+  const dataLength = w.length - HEADER_SIZE;
+  inputs.sort((a, b) => Buffer.compare(a.name, b.name));
+  const indexStart = w.length;
+  const page = encodePage(inputs);
+  const root = encodeRoot([page.length]);
+  w.bytes(page).bytes(root);
+  const footer = encodeV2Footer({
+    pageBits: 0,
+    requiredFeatures: 0,
+    dataStart: HEADER_SIZE,
+    dataLength,
+    metaStart: indexStart,
+    metaLength: 0,
+    indexStart,
+    indexLength: page.length + root.length,
+    entryCount: inputs.length,
+    prevFooterOffset: 0,
+    archiveLength: w.length + 128,
+    rootHash: xxh64(root),
+  });
+  footerPatch?.(footer);
+  w.bytes(footer);
+  return w.finish();
+}
+
+/** Rewrites footer bytes and fixes its checksum, to test the rules behind the checksum. */
+function patchFooter(edit: (f: DataView) => void): (f: Uint8Array) => void {
+  return (f) => {
+    edit(new DataView(f.buffer, f.byteOffset, f.length));
+    new DataView(f.buffer, f.byteOffset, f.length).setBigUint64(120, xxh64(f.subarray(0, 120)), true);
+  };
+}
+
+describe("format rules a reader must follow", () => {
+  beforeAll(async () => {
+    await loadHasher();
+  });
+
+  it("honours tombstones: absent from has, get, stat and list, counted by verify", async () => {
+    const bytes = assemble([{ name: "live", body: "here" }, { name: "gone", flags: FLAG_TOMBSTONE }]);
+    const r = await DesReader.open(new MemorySource(bytes));
+    expect(await r.list()).toEqual(["live"]);
+    expect(await r.has("gone")).toBe(false);
+    await expect(r.get("gone")).rejects.toBeInstanceOf(DesNotFoundError);
+    await expect(r.stat("gone")).rejects.toBeInstanceOf(DesNotFoundError);
+    expect(new TextDecoder().decode(await r.get("live"))).toBe("here");
+    const report = await r.verify();
+    expect(report.ok).toBe(true);
+    expect(report.entries).toBe(2);
+  });
+
+  it("lists an entry with unknown flags or codec but refuses to read it", async () => {
+    const bytes = assemble([
+      { name: "enc", body: "secret", flags: FLAG_ENCRYPTED },
+      { name: "future", body: "x", flags: 0x40 },
+      { name: "zstd", body: "y", flags: FLAG_COMPRESSED, codec: 9 },
+      { name: "ok", body: "fine" },
+    ]);
+    const r = await DesReader.open(new MemorySource(bytes));
+    expect(await r.list()).toEqual(["enc", "future", "ok", "zstd"]);
+    for (const n of ["enc", "future", "zstd"]) await expect(r.get(n)).rejects.toBeInstanceOf(DesUnsupportedError);
+    expect((await r.stat("zstd")).compression).toBe("unknown");
+    expect(new TextDecoder().decode(await r.get("ok"))).toBe("fine");
+    const report = await r.verify();
+    expect(report.ok).toBe(false);
+    expect(report.problems.map((p) => p.code)).toEqual(["DES_UNSUPPORTED", "DES_UNSUPPORTED", "DES_UNSUPPORTED"]);
+  });
+
+  it("refuses a newer format version", async () => {
+    const bytes = assemble([{ name: "a", body: "1" }], patchFooter((f) => f.setUint8(8, 3)));
+    await expect(DesReader.open(new MemorySource(bytes))).rejects.toBeInstanceOf(DesUnsupportedError);
+  });
+
+  it("refuses unknown required features, ignores reserved bytes", async () => {
+    const required = assemble([{ name: "a", body: "1" }], patchFooter((f) => f.setUint32(12, 1, true)));
+    await expect(DesReader.open(new MemorySource(required))).rejects.toBeInstanceOf(DesUnsupportedError);
+    const reserved = assemble([{ name: "a", body: "1" }], patchFooter((f) => f.setUint8(100, 0xaa)));
+    const r = await DesReader.open(new MemorySource(reserved));
+    expect(new TextDecoder().decode(await r.get("a"))).toBe("1");
+  });
+
+  it("detects a truncated or extended archive through archive_length", async () => {
+    const bytes = assemble([{ name: "a", body: "1" }]);
+    const extended = new Uint8Array(bytes.length + 1);
+    extended.set(bytes);
+    await expect(DesReader.open(new MemorySource(extended))).rejects.toBeInstanceOf(DesFormatError);
+  });
+
+  it("rejects names out of order or in the wrong page", async () => {
+    const page = encodePage(
+      [
+        { n: "b", o: 16 },
+        { n: "a", o: 16 },
+      ].map(({ n, o }) => ({ name: enc(n), flags: 0, codec: 0, size: 0, storedSize: 0, dataOffset: o, dataHash: 0n, externalKey: undefined, metaLength: 0, metaOffset: 0, metaHash: 0n })),
+    );
+    const w = new ByteWriter().bytes(encodeV2Header());
+    const root = encodeRoot([page.length]);
+    w.bytes(page).bytes(root);
+    w.bytes(
+      encodeV2Footer({ pageBits: 0, requiredFeatures: 0, dataStart: 16, dataLength: 0, metaStart: 16, metaLength: 0, indexStart: 16, indexLength: page.length + 4, entryCount: 2, prevFooterOffset: 0, archiveLength: w.length + 128, rootHash: xxh64(root) }),
+    );
+    const r = await DesReader.open(new MemorySource(w.finish()));
+    await expect(r.list()).rejects.toBeInstanceOf(DesFormatError);
+  });
+});
