@@ -112,6 +112,20 @@ describe("format rules a reader must follow", () => {
     expect(new TextDecoder().decode(await r.get("a"))).toBe("1");
   });
 
+  it("verify() reports a footer entry_count that the pages do not hold", async () => {
+    const bytes = assemble([{ name: "a", body: "1" }, { name: "b", body: "2" }], patchFooter((f) => f.setUint32(64, 3, true)));
+    const r = await DesReader.open(new MemorySource(bytes));
+    const report = await r.verify();
+    expect(report.ok).toBe(false);
+    expect(report.problems.map((p) => p.code)).toEqual(["DES_FORMAT"]);
+  });
+
+  it("rejects a page whose record name contains NUL", async () => {
+    const bytes = assemble([{ name: "a\0b", body: "1" }]);
+    const r = await DesReader.open(new MemorySource(bytes));
+    await expect(r.list()).rejects.toBeInstanceOf(DesFormatError);
+  });
+
   it("detects a truncated or extended archive through archive_length", async () => {
     const bytes = assemble([{ name: "a", body: "1" }]);
     const extended = new Uint8Array(bytes.length + 1);

@@ -22,10 +22,49 @@ const encoder = new Encoder({ useBigInt64: true, ignoreUndefined: true });
 const decoder = new Decoder({ useBigInt64: true });
 
 export function encodeMetaV2(meta: unknown): Uint8Array {
+  let bytes: Uint8Array;
   try {
-    return encoder.encode(meta);
+    bytes = encoder.encode(meta);
   } catch (e) {
     throw new DesInvalidArgumentError(`meta cannot be encoded as MessagePack: ${(e as Error).message}`);
+  }
+  // Only after a successful encode: the encoder has already refused cycles and
+  // nesting deeper than its limit, so this walk terminates.
+  checkReadable(meta);
+  return bytes;
+}
+
+const INT64_MIN = -(2n ** 63n);
+const UINT64_MAX = 2n ** 64n - 1n;
+
+/**
+ * Refuses what the encoder writes but cannot come back as written: a bigint
+ * outside int64/uint64 (the encoder wraps it modulo 2^64 without a word), and
+ * map keys the decoder rejects (`__proto__`, keys that are not strings or
+ * numbers), which would make the entry's meta unreadable.
+ */
+function checkReadable(v: unknown): void {
+  if (typeof v === "bigint") {
+    if (v < INT64_MIN || v > UINT64_MAX) throw new DesInvalidArgumentError(`meta bigint ${v} is outside the 64-bit range MessagePack can hold`);
+    return;
+  }
+  if (v === null || typeof v !== "object" || ArrayBuffer.isView(v) || v instanceof ArrayBuffer) return;
+  if (Array.isArray(v)) {
+    for (const x of v) checkReadable(x);
+    return;
+  }
+  if (v instanceof Map) {
+    for (const [k, x] of v) {
+      if ((typeof k !== "string" && typeof k !== "number") || k === "__proto__") {
+        throw new DesInvalidArgumentError(`meta map key ${typeof k === "string" ? JSON.stringify(k) : `of type ${typeof k}`} cannot be read back from MessagePack`);
+      }
+      checkReadable(x);
+    }
+    return;
+  }
+  for (const k of Object.keys(v)) {
+    if (k === "__proto__") throw new DesInvalidArgumentError('meta key "__proto__" cannot be read back from MessagePack');
+    checkReadable((v as Record<string, unknown>)[k]);
   }
 }
 

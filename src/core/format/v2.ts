@@ -13,6 +13,7 @@ import {
   MIN_V2_RECORD,
   PAGE_OVERHEAD,
   V2_FOOTER_SIZE,
+  CODEC_NONE,
   codecName,
 } from "./constants.js";
 import type { EntryRecord } from "./record.js";
@@ -215,6 +216,7 @@ export function decodePage(page: Uint8Array, pageIndex: number, footer: V2Footer
     const nameLen = r.varint("name_len");
     if (nameLen === 0 || nameLen > MAX_NAME_BYTES) r.fail(`record ${i}: name length ${nameLen}`);
     const nameBytes = r.take(nameLen);
+    if (nameBytes.includes(0)) r.fail(`record ${i}: name contains NUL`);
     if (prev && compareBytes(prev, nameBytes) >= 0) r.fail(`record ${i}: names are not strictly ascending`);
     if (pageOfHash(xxh64(nameBytes), footer.pageBits) !== pageIndex) r.fail(`record ${i}: name belongs to another page`);
     prev = nameBytes;
@@ -244,7 +246,10 @@ function decodeRecordBody(r: ByteReader, name: string, limit: number): EntryReco
   let compression = codecName(0);
   let size = -1;
   if (flags & FLAG_COMPRESSED) {
-    compression = codecName(r.u8());
+    // Only 1 (gzip) and 2 (brotli) are codecs; 0 under COMPRESSED is unknown, not "none"
+    // (read as "none" it would return stored_len bytes for an entry whose size differs).
+    const codec = r.u8();
+    compression = codec === CODEC_NONE ? undefined : codecName(codec);
     size = r.varint("size");
   }
   const storedSize = r.varint("stored_len");
