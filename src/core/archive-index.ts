@@ -1,4 +1,3 @@
-import { utf8Encode } from "./bytes.js";
 import { sliceWant } from "./coalesce.js";
 import type { RangeWant } from "./coalesce.js";
 import { DesFormatError, DesUnsupportedError } from "./errors.js";
@@ -7,7 +6,7 @@ import { FLAG_TOMBSTONE, FOOTER_MAGIC, V1_FOOTER_SIZE, V2_FOOTER_SIZE, startsWit
 import type { EntryRecord } from "./format/record.js";
 import { decodeV1Footer, decodeV1Index } from "./format/v1.js";
 import type { V1Footer } from "./format/v1.js";
-import { decodePage, decodeRoot, decodeV2Footer, findInPage, pageOfHash, rootLength, rootOffset } from "./format/v2.js";
+import { decodePage, decodeRoot, decodeV2Footer, pageOfHash, rootLength, rootOffset } from "./format/v2.js";
 import type { DecodedPage, PageTable, V2Footer } from "./format/v2.js";
 import { xxh64 } from "./hash.js";
 import { ByteLru } from "./lru.js";
@@ -105,14 +104,35 @@ class V1Index implements ArchiveIndex {
   readonly pageCount = 0;
 }
 
-/** Rough in-memory cost of a decoded page: its bytes plus object overhead per record. */
+/** Rough in-memory cost of a decoded page: its bytes plus object overhead per record (and its name map). */
 function decodedPageCost(rawLength: number, records: number): number {
-  return rawLength * 2 + records * 160;
+  return rawLength * 2 + records * 200;
+}
+
+/**
+ * A decoded page with its records also keyed by name. A lookup is then one
+ * hash-map probe on the caller's string: a binary search over the page's
+ * name bytes touches a dozen scattered small arrays and costs several times
+ * more once the index no longer fits in the CPU cache. (Equal well-formed
+ * strings are equal UTF-8 bytes; names in an archive are always well formed.)
+ */
+interface IndexedPage extends DecodedPage {
+  readonly byName: Map<string, EntryRecord>;
+}
+
+const nameEncoder = new TextEncoder();
+let nameScratch = new Uint8Array(1024);
+
+/** xxh64 of a name's UTF-8 bytes, encoded into a reused buffer (no allocation per name). */
+function nameHash(name: string): bigint {
+  if (name.length * 3 > nameScratch.length) nameScratch = new Uint8Array(name.length * 3);
+  const { written } = nameEncoder.encodeInto(name, nameScratch);
+  return xxh64(nameScratch.subarray(0, written));
 }
 
 class V2Index implements ArchiveIndex {
   readonly version = 2 as const;
-  private readonly pages: ByteLru<number, DecodedPage>;
+  private readonly pages: ByteLru<number, IndexedPage>;
   readonly dataRegion: { start: number; length: number };
 
   private constructor(
@@ -140,17 +160,19 @@ class V2Index implements ArchiveIndex {
     return this.table.lengths.length;
   }
 
-  private decode(page: number, bytes: Uint8Array): { value: DecodedPage; bytes: number } {
-    const value = decodePage(bytes, page, this.footer);
-    return { value, bytes: decodedPageCost(bytes.length, value.records.length) };
+  private decode(page: number, bytes: Uint8Array): { value: IndexedPage; bytes: number } {
+    const decoded = decodePage(bytes, page, this.footer);
+    const byName = new Map<string, EntryRecord>();
+    for (const r of decoded.records) byName.set(r.name, r);
+    return { value: { ...decoded, byName }, bytes: decodedPageCost(bytes.length, decoded.records.length) };
   }
 
   /**
    * Loads pages: those inside the tail cost nothing, the rest are read in
    * coalesced batches (pages are contiguous, so neighbours merge).
    */
-  private async loadPages(pageIds: readonly number[], signal?: AbortSignal): Promise<Map<number, DecodedPage>> {
-    const out = new Map<number, DecodedPage>();
+  private async loadPages(pageIds: readonly number[], signal?: AbortSignal): Promise<Map<number, IndexedPage>> {
+    const out = new Map<number, IndexedPage>();
     const wants: RangeWant<number>[] = [];
     for (const id of new Set(pageIds)) {
       const cached = this.pages.get(id);
@@ -183,11 +205,11 @@ class V2Index implements ArchiveIndex {
   }
 
   async lookupMany(names: readonly string[], signal?: AbortSignal): Promise<(EntryRecord | undefined)[]> {
-    const encoded = names.map((n) => utf8Encode(n));
-    const pageIds = encoded.map((b) => pageOfHash(xxh64(b), this.footer.pageBits));
+    const bits = this.footer.pageBits;
+    const pageIds = names.map((n) => (bits === 0 ? 0 : pageOfHash(nameHash(n), bits)));
     const pages = await this.loadPages(pageIds, signal);
-    return encoded.map((b, i) => {
-      const rec = findInPage(pages.get(pageIds[i]!)!, b);
+    return names.map((n, i) => {
+      const rec = pages.get(pageIds[i]!)!.byName.get(n);
       return rec && (rec.flags & FLAG_TOMBSTONE) === 0 ? rec : undefined;
     });
   }

@@ -1,5 +1,6 @@
 import { coalesceRanges, runConcurrent } from "./coalesce.js";
 import type { RangeGroup, RangeWant } from "./coalesce.js";
+import { DesAbortedError, DesIoError } from "./errors.js";
 import type { RangeSource, ReadHints } from "./source.js";
 
 /** What a reader has asked of its source, for tests, benchmarks and capacity planning. */
@@ -10,6 +11,14 @@ export interface IoStats {
   bytes: number;
 }
 
+/** One read in flight, shared by every caller that asked for the same range meanwhile. */
+interface SharedRead {
+  readonly promise: Promise<Uint8Array>;
+  readonly controller: AbortController;
+  /** Callers still waiting; a caller without a signal never stops waiting. */
+  waiters: number;
+}
+
 /**
  * The reader's only path to its source: identical in-flight ranges share one
  * read, every read is counted, batches are coalesced by the hints.
@@ -18,7 +27,7 @@ export class Fetcher {
   readonly source: RangeSource;
   readonly hints: ReadHints;
   readonly stats: IoStats = { requests: 0, bytes: 0 };
-  private readonly inflight = new Map<string, Promise<Uint8Array>>();
+  private readonly inflight = new Map<string, SharedRead>();
   /** The bytes read at open; any read inside them costs no request. */
   private tail: { bytes: Uint8Array; start: number } | undefined;
   /** The version (ETag) the tail was read from; every later read is pinned to it. */
@@ -34,23 +43,56 @@ export class Fetcher {
     if (t && offset >= t.start && offset + length <= t.start + t.bytes.length) {
       return Promise.resolve(t.bytes.subarray(offset - t.start, offset - t.start + length));
     }
+    if (signal?.aborted) return Promise.reject(new DesAbortedError(undefined, { cause: signal.reason }));
     const key = `${offset}:${length}`;
-    const shared = this.inflight.get(key);
-    if (shared) return shared;
-    this.stats.requests++;
-    const p = this.source.read(offset, length, signal, this.version).then(
-      (bytes) => {
-        this.inflight.delete(key);
-        this.stats.bytes += bytes.length;
-        return bytes;
-      },
-      (e: unknown) => {
-        this.inflight.delete(key);
-        throw e;
-      },
-    );
-    this.inflight.set(key, p);
-    return p;
+    let shared = this.inflight.get(key);
+    if (!shared) {
+      // The shared read has its own signal: one caller giving up must not fail
+      // the others waiting on the same bytes. It is aborted only when every
+      // caller has.
+      const controller = new AbortController();
+      this.stats.requests++;
+      const promise = this.source.read(offset, length, controller.signal, this.version).then(
+        (bytes) => {
+          if (this.inflight.get(key) === entry) this.inflight.delete(key);
+          this.stats.bytes += bytes.length;
+          return bytes;
+        },
+        (e: unknown) => {
+          if (this.inflight.get(key) === entry) this.inflight.delete(key);
+          throw e;
+        },
+      );
+      // Callers that all aborted leave no one to observe the rejection.
+      promise.catch(() => undefined);
+      const entry: SharedRead = { promise, controller, waiters: 0 };
+      shared = entry;
+      this.inflight.set(key, entry);
+    }
+    const s = shared;
+    s.waiters++;
+    if (!signal) return s.promise;
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const onAbort = (): void => {
+        s.waiters--;
+        if (s.waiters === 0) {
+          if (this.inflight.get(key) === s) this.inflight.delete(key);
+          s.controller.abort(signal.reason);
+        }
+        reject(new DesAbortedError(undefined, { cause: signal.reason }));
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      s.promise.then(
+        (bytes) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(bytes);
+        },
+        (e: unknown) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(e);
+        },
+      );
+    });
   }
 
   async readTail(length: number, signal?: AbortSignal): Promise<{ bytes: Uint8Array; size: number }> {
@@ -70,6 +112,48 @@ export class Fetcher {
   ): AsyncGenerator<{ group: RangeGroup<T>; bytes: Uint8Array }> {
     const h = { ...this.hints, ...hints };
     const groups = coalesceRanges(wants, h.maxGap, h.maxSpan);
+    if (groups.length === 1) {
+      // One read (a single `get`): no scheduler, no second abort controller.
+      const g = groups[0]!;
+      yield { group: g, bytes: await this.read(g.offset, g.length, signal) };
+      return;
+    }
+    if (this.source.readMany && groups.length >= BATCH_MIN) {
+      // Inline rather than delegated: each level of async generator costs a promise per group.
+      const t = this.tail;
+      const rest: RangeGroup<T>[] = [];
+      for (const g of groups) {
+        // Inside the open-time tail: no read at all.
+        if (t && g.offset >= t.start && g.offset + g.length <= t.start + t.bytes.length) {
+          yield { group: g, bytes: t.bytes.subarray(g.offset - t.start, g.offset - t.start + g.length) };
+        } else {
+          rest.push(g);
+        }
+      }
+      const batches = this.batchesOf(rest);
+      const read = (b: RangeGroup<T>[]): Promise<Uint8Array[]> => {
+        const p = this.source.readMany!(b, signal, this.version);
+        // Observed now, awaited later: a read failing while an earlier one is awaited must not count as unhandled.
+        p.catch(() => undefined);
+        return p;
+      };
+      // Two batches in flight: the caller decodes one while the next is read.
+      let ahead: [Promise<Uint8Array[]>?, Promise<Uint8Array[]>?] = [batches[0] ? read(batches[0]) : undefined, batches[1] ? read(batches[1]) : undefined];
+      for (let k = 0; k < batches.length; k++) {
+        const results = await ahead[0]!;
+        ahead = [ahead[1], batches[k + 2] ? read(batches[k + 2]!) : undefined];
+        const done = batches[k]!;
+        this.stats.requests += done.length;
+        for (let i = 0; i < done.length; i++) {
+          const g = done[i]!;
+          const r = results[i]!;
+          if (r.length !== g.length) throw new DesIoError(`${this.source.key}: batch read at ${g.offset} returned ${r.length} of ${g.length} bytes`);
+          this.stats.bytes += r.length;
+          yield { group: g, bytes: r };
+        }
+      }
+      return;
+    }
     yield* runConcurrent(
       groups,
       h.concurrency,
@@ -77,4 +161,34 @@ export class Fetcher {
       signal,
     );
   }
+
+  /**
+   * Splits groups for `source.readMany`: at most BATCH_GROUPS groups or
+   * BATCH_BYTES bytes a batch, the first one smaller so the caller starts
+   * decoding early.
+   */
+  private batchesOf<T>(groups: readonly RangeGroup<T>[]): RangeGroup<T>[][] {
+    const out: RangeGroup<T>[][] = [];
+    let batch: RangeGroup<T>[] = [];
+    let bytes = 0;
+    let limit = BATCH_FIRST;
+    for (const g of groups) {
+      if (batch.length > 0 && (batch.length >= limit || bytes + g.length > BATCH_BYTES)) {
+        out.push(batch);
+        batch = [];
+        bytes = 0;
+        limit = BATCH_GROUPS;
+      }
+      batch.push(g);
+      bytes += g.length;
+    }
+    if (batch.length > 0) out.push(batch);
+    return out;
+  }
 }
+
+/** Fewer groups than this go one read each (the batch path has a fixed cost per call). */
+const BATCH_MIN = 8;
+const BATCH_FIRST = 64;
+const BATCH_GROUPS = 256;
+const BATCH_BYTES = 4 << 20;

@@ -1,12 +1,17 @@
 import fs from "node:fs";
 import path from "node:path";
-import { DesInvalidArgumentError } from "./errors.js";
+import { DesInvalidArgumentError, throwIfAborted } from "./errors.js";
+import { readFilesAhead } from "./read-ahead.js";
 import { DesWriter } from "./writer.js";
-import type { EntryData, WriterOptions, WriterStats } from "./writer.js";
+import type { WriterOptions, WriterStats } from "./writer.js";
 import type { ByteSink } from "./sink.js";
 
 export interface PackDirectoryOptions extends WriterOptions {
-  /** Files read ahead while earlier ones are written. Default 16. */
+  /**
+   * How far reading runs ahead of writing: each of the (up to two) reader
+   * threads fills this many 4 MiB buffers in rotation while earlier ones are
+   * written. Default 2 (16 MiB with two threads); minimum 2.
+   */
   readAhead?: number;
   /** Return false to leave a file out (its archive name and full path). */
   filter?: (name: string, fullPath: string) => boolean;
@@ -24,65 +29,113 @@ const READ_WHOLE = 1 << 20;
  * archive. Symbolic links and special files are skipped.
  */
 export async function listTree(root: string): Promise<{ name: string; fullPath: string; size: number }[]> {
+  const walk = await SortedWalk.open(root);
   const out: { name: string; fullPath: string; size: number }[] = [];
-  const walk = async (dir: string, prefix: string): Promise<void> => {
-    const items = await fs.promises.readdir(dir, { withFileTypes: true });
-    for (const item of items) {
-      const full = path.join(dir, item.name);
-      const name = prefix ? `${prefix}/${item.name}` : item.name;
-      if (item.isDirectory()) await walk(full, name);
-      else if (item.isFile()) out.push({ name, fullPath: full, size: 0 });
-    }
-  };
-  const st = await fs.promises.stat(root).catch(() => undefined);
-  if (!st?.isDirectory()) throw new DesInvalidArgumentError(`${root} is not a directory`);
-  await walk(root, "");
-  out.sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
+  for (let names = await walk.next(4096); names.length > 0; names = await walk.next(4096)) {
+    for (const name of names) out.push({ name, fullPath: path.join(root, name), size: 0 });
+  }
   return out;
 }
 
+interface WalkEntry {
+  /** The name, plus "/" for a directory: sorting by it sorts the whole tree (see SortedWalk). */
+  readonly key: string;
+  readonly name: string;
+  readonly dir: boolean;
+}
+
 /**
- * Packs every regular file under `root` into one archive, reading files
- * ahead of the writer so disk latency overlaps with writing. Any failure
+ * Walks a tree depth-first, handing out file names already in global UTF-8
+ * order, a few at a time, so packing starts before the walk ends and the
+ * whole list is never held. Each directory's entries are sorted with a "/"
+ * after directory names: every path under directory `d` starts with `d/`,
+ * so comparing `d/` with a sibling decides the order of all of them against
+ * it, and depth-first order is the sorted order of full paths.
+ */
+class SortedWalk {
+  private readonly stack: { dir: string; prefix: string; entries: WalkEntry[]; next: number }[] = [];
+
+  private constructor(private readonly filter?: (name: string, fullPath: string) => boolean) {}
+
+  static async open(root: string, filter?: (name: string, fullPath: string) => boolean): Promise<SortedWalk> {
+    const st = await fs.promises.stat(root).catch(() => undefined);
+    if (!st?.isDirectory()) throw new DesInvalidArgumentError(`${root} is not a directory`);
+    const w = new SortedWalk(filter);
+    await w.enter(root, "");
+    return w;
+  }
+
+  private async enter(dir: string, prefix: string): Promise<void> {
+    const items = await fs.promises.readdir(dir, { withFileTypes: true });
+    const entries: WalkEntry[] = [];
+    for (const item of items) {
+      if (item.isDirectory()) entries.push({ key: `${item.name}/`, name: item.name, dir: true });
+      else if (item.isFile()) entries.push({ key: item.name, name: item.name, dir: false });
+    }
+    this.stack.push({ dir, prefix, entries: sortUtf8(entries), next: 0 });
+  }
+
+  /** Up to `max` more names, in order; an empty array at the end. */
+  async next(max: number): Promise<string[]> {
+    const out: string[] = [];
+    while (out.length < max && this.stack.length > 0) {
+      const top = this.stack[this.stack.length - 1]!;
+      const e = top.entries[top.next++];
+      if (!e) {
+        this.stack.pop();
+        continue;
+      }
+      const name = top.prefix ? `${top.prefix}/${e.name}` : e.name;
+      if (e.dir) await this.enter(path.join(top.dir, e.name), name);
+      else if (!this.filter || this.filter(name, path.join(top.dir, e.name))) out.push(name);
+    }
+    return out;
+  }
+}
+
+/**
+ * Sorts entries by the UTF-8 bytes of their keys without encoding them.
+ * UTF-16 code unit order is UTF-8 byte order except between a surrogate (an
+ * astral character, 4 UTF-8 bytes) and U+E000..U+FFFF (3 bytes), so only
+ * keys holding such characters need the slower comparison.
+ */
+function sortUtf8(entries: WalkEntry[]): WalkEntry[] {
+  const high = /[\uD800-\uFFFF]/;
+  if (!entries.some((e) => high.test(e.key))) return entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const rank = (u: number): number => (u < 0xd800 ? u : u < 0xe000 ? u + 0x2000 : u - 0x800);
+  return entries.sort(({ key: a }, { key: b }) => {
+    const n = Math.min(a.length, b.length);
+    for (let i = 0; i < n; i++) {
+      const x = a.charCodeAt(i);
+      const y = b.charCodeAt(i);
+      if (x !== y) return rank(x) - rank(y);
+    }
+    return a.length - b.length;
+  });
+}
+
+/**
+ * Packs every regular file under `root` into one archive. The tree is walked
+ * in sorted order as packing goes; reader threads read the files ahead (see
+ * read-ahead.ts) while this thread hashes and writes them, so per-file system
+ * calls overlap with writing and the event loop stays free. Any failure
  * aborts the archive (nothing is left at the target).
  */
 export async function packDirectory(root: string, target: string | ByteSink, opts: PackDirectoryOptions = {}): Promise<WriterStats> {
-  const files = (await listTree(root)).filter((f) => opts.filter?.(f.name, f.fullPath) ?? true);
-  const ahead = Math.max(1, opts.readAhead ?? 16);
-  const load = async (fullPath: string): Promise<EntryData> => {
-    const fh = await fs.promises.open(fullPath, "r");
-    try {
-      const { size } = await fh.stat();
-      if (size > READ_WHOLE) return { path: fullPath };
-      const buf = Buffer.allocUnsafe(size);
-      let got = 0;
-      while (got < size) {
-        const { bytesRead } = await fh.read(buf, got, size - got, got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
-      }
-      return new Uint8Array(buf.buffer, buf.byteOffset, got);
-    } finally {
-      await fh.close();
-    }
-  };
+  const walk = await SortedWalk.open(root, opts.filter);
+  const buffers = Math.max(2, Math.floor(opts.readAhead ?? 2));
   return DesWriter.write(target, opts, async (w) => {
-    const queue: Promise<EntryData>[] = [];
-    let next = 0;
-    const refill = (): void => {
-      while (queue.length < ahead && next < files.length) queue.push(load(files[next++]!.fullPath));
-    };
-    refill();
-    // Reads that are already running must not reject unobserved if we stop early.
-    try {
-      for (const f of files) {
-        const data = await queue.shift()!;
-        refill();
-        await w.add(f.name, data, { signal: opts.signal });
-        opts.onEntry?.(f.name, data instanceof Uint8Array ? data.length : -1);
-      }
-    } finally {
-      for (const p of queue) p.catch(() => undefined);
+    const files = readFilesAhead(root, (max) => walk.next(max), {
+      wholeLimit: READ_WHOLE,
+      bufferBytes: 4 << 20,
+      buffers,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    for await (const [name, body] of files) {
+      throwIfAborted(opts.signal);
+      // `body` is a view of a recycled buffer: add() has copied or written it by the time it resolves.
+      await w.add(name, body ?? { path: path.join(root, name) }, { signal: opts.signal });
+      opts.onEntry?.(name, body ? body.length : -1);
     }
   });
 }

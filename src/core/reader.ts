@@ -1,4 +1,4 @@
-import { Readable } from "node:stream";
+import { Readable, pipeline } from "node:stream";
 import { openIndex } from "./archive-index.js";
 import type { ArchiveIndex, Tail } from "./archive-index.js";
 import { sliceWant } from "./coalesce.js";
@@ -38,6 +38,11 @@ export interface ReaderOptions {
   maxGap?: number;
   maxSpan?: number;
   concurrency?: number;
+  /**
+   * When `source` is a path: read with synchronous pread (see
+   * `FileSourceOptions.syncReads`). Default false.
+   */
+  syncReads?: boolean;
   /** Budget for decoded index pages, in bytes. Default 64 MiB. */
   pageCacheBytes?: number;
   /** Where external ("big") entries are fetched from. */
@@ -143,7 +148,7 @@ export class DesReader {
     if (!Number.isSafeInteger(opts.tailSize) || opts.tailSize < 256) throw new DesInvalidArgumentError("tailSize must be an integer >= 256");
     await loadHasher();
     const ownsSource = typeof source === "string";
-    const src = typeof source === "string" ? await FileSource.open(source) : source;
+    const src = typeof source === "string" ? await FileSource.open(source, { syncReads: options.syncReads ?? false }) : source;
     const hints: ReadHints = {
       maxGap: options.maxGap ?? src.hints.maxGap,
       maxSpan: options.maxSpan ?? src.hints.maxSpan,
@@ -275,7 +280,15 @@ export class DesReader {
     const wanted = [...new Set(names)];
     const verify = opts.verify ?? this.opts.verify;
     const signal = opts.signal;
-    const recs = await this.run((s) => this.records(s, wanted, opts.missing ?? "throw", signal), signal);
+    // Data must be read from the same opening the records came from: after a
+    // reopen, old offsets read from the new object would be wrong bytes.
+    let st: OpenState = this.state;
+    let lookups = 0;
+    const recs = await this.run((s) => {
+      st = s;
+      lookups++;
+      return this.records(s, wanted, opts.missing ?? "throw", signal);
+    }, signal);
     for (const r of recs) checkReadable(r);
 
     const wants: RangeWant<EntryRecord>[] = [];
@@ -289,10 +302,11 @@ export class DesReader {
     // Data reads go through `run` group by group is not possible mid-iteration,
     // so a change detected here reopens and re-reads the remaining entries.
     let pending = wants;
-    for (let attempt = 0; pending.length > 0; attempt++) {
+    // One reopen per call: if the lookups already reopened, a change now is the second.
+    for (let attempt = lookups > 1 ? 1 : 0; pending.length > 0; attempt++) {
       const done = new Set<EntryRecord>();
       try {
-        for await (const { group, bytes } of this.state.fetcher.readGroups(pending, signal, defined)) {
+        for await (const { group, bytes } of st.fetcher.readGroups(pending, signal, defined)) {
           for (const w of group.wants) {
             const body = decodeBody(w.item, sliceWant(group, bytes, w), verify);
             done.add(w.item);
@@ -305,9 +319,10 @@ export class DesReader {
           if (e instanceof DesChangedError) throw new DesChangedError(`${this.source.key} changed again while being read`, { cause: e });
           throw e;
         }
-        await this.reopen(this.state, signal);
+        await this.reopen(st, signal);
+        st = this.state;
         const left = pending.filter((w) => !done.has(w.item)).map((w) => w.item.name);
-        const fresh = await this.records(this.state, left, opts.missing ?? "throw", signal);
+        const fresh = await this.records(st, left, opts.missing ?? "throw", signal);
         for (const r of fresh) checkReadable(r);
         pending = fresh.filter((r) => !(r.flags & FLAG_EXTERNAL) && r.storedSize > 0).map((r) => ({ offset: r.dataOffset, length: r.storedSize, item: r }));
         for (const r of fresh) if (r.storedSize === 0 && !(r.flags & FLAG_EXTERNAL)) yield [r.name, new Uint8Array(0)];
@@ -392,14 +407,13 @@ export class DesReader {
     const verify = opts.verify ?? this.opts.verify;
     const signal = opts.signal;
     const self = this;
-    async function* raw(rec: EntryRecord): AsyncGenerator<Uint8Array> {
+    async function* raw(rec: EntryRecord, fetcher: Fetcher): AsyncGenerator<Uint8Array> {
       if (rec.flags & FLAG_EXTERNAL) {
         const store = self.opts.externalStore;
         if (!store) throw new DesExternalError(`${JSON.stringify(rec.name)} is external and no externalStore was given`);
         yield* store.stream(await self.resolveExternalKey(rec, signal), signal);
         return;
       }
-      const fetcher = self.state.fetcher;
       const end = rec.dataOffset + rec.storedSize;
       let next = rec.dataOffset;
       const window = (): Promise<Uint8Array> | undefined => {
@@ -422,13 +436,19 @@ export class DesReader {
       }
     }
     async function* checked(): AsyncGenerator<Uint8Array> {
-      const rec = (await self.run((s) => self.records(s, [name], "throw", signal), signal))[0]!;
+      let st: OpenState = self.state;
+      const rec = (
+        await self.run((s) => {
+          st = s;
+          return self.records(s, [name], "throw", signal);
+        }, signal)
+      )[0]!;
       checkReadable(rec);
       if (rec.storedSize === 0) return;
       const hash = verify && rec.dataHash !== undefined ? xxh64Stream() : undefined;
       let seen = 0;
       const counted = async function* (): AsyncGenerator<Uint8Array> {
-        for await (const chunk of raw(rec)) {
+        for await (const chunk of raw(rec, st.fetcher)) {
           throwIfAborted(signal);
           seen += chunk.length;
           if (seen > rec.storedSize) throw new DesFormatError(`${JSON.stringify(rec.name)} is longer than its index says`);
@@ -443,15 +463,24 @@ export class DesReader {
         return;
       }
       let out = 0;
-      const inflater = decompressStream(rec.compression!);
-      const inflated = Readable.from(counted()).pipe(inflater);
-      for await (const chunk of inflated) {
-        out += (chunk as Uint8Array).length;
-        if (out > rec.size) {
-          inflated.destroy();
-          throw new DesFormatError(`${JSON.stringify(rec.name)} inflates past its size ${rec.size}`);
+      // pipeline, not pipe: pipe() does not forward a failure of `counted` (checksum,
+      // length) to the inflater, which then waits forever while the error goes unhandled.
+      const inflated = pipeline(Readable.from(counted()), decompressStream(rec.compression!), () => undefined);
+      try {
+        for await (const chunk of inflated) {
+          out += (chunk as Uint8Array).length;
+          if (out > rec.size) {
+            inflated.destroy();
+            throw new DesFormatError(`${JSON.stringify(rec.name)} inflates past its size ${rec.size}`);
+          }
+          yield chunk as Uint8Array;
         }
-        yield chunk as Uint8Array;
+      } catch (e) {
+        if (e instanceof DesError) throw e;
+        // zlib's own errors (bad header, bad block) are plain Errors: corrupt stored bytes.
+        throw new DesFormatError(`entry ${JSON.stringify(rec.name)}: ${rec.compression} data does not inflate: ${(e as Error).message}`, { cause: e });
+      } finally {
+        inflated.destroy();
       }
       if (out !== rec.size) throw new DesFormatError(`${JSON.stringify(rec.name)} inflated to ${out} bytes, index says ${rec.size}`);
     }
@@ -483,14 +512,22 @@ export class DesReader {
     }
     const recs: EntryRecord[] = [];
     for await (const r of s.index.allRecords(signal, (page, e) => report(undefined, page, e))) recs.push(r);
+    const badPages = problems.some((p) => p.page !== undefined);
+    if (!badPages && s.index.version === 2 && recs.length !== s.index.entryCount) {
+      report(undefined, undefined, new DesFormatError(`the footer counts ${s.index.entryCount} records, the pages hold ${recs.length}`));
+    }
     let dataChecked = 0;
     let metaChecked = 0;
     let externalSkipped = 0;
     const dataWants: RangeWant<EntryRecord>[] = [];
     const metaWants: RangeWant<EntryRecord>[] = [];
+    const refused = new Set<EntryRecord>();
     for (const r of recs) {
-      if (r.flags & ~KNOWN_FLAGS || r.compression === undefined) {
-        report(r.name, undefined, new DesUnsupportedError(`entry uses flags 0x${r.flags.toString(16)} or a codec this reader lacks`));
+      try {
+        checkReadable(r); // what get() refuses, verify() reports
+      } catch (e) {
+        report(r.name, undefined, e);
+        refused.add(r);
         continue;
       }
       if (r.storedSize > 0 && !(r.flags & FLAG_EXTERNAL)) dataWants.push({ offset: r.dataOffset, length: r.storedSize, item: r });
@@ -518,7 +555,7 @@ export class DesReader {
       }
     }
     for (const r of recs) {
-      if (!(r.flags & FLAG_EXTERNAL)) continue;
+      if (!(r.flags & FLAG_EXTERNAL) || refused.has(r)) continue; // refused ones are reported once, above
       if (!this.opts.externalStore) {
         externalSkipped++;
         continue;
@@ -563,6 +600,10 @@ function checkReadable(rec: EntryRecord): void {
     throw new DesUnsupportedError(`entry ${JSON.stringify(rec.name)} has flags 0x${rec.flags.toString(16)} this reader does not support`);
   }
   if (rec.compression === undefined) throw new DesUnsupportedError(`entry ${JSON.stringify(rec.name)} uses an unknown compression codec`);
+  // Zero stored bytes read as empty without I/O, so only a record of size 0 may have none.
+  if (rec.storedSize === 0 && rec.size !== 0) {
+    throw new DesFormatError(`entry ${JSON.stringify(rec.name)} has size ${rec.size} but no stored bytes`);
+  }
 }
 
 /** Checks the stored bytes against their checksum, then inflates them. */

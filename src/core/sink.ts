@@ -19,9 +19,18 @@ export interface ByteSink {
 }
 
 const WRITE_BUFFER = 1 << 20;
+const SYNC_EVERY = 32 << 20;
 
 function fsCall<T>(fn: (cb: (e: NodeJS.ErrnoException | null, v: T) => void) => void): Promise<T> {
   return new Promise((resolve, reject) => fn((e, v) => (e ? reject(e) : resolve(v))));
+}
+
+/** pwrite of all `length` bytes of `bytes` at `position`, however many calls it takes. */
+async function writeFully(fd: number, bytes: Uint8Array, length: number, position: number): Promise<void> {
+  let off = 0;
+  while (off < length) {
+    off += await fsCall<number>((cb) => fs.write(fd, bytes, off, length - off, position + off, cb));
+  }
 }
 
 /**
@@ -35,10 +44,27 @@ export class FileSink implements ByteSink {
   readonly tempPath: string;
   private fd: number | undefined;
   private readonly overwrite: boolean;
-  private buf = Buffer.allocUnsafe(WRITE_BUFFER);
+  private buf: Buffer = Buffer.allocUnsafe(WRITE_BUFFER);
   private used = 0;
   private position = 0;
   private done = false;
+  /**
+   * Write-behind: a full buffer is written in the background while the
+   * writer fills the other one, so reading bodies and writing the file
+   * overlap. At most one such write is in flight; it never rejects (a
+   * failure is kept in `failure` and thrown by the next call).
+   */
+  private inflight: Promise<void> | undefined;
+  private spare: Buffer | undefined;
+  private failure: unknown;
+  /**
+   * Bytes handed to the file since the last background flush to disk. Every
+   * SYNC_EVERY bytes an fdatasync starts in the background, so the disk
+   * writes overlap with packing and the fsync in `commit` has little left
+   * to do. (Durability still comes only from that final fsync.)
+   */
+  private unsynced = 0;
+  private syncing: Promise<void> | undefined;
 
   private constructor(target: string, tempPath: string, fd: number, overwrite: boolean) {
     this.location = target;
@@ -60,30 +86,69 @@ export class FileSink implements ByteSink {
     return new FileSink(full, tmp, fd, opts.overwrite ?? false);
   }
 
+  /** Waits for the background write, if any; throws its failure. */
+  private async settle(): Promise<void> {
+    const p = this.inflight;
+    if (p) {
+      await p;
+      if (this.inflight === p) this.inflight = undefined;
+    }
+    if (this.failure !== undefined) {
+      const e = this.failure as Error;
+      throw new DesIoError(`write to ${this.tempPath} failed: ${e.message}`, { cause: e });
+    }
+  }
+
+  /** Starts writing the filled buffer in the background (after the previous one has landed). */
   private async flush(): Promise<void> {
+    await this.settle();
     const fd = this.fd;
     if (fd === undefined) throw new DesIoError(`${this.location}: the sink is closed`);
-    let off = 0;
-    while (off < this.used) {
-      const n = await fsCall<number>((cb) => fs.write(fd, this.buf, off, this.used - off, this.position, cb));
-      off += n;
-      this.position += n;
-    }
+    if (this.used === 0) return;
+    const full = this.buf;
+    const length = this.used;
+    const at = this.position;
+    this.position += length;
+    this.buf = this.spare ?? Buffer.allocUnsafe(WRITE_BUFFER);
+    this.spare = undefined;
     this.used = 0;
+    this.inflight = writeFully(fd, full, length, at).then(
+      () => {
+        this.spare = full;
+        this.syncBehind(fd, length);
+      },
+      (e: unknown) => {
+        this.failure = e;
+      },
+    );
+  }
+
+  private syncBehind(fd: number, written: number): void {
+    this.unsynced += written;
+    if (this.unsynced < SYNC_EVERY || this.syncing) return;
+    this.unsynced = 0;
+    this.syncing = new Promise<void>((resolve) =>
+      fs.fdatasync(fd, (e) => {
+        if (e) this.failure ??= e;
+        this.syncing = undefined;
+        resolve();
+      }),
+    );
   }
 
   async write(chunk: Uint8Array): Promise<void> {
     try {
       if (this.used + chunk.length > this.buf.length) await this.flush();
       if (chunk.length >= this.buf.length) {
-        // Large chunks go straight to the file instead of through the buffer.
-        const fd = this.fd!;
-        let off = 0;
-        while (off < chunk.length) {
-          const n = await fsCall<number>((cb) => fs.write(fd, chunk, off, chunk.length - off, this.position, cb));
-          off += n;
-          this.position += n;
-        }
+        // Large chunks go straight to the file instead of through the buffer,
+        // and land before we return (the caller may reuse the chunk after that).
+        await this.settle();
+        const fd = this.fd;
+        if (fd === undefined) throw new DesIoError(`${this.location}: the sink is closed`);
+        const at = this.position;
+        this.position += chunk.length;
+        await writeFully(fd, chunk, chunk.length, at);
+        this.syncBehind(fd, chunk.length);
         return;
       }
       this.buf.set(chunk, this.used);
@@ -97,6 +162,8 @@ export class FileSink implements ByteSink {
   async commit(): Promise<void> {
     try {
       await this.flush();
+      await this.settle();
+      if (this.syncing) await this.syncing;
       const fd = this.fd!;
       await fsCall<void>((cb) => fs.fsync(fd, (e) => cb(e, undefined)));
       this.fd = undefined;
@@ -126,6 +193,9 @@ export class FileSink implements ByteSink {
     this.done = true;
     const fd = this.fd;
     this.fd = undefined;
+    // Let background work finish before its descriptor closes (neither rejects).
+    if (this.inflight) await this.inflight;
+    if (this.syncing) await this.syncing;
     if (fd !== undefined) await new Promise<void>((resolve) => fs.close(fd, () => resolve()));
     await fs.promises.rm(this.tempPath, { force: true });
   }
