@@ -7,7 +7,9 @@ export type { ReaderOptions, ReadOptions, ManyOptions, EntryStat, VerifyReport, 
 export { DesWriter } from "./core/writer.js";
 export type { WriterOptions, AddOptions, EntryData, WriterStats } from "./core/writer.js";
 export { FileSource, MemorySource, LOCAL_HINTS, MEMORY_HINTS } from "./core/source.js";
-export type { RangeSource, ReadHints } from "./core/source.js";
+export type { RangeSource, ReadHints, FileSourceOptions } from "./core/source.js";
+export { HttpSource, REMOTE_HINTS } from "./core/http-source.js";
+export type { HttpSourceOptions, HttpSourceStats } from "./core/http-source.js";
 export { FileSink, MemorySink } from "./core/sink.js";
 export { packDirectory, listTree } from "./core/pack-directory.js";
 export type { PackDirectoryOptions } from "./core/pack-directory.js";
