@@ -138,6 +138,25 @@ describe("getMany coalescing", () => {
     expect(new Set(seen).size).toBeGreaterThan(10);
   });
 
+  it("leaving an iterMany loop early cancels the reads still to come", async () => {
+    const bytes = await build(200, () => new Uint8Array(5000).fill(3));
+    const src = new CountingSource(bytes, { maxGap: 0, maxSpan: 5000, concurrency: 2 }, 5);
+    const r = await DesReader.open(src, { tailSize: 256 });
+    await r.list();
+    src.reads.length = 0;
+    const names = Array.from({ length: 200 }, (_, i) => `e${String(i).padStart(6, "0")}`);
+    let seen = 0;
+    for await (const [, body] of r.iterMany(names)) {
+      expect(body.length).toBe(5000);
+      if (++seen === 3) break;
+    }
+    const after = src.reads.length;
+    await new Promise((res) => setTimeout(res, 50));
+    expect(src.reads.length).toBe(after);
+    expect(after).toBeLessThan(20);
+    expect(src.inFlight).toBe(0);
+  });
+
   it("shares one read between identical concurrent requests", async () => {
     const bytes = await build(10, () => new Uint8Array(3000).fill(1));
     const src = new CountingSource(bytes, { maxGap: 0, maxSpan: 1 << 20, concurrency: 4 }, 10);

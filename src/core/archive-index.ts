@@ -193,13 +193,14 @@ class V2Index implements ArchiveIndex {
       const w = wants[0]!;
       out.set(w.item, await this.pages.getOrLoad(w.item, async () => this.decode(w.item, await this.fetcher.read(w.offset, w.length, signal))));
     } else if (wants.length > 1) {
-      for await (const { group, bytes } of this.fetcher.readGroups(wants, signal)) {
+      await this.fetcher.readGroups(wants, signal, {}, (group, bytes) => {
         for (const w of group.wants) {
           const decoded = this.decode(w.item, sliceWant(group, bytes, w));
           this.pages.set(w.item, decoded.value, decoded.bytes);
           out.set(w.item, decoded.value);
         }
-      }
+      });
+
     }
     return out;
   }

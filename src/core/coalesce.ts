@@ -54,61 +54,55 @@ export function sliceWant<T>(group: RangeGroup<T>, bytes: Uint8Array, want: Rang
 }
 
 /**
- * Runs `task` over `items` with at most `concurrency` in flight, yielding each
- * result as it completes. The first failure stops new work, aborts the
- * signal handed to running tasks, and is rethrown.
+ * Runs `task` over `items` with at most `concurrency` in flight; each task
+ * delivers its own result. The first failure stops new work, aborts the
+ * signal handed to running tasks, waits for them to settle (none rejects
+ * unobserved) and is rethrown.
  */
-export async function* runConcurrent<I, R>(
-  items: readonly I[],
-  concurrency: number,
-  task: (item: I, signal: AbortSignal) => Promise<R>,
-  signal?: AbortSignal,
-): AsyncGenerator<R> {
-  throwIfAborted(signal);
-  const inner = new AbortController();
-  const onAbort = (): void => inner.abort(signal?.reason);
-  signal?.addEventListener("abort", onAbort, { once: true });
-  const limit = Math.max(1, Math.floor(concurrency));
-  const running = new Map<number, Promise<{ id: number; ok: true; value: R } | { id: number; ok: false; error: unknown }>>();
-  let next = 0;
-  const launch = (): void => {
-    const id = next++;
-    const p = task(items[id]!, inner.signal).then(
-      (value) => ({ id, ok: true as const, value }),
-      (error: unknown) => ({ id, ok: false as const, error }),
-    );
-    running.set(id, p);
-  };
-  try {
-    while (next < items.length && running.size < limit) launch();
-    while (running.size > 0) {
-      const done = await Promise.race(running.values());
-      running.delete(done.id);
-      if (!done.ok) {
-        if (signal?.aborted) throw new DesAbortedError(undefined, { cause: signal.reason });
-        throw done.error;
-      }
-      if (next < items.length) launch();
-      yield done.value;
-    }
-  } finally {
-    signal?.removeEventListener("abort", onAbort);
-    if (running.size > 0) {
-      inner.abort(new DesAbortedError("a sibling read failed"));
-      // Let in-flight tasks settle so none rejects unobserved.
-      await Promise.allSettled(running.values());
-    }
-  }
-}
-
-/** Runs `task` over all items with bounded concurrency; resolves when all succeed. */
-export async function runAll<I>(
+export function runBounded<I>(
   items: readonly I[],
   concurrency: number,
   task: (item: I, signal: AbortSignal) => Promise<void>,
   signal?: AbortSignal,
 ): Promise<void> {
-  for await (const _ of runConcurrent(items, concurrency, task, signal)) {
-    // results are delivered by the task itself
-  }
+  throwIfAborted(signal);
+  if (items.length === 0) return Promise.resolve();
+  const inner = new AbortController();
+  const onAbort = (): void => inner.abort(signal?.reason);
+  signal?.addEventListener("abort", onAbort, { once: true });
+  const limit = Math.min(items.length, Math.max(1, Math.floor(concurrency)));
+  let next = 0;
+  let running = 0;
+  let failure: { error: unknown } | undefined;
+  return new Promise<void>((resolve, reject) => {
+    const settle = (): void => {
+      if (running > 0 || (next < items.length && !failure)) return;
+      signal?.removeEventListener("abort", onAbort);
+      if (!failure) resolve();
+      else if (signal?.aborted) reject(new DesAbortedError(undefined, { cause: signal.reason }));
+      else reject(failure.error);
+    };
+    const launch = (): void => {
+      while (!failure && running < limit && next < items.length) {
+        const item = items[next++]!;
+        running++;
+        task(item, inner.signal).then(
+          () => {
+            running--;
+            launch();
+            settle();
+          },
+          (error: unknown) => {
+            running--;
+            if (!failure) {
+              failure = { error };
+              inner.abort(new DesAbortedError("a sibling read failed"));
+            }
+            settle();
+          },
+        );
+      }
+    };
+    launch();
+  });
 }

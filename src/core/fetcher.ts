@@ -1,4 +1,4 @@
-import { coalesceRanges, runConcurrent } from "./coalesce.js";
+import { coalesceRanges, runBounded } from "./coalesce.js";
 import type { RangeGroup, RangeWant } from "./coalesce.js";
 import { DesAbortedError, DesIoError } from "./errors.js";
 import type { RangeSource, ReadHints } from "./source.js";
@@ -104,62 +104,70 @@ export class Fetcher {
     return tail;
   }
 
-  /** Coalesces wants into groups and reads them concurrently, yielding each group as it arrives. */
-  async *readGroups<T>(
+  /**
+   * Coalesces wants into groups and reads them concurrently, handing each
+   * group to `onGroup` as it arrives. A callback rather than an async
+   * iterator: on a local disk a batch is thousands of small groups, and an
+   * iterator costs a promise hop for every one of them.
+   */
+  async readGroups<T>(
     wants: readonly RangeWant<T>[],
-    signal?: AbortSignal,
-    hints: Partial<ReadHints> = {},
-  ): AsyncGenerator<{ group: RangeGroup<T>; bytes: Uint8Array }> {
+    signal: AbortSignal | undefined,
+    hints: Partial<ReadHints>,
+    onGroup: (group: RangeGroup<T>, bytes: Uint8Array) => void,
+  ): Promise<void> {
     const h = { ...this.hints, ...hints };
     const groups = coalesceRanges(wants, h.maxGap, h.maxSpan);
     if (groups.length === 1) {
       // One read (a single `get`): no scheduler, no second abort controller.
       const g = groups[0]!;
-      yield { group: g, bytes: await this.read(g.offset, g.length, signal) };
+      onGroup(g, await this.read(g.offset, g.length, signal));
       return;
     }
     if (this.source.readMany && groups.length >= BATCH_MIN) {
-      // Inline rather than delegated: each level of async generator costs a promise per group.
-      const t = this.tail;
-      const rest: RangeGroup<T>[] = [];
-      for (const g of groups) {
-        // Inside the open-time tail: no read at all.
-        if (t && g.offset >= t.start && g.offset + g.length <= t.start + t.bytes.length) {
-          yield { group: g, bytes: t.bytes.subarray(g.offset - t.start, g.offset - t.start + g.length) };
-        } else {
-          rest.push(g);
-        }
-      }
-      const batches = this.batchesOf(rest);
-      const read = (b: RangeGroup<T>[]): Promise<Uint8Array[]> => {
-        const p = this.source.readMany!(b, signal, this.version);
-        // Observed now, awaited later: a read failing while an earlier one is awaited must not count as unhandled.
-        p.catch(() => undefined);
-        return p;
-      };
-      // Two batches in flight: the caller decodes one while the next is read.
-      let ahead: [Promise<Uint8Array[]>?, Promise<Uint8Array[]>?] = [batches[0] ? read(batches[0]) : undefined, batches[1] ? read(batches[1]) : undefined];
-      for (let k = 0; k < batches.length; k++) {
-        const results = await ahead[0]!;
-        ahead = [ahead[1], batches[k + 2] ? read(batches[k + 2]!) : undefined];
-        const done = batches[k]!;
-        this.stats.requests += done.length;
-        for (let i = 0; i < done.length; i++) {
-          const g = done[i]!;
-          const r = results[i]!;
-          if (r.length !== g.length) throw new DesIoError(`${this.source.key}: batch read at ${g.offset} returned ${r.length} of ${g.length} bytes`);
-          this.stats.bytes += r.length;
-          yield { group: g, bytes: r };
-        }
-      }
+      await this.readBatched(groups, signal, onGroup);
       return;
     }
-    yield* runConcurrent(
-      groups,
-      h.concurrency,
-      async (group, inner) => ({ group, bytes: await this.read(group.offset, group.length, inner) }),
-      signal,
-    );
+    await runBounded(groups, h.concurrency, async (group, inner) => onGroup(group, await this.read(group.offset, group.length, inner)), signal);
+  }
+
+  /** Many groups through `source.readMany`, two batches in flight so decoding overlaps reading. */
+  private async readBatched<T>(
+    groups: readonly RangeGroup<T>[],
+    signal: AbortSignal | undefined,
+    onGroup: (group: RangeGroup<T>, bytes: Uint8Array) => void,
+  ): Promise<void> {
+    const t = this.tail;
+    const rest: RangeGroup<T>[] = [];
+    for (const g of groups) {
+      // Inside the open-time tail: no read at all.
+      if (t && g.offset >= t.start && g.offset + g.length <= t.start + t.bytes.length) {
+        onGroup(g, t.bytes.subarray(g.offset - t.start, g.offset - t.start + g.length));
+      } else {
+        rest.push(g);
+      }
+    }
+    const batches = this.batchesOf(rest);
+    const read = (b: RangeGroup<T>[]): Promise<Uint8Array[]> => {
+      const p = this.source.readMany!(b, signal, this.version);
+      // Observed now, awaited later: a read failing while an earlier one is awaited must not count as unhandled.
+      p.catch(() => undefined);
+      return p;
+    };
+    let ahead: [Promise<Uint8Array[]>?, Promise<Uint8Array[]>?] = [batches[0] ? read(batches[0]) : undefined, batches[1] ? read(batches[1]) : undefined];
+    for (let k = 0; k < batches.length; k++) {
+      const results = await ahead[0]!;
+      ahead = [ahead[1], batches[k + 2] ? read(batches[k + 2]!) : undefined];
+      const done = batches[k]!;
+      this.stats.requests += done.length;
+      for (let i = 0; i < done.length; i++) {
+        const g = done[i]!;
+        const r = results[i]!;
+        if (r.length !== g.length) throw new DesIoError(`${this.source.key}: batch read at ${g.offset} returned ${r.length} of ${g.length} bytes`);
+        this.stats.bytes += r.length;
+        onGroup(g, r);
+      }
+    }
   }
 
   /**

@@ -5,6 +5,7 @@ import { sliceWant } from "./coalesce.js";
 import type { RangeWant } from "./coalesce.js";
 import { decompressStream, decompressSync } from "./compression.js";
 import {
+  DesAbortedError,
   DesChangedError,
   DesChecksumError,
   DesClosedError,
@@ -262,7 +263,8 @@ export class DesReader {
   async getMany(names: Iterable<string>, opts: ManyOptions = {}): Promise<Map<string, Uint8Array>> {
     const wanted = [...new Set(names)];
     const got = new Map<string, Uint8Array>();
-    for await (const [name, bytes] of this.iterMany(wanted, opts)) got.set(name, bytes);
+    await this.readBodies(wanted, opts, (name, bytes) => got.set(name, bytes));
+    if (got.size <= 1) return got;
     const ordered = new Map<string, Uint8Array>();
     for (const n of wanted) {
       const b = got.get(n);
@@ -274,10 +276,59 @@ export class DesReader {
   /**
    * The streaming form of `getMany`: yields each entry as soon as the read
    * that holds it arrives. Lookups all happen before the first data read, so
-   * a missing name fails before any data I/O.
+   * a missing name fails before any data I/O. Leaving the loop early cancels
+   * the reads still in flight.
    */
   async *iterMany(names: Iterable<string>, opts: ManyOptions = {}): AsyncGenerator<[string, Uint8Array]> {
     const wanted = [...new Set(names)];
+    // Our own controller, following the caller's: leaving the loop early must cancel the reads.
+    const stop = new AbortController();
+    const follow = (): void => stop.abort(opts.signal?.reason);
+    if (opts.signal?.aborted) follow();
+    opts.signal?.addEventListener("abort", follow, { once: true });
+    const signal = stop.signal;
+    const ready: [string, Uint8Array][] = [];
+    let wake: (() => void) | undefined;
+    let outcome: { error: unknown } | "done" | undefined;
+    const reading = this.readBodies(wanted, { ...opts, signal }, (name, bytes) => {
+      ready.push([name, bytes]);
+      wake?.();
+    }).then(
+      () => {
+        outcome = "done";
+        wake?.();
+      },
+      (error: unknown) => {
+        outcome = { error };
+        wake?.();
+      },
+    );
+    try {
+      for (let i = 0; ; ) {
+        if (i < ready.length) {
+          const item = ready[i]!;
+          ready[i++] = undefined as unknown as [string, Uint8Array]; // let it go once yielded
+          yield item;
+          continue;
+        }
+        if (outcome === "done") return;
+        if (outcome) throw outcome.error;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    } finally {
+      opts.signal?.removeEventListener("abort", follow);
+      if (!outcome) stop.abort(new DesAbortedError("the consumer stopped iterating"));
+      await reading;
+    }
+  }
+
+  /**
+   * Looks up `wanted`, reads their bodies with coalesced reads and hands
+   * each to `deliver` as it arrives: the one implementation behind `getMany`
+   * and `iterMany`.
+   */
+  private async readBodies(wanted: readonly string[], opts: ManyOptions, deliver: (name: string, bytes: Uint8Array) => void): Promise<void> {
     const verify = opts.verify ?? this.opts.verify;
     const signal = opts.signal;
     // Data must be read from the same opening the records came from: after a
@@ -291,44 +342,42 @@ export class DesReader {
     }, signal);
     for (const r of recs) checkReadable(r);
 
-    const wants: RangeWant<EntryRecord>[] = [];
     const external: EntryRecord[] = [];
-    for (const r of recs) {
-      if (r.flags & FLAG_EXTERNAL) external.push(r);
-      else if (r.storedSize === 0) yield [r.name, new Uint8Array(0)];
-      else wants.push({ offset: r.dataOffset, length: r.storedSize, item: r });
-    }
-    const defined = hintsOf(opts);
-    // Data reads go through `run` group by group is not possible mid-iteration,
-    // so a change detected here reopens and re-reads the remaining entries.
-    let pending = wants;
+    const split = (list: readonly EntryRecord[]): RangeWant<EntryRecord>[] => {
+      const wants: RangeWant<EntryRecord>[] = [];
+      for (const r of list) {
+        if (r.flags & FLAG_EXTERNAL) external.push(r);
+        else if (r.storedSize === 0) deliver(r.name, new Uint8Array(0));
+        else wants.push({ offset: r.dataOffset, length: r.storedSize, item: r });
+      }
+      return wants;
+    };
+    let pending = split(recs);
+    const hints = hintsOf(opts);
     // One reopen per call: if the lookups already reopened, a change now is the second.
     for (let attempt = lookups > 1 ? 1 : 0; pending.length > 0; attempt++) {
       const done = new Set<EntryRecord>();
       try {
-        for await (const { group, bytes } of st.fetcher.readGroups(pending, signal, defined)) {
+        await st.fetcher.readGroups(pending, signal, hints, (group, bytes) => {
           for (const w of group.wants) {
-            const body = decodeBody(w.item, sliceWant(group, bytes, w), verify);
+            deliver(w.item.name, decodeBody(w.item, sliceWant(group, bytes, w), verify));
             done.add(w.item);
-            yield [w.item.name, body];
           }
-        }
+        });
         pending = [];
       } catch (e) {
-        if (!(e instanceof DesChangedError) || attempt > 0) {
-          if (e instanceof DesChangedError) throw new DesChangedError(`${this.source.key} changed again while being read`, { cause: e });
-          throw e;
-        }
+        if (!(e instanceof DesChangedError)) throw e;
+        if (attempt > 0) throw new DesChangedError(`${this.source.key} changed again while being read`, { cause: e });
+        // A change detected mid-batch: reopen and read what is left from the new opening.
         await this.reopen(st, signal);
         st = this.state;
         const left = pending.filter((w) => !done.has(w.item)).map((w) => w.item.name);
         const fresh = await this.records(st, left, opts.missing ?? "throw", signal);
         for (const r of fresh) checkReadable(r);
-        pending = fresh.filter((r) => !(r.flags & FLAG_EXTERNAL) && r.storedSize > 0).map((r) => ({ offset: r.dataOffset, length: r.storedSize, item: r }));
-        for (const r of fresh) if (r.storedSize === 0 && !(r.flags & FLAG_EXTERNAL)) yield [r.name, new Uint8Array(0)];
+        pending = split(fresh);
       }
     }
-    for (const r of external) yield [r.name, await this.getExternal(r, verify, signal)];
+    for (const r of external) deliver(r.name, await this.getExternal(r, verify, signal));
   }
 
   /** The key of an external entry: v2 records it; v1 keeps it in the meta, else the reader's convention. */
@@ -381,9 +430,9 @@ export class DesReader {
         if (r.metaLength === 0) got.set(r.name, undefined);
         else wants.push({ offset: r.metaOffset, length: r.metaLength, item: r });
       }
-      for await (const { group, bytes } of s.fetcher.readGroups(wants, signal, hintsOf(opts))) {
+      await s.fetcher.readGroups(wants, signal, hintsOf(opts), (group, bytes) => {
         for (const w of group.wants) got.set(w.item.name, decodeMeta(s.index.version, w.item, sliceWant(group, bytes, w), verify));
-      }
+      });
       const ordered = new Map<string, MetaValue | undefined>();
       for (const r of recs) ordered.set(r.name, got.get(r.name));
       return ordered;
@@ -534,7 +583,7 @@ export class DesReader {
       if (r.metaLength > 0) metaWants.push({ offset: r.metaOffset, length: r.metaLength, item: r });
     }
     const bulk: Partial<ReadHints> = { maxGap: 1 << 20, maxSpan: 8 << 20 };
-    for await (const { group, bytes } of s.fetcher.readGroups(dataWants, signal, bulk)) {
+    await s.fetcher.readGroups(dataWants, signal, bulk, (group, bytes) => {
       for (const w of group.wants) {
         try {
           decodeBody(w.item, sliceWant(group, bytes, w), true);
@@ -543,8 +592,8 @@ export class DesReader {
           report(w.item.name, undefined, e);
         }
       }
-    }
-    for await (const { group, bytes } of s.fetcher.readGroups(metaWants, signal, bulk)) {
+    });
+    await s.fetcher.readGroups(metaWants, signal, bulk, (group, bytes) => {
       for (const w of group.wants) {
         try {
           decodeMeta(s.index.version, w.item, sliceWant(group, bytes, w), true);
@@ -553,7 +602,7 @@ export class DesReader {
           report(w.item.name, undefined, e);
         }
       }
-    }
+    });
     for (const r of recs) {
       if (!(r.flags & FLAG_EXTERNAL) || refused.has(r)) continue; // refused ones are reported once, above
       if (!this.opts.externalStore) {
