@@ -24,6 +24,7 @@ import { ensureBucket, s3Config, startMoto } from "../test/helpers/moto.js";
 import type { Moto } from "../test/helpers/moto.js";
 import { rng } from "./lib.js";
 import type { BenchReport, BenchRow, Benchmark } from "./lib.js";
+import { bodyOf } from "../test/helpers/data.js";
 
 const ENTRIES = 100_000;
 const PICK = 1_000;
@@ -49,20 +50,6 @@ function sizes(): Uint32Array {
   return out;
 }
 
-/** Deterministic body of entry i: its index, then xorshift bytes. */
-function bodyOf(i: number, size: number): Uint8Array {
-  const b = new Uint8Array(size);
-  let x = Math.imul(i + 1, 2654435761) >>> 0 || 1;
-  for (let k = 0; k < size; k++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    b[k] = x & 255;
-  }
-  return b;
-}
 
 interface Run {
   requests: number;

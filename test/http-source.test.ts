@@ -7,20 +7,8 @@ import { DesReader } from "../src/core/reader.js";
 import { MemorySink } from "../src/core/sink.js";
 import { DesWriter } from "../src/core/writer.js";
 import { HttpSource as HttpSourceFromRoot } from "../src/index.js";
+import { bodyOf } from "./helpers/data.js";
 
-function bodyOf(i: number, size: number, gen: number): Uint8Array {
-  const b = new Uint8Array(size);
-  let x = (Math.imul(i + 1, 2654435761) ^ Math.imul(gen, 40503)) >>> 0 || 1;
-  for (let k = 0; k < size; k++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    b[k] = x & 255;
-  }
-  return b;
-}
 const N = 400;
 const sizeOf = (i: number, gen: number): number => (i % 10 === 3 ? 0 : 200 + ((i * 7919 + gen * 31) % 6000));
 const nameOf = (i: number): string => `doc/${String(i).padStart(4, "0")}.json`;

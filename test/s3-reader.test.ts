@@ -17,25 +17,12 @@ import type { FaultProxy } from "./helpers/fault-proxy.js";
 import { countingClient, ensureBucket, s3Config, startMoto } from "./helpers/moto.js";
 import type { Moto, RequestCounter } from "./helpers/moto.js";
 import { loadManifest, vectorDir, vectorsPresent } from "./helpers/vectors.js";
+import { bodyOf, rng as rngOf } from "./helpers/data.js";
 
 // Unique per run, so a shared server (DES_TEST_S3_ENDPOINT) never sees leftovers of an earlier run.
 const BUCKET = `des-reader-${Date.now().toString(36)}-${process.pid}`;
 const MIB = 1 << 20;
 
-/** Deterministic bytes for entry `i` of generation `gen` (xorshift32). */
-function bodyOf(i: number, size: number, gen = 1): Uint8Array {
-  const b = new Uint8Array(size);
-  let x = (Math.imul(i + 1, 2654435761) ^ Math.imul(gen, 40503)) >>> 0 || 1;
-  for (let k = 0; k < size; k++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    b[k] = x & 255;
-  }
-  return b;
-}
 
 /** Seeded sizes: 1..12 KiB, every 20th entry empty. */
 function sizeOf(i: number, gen = 1): number {
@@ -43,16 +30,6 @@ function sizeOf(i: number, gen = 1): number {
   return 1 + ((Math.imul(i + 13, 0x9e3779b1) ^ gen) >>> 0) % (12 * 1024);
 }
 
-function rngOf(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const BATCH_N = 2000;
 const batchName = (i: number): string => `file-${String(i).padStart(5, "0")}.bin`;

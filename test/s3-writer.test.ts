@@ -9,6 +9,7 @@ import { DesWriter } from "../src/core/writer.js";
 import { S3DesReader, S3ExternalStore, S3Sink, createS3Writer, uploadArchive } from "../src/s3/index.js";
 import { countingClient, ensureBucket, s3Config, startMoto } from "./helpers/moto.js";
 import type { Moto, RequestCounter } from "./helpers/moto.js";
+import { bodyOf } from "./helpers/data.js";
 
 // Unique per run, so a shared server (DES_TEST_S3_ENDPOINT) never sees leftovers of an earlier run.
 const BUCKET = `des-writer-${Date.now().toString(36)}-${process.pid}`;
@@ -32,19 +33,6 @@ afterAll(async () => {
   await moto?.stop();
 });
 
-function bodyOf(i: number, size: number): Uint8Array {
-  const b = new Uint8Array(size);
-  let x = Math.imul(i + 1, 2654435761) >>> 0 || 1;
-  for (let k = 0; k < size; k++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    b[k] = x & 255;
-  }
-  return b;
-}
 
 async function exists(key: string): Promise<boolean> {
   try {

@@ -1,6 +1,7 @@
 import { DesAbortedError, DesChangedError, DesFormatError, DesInvalidArgumentError, DesIoError, throwIfAborted } from "./errors.js";
 import { checkRange } from "./source.js";
 import type { RangeSource, ReadHints } from "./source.js";
+import { concatBytes } from "./bytes.js";
 
 /**
  * Batching for object stores and CDNs: a request costs a round trip
@@ -315,11 +316,5 @@ async function readBody(res: Response, expected: number | undefined, signal?: Ab
     if (got !== out.length) throw new RetryableError(`short body: ${got} of ${out.length} bytes`);
     return out;
   }
-  const all = new Uint8Array(got);
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.length;
-  }
-  return all;
+  return concatBytes(chunks);
 }

@@ -1,4 +1,5 @@
 import { DesAbortedError, DesIoError } from "../core/errors.js";
+import { concatBytes } from "../core/bytes.js";
 
 /** A body that ended early or broke midway: worth one more GET (the SDK does not retry these). */
 export class BodyError extends Error {}
@@ -76,11 +77,5 @@ export async function readBody(body: unknown, expected: number | undefined, sign
     if (got !== out.length) throw new BodyError(`short body: ${got} of ${out.length} bytes`);
     return out;
   }
-  const all = new Uint8Array(got);
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.length;
-  }
-  return all;
+  return concatBytes(chunks);
 }
