@@ -273,7 +273,7 @@ describe("batches", () => {
     resetCounts();
     const results = await Promise.all([reader.get(n), reader.get(n), reader.get(n), reader.getMany([n])]);
     expect(counter.total).toBe(1);
-    const want = Buffer.from(bodyOf(1234, sizeOf(1234)));
+    const want = Buffer.from(bodyOf(1234, sizeOf(1234), 1));
     expect(Buffer.from(results[0]).equals(want)).toBe(true);
     expect(Buffer.from(results[3].get(n)!).equals(want)).toBe(true);
   });
@@ -317,7 +317,7 @@ describe("batches", () => {
         if (count === 0) seenAtFirst.push(proxy!.stats.requests);
         count++;
         const i = Number(name.slice(5, 10));
-        expect(Buffer.from(bytes).equals(Buffer.from(bodyOf(i, sizeOf(i))))).toBe(true);
+        expect(Buffer.from(bytes).equals(Buffer.from(bodyOf(i, sizeOf(i), 1)))).toBe(true);
       }
       expect(count).toBe(names.length);
       // The first entry came out when only the first wave of GETs had been sent.
@@ -481,7 +481,7 @@ describe("faults (through the proxy), every byte checked", () => {
   function checkAll(got: Map<string, Uint8Array>): void {
     for (const n of sample) {
       const i = Number(n.slice(5, 10));
-      expect(Buffer.from(got.get(n)!).equals(Buffer.from(bodyOf(i, sizeOf(i))))).toBe(true);
+      expect(Buffer.from(got.get(n)!).equals(Buffer.from(bodyOf(i, sizeOf(i), 1)))).toBe(true);
     }
   }
   const tight = { maxGap: 0, maxSpan: 32 * 1024, concurrency: 4 };
