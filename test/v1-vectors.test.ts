@@ -5,13 +5,17 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DesExternalError, DesReader, DesWriter, FileSource, LocalFolderStore, MemorySink, MemorySource } from "../src/index.js";
 import { loadManifest, vectorDir, vectorsPresent } from "./helpers/vectors.js";
+import type { Manifest } from "./helpers/vectors.js";
 
 const sha256 = (b: Uint8Array): string => crypto.createHash("sha256").update(b).digest("hex");
+const present = vectorsPresent();
+/** Test bodies are collected even when skipped: read manifests only when the vectors exist. */
+const manifestOf = (name: string): Manifest => (present ? loadManifest(name) : ({ files: [], external_files: [], reader_list_files: [], writer_kwargs: {}, raw: {} } as unknown as Manifest));
 
-describe.runIf(vectorsPresent())("DES v1 vectors written by the Python implementation", () => {
+describe.runIf(present)("DES v1 vectors written by the Python implementation", () => {
   for (const name of ["a_small", "b_empty", "c_many"]) {
     describe(name, () => {
-      const manifest = loadManifest(name);
+      const manifest = manifestOf(name);
       const archivePath = path.join(vectorDir(name), "archive.des");
       const store = new LocalFolderStore(path.join(vectorDir(name), "s3"));
       let reader: DesReader;
@@ -121,10 +125,10 @@ describe.runIf(vectorsPresent())("DES v1 vectors written by the Python implement
   });
 });
 
-describe.runIf(vectorsPresent())("DES v1 writer reproduces the Python writer byte for byte", () => {
+describe.runIf(present)("DES v1 writer reproduces the Python writer byte for byte", () => {
   for (const name of ["a_small", "b_empty", "c_many"]) {
     it(`rebuilds ${name} from its manifest with the same sha256`, async () => {
-      const manifest = loadManifest(name);
+      const manifest = manifestOf(name);
       const original = await DesReader.open(await FileSource.open(path.join(vectorDir(name), "archive.des")), {
         externalStore: new LocalFolderStore(path.join(vectorDir(name), "s3")),
       });
