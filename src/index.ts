@@ -5,7 +5,7 @@
 export { DesReader } from "./core/reader.js";
 export type { ReaderOptions, ReadOptions, ManyOptions, EntryStat, VerifyReport, VerifyProblem } from "./core/reader.js";
 export { DesWriter } from "./core/writer.js";
-export type { WriterOptions, AddOptions, EntryData, WriterStats } from "./core/writer.js";
+export type { WriterOptions, AddOptions, AddManyOptions, EntryData, WriterStats } from "./core/writer.js";
 export { FileSource, MemorySource, LOCAL_HINTS, MEMORY_HINTS } from "./core/source.js";
 export type { RangeSource, ReadHints, FileSourceOptions } from "./core/source.js";
 export { HttpSource, REMOTE_HINTS } from "./core/http-source.js";

@@ -377,7 +377,7 @@ function buildSource(base: Base, m: Mutation): GuardedSource {
 }
 
 /** The offsets whose bytes actually differ from the original (flip kinds). */
-function changedOffsets(base: Base, m: Mutation): number[] {
+function changedOffsets(m: Mutation): number[] {
   if (!m.flips) return [];
   const net = new Map<number, number>();
   for (const f of m.flips) net.set(f.at, (net.get(f.at) ?? 0) ^ f.mask);
@@ -469,7 +469,7 @@ async function runCase(base: Base, m: Mutation, index: number, tally: Tally): Pr
     throw new CaseFailure(`${where} ${msg}`);
   };
   const src = buildSource(base, m);
-  const changed = changedOffsets(base, m);
+  const changed = changedOffsets(m);
   const p = rng(`${base.label}-ops`, index);
   const useStore = base.externalBody !== undefined && p.chance(0.6);
   const store = useStore ? new MemoryStore(new Map([[base.externalBody!.key, base.externalBody!.bytes]])) : undefined;

@@ -128,6 +128,15 @@ export class ByteWriter {
     return this;
   }
 
+  /**
+   * Room for `n` more bytes, for encoders that write in place: they write at
+   * `at` of `buf` (or `view`) and then set `length` to where they stopped.
+   */
+  reserve(n: number): { buf: Uint8Array; view: DataView; at: number } {
+    this.ensure(n);
+    return { buf: this.buf, view: this.view, at: this.length };
+  }
+
   /** A view of what was written (shares memory until the next write grows the buffer). */
   view_(): Uint8Array {
     return this.buf.subarray(0, this.length);
@@ -136,6 +145,26 @@ export class ByteWriter {
   finish(): Uint8Array {
     return this.buf.slice(0, this.length);
   }
+}
+
+/** Writes `v` as an unsigned LEB128 varint at `o` of `buf` (which has room); returns the offset after it. */
+export function putVarint(buf: Uint8Array, o: number, v: number): number {
+  if (v < 0x80000000) {
+    // Integer arithmetic below 2^31 (nearly every value): no floating-point modulo.
+    let x = v | 0;
+    while (x >= 0x80) {
+      buf[o++] = (x & 0x7f) | 0x80;
+      x >>>= 7;
+    }
+    buf[o++] = x;
+    return o;
+  }
+  while (v >= 0x80) {
+    buf[o++] = (v % 0x80) | 0x80;
+    v = Math.floor(v / 0x80);
+  }
+  buf[o++] = v;
+  return o;
 }
 
 export function varintLength(v: number): number {

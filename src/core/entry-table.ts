@@ -1,8 +1,18 @@
 import { bytesEqual } from "./bytes.js";
 
+const encoder = new TextEncoder();
+
+/**
+ * The top 32 bits of a name hash: the duplicate table's key, and (its top
+ * page_bits, at most 24) the name's index page.
+ */
+export function hashKey(hash: bigint): number {
+  return Number(hash >> 32n);
+}
+
 /**
  * The writer's record of every entry added so far, as columns in typed
- * arrays plus one arena for all names: 86 bytes of columns per entry, its
+ * arrays plus one arena for all names: 94 bytes of columns per entry, its
  * name's UTF-8 bytes, and 4-11 bytes of duplicate-check table; no JavaScript
  * object per entry. Arrays grow by 1.5x, so up to half of that again is
  * slack. This is the only memory a writer grows with entry count.
@@ -15,6 +25,8 @@ export class EntryTable {
   nameStart: Float64Array;
   nameLen: Uint32Array;
   nameHash: BigUint64Array;
+  /** The top 32 bits of nameHash (see hashKey): no bigint arithmetic per probe or page. */
+  nameKey: Uint32Array;
   flags: Uint8Array;
   codec: Uint8Array;
   size: Float64Array;
@@ -26,6 +38,13 @@ export class EntryTable {
   metaHash: BigUint64Array;
   /** Sparse: only external entries have a key. */
   readonly externalKey = new Map<number, Uint8Array>();
+  /**
+   * True while every name added is greater (bytewise) than the one before:
+   * then every index page is already in order and needs no sort.
+   */
+  inOrder = true;
+  /** The last name added, when known as a string of ASCII (whose order is its bytes' order). */
+  private lastAscii: string | undefined;
   /** Open-addressing set of entry numbers keyed by name hash, for duplicate checks. */
   private slots = new Int32Array(0);
 
@@ -34,6 +53,7 @@ export class EntryTable {
     this.nameStart = new Float64Array(initial);
     this.nameLen = new Uint32Array(initial);
     this.nameHash = new BigUint64Array(initial);
+    this.nameKey = new Uint32Array(initial);
     this.flags = new Uint8Array(initial);
     this.codec = new Uint8Array(initial);
     this.size = new Float64Array(initial);
@@ -50,22 +70,107 @@ export class EntryTable {
     return this.arena.subarray(s, s + this.nameLen[i]!);
   }
 
+  private reserveArena(bytes: number): void {
+    if (this.arenaUsed + bytes <= this.arena.length) return;
+    let next = Math.ceil(this.arena.length * 1.5);
+    while (next < this.arenaUsed + bytes) next = Math.ceil(next * 1.5);
+    const a = new Uint8Array(next);
+    a.set(this.arena.subarray(0, this.arenaUsed));
+    this.arena = a;
+  }
+
+  /** The arena: entry `i`'s name is `nameLen[i]` bytes at `nameStart[i]`. */
+  get names(): Uint8Array {
+    return this.arena;
+  }
+
+  /** Unsigned bytewise comparison of two entries' names (compareBytes without views). */
+  compareNames(a: number, b: number): number {
+    const arena = this.arena;
+    const sa = this.nameStart[a]!;
+    const sb = this.nameStart[b]!;
+    const la = this.nameLen[a]!;
+    const lb = this.nameLen[b]!;
+    const n = Math.min(la, lb);
+    for (let k = 0; k < n; k++) {
+      const d = arena[sa + k]! - arena[sb + k]!;
+      if (d !== 0) return d;
+    }
+    return la - lb;
+  }
+
+  /** True when the entries' names are in strictly ascending byte order. */
+  ascending(entries: ArrayLike<number>): boolean {
+    for (let k = 1; k < entries.length; k++) if (this.compareNames(entries[k - 1]!, entries[k]!) >= 0) return false;
+    return true;
+  }
+
   /** Adds a name and returns its entry number; the caller then fills the columns. */
   push(name: Uint8Array, hash: bigint): number {
-    if (this.count === this.cap) this.grow();
-    if (this.arenaUsed + name.length > this.arena.length) {
-      let next = Math.ceil(this.arena.length * 1.5);
-      while (next < this.arenaUsed + name.length) next = Math.ceil(next * 1.5);
-      const a = new Uint8Array(next);
-      a.set(this.arena.subarray(0, this.arenaUsed));
-      this.arena = a;
-    }
-    const i = this.count++;
+    this.reserveArena(name.length);
     this.arena.set(name, this.arenaUsed);
+    return this.pushStaged(name.length, hash);
+  }
+
+  /**
+   * Encodes `name` as UTF-8 just past the last name, without adding it, and
+   * returns its length in bytes. Then `pushStaged` adds it (no copy), or the
+   * next stage overwrites it. No allocation for an ASCII name.
+   */
+  stageName(name: string): number {
+    const n = name.length;
+    this.reserveArena(n * 3);
+    const arena = this.arena;
+    const at = this.arenaUsed;
+    for (let k = 0; k < n; k++) {
+      const c = name.charCodeAt(k);
+      if (c >= 0x80) return encoder.encodeInto(name, arena.subarray(at)).written;
+      arena[at + k] = c;
+    }
+    return n;
+  }
+
+  /** The staged name's bytes (a view, valid until the table changes). */
+  staged(length: number): Uint8Array {
+    return this.arena.subarray(this.arenaUsed, this.arenaUsed + length);
+  }
+
+  /** True when the staged name (`length` bytes, `hash`) is already an entry's name. */
+  hasStaged(length: number, hash: bigint, key: number): boolean {
+    this.prepareSlots();
+    const mask = this.slots.length - 1;
+    const arena = this.arena;
+    const at = this.arenaUsed;
+    probe: for (let s = key & mask; ; s = (s + 1) & mask) {
+      const e = this.slots[s]!;
+      if (e === 0) return false;
+      if (this.nameKey[e - 1] !== key || this.nameLen[e - 1] !== length || this.nameHash[e - 1] !== hash) continue;
+      const start = this.nameStart[e - 1]!;
+      for (let k = 0; k < length; k++) if (arena[start + k] !== arena[at + k]) continue probe;
+      return true;
+    }
+  }
+
+  /**
+   * Adds the name staged by `stageName` (`length` of its bytes) and returns
+   * its entry number. `key` is `hashKey(hash)`;
+   * `asString`, the name as a string when it is all ASCII, makes keeping
+   * `inOrder` cheaper.
+   */
+  pushStaged(length: number, hash: bigint, key = hashKey(hash), asString?: string): number {
+    if (this.count === this.cap) this.grow();
+    const i = this.count++;
     this.nameStart[i] = this.arenaUsed;
-    this.nameLen[i] = name.length;
+    this.nameLen[i] = length;
     this.nameHash[i] = hash;
-    this.arenaUsed += name.length;
+    this.nameKey[i] = key;
+    this.arenaUsed += length;
+    if (this.inOrder && i > 0) {
+      // For ASCII strings, code unit order is byte order (a native comparison).
+      const prev = this.lastAscii;
+      this.inOrder = prev !== undefined && asString !== undefined ? prev < asString : this.compareNames(i - 1, i) < 0;
+    }
+    this.lastAscii = asString;
     if (this.slots.length > 0) this.insertSlot(i);
     return i;
   }
@@ -73,6 +178,7 @@ export class EntryTable {
   /** Forgets the most recently pushed entry (its body failed validation before any byte was written). */
   pop(): void {
     const i = --this.count;
+    this.lastAscii = undefined;
     this.arenaUsed = this.nameStart[i]!;
     if (this.slots.length > 0) this.rebuildSlots();
   }
@@ -100,6 +206,9 @@ export class EntryTable {
     nl.set(this.nameLen);
     this.nameLen = nl;
     this.nameHash = b64(this.nameHash);
+    const nk = new Uint32Array(cap);
+    nk.set(this.nameKey);
+    this.nameKey = nk;
     this.flags = u8(this.flags);
     this.codec = u8(this.codec);
     this.size = f64(this.size);
@@ -112,15 +221,20 @@ export class EntryTable {
     this.cap = cap;
   }
 
+  /** Enables the duplicate index on first use; keeps its load factor below 3/4. */
+  private prepareSlots(): void {
+    if (this.slots.length === 0 || this.count * 4 >= this.slots.length * 3) this.rebuildSlots();
+  }
+
   /** True when an entry with these name bytes exists. Enables the duplicate index on first use. */
   hasName(name: Uint8Array, hash: bigint): boolean {
-    if (this.slots.length === 0) this.rebuildSlots();
-    if (this.count * 4 >= this.slots.length * 3) this.rebuildSlots();
+    this.prepareSlots();
     const mask = this.slots.length - 1;
-    for (let s = Number(hash & BigInt(mask)); ; s = (s + 1) & mask) {
+    const key = hashKey(hash);
+    for (let s = key & mask; ; s = (s + 1) & mask) {
       const e = this.slots[s]!;
       if (e === 0) return false;
-      if (this.nameHash[e - 1] === hash && bytesEqual(this.name(e - 1), name)) return true;
+      if (this.nameKey[e - 1] === key && this.nameHash[e - 1] === hash && bytesEqual(this.name(e - 1), name)) return true;
     }
   }
 
@@ -130,7 +244,7 @@ export class EntryTable {
       return;
     }
     const mask = this.slots.length - 1;
-    let s = Number(this.nameHash[i]! & BigInt(mask));
+    let s = this.nameKey[i]! & mask;
     while (this.slots[s] !== 0) s = (s + 1) & mask;
     this.slots[s] = i + 1;
   }
@@ -142,7 +256,7 @@ export class EntryTable {
     this.slots = new Int32Array(size);
     const mask = size - 1;
     for (let i = 0; i < this.count; i++) {
-      let s = Number(this.nameHash[i]! & BigInt(mask));
+      let s = this.nameKey[i]! & mask;
       while (this.slots[s] !== 0) s = (s + 1) & mask;
       this.slots[s] = i + 1;
     }

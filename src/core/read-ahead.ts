@@ -6,16 +6,24 @@ import { DesAbortedError, DesInvalidArgumentError, throwIfAborted } from "./erro
 
 /**
  * Reading many small files is dominated by per-file system calls (open,
- * fstat, read, close), not bytes. Done through libuv's thread pool that is
- * four round trips per file, each waking the event loop; done synchronously
- * on the main thread it blocks the event loop. So the reads run in worker
+ * read, close), not bytes. Done through libuv's thread pool that is several
+ * round trips per file, each waking the event loop; done synchronously on
+ * the main thread it blocks the event loop. So the reads run in worker
  * threads, back to back with synchronous calls, and come back in batches in
  * a few recycled buffers: the caller's thread only hashes and writes, the
  * two overlap, and memory stays at `workers * buffers * bufferBytes`.
  *
- * Names go out in chunks, dealt round-robin to the workers; a batch never
- * spans two chunks, so the caller takes chunk 0 from worker 0, chunk 1 from
- * worker 1, ... and sees every file in order.
+ * A small file is read until read() returns 0, which finds its length
+ * without an fstat (a tenth of the per-file cost); a file that fills the
+ * first 64 KiB read (or the rest of the buffer) is measured, to decide
+ * between reading on, the next buffer and streaming.
+ *
+ * Names go out in chunks, dealt round-robin to the workers, ahead of
+ * consumption; a batch never spans two chunks, so the caller takes chunk 0
+ * from worker 0, chunk 1 from worker 1, ... and sees every file in order.
+ * A batch's buffer goes back to its worker when the caller releases it,
+ * which may be after later batches (packDirectory releases a buffer once
+ * the sink has written it, without copying).
  *
  * The worker is plain JavaScript evaluated from a string, so it needs no
  * separate file in either the ESM or the CJS build.
@@ -28,23 +36,46 @@ const path = require("node:path");
 // root ends with the separator; names use "/", which every platform accepts.
 let root = "";
 let limit = 0;
-const O_RDONLY = fs.constants.O_RDONLY;
+// O_NONBLOCK changes nothing for a regular file, and keeps a FIFO put in a file's place from blocking open().
+const O_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK || 0);
 let failed = false;
 const chunks = [];
 const free = [];
-// A file of the current chunk opened and measured that did not fit in the previous buffer.
+// A file of the current chunk, opened and measured, that did not fit in the previous buffer.
 let carry;
-function open(name) {
-  let fd;
-  try {
-    fd = fs.openSync(root + name, O_RDONLY);
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new Error("not a regular file");
-    return { fd, size: st.size };
-  } catch (e) {
-    if (fd !== undefined) try { fs.closeSync(fd); } catch {}
-    return { error: e };
+// Reads the file from offset from into bytes[at + from, at + max) until that is full or the file ends;
+// returns the file offset reached.
+function readUpTo(fd, bytes, at, from, max) {
+  let got = from;
+  while (got < max) {
+    const n = fs.readSync(fd, bytes, at + got, max - got, got);
+    if (n === 0) break;
+    got += n;
   }
+  return got;
+}
+// The first read of a file asks for this much at most: reading on until read() returns 0 finds
+// the length of a smaller file without an fstat (a tenth of the cost of a small file); a bigger
+// one is measured first, so a file that is then streamed costs one probe, not a buffer's worth.
+const PROBE = 64 * 1024;
+// Reads the next file into bytes at used: its length, -1 when it is over the limit (not read),
+// or undefined when it does not fit (then it is the carry for the next buffer).
+function readFile(f, bytes, used) {
+  let got = 0;
+  if (f.size < 0) {
+    const probe = Math.min(bytes.length - used, PROBE);
+    got = readUpTo(f.fd, bytes, used, 0, probe);
+    if (got < probe && got > 0) return got;
+    // An empty read is checked too: a FIFO (swapped in after the walk) reads as empty.
+    const st = fs.fstatSync(f.fd);
+    if (!st.isFile()) throw new Error("not a regular file");
+    if (st.size <= got || got < probe) return got;
+    f.size = st.size;
+  }
+  if (f.size > limit) return -1;
+  if (used + f.size > bytes.length) return undefined;
+  // A carried file starts over in its new buffer; a measured one goes on after the probe.
+  return readUpTo(f.fd, bytes, used, got, f.size);
 }
 function fill(buffer) {
   const chunk = chunks[0];
@@ -54,34 +85,30 @@ function fill(buffer) {
   let used = 0;
   let error;
   while (chunk.next < chunk.names.length) {
-    const f = carry || open(chunk.names[chunk.next]);
+    let f = carry;
     carry = undefined;
-    if (f.error) {
-      error = { index: chunk.next, message: String(f.error.message) };
-      break;
-    }
-    if (f.size > limit) {
-      fs.closeSync(f.fd);
-      lens.push(-1);
-      chunk.next++;
-      continue;
-    }
-    if (used + f.size > bytes.length) { carry = f; break; }
-    let got = 0;
-    try {
-      while (got < f.size) {
-        const n = fs.readSync(f.fd, bytes, used + got, f.size - got, got);
-        if (n === 0) break;
-        got += n;
+    if (!f) {
+      try {
+        f = { fd: fs.openSync(root + chunk.names[chunk.next], O_FLAGS), size: -1 };
+      } catch (e) {
+        error = { index: chunk.next, message: String(e.message) };
+        break;
       }
+    }
+    let len;
+    try {
+      len = readFile(f, bytes, used);
     } catch (e) {
       error = { index: chunk.next, message: String(e.message) };
-    } finally {
-      try { fs.closeSync(f.fd); } catch {}
     }
+    if (len === undefined && !error) {
+      carry = f;
+      break;
+    }
+    try { fs.closeSync(f.fd); } catch {}
     if (error) break;
-    lens.push(got);
-    used += got;
+    lens.push(len);
+    if (len > 0) used += len;
     chunk.next++;
   }
   if (error) failed = true;
@@ -95,7 +122,7 @@ function pump() {
 }
 parentPort.on("message", (m) => {
   if (m.root !== undefined) { root = m.root.endsWith(path.sep) ? m.root : m.root + path.sep; limit = m.limit; }
-  if (m.chunk) chunks.push({ id: m.chunk.id, names: m.chunk.names, next: 0 });
+  if (m.chunk) chunks.push({ id: m.chunk.id, names: m.chunk.names.split("\\0"), next: 0 });
   if (m.buffer) free.push(m.buffer);
   pump();
 });
@@ -115,7 +142,7 @@ export interface ReadAheadOptions {
   readonly wholeLimit: number;
   /** Bytes per batch buffer (at least `wholeLimit`). Default 4 MiB. */
   readonly bufferBytes?: number;
-  /** Buffers in rotation per worker: one being consumed, the rest being filled. Default 2. */
+  /** Buffers in rotation per worker: those being consumed or written, the rest being filled. Default 2. */
   readonly buffers?: number;
   /** Reader threads. Default 2 (1 on a single-core machine). */
   readonly workers?: number;
@@ -124,6 +151,8 @@ export interface ReadAheadOptions {
 
 /** Names per chunk: the unit dealt to one worker. */
 const CHUNK = 1024;
+/** Chunks dealt ahead to each worker: names are cheap, and a worker that runs out of them idles. */
+const AHEAD = 4;
 
 class ReaderThread {
   readonly worker: Worker;
@@ -133,8 +162,10 @@ class ReaderThread {
 
   constructor(root: string, limit: number) {
     // No inherited --import / --require flags: the worker uses only node builtins,
-    // and a loader (tsx, a test runner's) would only slow its start.
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [] });
+    // and a loader (tsx, a test runner's) would only slow its start. Its garbage is
+    // short-lived (names, small objects per file): a small young generation keeps
+    // it from growing to V8's default of tens of megabytes per thread.
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2 } });
     this.worker.on("message", (b: Batch) => {
       const w = this.waiting;
       this.waiting = undefined;
@@ -160,11 +191,16 @@ class ReaderThread {
     return new Promise((resolve, reject) => (this.waiting = { resolve, reject }));
   }
 
+  private stopped = false;
+
   send(message: unknown, transfer?: ArrayBuffer[]): void {
+    // A buffer may come back after the reading is over (still being written): drop it.
+    if (this.stopped) return;
     this.worker.postMessage(message, transfer);
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     this.worker.removeAllListeners("exit");
     this.worker.on("error", () => undefined);
     await this.worker.terminate();
@@ -172,18 +208,33 @@ class ReaderThread {
 }
 
 /**
- * Yields `[name, bytes]` for each file `path.join(root, name)`, in the order
- * `more` hands names out (it returns up to `max` more names, or none at the
- * end). `bytes` is undefined for a file larger than `wholeLimit` (the caller
- * streams it). A yielded view is valid only until the iterator is resumed
- * (its buffer is then recycled), so copy it or finish with it first. A file
- * that cannot be read throws at its turn, after every earlier file.
+ * Files read by one reader thread, in order: the bodies of the files whose
+ * `lengths[k] >= 0` lie back to back in `bytes`; `lengths[k] < 0` marks a
+ * file larger than `wholeLimit`, which was not read (the caller streams it).
  */
-export async function* readFilesAhead(
+export interface ReadBatch {
+  readonly names: readonly string[];
+  readonly lengths: Float64Array;
+  readonly bytes: Uint8Array;
+  /**
+   * Gives the buffer back to its reader thread. Call it exactly once, after
+   * the last use of `bytes` (it may be later than the next batch: reading
+   * stalls only when every buffer is out).
+   */
+  release(): void;
+}
+
+/**
+ * Yields the files `path.join(root, name)` in batches, in the order `more`
+ * hands names out (it returns up to `max` more names, or none at the end).
+ * A file that cannot be read throws at its turn, after a batch holding every
+ * earlier file.
+ */
+export async function* readBatchesAhead(
   root: string,
   more: (max: number) => Promise<readonly string[]>,
   opts: ReadAheadOptions,
-): AsyncGenerator<[string, Uint8Array | undefined]> {
+): AsyncGenerator<ReadBatch> {
   throwIfAborted(opts.signal);
   const first = await more(CHUNK);
   if (first.length === 0) return;
@@ -205,30 +256,55 @@ export async function* readFilesAhead(
   };
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   try {
-    // Names dealt but not yet consumed, by chunk number; each worker holds at most two chunks ahead.
+    // Names dealt but not yet consumed, by chunk number. Dealing runs on its own, ahead of
+    // consumption (each worker holds up to AHEAD chunks), so walking the tree for more names
+    // never holds up the consumer, and a worker finishing a chunk always has the next one.
     const dealtNames = new Map<number, readonly string[]>();
     let dealt = 0;
+    let consumed = 0;
     let exhausted = false;
-    const deal = async (consumed: number): Promise<void> => {
-      while (!exhausted && dealt < consumed + 2 * workerCount) {
-        const names = dealt === 0 ? first : await more(CHUNK);
-        if (names.length === 0) {
-          exhausted = true;
-          break;
+    let walkError: { error: unknown } | undefined;
+    let dealing = false;
+    let wake: (() => void) | undefined;
+    const deal = async (): Promise<void> => {
+      if (dealing) return;
+      dealing = true;
+      try {
+        while (!exhausted && dealt < consumed + AHEAD * workerCount) {
+          const names = dealt === 0 ? first : await more(CHUNK);
+          if (names.length === 0) {
+            exhausted = true;
+            break;
+          }
+          dealtNames.set(dealt, names);
+          // One string per chunk: far cheaper to pass between threads than an array of them.
+          threads[dealt % workerCount]!.send({ chunk: { id: dealt, names: names.join("\0") } });
+          dealt++;
+          wake?.();
         }
-        dealtNames.set(dealt, names);
-        threads[dealt % workerCount]!.send({ chunk: { id: dealt, names } });
-        dealt++;
+      } catch (e) {
+        walkError ??= { error: e };
+        exhausted = true;
+      } finally {
+        dealing = false;
+        wake?.();
       }
     };
-    await deal(0);
+    await deal();
     for (const t of threads) {
       for (let i = 0; i < Math.max(2, opts.buffers ?? 2); i++) {
         const b = new ArrayBuffer(bufferBytes);
         t.send({ buffer: b }, [b]);
       }
     }
-    for (let c = 0; c < dealt; c++) {
+    for (let c = 0; ; c++) {
+      while (c >= dealt && !exhausted) {
+        void deal();
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+      if (walkError) throw walkError.error;
+      if (c >= dealt) break;
       const t = threads[c % workerCount]!;
       const names = dealtNames.get(c)!;
       let expect = 0;
@@ -237,29 +313,31 @@ export async function* readFilesAhead(
         if (batch.chunk !== c || batch.first !== expect) {
           throw new Error(`read-ahead out of step: got chunk ${batch.chunk} at ${batch.first}, expected chunk ${c} at ${expect}`);
         }
-        const bytes = new Uint8Array(batch.buffer);
-        let at = 0;
-        for (let k = 0; k < batch.lengths.length; k++) {
-          const len = batch.lengths[k]!;
-          const name = names[expect + k]!;
-          if (len < 0) {
-            yield [name, undefined];
-          } else {
-            yield [name, bytes.subarray(at, at + len)];
-            at += len;
-          }
-        }
-        expect += batch.lengths.length;
+        const n = batch.lengths.length;
+        let used = 0;
+        for (let k = 0; k < n; k++) if (batch.lengths[k]! > 0) used += batch.lengths[k]!;
+        const buffer = batch.buffer;
+        let released = false;
+        yield {
+          names: names.slice(expect, expect + n),
+          lengths: batch.lengths,
+          bytes: new Uint8Array(buffer, 0, used),
+          release: () => {
+            if (released) return;
+            released = true;
+            t.send({ buffer }, [buffer]);
+          },
+        };
+        expect += n;
         if (batch.error) {
           throw new DesInvalidArgumentError(`cannot read ${path.join(root, names[batch.error.index]!)}: ${batch.error.message}`);
         }
         throwIfAborted(opts.signal);
-        // Every view of this buffer has been handed out and released: give it back.
-        t.send({ buffer: batch.buffer }, [batch.buffer]);
         if (batch.done) break;
       }
       dealtNames.delete(c);
-      await deal(c + 1);
+      consumed = c + 1;
+      void deal();
     }
   } finally {
     opts.signal?.removeEventListener("abort", onAbort);
@@ -272,7 +350,8 @@ async function* readInThread(
   first: readonly string[],
   more: (max: number) => Promise<readonly string[]>,
   opts: ReadAheadOptions,
-): AsyncGenerator<[string, Uint8Array | undefined]> {
+): AsyncGenerator<ReadBatch> {
+  const release = (): void => undefined;
   for (let names = first; names.length > 0; names = await more(CHUNK)) {
     for (const name of names) {
       throwIfAborted(opts.signal);
@@ -281,14 +360,14 @@ async function* readInThread(
       try {
         const st = await fs.promises.stat(p);
         if (st.size > opts.wholeLimit) {
-          yield [name, undefined];
+          yield { names: [name], lengths: Float64Array.of(-1), bytes: new Uint8Array(0), release };
           continue;
         }
         bytes = await fs.promises.readFile(p);
       } catch (e) {
         throw new DesInvalidArgumentError(`cannot read ${p}: ${(e as Error).message}`);
       }
-      yield [name, bytes];
+      yield { names: [name], lengths: Float64Array.of(bytes.length), bytes, release };
     }
   }
 }

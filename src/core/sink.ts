@@ -19,6 +19,8 @@ export interface ByteSink {
 }
 
 const WRITE_BUFFER = 1 << 20;
+/** writeRetained copies chunks smaller than this into the buffer instead of keeping them. */
+const RETAIN_MIN = 64 << 10;
 const SYNC_EVERY = 32 << 20;
 
 function fsCall<T>(fn: (cb: (e: NodeJS.ErrnoException | null, v: T) => void) => void): Promise<T> {
@@ -154,6 +156,57 @@ export class FileSink implements ByteSink {
       this.buf.set(chunk, this.used);
       this.used += chunk.length;
     } catch (e) {
+      if (e instanceof DesIoError) throw e;
+      throw new DesIoError(`write to ${this.tempPath} failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /**
+   * Appends `chunk` without copying it: the sink keeps the chunk until its
+   * bytes are in the file, then calls `release` (also when the write fails
+   * or the sink is aborted), after which the caller may reuse it. Resolves
+   * once the chunk has its place in the file, usually before it is written,
+   * so the caller can prepare the next one meanwhile. Writes land in call
+   * order; a failure is thrown by a later call, as for `write`.
+   */
+  async writeRetained(chunk: Uint8Array, release: () => void): Promise<void> {
+    if (chunk.length < RETAIN_MIN) {
+      try {
+        await this.write(chunk);
+      } finally {
+        release();
+      }
+      return;
+    }
+    let queued = false;
+    try {
+      if (this.used > 0) await this.flush();
+      else if (this.failure !== undefined) await this.settle();
+      const fd = this.fd;
+      if (fd === undefined) throw new DesIoError(`${this.location}: the sink is closed`);
+      const at = this.position;
+      this.position += chunk.length;
+      const prev = this.inflight;
+      const run = async (): Promise<void> => {
+        try {
+          if (prev) await prev;
+          if (this.failure !== undefined) return;
+          await writeFully(fd, chunk, chunk.length, at);
+          this.syncBehind(fd, chunk.length);
+        } catch (e) {
+          this.failure ??= e;
+        } finally {
+          try {
+            release();
+          } catch {
+            // Giving the chunk back is the caller's business; it must not fail the archive.
+          }
+        }
+      };
+      this.inflight = run();
+      queued = true;
+    } catch (e) {
+      if (!queued) release();
       if (e instanceof DesIoError) throw e;
       throw new DesIoError(`write to ${this.tempPath} failed: ${(e as Error).message}`, { cause: e });
     }

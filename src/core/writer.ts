@@ -1,14 +1,15 @@
 import fs from "node:fs";
 import { Readable } from "node:stream";
-import { ByteWriter, compareBytes, utf8Encode } from "./bytes.js";
+import { ByteWriter, utf8Encode } from "./bytes.js";
 import { compressStream, compressSync } from "./compression.js";
-import { EntryTable } from "./entry-table.js";
+import { EntryTable, hashKey } from "./entry-table.js";
 import {
   DesClosedError,
   DesDuplicateError,
   DesError,
   DesInvalidArgumentError,
   DesIoError,
+  throwIfAborted,
 } from "./errors.js";
 import { defaultExternalKey } from "./external.js";
 import type { ExternalStore } from "./external.js";
@@ -21,15 +22,15 @@ import {
   MAX_PAGE_BYTES,
   PAGE_OVERHEAD,
   TARGET_PAGE_BYTES,
-  V1_FOOTER_SIZE,
   V2_FOOTER_SIZE,
   codecId,
 } from "./format/constants.js";
 import type { Compression } from "./format/constants.js";
 import { encodeV1Footer, encodeV1Header, encodeV1Record } from "./format/v1.js";
-import { encodePage, encodeRoot, encodeV2Footer, encodeV2Header, encodeV2Record, pageOfHash } from "./format/v2.js";
+import { encodeRoot, encodeV2Footer, encodeV2Header, v2RecordLength, writeV2Record } from "./format/v2.js";
 import type { V2RecordInput } from "./format/v2.js";
 import { loadHasher, xxh64, xxh64Stream } from "./hash.js";
+import type { XXHashAPI } from "xxhash-wasm";
 import { encodeMetaV2 } from "./meta.js";
 import { pyJsonDumps } from "./pyjson.js";
 import { FileSink } from "./sink.js";
@@ -70,6 +71,12 @@ export interface AddOptions {
   signal?: AbortSignal;
 }
 
+export interface AddManyOptions {
+  /** Overrides the writer's default compression for these entries. */
+  compress?: Compression;
+  signal?: AbortSignal;
+}
+
 export interface WriterStats {
   readonly location: string;
   readonly formatVersion: 1 | 2;
@@ -86,6 +93,8 @@ export interface WriterStats {
 }
 
 const V1_FORBIDDEN = /[/\\:*?"<>|]/;
+/** addMany copies small bodies together into groups of up to this many bytes, one sink write each. */
+const GROUP_BYTES = 4 << 20;
 const DEFAULT_BIG_FILE = 100 * 1024 * 1024;
 
 /**
@@ -107,7 +116,7 @@ export class DesWriter {
   /** Serialises adds: bodies must reach the sink one after another. */
   private queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(sink: ByteSink, opts: WriterOptions) {
+  private constructor(sink: ByteSink, opts: WriterOptions, private readonly hashApi: XXHashAPI) {
     this.sink = sink;
     this.opts = opts;
     this.format = opts.format ?? 2;
@@ -121,9 +130,9 @@ export class DesWriter {
     if (format === 1 && opts.compress && opts.compress !== "none") {
       throw new DesInvalidArgumentError("v1 archives cannot hold compressed entries");
     }
-    await loadHasher();
+    const hashApi = await loadHasher();
     const sink = typeof target === "string" ? await FileSink.create(target, { overwrite: opts.overwrite ?? false }) : target;
-    const w = new DesWriter(sink, opts);
+    const w = new DesWriter(sink, opts, hashApi);
     try {
       await w.emit(format === 1 ? encodeV1Header() : encodeV2Header());
     } catch (e) {
@@ -175,6 +184,158 @@ export class DesWriter {
     return run;
   }
 
+  /**
+   * Adds in-memory bodies in order, exactly as `add(name, body, opts)` for
+   * each would (the same bytes, the same errors), with one promise for all of
+   * them: the entries before a rejected one are added, the rejected one and
+   * the rest are not, and a rejected name leaves the writer usable. Cheaper
+   * than one `add` per entry for many small bodies. Bodies must not change
+   * until the promise settles.
+   */
+  addMany(entries: Iterable<readonly [string, Uint8Array]>, opts: AddManyOptions = {}): Promise<void> {
+    let list: (readonly [string, Uint8Array])[];
+    try {
+      list = Array.from(entries);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const run = this.queue.then(() => this.addManyNow(list, opts));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** packDirectory's path (see `addPacked` below): one queued step for a whole read batch. */
+  private addPacked(names: readonly string[], bytes: Uint8Array, lengths: ArrayLike<number>, release?: () => void): Promise<void> {
+    const run = this.queue.then(
+      () => this.addPackedNow(names, bytes, lengths, release),
+      // Not reached (the queue never rejects); keeps the release promise in every case.
+      () => release?.(),
+    );
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** True when bodies of these lengths can take the packed path: internal, stored as they are. */
+  private packable(compression: Compression, maxLength: number): boolean {
+    if (compression !== "none") return false;
+    const store = this.opts.externalStore;
+    return store === undefined || maxLength <= (this.opts.bigFileThreshold ?? DEFAULT_BIG_FILE);
+  }
+
+  private async addManyNow(list: readonly (readonly [string, Uint8Array])[], opts: AddManyOptions): Promise<void> {
+    this.ensureOpen();
+    const compression = opts.compress ?? this.opts.compress ?? "none";
+    let maxLength = 0;
+    let allBytes = true;
+    for (const e of list) {
+      const body = e[1];
+      if (!(body instanceof Uint8Array)) allBytes = false;
+      else if (body.length > maxLength) maxLength = body.length;
+    }
+    if (!allBytes || !this.packable(compression, maxLength)) {
+      const addOpts: AddOptions = { compress: compression, ...(opts.signal ? { signal: opts.signal } : {}) };
+      for (const [name, body] of list) await this.addNow(name, body, addOpts);
+      return;
+    }
+    for (let i = 0; i < list.length; ) {
+      throwIfAborted(opts.signal);
+      // A group: bodies copied together up to GROUP_BYTES, or one big body as it is.
+      let j = i;
+      let total = 0;
+      while (j < list.length && (j === i || total + list[j]![1].length <= GROUP_BYTES)) total += list[j++]![1].length;
+      const names: string[] = [];
+      const lengths = new Float64Array(j - i);
+      let bytes: Uint8Array;
+      if (j === i + 1) {
+        names.push(list[i]![0]);
+        lengths[0] = list[i]![1].length;
+        bytes = list[i]![1];
+      } else {
+        bytes = new Uint8Array(total);
+        let at = 0;
+        for (let k = i; k < j; k++) {
+          const [name, body] = list[k]!;
+          names.push(name);
+          lengths[k - i] = body.length;
+          bytes.set(body, at);
+          at += body.length;
+        }
+      }
+      await this.addPackedNow(names, bytes, lengths, undefined);
+      i = j;
+    }
+  }
+
+  /**
+   * Adds entries whose bodies lie back to back in `bytes` (lengths[k] bytes
+   * each), stored uncompressed and internal, exactly as one `add` per entry
+   * would: names are checked, hashed and entered, bodies hashed, then all
+   * the bytes go to the sink in one write. Stops at the first rejected name
+   * (after adding and writing the ones before it) and throws its error.
+   * With `release`, a sink that can (FileSink) keeps `bytes` without copying
+   * and calls `release` once written; `release` is called exactly once.
+   */
+  private async addPackedNow(names: readonly string[], bytes: Uint8Array, lengths: ArrayLike<number>, release?: () => void): Promise<void> {
+    let handed = false;
+    try {
+      this.ensureOpen();
+      const t = this.table;
+      const base = this.position;
+      let used = 0;
+      let rejected: unknown;
+      const hashName = this.hashApi.h64;
+      for (let k = 0; k < names.length; k++) {
+        const name = names[k]!;
+        const len = lengths[k]!;
+        let nameLen: number;
+        try {
+          nameLen = this.stageName(name);
+        } catch (e) {
+          rejected = e;
+          break;
+        }
+        // The hash of the name's UTF-8 bytes (encoded straight into the hasher's memory).
+        const nameHash = hashName(name, 0n);
+        const key = hashKey(nameHash);
+        if (this.format === 2 && t.hasStaged(nameLen, nameHash, key)) {
+          rejected = new DesDuplicateError(name);
+          break;
+        }
+        const i = t.pushStaged(nameLen, nameHash, key, nameLen === name.length ? name : undefined);
+        t.flags[i] = 0;
+        t.codec[i] = 0;
+        t.size[i] = len;
+        t.storedSize[i] = len;
+        t.dataOffset[i] = base + used;
+        t.dataHash[i] = len > 0 ? xxh64(bytes.subarray(used, used + len)) : 0n;
+        this.storeMeta(i, this.format === 1 ? utf8Encode(v1MetaJson(undefined, len, undefined)) : undefined);
+        used += len;
+        this.originalBytes += len;
+      }
+      if (used > 0) {
+        const chunk = used === bytes.length ? bytes : bytes.subarray(0, used);
+        this.position += used;
+        try {
+          const sink = this.sink;
+          if (release && sink instanceof FileSink) {
+            handed = true;
+            await sink.writeRetained(chunk, release);
+          } else {
+            await sink.write(chunk);
+          }
+        } catch (e) {
+          // Entries are in the table whose bytes may not be in the sink: the archive cannot be finished.
+          this.state = "failed";
+          this.failure = e;
+          throw e;
+        }
+      }
+      if (rejected !== undefined) throw rejected;
+    } finally {
+      if (!handed) release?.();
+    }
+  }
+
   /** Adds a file from disk, streamed. */
   addFile(name: string, filePath: string, opts: AddOptions = {}): Promise<void> {
     return this.add(name, { path: filePath }, opts);
@@ -194,6 +355,29 @@ export class DesWriter {
       throw new DesInvalidArgumentError(`v1 entry names cannot contain / \\ : * ? " < > | (${JSON.stringify(name)})`);
     }
     return bytes;
+  }
+
+  /**
+   * validateName without an allocation: the name is encoded in place at the
+   * end of the entry table's arena (see EntryTable.stageName). The same
+   * checks in the same order, so the same errors.
+   */
+  private stageName(name: string): number {
+    if (typeof name !== "string") throw new DesInvalidArgumentError("entry names are strings");
+    // Every code unit is at least one byte: a name this long is refused before it is encoded.
+    const length = name.length > MAX_NAME_BYTES ? Buffer.byteLength(name, "utf8") : this.table.stageName(name);
+    if (length === 0 || length > MAX_NAME_BYTES) {
+      throw new DesInvalidArgumentError(`entry names are 1..${MAX_NAME_BYTES} UTF-8 bytes (got ${length})`);
+    }
+    if (name.includes("\0")) throw new DesInvalidArgumentError("entry names cannot contain NUL");
+    // Only a name with a character beyond ASCII encodes to more bytes than it has code units.
+    if (length !== name.length && /[\uD800-\uDFFF]/.test(name) && !name.isWellFormed()) {
+      throw new DesInvalidArgumentError("entry names must be well-formed Unicode (no lone surrogates)");
+    }
+    if (this.format === 1 && V1_FORBIDDEN.test(name)) {
+      throw new DesInvalidArgumentError(`v1 entry names cannot contain / \\ : * ? " < > | (${JSON.stringify(name)})`);
+    }
+    return length;
   }
 
   private async addNow(name: string, data: EntryData, opts: AddOptions): Promise<void> {
@@ -246,8 +430,15 @@ export class DesWriter {
     t.dataOffset[i] = body.offset;
     t.dataHash[i] = body.hash;
     if (externalKey !== undefined) t.externalKey.set(i, utf8Encode(externalKey));
+    this.storeMeta(i, metaBytes);
+    this.originalBytes += body.original;
+  }
+
+  /** Appends entry `i`'s meta to META (its offset is relative to META until close) and records it. */
+  private storeMeta(i: number, metaBytes: Uint8Array | undefined): void {
+    const t = this.table;
     if (metaBytes && metaBytes.length > 0) {
-      t.metaOffset[i] = this.meta.length; // relative to META until close
+      t.metaOffset[i] = this.meta.length;
       t.metaLength[i] = metaBytes.length;
       t.metaHash[i] = xxh64(metaBytes);
       this.meta.append(metaBytes);
@@ -256,7 +447,6 @@ export class DesWriter {
       t.metaLength[i] = 0;
       t.metaHash[i] = 0n;
     }
-    this.originalBytes += body.original;
   }
 
   private async writeBody(data: EntryData, compression: Compression, signal?: AbortSignal): Promise<{ stored: number; original: number; hash: bigint; offset: number }> {
@@ -398,44 +588,55 @@ export class DesWriter {
     return { bits: 0, rootHash: 0n };
   }
 
-  private record(i: number, metaStart: number): V2RecordInput {
-    const t = this.table;
-    return {
-      name: t.name(i),
-      flags: t.flags[i]!,
-      codec: t.codec[i]!,
-      size: t.size[i]!,
-      storedSize: t.storedSize[i]!,
-      dataOffset: t.dataOffset[i]!,
-      dataHash: t.dataHash[i]!,
-      externalKey: t.externalKey.get(i),
-      metaLength: t.metaLength[i]!,
-      metaOffset: t.metaLength[i]! > 0 ? metaStart + t.metaOffset[i]! : 0,
-      metaHash: t.metaHash[i]!,
-    };
+  /** Index groups handed to the sink and not yet written (see emitGroup). */
+  private groupsInFlight: Promise<void>[] = [];
+
+  /**
+   * Emits a group of index pages. A FileSink takes it without a copy and
+   * writes it behind the data still queued while the next group is encoded
+   * (at most two groups wait there; commit waits for every write).
+   */
+  private async emitGroup(group: Uint8Array): Promise<void> {
+    const sink = this.sink;
+    if (!(sink instanceof FileSink)) return this.emit(group);
+    const waiting = this.groupsInFlight;
+    while (waiting.length > 1) await waiting.shift();
+    let release!: () => void;
+    waiting.push(new Promise<void>((resolve) => (release = resolve)));
+    await sink.writeRetained(group, release);
+    this.position += group.length;
   }
 
-  /** Section 3.4: pick page_bits, bucket records by name hash, sort each page by name, write pages then root. */
+  /**
+   * Section 3.4: pick page_bits, bucket records by name hash, sort each page
+   * by name, write pages then root. Record sizes are computed, not encoded,
+   * so each record is encoded once, into its page (whose size is checked
+   * against the computed one).
+   */
   private async writeV2Index(metaStart: number): Promise<{ bits: number; rootHash: bigint }> {
     const t = this.table;
     const n = t.count;
-    const scratch = new ByteWriter(1 << 16);
+    // Record sizes (section 3.5), from the same function the format's encoder is checked against.
+    const rec = recordCursor(t, metaStart);
     const recLen = new Uint32Array(n);
     let total = 0;
     for (let i = 0; i < n; i++) {
-      scratch.length = 0;
-      encodeV2Record(scratch, this.record(i, metaStart));
-      recLen[i] = scratch.length;
-      total += scratch.length;
+      const l = v2RecordLength(rec.at(i));
+      recLen[i] = l;
+      total += l;
     }
     let bits = total <= TARGET_PAGE_BYTES ? 0 : Math.min(MAX_PAGE_BITS, Math.ceil(Math.log2(total / TARGET_PAGE_BYTES)));
-    let pageOf = new Uint32Array(n);
+    const pageOf = new Uint32Array(n);
+    let bytes = new Float64Array(0);
+    let counts = new Uint32Array(0);
     for (;;) {
       const P = 2 ** bits;
-      const bytes = new Float64Array(P).fill(PAGE_OVERHEAD);
-      const counts = new Uint32Array(P);
+      bytes = new Float64Array(P).fill(PAGE_OVERHEAD);
+      counts = new Uint32Array(P);
+      const shift = 32 - bits;
       for (let i = 0; i < n; i++) {
-        const p = pageOfHash(t.nameHash[i]!, bits);
+        // nameKey is the top 32 bits of the name's hash: the page is their top page_bits.
+        const p = bits === 0 ? 0 : t.nameKey[i]! >>> shift;
         pageOf[i] = p;
         bytes[p] = bytes[p]! + recLen[i]!;
         counts[p] = counts[p]! + 1;
@@ -446,27 +647,141 @@ export class DesWriter {
       bits++;
     }
     const P = 2 ** bits;
-    // Counting sort by page, then each page by name bytes.
-    const starts = new Uint32Array(P + 1);
-    for (let i = 0; i < n; i++) starts[pageOf[i]! + 1] = starts[pageOf[i]! + 1]! + 1;
-    for (let p = 0; p < P; p++) starts[p + 1]! += starts[p]!;
-    const order = new Uint32Array(n);
-    const fill = starts.slice(0, P);
-    for (let i = 0; i < n; i++) order[fill[pageOf[i]!]!++] = i;
-    pageOf = new Uint32Array(0);
-
-    const lengths: number[] = new Array(P);
-    for (let p = 0; p < P; p++) {
-      const members = Array.from(order.subarray(starts[p]!, starts[p + 1]!));
-      members.sort((a, b) => compareBytes(t.name(a), t.name(b)));
-      const page = encodePage(members.map((i) => this.record(i, metaStart)));
-      lengths[p] = page.length;
-      await this.emit(page);
+    const lengths: number[] = Array.from(bytes);
+    // Pages are encoded straight from the table's columns, and each page's
+    // length was computed above from the same fields: a difference would be a
+    // bug, so it is checked.
+    const check = (p: number, end: number, expected: number): void => {
+      if (end !== expected) throw new Error(`internal error: index page ${p} ends at ${end}, not ${expected}`);
+    };
+    if (t.inOrder) {
+      // Entries were added in name order, so each page's entries are in entry
+      // order. Groups of pages (about 1/8 of the index, at least 1 MiB) are
+      // encoded in one pass over the entries each: the columns are read in
+      // order, where a pass per page would read them nearly at random.
+      const groupBytes = Math.max(1 << 20, Math.ceil(total / 8));
+      const cursor = new Float64Array(P);
+      for (let g0 = 0; g0 < P; ) {
+        let g1 = g0;
+        let size = 0;
+        while (g1 < P && (g1 === g0 || size + bytes[g1]! <= groupBytes)) size += bytes[g1++]!;
+        const buf = new Uint8Array(size);
+        const view = new DataView(buf.buffer);
+        for (let p = g0, at = 0; p < g1; at += bytes[p++]!) {
+          view.setUint32(at, counts[p]!, true);
+          cursor[p] = at + 4;
+        }
+        for (let i = 0; i < n; i++) {
+          const p = pageOf[i]!;
+          if (p >= g0 && p < g1) cursor[p] = writeV2Record(buf, view, cursor[p]!, rec.at(i));
+        }
+        for (let p = g0, at = 0; p < g1; at += bytes[p++]!) {
+          const end = at + bytes[p]! - 8;
+          check(p, cursor[p]!, end);
+          view.setBigUint64(end, xxh64(buf.subarray(at, end)), true);
+        }
+        await this.emitGroup(buf);
+        g0 = g1;
+      }
+    } else {
+      // Counting sort by page (stable: each page's entries stay in the order added), then each page by name bytes.
+      const starts = new Uint32Array(P + 1);
+      for (let i = 0; i < n; i++) starts[pageOf[i]! + 1] = starts[pageOf[i]! + 1]! + 1;
+      for (let p = 0; p < P; p++) starts[p + 1]! += starts[p]!;
+      const order = new Uint32Array(n);
+      const fill = starts.slice(0, P);
+      for (let i = 0; i < n; i++) order[fill[pageOf[i]!]!++] = i;
+      // Pages go to the sink about 1 MiB at a time.
+      let buf = new Uint8Array(1 << 20);
+      let view = new DataView(buf.buffer);
+      let used = 0;
+      for (let p = 0; p < P; p++) {
+        let members: ArrayLike<number> = order.subarray(starts[p]!, starts[p + 1]!);
+        if (!t.ascending(members)) members = Array.from(members).sort((a, b) => t.compareNames(a, b));
+        const pageLength = bytes[p]!;
+        if (used + pageLength > buf.length) {
+          if (used > 0) await this.emit(buf.subarray(0, used));
+          used = 0;
+          if (pageLength > buf.length) {
+            buf = new Uint8Array(pageLength);
+            view = new DataView(buf.buffer);
+          }
+        }
+        const end = writePageAt(rec, members, buf, view, used);
+        check(p, end, used + pageLength);
+        used = end;
+      }
+      if (used > 0) await this.emit(buf.subarray(0, used));
     }
     const root = encodeRoot(lengths);
     await this.emit(root);
     return { bits, rootHash: xxh64(root) };
   }
+}
+
+/**
+ * One record object, refilled from the table's columns for each entry:
+ * the format's own encoder then writes straight from the table without an
+ * object per entry.
+ */
+function recordCursor(t: EntryTable, metaStart: number): { at(i: number): V2RecordInput } {
+  const rec = {
+    name: new Uint8Array(0) as Uint8Array,
+    flags: 0,
+    codec: 0,
+    size: 0,
+    storedSize: 0,
+    dataOffset: 0,
+    dataHash: 0n,
+    externalKey: undefined as Uint8Array | undefined,
+    metaLength: 0,
+    metaOffset: 0,
+    metaHash: 0n,
+  };
+  return {
+    at(i: number): V2RecordInput {
+      rec.name = t.name(i);
+      rec.flags = t.flags[i]!;
+      rec.codec = t.codec[i]!;
+      rec.size = t.size[i]!;
+      rec.storedSize = t.storedSize[i]!;
+      rec.dataOffset = t.dataOffset[i]!;
+      rec.dataHash = t.dataHash[i]!;
+      rec.externalKey = rec.flags & FLAG_EXTERNAL ? t.externalKey.get(i) : undefined;
+      rec.metaLength = t.metaLength[i]!;
+      rec.metaOffset = rec.metaLength > 0 ? metaStart + t.metaOffset[i]! : 0;
+      rec.metaHash = t.metaHash[i]!;
+      return rec;
+    },
+  };
+}
+
+/**
+ * Writes the index page (section 3.4) of entries `members`, in this order,
+ * at `at` of `buf`, which has room for it: record count, records, xxh64 of
+ * the page so far. Returns the offset after it.
+ */
+function writePageAt(rec: { at(i: number): V2RecordInput }, members: ArrayLike<number>, buf: Uint8Array, view: DataView, at: number): number {
+  view.setUint32(at, members.length, true);
+  let o = at + 4;
+  for (let k = 0; k < members.length; k++) o = writeV2Record(buf, view, o, rec.at(members[k]!));
+  view.setBigUint64(o, xxh64(buf.subarray(at, o)), true);
+  return o + 8;
+}
+
+/**
+ * packDirectory's fast path (not part of the package's API): adds entries
+ * whose bodies lie back to back in `bytes`, `lengths[k]` bytes each, as one
+ * `add` per entry would. `release` (called exactly once) says when `bytes`
+ * may be reused; until then the sink may still be writing it.
+ */
+export function addPacked(w: DesWriter, names: readonly string[], bytes: Uint8Array, lengths: ArrayLike<number>, release?: () => void): Promise<void> {
+  return w["addPacked"](names, bytes, lengths, release);
+}
+
+/** True when `addPacked` can take bodies up to `maxLength` bytes at once (else add them one by one). */
+export function canAddPacked(w: DesWriter, maxLength: number): boolean {
+  return w["packable"](w["opts"].compress ?? "none", maxLength);
 }
 
 async function sizeOf(data: EntryData, hint: number | undefined): Promise<number | undefined> {

@@ -1,4 +1,4 @@
-import { ByteReader, ByteWriter, compareBytes, utf8Decode } from "../bytes.js";
+import { ByteReader, ByteWriter, compareBytes, putVarint, utf8Decode, varintLength } from "../bytes.js";
 import { DesChecksumError, DesFormatError, DesUnsupportedError } from "../errors.js";
 import { xxh64 } from "../hash.js";
 import {
@@ -165,20 +165,66 @@ export interface V2RecordInput {
   readonly metaHash: bigint;
 }
 
-export function encodeV2Record(w: ByteWriter, rec: V2RecordInput): void {
-  w.varint(rec.name.length).bytes(rec.name).varint(rec.flags);
-  if (rec.flags & FLAG_TOMBSTONE) return;
-  if (rec.flags & FLAG_COMPRESSED) w.u8(rec.codec).varint(rec.size);
-  w.varint(rec.storedSize);
-  const external = (rec.flags & FLAG_EXTERNAL) !== 0;
-  if (rec.storedSize > 0 && !external) w.varint(rec.dataOffset);
+/**
+ * The byte length of a record (section 3.5). The one place besides
+ * `writeV2Record` that knows the record layout; the two are tested against
+ * each other through every round trip.
+ */
+export function v2RecordLength(rec: V2RecordInput): number {
+  const flags = rec.flags;
+  let len = varintLength(rec.name.length) + rec.name.length + varintLength(flags);
+  if (flags & FLAG_TOMBSTONE) return len;
+  if (flags & FLAG_COMPRESSED) len += 1 + varintLength(rec.size);
+  len += varintLength(rec.storedSize);
+  const external = (flags & FLAG_EXTERNAL) !== 0;
+  if (rec.storedSize > 0 && !external) len += varintLength(rec.dataOffset);
+  if (external) {
+    const keyLen = rec.externalKey?.length ?? 0;
+    len += varintLength(keyLen) + keyLen;
+  }
+  if (rec.storedSize > 0) len += 8;
+  len += varintLength(rec.metaLength);
+  if (rec.metaLength > 0) len += varintLength(rec.metaOffset) + 8;
+  return len;
+}
+
+/** Writes a record (section 3.5) at `o` of `buf`, which has room for it; returns the offset after it. */
+export function writeV2Record(buf: Uint8Array, view: DataView, o: number, rec: V2RecordInput): number {
+  const flags = rec.flags;
+  o = putVarint(buf, o, rec.name.length);
+  buf.set(rec.name, o);
+  o += rec.name.length;
+  o = putVarint(buf, o, flags);
+  if (flags & FLAG_TOMBSTONE) return o;
+  if (flags & FLAG_COMPRESSED) {
+    buf[o++] = rec.codec;
+    o = putVarint(buf, o, rec.size);
+  }
+  o = putVarint(buf, o, rec.storedSize);
+  const external = (flags & FLAG_EXTERNAL) !== 0;
+  if (rec.storedSize > 0 && !external) o = putVarint(buf, o, rec.dataOffset);
   if (external) {
     const key = rec.externalKey ?? new Uint8Array(0);
-    w.varint(key.length).bytes(key);
+    o = putVarint(buf, o, key.length);
+    buf.set(key, o);
+    o += key.length;
   }
-  if (rec.storedSize > 0) w.u64big(rec.dataHash);
-  w.varint(rec.metaLength);
-  if (rec.metaLength > 0) w.varint(rec.metaOffset).u64big(rec.metaHash);
+  if (rec.storedSize > 0) {
+    view.setBigUint64(o, rec.dataHash, true);
+    o += 8;
+  }
+  o = putVarint(buf, o, rec.metaLength);
+  if (rec.metaLength > 0) {
+    o = putVarint(buf, o, rec.metaOffset);
+    view.setBigUint64(o, rec.metaHash, true);
+    o += 8;
+  }
+  return o;
+}
+
+export function encodeV2Record(w: ByteWriter, rec: V2RecordInput): void {
+  const { buf, view, at } = w.reserve(v2RecordLength(rec));
+  w.length = writeV2Record(buf, view, at, rec);
 }
 
 /** A decoded index page: records sorted by name bytes, for binary search. */
