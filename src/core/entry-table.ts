@@ -12,7 +12,7 @@ export function hashKey(hash: bigint): number {
 
 /**
  * The writer's record of every entry added so far, as columns in typed
- * arrays plus one arena for all names: 94 bytes of columns per entry, its
+ * arrays plus one arena for all names: 90 bytes of columns per entry, its
  * name's UTF-8 bytes, and 4-11 bytes of duplicate-check table; no JavaScript
  * object per entry. Arrays grow by 1.5x, so up to half of that again is
  * slack. This is the only memory a writer grows with entry count.
