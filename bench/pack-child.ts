@@ -20,7 +20,8 @@ import path from "node:path";
 import { listTree, packDirectory } from "../src/core/pack-directory.js";
 import { DesWriter } from "../src/core/writer.js";
 
-interface ChildResult {
+/** What the child prints on stdout (JSON) for bench/pack.ts. */
+export interface ChildResult {
   mode: string;
   ms: number;
   entries: number;

@@ -7,18 +7,8 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import type { BenchReport, BenchRow, Benchmark } from "./lib.js";
+import type { ChildResult } from "./pack-child.js";
 import { DATA_DIR, DEFAULT_TREE, MB, archivePath, ensureTree, median, runTsChild, syncDisks, treeId } from "./tree.js";
-
-interface ChildResult {
-  mode: string;
-  ms: number;
-  entries: number;
-  archiveBytes: number;
-  originalBytes: number;
-  maxRssBytes: number;
-  /** CPU time of the child over the timed interval, every thread (user + system). */
-  cpuMs?: number;
-}
 
 const ROUNDS = 3;
 const ADD_LOOP_FILES = 10_000;

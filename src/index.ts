@@ -36,5 +36,6 @@ export {
   DesIoError,
   DesExternalError,
   DesClosedError,
+  DES_ERROR_CODES,
 } from "./core/errors.js";
 export type { DesErrorCode, ChecksumSubject } from "./core/errors.js";

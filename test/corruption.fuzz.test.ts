@@ -25,7 +25,7 @@ import { Encoder as MsgpackEncoder } from "@msgpack/msgpack";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DesReader } from "../src/core/reader.js";
 import type { EntryStat, VerifyReport } from "../src/core/reader.js";
-import { DesError, DesExternalError } from "../src/core/errors.js";
+import { DES_ERROR_CODES, DesError, DesExternalError } from "../src/core/errors.js";
 import type { DesErrorCode } from "../src/core/errors.js";
 import type { ExternalStore } from "../src/core/external.js";
 import type { Compression } from "../src/core/format/constants.js";
@@ -36,6 +36,7 @@ import {
   TimeoutError,
   buildArchive,
   bytesEqual,
+  canon,
   collect,
   describeError,
   hex,
@@ -108,26 +109,6 @@ interface Base {
   verifyShare: number;
 }
 
-function canon(v: unknown): string {
-  if (v === undefined) return "undefined";
-  if (v === null) return "null";
-  switch (typeof v) {
-    case "boolean":
-      return String(v);
-    case "number":
-      return Object.is(v, -0) ? "n:-0" : `n:${v}`;
-    case "bigint":
-      return `b:${v}`;
-    case "string":
-      return JSON.stringify(v);
-  }
-  if (v instanceof Uint8Array) return `bin:${Buffer.from(v.buffer, v.byteOffset, v.length).toString("hex")}`;
-  if (Array.isArray(v)) return `[${v.map(canon).join(",")}]`;
-  const o = v as Record<string, unknown>;
-  return `{${Object.keys(o)
-    .map((k) => `${JSON.stringify(k)}:${canon(o[k])}`)
-    .join(",")}}`;
-}
 
 function statKey(s: EntryStat): string {
   return JSON.stringify({ ...s });
@@ -628,20 +609,7 @@ async function runCase(base: Base, m: Mutation, index: number, tally: Tally): Pr
   checkGuard();
 }
 
-const DES_CODES: ReadonlySet<DesErrorCode> = new Set<DesErrorCode>([
-  "DES_FORMAT",
-  "DES_CHECKSUM",
-  "DES_NOT_FOUND",
-  "DES_DUPLICATE",
-  "DES_EXISTS",
-  "DES_CHANGED",
-  "DES_UNSUPPORTED",
-  "DES_INVALID_ARGUMENT",
-  "DES_ABORTED",
-  "DES_IO",
-  "DES_EXTERNAL",
-  "DES_CLOSED",
-]);
+const DES_CODES: ReadonlySet<DesErrorCode> = new Set<DesErrorCode>(DES_ERROR_CODES);
 
 async function fuzz(base: Base): Promise<Tally> {
   stray.length = 0;

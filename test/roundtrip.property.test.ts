@@ -15,6 +15,7 @@ import {
   RecordingSource,
   buildArchive,
   bytesEqual,
+  canon,
   collect,
   compareUtf8,
   hex,
@@ -196,28 +197,6 @@ function toSpecs(entries: readonly GenEntry[]): EntrySpec[] {
 // Comparison of meta, "sensibly": one canonical text per value
 // ---------------------------------------------------------------------------
 
-/** A canonical rendering that tells apart everything a caller could tell apart. */
-function canon(v: unknown): string {
-  if (v === undefined) return "undefined";
-  if (v === null) return "null";
-  switch (typeof v) {
-    case "boolean":
-      return String(v);
-    case "number":
-      return Object.is(v, -0) ? "n:-0" : `n:${v}`;
-    case "bigint":
-      return `b:${v}`;
-    case "string":
-      return JSON.stringify(v);
-  }
-  if (v instanceof Uint8Array) return `bin:${hex(v, 1 << 20)}`;
-  if (Array.isArray(v)) return `[${v.map(canon).join(",")}]`;
-  if (v instanceof Map) return `map{${[...v].map(([k, x]) => `${canon(k)}:${canon(x)}`).join(",")}}`;
-  const o = v as Record<string, unknown>;
-  return `{${Object.keys(o)
-    .map((k) => `${JSON.stringify(k)}:${canon(o[k])}`)
-    .join(",")}}`;
-}
 
 /**
  * What a v2 meta reads back as, given what was written: MessagePack with the

@@ -2,19 +2,22 @@
  * Every error des-pack throws on purpose is a DesError with a stable `code`.
  * Callers branch on `code` (or `instanceof`), never on message text.
  */
-export type DesErrorCode =
-  | "DES_FORMAT"
-  | "DES_CHECKSUM"
-  | "DES_NOT_FOUND"
-  | "DES_DUPLICATE"
-  | "DES_EXISTS"
-  | "DES_CHANGED"
-  | "DES_UNSUPPORTED"
-  | "DES_INVALID_ARGUMENT"
-  | "DES_ABORTED"
-  | "DES_IO"
-  | "DES_EXTERNAL"
-  | "DES_CLOSED";
+export const DES_ERROR_CODES = [
+  "DES_FORMAT",
+  "DES_CHECKSUM",
+  "DES_NOT_FOUND",
+  "DES_DUPLICATE",
+  "DES_EXISTS",
+  "DES_CHANGED",
+  "DES_UNSUPPORTED",
+  "DES_INVALID_ARGUMENT",
+  "DES_ABORTED",
+  "DES_IO",
+  "DES_EXTERNAL",
+  "DES_CLOSED",
+] as const;
+
+export type DesErrorCode = (typeof DES_ERROR_CODES)[number];
 
 export class DesError extends Error {
   readonly code: DesErrorCode;

@@ -117,6 +117,29 @@ export function hex(b: Uint8Array, max = 32): string {
   return b.length > max ? `${s}...(${b.length} bytes)` : s;
 }
 
+/** A canonical rendering of a meta value that tells apart everything a caller could (types, -0, binary, Map order). */
+export function canon(v: unknown): string {
+  if (v === undefined) return "undefined";
+  if (v === null) return "null";
+  switch (typeof v) {
+    case "boolean":
+      return String(v);
+    case "number":
+      return Object.is(v, -0) ? "n:-0" : `n:${v}`;
+    case "bigint":
+      return `b:${v}`;
+    case "string":
+      return JSON.stringify(v);
+  }
+  if (v instanceof Uint8Array) return `bin:${hex(v, Infinity)}`;
+  if (Array.isArray(v)) return `[${v.map(canon).join(",")}]`;
+  if (v instanceof Map) return `map{${[...v].map(([k, x]) => `${canon(k)}:${canon(x)}`).join(",")}}`;
+  const o = v as Record<string, unknown>;
+  return `{${Object.keys(o)
+    .map((k) => `${JSON.stringify(k)}:${canon(o[k])}`)
+    .join(",")}}`;
+}
+
 // ---------------------------------------------------------------------------
 // Footers, parsed independently of src/ so tests do not trust the code under test
 // ---------------------------------------------------------------------------
