@@ -265,3 +265,31 @@ describe("an archive replaced under the reader", () => {
     await expect(r.get("e000100")).rejects.toBeInstanceOf(DesChangedError);
   });
 });
+
+describe("maxEntryBytes", () => {
+  it("refuses to hold an entry above the limit in memory, and verify() streams it instead", async () => {
+    const sink = new MemorySink();
+    const w = await DesWriter.create(sink);
+    await w.add("big", new Uint8Array(300_000).fill(5), { compress: "gzip", meta: { k: 1 } });
+    await w.add("small", enc("ok"));
+    await w.close();
+    const r = await DesReader.open(new MemorySource(sink.bytes()), { maxEntryBytes: 100_000 });
+    await expect(r.get("big")).rejects.toMatchObject({ code: "DES_INVALID_ARGUMENT" });
+    await expect(r.getMany(["small", "big"])).rejects.toMatchObject({ code: "DES_INVALID_ARGUMENT" });
+    expect(new TextDecoder().decode(await r.get("small"))).toBe("ok");
+    let n = 0;
+    for await (const c of r.stream("big")) n += (c as Uint8Array).length;
+    expect(n).toBe(300_000);
+    const report = await r.verify();
+    expect(report.problems).toEqual([]);
+    expect(report.dataChecked).toBe(2);
+    expect(report.metaChecked).toBe(1);
+    // A flipped byte inside the streamed entry is still caught.
+    const damaged = new Uint8Array(sink.bytes());
+    const at = (await r.stat("big")).offset + 20;
+    damaged[at] = damaged[at]! ^ 0x01;
+    const bad = await (await DesReader.open(new MemorySource(damaged), { maxEntryBytes: 100_000 })).verify();
+    expect(bad.ok).toBe(false);
+    expect(bad.problems.map((p) => [p.name, p.code])).toEqual([["big", "DES_CHECKSUM"]]);
+  });
+});

@@ -44,6 +44,13 @@ export interface ReaderOptions {
    * `FileSourceOptions.syncReads`). Default false.
    */
   syncReads?: boolean;
+  /**
+   * Largest entry `get`, `getMany`, `iterMany` and `verify` will hold in
+   * memory, by its original size (compressed entries inflate to it). Bigger
+   * entries are refused with DesInvalidArgumentError: read them with
+   * `stream`. Guards against archives that claim absurd sizes. Default 1 GiB.
+   */
+  maxEntryBytes?: number;
   /** Budget for decoded index pages, in bytes. Default 64 MiB. */
   pageCacheBytes?: number;
   /** Where external ("big") entries are fetched from. */
@@ -115,6 +122,7 @@ interface OpenState {
 }
 
 const STREAM_WINDOW = 8 << 20;
+const DEFAULT_MAX_ENTRY_BYTES = 2 ** 30;
 
 /**
  * Reads a DES archive (v1 or v2) from any RangeSource. Opening reads the tail
@@ -340,7 +348,7 @@ export class DesReader {
       lookups++;
       return this.records(s, wanted, opts.missing ?? "throw", signal);
     }, signal);
-    for (const r of recs) checkReadable(r);
+    for (const r of recs) this.checkInMemory(r);
 
     const external: EntryRecord[] = [];
     const split = (list: readonly EntryRecord[]): RangeWant<EntryRecord>[] => {
@@ -373,7 +381,7 @@ export class DesReader {
         st = this.state;
         const left = pending.filter((w) => !done.has(w.item)).map((w) => w.item.name);
         const fresh = await this.records(st, left, opts.missing ?? "throw", signal);
-        for (const r of fresh) checkReadable(r);
+        for (const r of fresh) this.checkInMemory(r);
         pending = split(fresh);
       }
     }
@@ -571,12 +579,20 @@ export class DesReader {
     const dataWants: RangeWant<EntryRecord>[] = [];
     const metaWants: RangeWant<EntryRecord>[] = [];
     const refused = new Set<EntryRecord>();
+    // Entries too big to hold in memory are checked by streaming them instead.
+    const streamed: EntryRecord[] = [];
+    const limit = this.opts.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES;
     for (const r of recs) {
       try {
         checkReadable(r); // what get() refuses, verify() reports
       } catch (e) {
         report(r.name, undefined, e);
         refused.add(r);
+        continue;
+      }
+      if (r.size > limit || r.storedSize > limit) {
+        streamed.push(r);
+        if (r.metaLength > 0) metaWants.push({ offset: r.metaOffset, length: r.metaLength, item: r });
         continue;
       }
       if (r.storedSize > 0 && !(r.flags & FLAG_EXTERNAL)) dataWants.push({ offset: r.dataOffset, length: r.storedSize, item: r });
@@ -603,14 +619,25 @@ export class DesReader {
         }
       }
     });
+    const big = new Set(streamed);
     for (const r of recs) {
       if (!(r.flags & FLAG_EXTERNAL) || refused.has(r)) continue; // refused ones are reported once, above
       if (!this.opts.externalStore) {
         externalSkipped++;
         continue;
       }
+      if (big.has(r)) continue;
       try {
         await this.getExternal(r, true, signal);
+        dataChecked++;
+      } catch (e) {
+        report(r.name, undefined, e);
+      }
+    }
+    for (const r of streamed) {
+      if (r.flags & FLAG_EXTERNAL && !this.opts.externalStore) continue; // counted as skipped above
+      try {
+        for await (const chunk of this.stream(r.name, { signal })) void chunk;
         dataChecked++;
       } catch (e) {
         report(r.name, undefined, e);
@@ -626,6 +653,15 @@ export class DesReader {
       externalSkipped,
       problems,
     };
+  }
+
+  /** What must hold before an entry's body is read into memory. */
+  private checkInMemory(rec: EntryRecord): void {
+    checkReadable(rec);
+    const limit = this.opts.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES;
+    if (rec.size > limit) {
+      throw new DesInvalidArgumentError(`entry ${JSON.stringify(rec.name)} is ${rec.size} bytes, above maxEntryBytes (${limit}): read it with stream()`);
+    }
   }
 
   async close(): Promise<void> {
