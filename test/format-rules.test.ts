@@ -92,6 +92,8 @@ describe("format rules a reader must follow", () => {
     const r = await DesReader.open(new MemorySource(bytes));
     expect(await r.list()).toEqual(["enc", "future", "ok", "zstd"]);
     for (const n of ["enc", "future", "zstd"]) await expect(r.get(n)).rejects.toBeInstanceOf(DesUnsupportedError);
+    for (const n of ["enc", "future"]) await expect(r.getMeta(n)).rejects.toBeInstanceOf(DesUnsupportedError);
+    expect(await r.getMeta("zstd")).toBeUndefined(); // an unknown codec concerns the body only
     expect((await r.stat("zstd")).compression).toBe("unknown");
     expect(new TextDecoder().decode(await r.get("ok"))).toBe("fine");
     const report = await r.verify();

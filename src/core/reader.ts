@@ -432,6 +432,8 @@ export class DesReader {
     const signal = opts.signal;
     return this.run(async (s) => {
       const recs = await this.records(s, wanted, opts.missing ?? "throw", signal);
+      // An unknown flag may change what the meta means too: refused like the body.
+      for (const r of recs) checkFlags(r);
       const got = new Map<string, MetaValue | undefined>();
       const wants: RangeWant<EntryRecord>[] = [];
       for (const r of recs) {
@@ -680,10 +682,14 @@ function hintsOf(opts: ManyOptions): Partial<ReadHints> {
   return h;
 }
 
-function checkReadable(rec: EntryRecord): void {
+function checkFlags(rec: EntryRecord): void {
   if (rec.flags & ~KNOWN_FLAGS) {
     throw new DesUnsupportedError(`entry ${JSON.stringify(rec.name)} has flags 0x${rec.flags.toString(16)} this reader does not support`);
   }
+}
+
+function checkReadable(rec: EntryRecord): void {
+  checkFlags(rec);
   if (rec.compression === undefined) throw new DesUnsupportedError(`entry ${JSON.stringify(rec.name)} uses an unknown compression codec`);
   // Zero stored bytes read as empty without I/O, so only a record of size 0 may have none.
   if (rec.storedSize === 0 && rec.size !== 0) {
