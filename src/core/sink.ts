@@ -77,7 +77,7 @@ export class FileSink implements ByteSink {
 
   static async create(target: string, opts: { overwrite?: boolean } = {}): Promise<FileSink> {
     const full = path.resolve(target);
-    if (!opts.overwrite && fs.existsSync(full)) throw new DesExistsError(`${full} exists (pass overwrite: true to replace it)`);
+    if (!opts.overwrite && fs.existsSync(full)) throw new DesExistsError(`${full} exists; not replaced (pass overwrite: true, or --overwrite to the CLI)`);
     const tmp = path.join(path.dirname(full), `.${path.basename(full)}.${process.pid}-${crypto.randomBytes(6).toString("hex")}.tmp`);
     let fd: number;
     try {
