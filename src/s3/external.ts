@@ -7,6 +7,7 @@ import type { ExternalStore } from "../core/external.js";
 import { backoffDelay, sleep } from "../core/http-source.js";
 import { BodyError, bodyChunks, discardBody } from "./body.js";
 import { describeS3Error, isAbort, isNotFound, isPreconditionFailed } from "./errors.js";
+import { concatBytes } from "../core/bytes.js";
 
 export interface S3ExternalStoreOptions {
   readonly client: S3Client;
@@ -79,18 +80,8 @@ export class S3ExternalStore implements ExternalStore {
 
   async get(key: string, signal?: AbortSignal): Promise<Uint8Array> {
     const chunks: Uint8Array[] = [];
-    let n = 0;
-    for await (const c of this.stream(key, signal)) {
-      chunks.push(c);
-      n += c.length;
-    }
-    const out = new Uint8Array(n);
-    let at = 0;
-    for (const c of chunks) {
-      out.set(c, at);
-      at += c.length;
-    }
-    return out;
+    for await (const c of this.stream(key, signal)) chunks.push(c);
+    return concatBytes(chunks);
   }
 
   /**
