@@ -19,15 +19,6 @@ export interface Tail {
   readonly size: number;
 }
 
-function fromTail(tail: Tail, offset: number, length: number): Uint8Array | undefined {
-  if (offset < tail.start || offset + length > tail.size) return undefined;
-  return tail.bytes.subarray(offset - tail.start, offset - tail.start + length);
-}
-
-async function readRange(tail: Tail, fetcher: Fetcher, offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
-  return fromTail(tail, offset, length) ?? fetcher.read(offset, length, signal);
-}
-
 /**
  * Name lookup over one archive's index, whatever its version. The reader
  * asks only these questions; everything version-specific stays behind them.
@@ -62,7 +53,7 @@ export async function openIndex(tail: Tail, fetcher: Fetcher, pageCacheBytes: nu
     const version = bytes[v2At + 8]!;
     if (version !== 2) throw new DesUnsupportedError(`archive format version ${version} is not supported (this reader knows 1 and 2)`);
     const footer = decodeV2Footer(bytes.subarray(v2At), size);
-    return V2Index.open(footer, tail, fetcher, pageCacheBytes, signal);
+    return V2Index.open(footer, fetcher, pageCacheBytes, signal);
   }
   throw new DesFormatError(size < 16 + V1_FOOTER_SIZE ? `too small to be a DES archive (${size} bytes)` : "no DES footer at the end of the data");
 }
@@ -81,7 +72,7 @@ class V1Index implements ArchiveIndex {
   }
 
   static async open(footer: V1Footer, tail: Tail, fetcher: Fetcher, signal?: AbortSignal): Promise<V1Index> {
-    const index = await readRange(tail, fetcher, footer.indexStart, footer.indexLength, signal);
+    const index = await fetcher.read(footer.indexStart, footer.indexLength, signal);
     return new V1Index(decodeV1Index(index, footer, tail.size), footer);
   }
 
@@ -138,7 +129,6 @@ class V2Index implements ArchiveIndex {
   private constructor(
     private readonly footer: V2Footer,
     private readonly table: PageTable,
-    private readonly tail: Tail,
     private readonly fetcher: Fetcher,
     pageCacheBytes: number,
   ) {
@@ -146,9 +136,9 @@ class V2Index implements ArchiveIndex {
     this.dataRegion = { start: footer.dataStart, length: footer.dataLength };
   }
 
-  static async open(footer: V2Footer, tail: Tail, fetcher: Fetcher, pageCacheBytes: number, signal?: AbortSignal): Promise<V2Index> {
-    const root = await readRange(tail, fetcher, rootOffset(footer), rootLength(footer), signal);
-    return new V2Index(footer, decodeRoot(root, footer), tail, fetcher, pageCacheBytes);
+  static async open(footer: V2Footer, fetcher: Fetcher, pageCacheBytes: number, signal?: AbortSignal): Promise<V2Index> {
+    const root = await fetcher.read(rootOffset(footer), rootLength(footer), signal);
+    return new V2Index(footer, decodeRoot(root, footer), fetcher, pageCacheBytes);
   }
 
   /** From the footer: counts tombstones too (only appended archives have any). */
@@ -182,7 +172,7 @@ class V2Index implements ArchiveIndex {
       }
       const offset = this.table.offsets[id]!;
       const length = this.table.lengths[id]!;
-      const inTail = fromTail(this.tail, offset, length);
+      const inTail = this.fetcher.fromTail(offset, length);
       if (inTail) {
         out.set(id, await this.pages.getOrLoad(id, async () => this.decode(id, inTail)));
       } else {
@@ -200,7 +190,6 @@ class V2Index implements ArchiveIndex {
           out.set(w.item, decoded.value);
         }
       });
-
     }
     return out;
   }

@@ -14,7 +14,8 @@ export interface IoStats {
 /** One read in flight, shared by every caller that asked for the same range meanwhile. */
 interface SharedRead {
   readonly promise: Promise<Uint8Array>;
-  readonly controller: AbortController;
+  /** Absent when the first caller had no signal: the read then always runs to the end. */
+  readonly controller: AbortController | undefined;
   /** Callers still waiting; a caller without a signal never stops waiting. */
   waiters: number;
 }
@@ -39,20 +40,19 @@ export class Fetcher {
   }
 
   read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
-    const t = this.tail;
-    if (t && offset >= t.start && offset + length <= t.start + t.bytes.length) {
-      return Promise.resolve(t.bytes.subarray(offset - t.start, offset - t.start + length));
-    }
+    const inTail = this.fromTail(offset, length);
+    if (inTail) return Promise.resolve(inTail);
     if (signal?.aborted) return Promise.reject(new DesAbortedError(undefined, { cause: signal.reason }));
     const key = `${offset}:${length}`;
     let shared = this.inflight.get(key);
     if (!shared) {
       // The shared read has its own signal: one caller giving up must not fail
       // the others waiting on the same bytes. It is aborted only when every
-      // caller has.
-      const controller = new AbortController();
+      // caller has, so a read started by a caller without a signal (who never
+      // gives up) needs no controller at all.
+      const controller = signal ? new AbortController() : undefined;
       this.stats.requests++;
-      const promise = this.source.read(offset, length, controller.signal, this.version).then(
+      const promise = this.source.read(offset, length, controller?.signal, this.version).then(
         (bytes) => {
           if (this.inflight.get(key) === entry) this.inflight.delete(key);
           this.stats.bytes += bytes.length;
@@ -77,7 +77,7 @@ export class Fetcher {
         s.waiters--;
         if (s.waiters === 0) {
           if (this.inflight.get(key) === s) this.inflight.delete(key);
-          s.controller.abort(signal.reason);
+          s.controller?.abort(signal.reason);
         }
         reject(new DesAbortedError(undefined, { cause: signal.reason }));
       };
@@ -93,6 +93,13 @@ export class Fetcher {
         },
       );
     });
+  }
+
+  /** The bytes of a range inside the tail read at open (no request), or undefined. */
+  fromTail(offset: number, length: number): Uint8Array | undefined {
+    const t = this.tail;
+    if (!t || offset < t.start || offset + length > t.start + t.bytes.length) return undefined;
+    return t.bytes.subarray(offset - t.start, offset - t.start + length);
   }
 
   async readTail(length: number, signal?: AbortSignal): Promise<{ bytes: Uint8Array; size: number }> {
@@ -137,15 +144,11 @@ export class Fetcher {
     signal: AbortSignal | undefined,
     onGroup: (group: RangeGroup<T>, bytes: Uint8Array) => void,
   ): Promise<void> {
-    const t = this.tail;
     const rest: RangeGroup<T>[] = [];
     for (const g of groups) {
-      // Inside the open-time tail: no read at all.
-      if (t && g.offset >= t.start && g.offset + g.length <= t.start + t.bytes.length) {
-        onGroup(g, t.bytes.subarray(g.offset - t.start, g.offset - t.start + g.length));
-      } else {
-        rest.push(g);
-      }
+      const inTail = this.fromTail(g.offset, g.length);
+      if (inTail) onGroup(g, inTail);
+      else rest.push(g);
     }
     const batches = this.batchesOf(rest);
     const read = (b: RangeGroup<T>[]): Promise<Uint8Array[]> => {
