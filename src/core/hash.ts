@@ -37,7 +37,3 @@ export function xxh64Stream(): StreamingHash {
     },
   };
 }
-
-export function hex64(v: bigint): string {
-  return v.toString(16).padStart(16, "0");
-}

@@ -222,7 +222,7 @@ export function writeV2Record(buf: Uint8Array, view: DataView, o: number, rec: V
   return o;
 }
 
-export function encodeV2Record(w: ByteWriter, rec: V2RecordInput): void {
+function encodeV2Record(w: ByteWriter, rec: V2RecordInput): void {
   const { buf, view, at } = w.reserve(v2RecordLength(rec));
   w.length = writeV2Record(buf, view, at, rec);
 }
