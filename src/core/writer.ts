@@ -179,7 +179,12 @@ export class DesWriter {
    * is being written fails the writer (abort it).
    */
   add(name: string, data: EntryData, opts: AddOptions = {}): Promise<void> {
-    const run = this.queue.then(() => this.addNow(name, data, opts));
+    return this.enqueue(() => this.addNow(name, data, opts));
+  }
+
+  /** Runs `step` after every step queued before it; a failed step does not stop the queue. */
+  private enqueue(step: () => Promise<void>): Promise<void> {
+    const run = this.queue.then(step);
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -199,21 +204,14 @@ export class DesWriter {
     } catch (e) {
       return Promise.reject(e);
     }
-    const run = this.queue.then(() => this.addManyNow(list, opts));
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.enqueue(() => this.addManyNow(list, opts));
   }
 
   /** packDirectory's path (see `addPacked` below): one queued step for a whole read batch. */
   private addPacked(names: readonly string[], bytes: Uint8Array, lengths: ArrayLike<number>, release?: () => void): Promise<void> {
-    const run = this.queue.then(
-      () => this.addPackedNow(names, bytes, lengths, release),
-      // Not reached (the queue never rejects); keeps the release promise in every case.
-      () => release?.(),
-    );
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.enqueue(() => this.addPackedNow(names, bytes, lengths, release));
   }
+
 
   /** True when bodies of these lengths can take the packed path: internal, stored as they are. */
   private packable(compression: Compression, maxLength: number): boolean {
