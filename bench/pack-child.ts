@@ -17,8 +17,8 @@
 import fs from "node:fs";
 import path from "node:path";
 // The writer's modules only: the child measures packing, and must not depend on the read path.
-import { listTree, packDirectory } from "../src/core/pack-directory.js";
-import { DesWriter } from "../src/core/writer.js";
+import { listTree, packDirectory } from "../src/write/pack-directory.js";
+import { DesWriter } from "../src/write/writer.js";
 
 /** What the child prints on stdout (JSON) for bench/pack.ts. */
 export interface ChildResult {

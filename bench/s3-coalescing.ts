@@ -13,10 +13,11 @@
  */
 import { pathToFileURL } from "node:url";
 import { GetObjectCommand, HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { V2_FOOTER_SIZE } from "../src/core/format/constants.js";
-import { decodePage, decodeRoot, decodeV2Footer, findInPage, rootLength, rootOffset } from "../src/core/format/v2.js";
-import type { DecodedPage } from "../src/core/format/v2.js";
-import { loadHasher } from "../src/core/hash.js";
+import { V2_FOOTER_SIZE } from "../src/format/constants.js";
+import { decodePage, findInPage } from "../src/format/v2/page.js";
+import { decodeRoot, decodeV2Footer, rootLength, rootOffset } from "../src/format/v2/footer.js";
+import type { DecodedPage } from "../src/format/v2/page.js";
+import { loadHasher } from "../src/format/hash.js";
 import { S3DesReader, S3_HINTS, createS3Writer } from "../src/s3/index.js";
 import { startFaultProxy } from "../test/helpers/fault-proxy.js";
 import type { FaultProxy } from "../test/helpers/fault-proxy.js";

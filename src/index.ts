@@ -2,26 +2,30 @@
  * des-pack: many small files in one DES archive, read back with a handful of
  * range reads. This entry point loads no cloud SDK; S3 lives in `des-pack/s3`.
  */
-export { DesReader } from "./core/reader.js";
-export type { ReaderOptions, ReadOptions, ManyOptions, EntryStat, VerifyReport, VerifyProblem } from "./core/reader.js";
-export { DesWriter } from "./core/writer.js";
-export type { WriterOptions, AddOptions, AddManyOptions, EntryData, WriterStats } from "./core/writer.js";
-export { FileSource, MemorySource, LOCAL_HINTS, MEMORY_HINTS } from "./core/source.js";
-export type { RangeSource, ReadHints, FileSourceOptions } from "./core/source.js";
-export { HttpSource, REMOTE_HINTS } from "./core/http-source.js";
-export type { HttpSourceOptions, HttpSourceStats } from "./core/http-source.js";
-export { FileSink, MemorySink } from "./core/sink.js";
-export { packDirectory, listTree } from "./core/pack-directory.js";
-export type { PackDirectoryOptions } from "./core/pack-directory.js";
-export type { ByteSink } from "./core/sink.js";
-export { LocalFolderStore, defaultExternalKey } from "./core/external.js";
-export type { ExternalStore } from "./core/external.js";
-export type { IoStats } from "./core/fetcher.js";
-export type { MetaValue } from "./core/meta.js";
-export type { PyJsonValue } from "./core/pyjson.js";
-export type { Compression } from "./core/format/constants.js";
-export { coalesceRanges } from "./core/coalesce.js";
-export type { RangeWant, RangeGroup } from "./core/coalesce.js";
+export { DesReader } from "./read/reader.js";
+export type { ReaderOptions, ReadOptions, ManyOptions, EntryStat, VerifyReport, VerifyProblem } from "./read/reader.js";
+export { DesWriter } from "./write/writer.js";
+export type { WriterOptions, AddOptions, AddManyOptions, EntryData, WriterStats } from "./write/writer.js";
+export { FileSource } from "./sources/file.js";
+export { MemorySource } from "./sources/memory.js";
+export { LOCAL_HINTS, MEMORY_HINTS } from "./io/source.js";
+export type { RangeSource, ReadHints } from "./io/source.js";
+export type { FileSourceOptions } from "./sources/file.js";
+export { HttpSource, REMOTE_HINTS } from "./sources/http.js";
+export type { HttpSourceOptions, HttpSourceStats } from "./sources/http.js";
+export { FileSink } from "./sinks/file.js";
+export { MemorySink } from "./sinks/memory.js";
+export { packDirectory, listTree } from "./write/pack-directory.js";
+export type { PackDirectoryOptions } from "./write/pack-directory.js";
+export type { ByteSink } from "./io/sink.js";
+export { LocalFolderStore, defaultExternalKey } from "./io/external.js";
+export type { ExternalStore } from "./io/external.js";
+export type { IoStats } from "./read/fetcher.js";
+export type { MetaValue } from "./format/meta.js";
+export type { PyJsonValue } from "./format/v1/pyjson.js";
+export type { Compression } from "./format/constants.js";
+export { coalesceRanges } from "./read/coalesce.js";
+export type { RangeWant, RangeGroup } from "./read/coalesce.js";
 export {
   DesError,
   DesFormatError,
@@ -37,5 +41,5 @@ export {
   DesExternalError,
   DesClosedError,
   DES_ERROR_CODES,
-} from "./core/errors.js";
-export type { DesErrorCode, ChecksumSubject } from "./core/errors.js";
+} from "./errors.js";
+export type { DesErrorCode, ChecksumSubject } from "./errors.js";

@@ -23,13 +23,13 @@ import path from "node:path";
 import zlib from "node:zlib";
 import { Encoder as MsgpackEncoder } from "@msgpack/msgpack";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DesReader } from "../src/core/reader.js";
-import type { EntryStat, VerifyReport } from "../src/core/reader.js";
-import { DesError, DesExternalError } from "../src/core/errors.js";
-import type { DesErrorCode } from "../src/core/errors.js";
-import type { ExternalStore } from "../src/core/external.js";
-import type { Compression } from "../src/core/format/constants.js";
-import { loadHasher, xxh64 } from "../src/core/hash.js";
+import { DesReader } from "../src/read/reader.js";
+import type { EntryStat, VerifyReport } from "../src/read/reader.js";
+import { DesError, DesExternalError } from "../src/errors.js";
+import type { DesErrorCode } from "../src/errors.js";
+import type { ExternalStore } from "../src/io/external.js";
+import type { Compression } from "../src/format/constants.js";
+import { loadHasher, xxh64 } from "../src/format/hash.js";
 import {
   GuardedSource,
   Prng,

@@ -1,9 +1,10 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { ByteWriter } from "../src/core/bytes.js";
-import { FLAG_COMPRESSED, FLAG_ENCRYPTED, FLAG_TOMBSTONE, HEADER_SIZE } from "../src/core/format/constants.js";
-import { encodePage, encodeRoot, encodeV2Footer, encodeV2Header } from "../src/core/format/v2.js";
-import type { V2RecordInput } from "../src/core/format/v2.js";
-import { loadHasher, xxh64 } from "../src/core/hash.js";
+import { ByteWriter } from "../src/format/bytes.js";
+import { FLAG_COMPRESSED, FLAG_ENCRYPTED, FLAG_TOMBSTONE, HEADER_SIZE } from "../src/format/constants.js";
+import { encodePage } from "../src/format/v2/page.js";
+import { encodeRoot, encodeV2Footer, encodeV2Header } from "../src/format/v2/footer.js";
+import type { V2RecordInput } from "../src/format/v2/page.js";
+import { loadHasher, xxh64 } from "../src/format/hash.js";
 import { DesFormatError, DesNotFoundError, DesReader, DesUnsupportedError, MemorySource } from "../src/index.js";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);

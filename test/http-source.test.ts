@@ -1,11 +1,11 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DesAbortedError, DesChangedError, DesIoError } from "../src/core/errors.js";
-import { HttpSource, parseContentRange } from "../src/core/http-source.js";
-import { DesReader } from "../src/core/reader.js";
-import { MemorySink } from "../src/core/sink.js";
-import { DesWriter } from "../src/core/writer.js";
+import { DesAbortedError, DesChangedError, DesIoError } from "../src/errors.js";
+import { HttpSource, parseContentRange } from "../src/sources/http.js";
+import { DesReader } from "../src/read/reader.js";
+import { MemorySink } from "../src/sinks/memory.js";
+import { DesWriter } from "../src/write/writer.js";
 import { HttpSource as HttpSourceFromRoot } from "../src/index.js";
 import { bodyOf } from "./helpers/data.js";
 

@@ -1,8 +1,8 @@
 import { spawnSync } from "node:child_process";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import { DesFormatError, DesInvalidArgumentError } from "../src/core/errors.js";
-import { pyJsonDumps, pyJsonLoads } from "../src/core/pyjson.js";
+import { DesFormatError, DesInvalidArgumentError } from "../src/errors.js";
+import { pyJsonDumps, pyJsonLoads } from "../src/format/v1/pyjson.js";
 
 // ---------------------------------------------------------------------------
 // Tagged form: a lossless, JSON-transportable description of a value, so that

@@ -4,13 +4,13 @@
  */
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { DesReader } from "../src/core/reader.js";
-import type { DesReader as DesReaderType } from "../src/core/reader.js";
-import { DesError } from "../src/core/errors.js";
-import { MemorySink } from "../src/core/sink.js";
-import { MemorySource } from "../src/core/source.js";
-import { DesWriter } from "../src/core/writer.js";
-import type { Compression } from "../src/core/format/constants.js";
+import { DesReader } from "../src/read/reader.js";
+import type { DesReader as DesReaderType } from "../src/read/reader.js";
+import { DesError } from "../src/errors.js";
+import { MemorySink } from "../src/sinks/memory.js";
+import { MemorySource } from "../src/sources/memory.js";
+import { DesWriter } from "../src/write/writer.js";
+import type { Compression } from "../src/format/constants.js";
 import {
   RecordingSource,
   buildArchive,

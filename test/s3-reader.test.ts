@@ -3,12 +3,12 @@ import fs from "node:fs";
 import path from "node:path";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { coalesceRanges } from "../src/core/coalesce.js";
-import type { RangeWant } from "../src/core/coalesce.js";
-import { DesAbortedError, DesChangedError, DesIoError } from "../src/core/errors.js";
-import { DesReader } from "../src/core/reader.js";
-import { MemorySink } from "../src/core/sink.js";
-import { DesWriter } from "../src/core/writer.js";
+import { coalesceRanges } from "../src/read/coalesce.js";
+import type { RangeWant } from "../src/read/coalesce.js";
+import { DesAbortedError, DesChangedError, DesIoError } from "../src/errors.js";
+import { DesReader } from "../src/read/reader.js";
+import { MemorySink } from "../src/sinks/memory.js";
+import { DesWriter } from "../src/write/writer.js";
 import { HttpSource, S3DesReader, S3Source, S3_HINTS, createS3Writer } from "../src/s3/index.js";
 // Transitive dependency of @aws-sdk/client-s3, used here only to presign URLs for the test.
 import { SignatureV4 } from "@smithy/signature-v4";

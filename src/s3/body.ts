@@ -1,5 +1,5 @@
-import { DesAbortedError, DesIoError } from "../core/errors.js";
-import { concatBytes } from "../core/bytes.js";
+import { DesAbortedError, DesIoError } from "../errors.js";
+import { concatBytes } from "../format/bytes.js";
 
 /** A body that ended early or broke midway: worth one more GET (the SDK does not retry these). */
 export class BodyError extends Error {}

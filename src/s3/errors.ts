@@ -1,5 +1,5 @@
-import { DesAbortedError, DesChangedError, DesIoError } from "../core/errors.js";
-import type { DesError } from "../core/errors.js";
+import { DesAbortedError, DesChangedError, DesIoError } from "../errors.js";
+import type { DesError } from "../errors.js";
 
 /** What the SDK tells us about a failed call: HTTP status and S3 error code. */
 export function s3Status(e: unknown): { status: number | undefined; code: string | undefined } {

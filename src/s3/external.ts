@@ -2,12 +2,12 @@ import { Readable } from "node:stream";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import type { GetObjectCommandInput, GetObjectCommandOutput, S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
-import { DesAbortedError, DesChangedError, DesError, DesExistsError, DesExternalError, DesInvalidArgumentError, throwIfAborted } from "../core/errors.js";
-import type { ExternalStore } from "../core/external.js";
-import { backoffDelay, sleep } from "../core/http-source.js";
+import { DesAbortedError, DesChangedError, DesError, DesExistsError, DesExternalError, DesInvalidArgumentError, throwIfAborted } from "../errors.js";
+import type { ExternalStore } from "../io/external.js";
+import { backoffDelay, sleep } from "../sources/http.js";
 import { BodyError, bodyChunks, discardBody } from "./body.js";
 import { describeS3Error, isAbort, isNotFound, isPreconditionFailed } from "./errors.js";
-import { concatBytes } from "../core/bytes.js";
+import { concatBytes } from "../format/bytes.js";
 
 export interface S3ExternalStoreOptions {
   readonly client: S3Client;

@@ -11,5 +11,5 @@ export { S3ExternalStore } from "./external.js";
 export type { S3ExternalStoreOptions } from "./external.js";
 export { S3Sink, createS3Writer, uploadArchive } from "./sink.js";
 export type { S3WriteTarget, S3UploadResult } from "./sink.js";
-export { HttpSource, REMOTE_HINTS } from "../core/http-source.js";
-export type { HttpSourceOptions, HttpSourceStats } from "../core/http-source.js";
+export { HttpSource, REMOTE_HINTS } from "../sources/http.js";
+export type { HttpSourceOptions, HttpSourceStats } from "../sources/http.js";

@@ -1,5 +1,5 @@
-import { DesReader } from "../core/reader.js";
-import type { ReaderOptions } from "../core/reader.js";
+import { DesReader } from "../read/reader.js";
+import type { ReaderOptions } from "../read/reader.js";
 import { S3ExternalStore } from "./external.js";
 import { S3Source } from "./source.js";
 import type { S3ObjectRef, S3SourceOptions } from "./source.js";

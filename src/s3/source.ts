@@ -1,9 +1,9 @@
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import type { GetObjectCommandInput, GetObjectCommandOutput, S3Client } from "@aws-sdk/client-s3";
-import { DesChangedError, DesInvalidArgumentError, DesIoError, throwIfAborted } from "../core/errors.js";
-import { REMOTE_HINTS, backoffDelay, parseContentRange, sleep } from "../core/http-source.js";
-import { checkRange } from "../core/source.js";
-import type { RangeSource, ReadHints } from "../core/source.js";
+import { DesChangedError, DesInvalidArgumentError, DesIoError, throwIfAborted } from "../errors.js";
+import { REMOTE_HINTS, backoffDelay, parseContentRange, sleep } from "../sources/http.js";
+import { checkRange } from "../io/source.js";
+import type { RangeSource, ReadHints } from "../io/source.js";
 import { BodyError, discardBody, readBody } from "./body.js";
 import { isInvalidRange, mapGetError } from "./errors.js";
 

@@ -3,15 +3,16 @@
  * them (MemorySource or a guarded source that records every range asked of it).
  */
 import { Readable } from "node:stream";
-import { DesReader } from "../../src/core/reader.js";
-import type { ReaderOptions } from "../../src/core/reader.js";
-import { DesWriter } from "../../src/core/writer.js";
-import type { AddOptions, EntryData, WriterOptions } from "../../src/core/writer.js";
-import { MemorySink } from "../../src/core/sink.js";
-import { MEMORY_HINTS, MemorySource } from "../../src/core/source.js";
-import type { RangeSource, ReadHints } from "../../src/core/source.js";
-import { DES_ERROR_CODES, DesError, DesFormatError, throwIfAborted } from "../../src/core/errors.js";
-import type { Compression } from "../../src/core/format/constants.js";
+import { DesReader } from "../../src/read/reader.js";
+import type { ReaderOptions } from "../../src/read/reader.js";
+import { DesWriter } from "../../src/write/writer.js";
+import type { AddOptions, EntryData, WriterOptions } from "../../src/write/writer.js";
+import { MemorySink } from "../../src/sinks/memory.js";
+import { MEMORY_HINTS } from "../../src/io/source.js";
+import { MemorySource } from "../../src/sources/memory.js";
+import type { RangeSource, ReadHints } from "../../src/io/source.js";
+import { DES_ERROR_CODES, DesError, DesFormatError, throwIfAborted } from "../../src/errors.js";
+import type { Compression } from "../../src/format/constants.js";
 
 /** How a body is handed to `add`. */
 export type BodyForm = "bytes" | "readable" | "iterable";
@@ -199,7 +200,7 @@ export function parseV1Footer(archive: Uint8Array): V1FooterFields {
 // Typed errors
 // ---------------------------------------------------------------------------
 
-/** The documented codes (src/core/errors.ts is their one list). */
+/** The documented codes (src/errors.ts is their one list). */
 export const DES_CODE_SET: ReadonlySet<string> = new Set<string>(DES_ERROR_CODES);
 
 export function isTypedDesError(e: unknown): e is DesError {

@@ -1,7 +1,7 @@
-import { DesAbortedError, DesChangedError, DesFormatError, DesInvalidArgumentError, DesIoError, throwIfAborted } from "./errors.js";
-import { checkRange } from "./source.js";
-import type { RangeSource, ReadHints } from "./source.js";
-import { concatBytes } from "./bytes.js";
+import { DesAbortedError, DesChangedError, DesFormatError, DesInvalidArgumentError, DesIoError, throwIfAborted } from "../errors.js";
+import { checkRange } from "../io/source.js";
+import type { RangeSource, ReadHints } from "../io/source.js";
+import { concatBytes } from "../format/bytes.js";
 
 /**
  * Batching for object stores and CDNs: a request costs a round trip

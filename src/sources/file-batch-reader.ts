@@ -1,5 +1,5 @@
 import { Worker } from "node:worker_threads";
-import { DesAbortedError, DesIoError } from "./errors.js";
+import { DesAbortedError, DesIoError } from "../errors.js";
 
 /**
  * Many small positional reads of one file descriptor, done in a worker

@@ -1,5 +1,5 @@
 import { ByteReader, ByteWriter, utf8Decode } from "../bytes.js";
-import { DesFormatError } from "../errors.js";
+import { DesFormatError } from "../../errors.js";
 import {
   FLAG_EXTERNAL,
   FOOTER_MAGIC,
@@ -7,8 +7,8 @@ import {
   HEADER_SIZE,
   V1_FOOTER_SIZE,
   V1_RECORD_FIXED,
-} from "./constants.js";
-import type { EntryRecord } from "./record.js";
+} from "../constants.js";
+import type { EntryRecord } from "../record.js";
 
 /** Section 2 of spec/des-format.md. */
 export interface V1Footer {

@@ -1,4 +1,4 @@
-import { bytesEqual } from "./bytes.js";
+import { bytesEqual } from "../format/bytes.js";
 
 const encoder = new TextEncoder();
 

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { Readable } from "node:stream";
-import { DesExternalError, DesInvalidArgumentError } from "./errors.js";
+import { DesExternalError, DesInvalidArgumentError } from "../errors.js";
 
 /**
  * Where bodies above the writer's `bigFileThreshold` live. The archive keeps

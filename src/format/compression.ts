@@ -1,6 +1,6 @@
 import zlib from "node:zlib";
-import { DesFormatError } from "./errors.js";
-import type { Compression } from "./format/constants.js";
+import { DesFormatError } from "../errors.js";
+import type { Compression } from "./constants.js";
 
 /** Fixed defaults so the same input always compresses to the same bytes. */
 export const DEFAULT_GZIP_LEVEL = 6;

@@ -1,7 +1,7 @@
 import { Decoder, Encoder } from "@msgpack/msgpack";
-import { DesFormatError, DesInvalidArgumentError } from "./errors.js";
-import { pyJsonLoads } from "./pyjson.js";
-import type { PyJsonValue } from "./pyjson.js";
+import { DesFormatError, DesInvalidArgumentError } from "../errors.js";
+import { pyJsonLoads } from "./v1/pyjson.js";
+import type { PyJsonValue } from "./v1/pyjson.js";
 
 /**
  * Meta is any MessagePack value in v2 (maps, arrays, binary, bigint, ...) and

@@ -1,14 +1,16 @@
 import { sliceWant } from "./coalesce.js";
 import type { RangeWant } from "./coalesce.js";
-import { DesFormatError, DesUnsupportedError } from "./errors.js";
+import { DesFormatError, DesUnsupportedError } from "../errors.js";
 import type { Fetcher } from "./fetcher.js";
-import { FLAG_TOMBSTONE, FOOTER_MAGIC, V1_FOOTER_SIZE, V2_FOOTER_SIZE, startsWith } from "./format/constants.js";
-import type { EntryRecord } from "./format/record.js";
-import { decodeV1Footer, decodeV1Index } from "./format/v1.js";
-import type { V1Footer } from "./format/v1.js";
-import { decodePage, decodeRoot, decodeV2Footer, pageOfHash, rootLength, rootOffset } from "./format/v2.js";
-import type { DecodedPage, PageTable, V2Footer } from "./format/v2.js";
-import { xxh64 } from "./hash.js";
+import { FLAG_TOMBSTONE, FOOTER_MAGIC, V1_FOOTER_SIZE, V2_FOOTER_SIZE, startsWith } from "../format/constants.js";
+import type { EntryRecord } from "../format/record.js";
+import { decodeV1Footer, decodeV1Index } from "../format/v1/layout.js";
+import type { V1Footer } from "../format/v1/layout.js";
+import { decodePage, pageOfHash } from "../format/v2/page.js";
+import { decodeRoot, decodeV2Footer, rootLength, rootOffset } from "../format/v2/footer.js";
+import type { DecodedPage } from "../format/v2/page.js";
+import type { PageTable, V2Footer } from "../format/v2/footer.js";
+import { xxh64 } from "../format/hash.js";
 import { ByteLru } from "./lru.js";
 
 /** The last bytes of the archive, as read at open. */

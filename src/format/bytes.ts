@@ -1,4 +1,4 @@
-import { DesFormatError } from "./errors.js";
+import { DesFormatError } from "../errors.js";
 
 const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });

@@ -1,10 +1,10 @@
 import fs from "node:fs";
 import path from "node:path";
-import { DesInvalidArgumentError, throwIfAborted } from "./errors.js";
+import { DesInvalidArgumentError, throwIfAborted } from "../errors.js";
 import { readBatchesAhead } from "./read-ahead.js";
 import { DesWriter, addPacked, canAddPacked } from "./writer.js";
 import type { WriterOptions, WriterStats } from "./writer.js";
-import type { ByteSink } from "./sink.js";
+import type { ByteSink } from "../io/sink.js";
 
 export interface PackDirectoryOptions extends WriterOptions {
   /**

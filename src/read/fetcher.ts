@@ -1,7 +1,7 @@
 import { coalesceRanges, runBounded } from "./coalesce.js";
 import type { RangeGroup, RangeWant } from "./coalesce.js";
-import { DesAbortedError, DesIoError } from "./errors.js";
-import type { RangeSource, ReadHints } from "./source.js";
+import { DesAbortedError, DesIoError } from "../errors.js";
+import type { RangeSource, ReadHints } from "../io/source.js";
 
 /** What a reader has asked of its source, for tests, benchmarks and capacity planning. */
 export interface IoStats {

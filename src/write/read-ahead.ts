@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Worker } from "node:worker_threads";
-import { DesAbortedError, DesInvalidArgumentError, throwIfAborted } from "./errors.js";
+import { DesAbortedError, DesInvalidArgumentError, throwIfAborted } from "../errors.js";
 
 /**
  * Reading many small files is dominated by per-file system calls (open,

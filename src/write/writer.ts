@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import { Readable } from "node:stream";
-import { ByteWriter, utf8Encode } from "./bytes.js";
-import { compressStream, compressSync } from "./compression.js";
+import { ByteWriter, utf8Encode } from "../format/bytes.js";
+import { compressStream, compressSync } from "../format/compression.js";
 import { EntryTable, hashKey } from "./entry-table.js";
 import {
   DesClosedError,
@@ -10,9 +10,9 @@ import {
   DesInvalidArgumentError,
   DesIoError,
   throwIfAborted,
-} from "./errors.js";
-import { defaultExternalKey } from "./external.js";
-import type { ExternalStore } from "./external.js";
+} from "../errors.js";
+import { defaultExternalKey } from "../io/external.js";
+import type { ExternalStore } from "../io/external.js";
 import {
   FLAG_COMPRESSED,
   FLAG_EXTERNAL,
@@ -24,17 +24,18 @@ import {
   TARGET_PAGE_BYTES,
   V2_FOOTER_SIZE,
   codecId,
-} from "./format/constants.js";
-import type { Compression } from "./format/constants.js";
-import { encodeV1Footer, encodeV1Header, encodeV1Record } from "./format/v1.js";
-import { encodeRoot, encodeV2Footer, encodeV2Header, v2RecordLength, writeV2Record } from "./format/v2.js";
-import type { V2RecordInput } from "./format/v2.js";
-import { loadHasher, xxh64, xxh64Stream } from "./hash.js";
+} from "../format/constants.js";
+import type { Compression } from "../format/constants.js";
+import { encodeV1Footer, encodeV1Header, encodeV1Record } from "../format/v1/layout.js";
+import { encodeRoot, encodeV2Footer, encodeV2Header } from "../format/v2/footer.js";
+import { v2RecordLength, writeV2Record } from "../format/v2/page.js";
+import type { V2RecordInput } from "../format/v2/page.js";
+import { loadHasher, xxh64, xxh64Stream } from "../format/hash.js";
 import type { XXHashAPI } from "xxhash-wasm";
-import { encodeMetaV2 } from "./meta.js";
-import { pyJsonDumps } from "./pyjson.js";
-import { FileSink } from "./sink.js";
-import type { ByteSink } from "./sink.js";
+import { encodeMetaV2 } from "../format/meta.js";
+import { pyJsonDumps } from "../format/v1/pyjson.js";
+import { FileSink } from "../sinks/file.js";
+import type { ByteSink } from "../io/sink.js";
 import { SpillBuffer } from "./spill.js";
 
 /** A body to add: bytes, a Node stream, any async iterable of chunks, or a file on disk. */

@@ -1,22 +1,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
-import { DesExistsError, DesIoError } from "./errors.js";
-
-/**
- * Where a writer's bytes go, strictly in order. The writer never seeks, so a
- * file, a multipart upload or a network stream can all be sinks.
- */
-export interface ByteSink {
-  /** Where the archive will be visible once committed (a path, `s3://bucket/key`). */
-  readonly location: string;
-  /** Appends bytes. The sink may keep `chunk` only until the promise resolves. */
-  write(chunk: Uint8Array): Promise<void>;
-  /** Makes the archive durable and visible under its final name, all at once. */
-  commit(): Promise<void>;
-  /** Discards everything. Safe after a failure and safe to call twice. */
-  abort(): Promise<void>;
-}
+import { DesExistsError, DesIoError } from "../errors.js";
+import type { ByteSink } from "../io/sink.js";
 
 const WRITE_BUFFER = 1 << 20;
 /** writeRetained copies chunks smaller than this into the buffer instead of keeping them. */
@@ -264,35 +250,5 @@ async function syncDir(dir: string): Promise<void> {
     // Some filesystems refuse fsync on directories; the data itself is already synced.
   } finally {
     if (fd !== undefined) fs.closeSync(fd);
-  }
-}
-
-/** Collects everything in memory; `bytes()` after commit. For tests and small archives. */
-export class MemorySink implements ByteSink {
-  readonly location: string;
-  private chunks: Uint8Array[] = [];
-  private committed: Uint8Array | undefined;
-
-  constructor(location = "memory:") {
-    this.location = location;
-  }
-
-  async write(chunk: Uint8Array): Promise<void> {
-    // A copy: writers may reuse the chunk's memory once write() resolves (Buffer#slice would not copy).
-    this.chunks.push(new Uint8Array(chunk));
-  }
-
-  async commit(): Promise<void> {
-    this.committed = Buffer.concat(this.chunks);
-    this.chunks = [];
-  }
-
-  async abort(): Promise<void> {
-    this.chunks = [];
-  }
-
-  bytes(): Uint8Array {
-    if (!this.committed) throw new DesIoError("MemorySink: not committed");
-    return this.committed;
   }
 }

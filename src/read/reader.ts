@@ -3,7 +3,7 @@ import { openIndex } from "./archive-index.js";
 import type { ArchiveIndex, Tail } from "./archive-index.js";
 import { sliceWant } from "./coalesce.js";
 import type { RangeWant } from "./coalesce.js";
-import { decompressStream, decompressSync } from "./compression.js";
+import { decompressStream, decompressSync } from "../format/compression.js";
 import {
   DesAbortedError,
   DesChangedError,
@@ -16,19 +16,19 @@ import {
   DesNotFoundError,
   DesUnsupportedError,
   throwIfAborted,
-} from "./errors.js";
-import { defaultExternalKey } from "./external.js";
-import type { ExternalStore } from "./external.js";
+} from "../errors.js";
+import { defaultExternalKey } from "../io/external.js";
+import type { ExternalStore } from "../io/external.js";
 import { Fetcher } from "./fetcher.js";
 import type { IoStats } from "./fetcher.js";
-import { DEFAULT_TAIL_SIZE, FLAG_EXTERNAL, HEADER_MAGIC, KNOWN_FLAGS, startsWith } from "./format/constants.js";
-import type { Compression } from "./format/constants.js";
-import type { EntryRecord } from "./format/record.js";
-import { loadHasher, xxh64, xxh64Stream } from "./hash.js";
-import { decodeMetaV1, decodeMetaV2 } from "./meta.js";
-import type { MetaValue } from "./meta.js";
-import { FileSource } from "./source.js";
-import type { RangeSource, ReadHints } from "./source.js";
+import { DEFAULT_TAIL_SIZE, FLAG_EXTERNAL, HEADER_MAGIC, KNOWN_FLAGS, startsWith } from "../format/constants.js";
+import type { Compression } from "../format/constants.js";
+import type { EntryRecord } from "../format/record.js";
+import { loadHasher, xxh64, xxh64Stream } from "../format/hash.js";
+import { decodeMetaV1, decodeMetaV2 } from "../format/meta.js";
+import type { MetaValue } from "../format/meta.js";
+import { FileSource } from "../sources/file.js";
+import type { RangeSource, ReadHints } from "../io/source.js";
 
 export interface ReaderOptions {
   /** Bytes read from the end at open. Default 64 KiB. */

@@ -4,7 +4,7 @@
  * must be byte-identical when this implementation writes them, and read with
  * `json.loads` semantics (NaN/Infinity, exact big integers, Python float repr).
  */
-import { DesError, DesFormatError, DesInvalidArgumentError } from "./errors.js";
+import { DesError, DesFormatError, DesInvalidArgumentError } from "../../errors.js";
 
 export type PyJsonValue =
   | null

@@ -1,4 +1,4 @@
-import { DesAbortedError, throwIfAborted } from "./errors.js";
+import { DesAbortedError, throwIfAborted } from "../errors.js";
 
 /** One wanted byte range and what it is for. */
 export interface RangeWant<T> {

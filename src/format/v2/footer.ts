@@ -1,0 +1,141 @@
+import { ByteReader, ByteWriter } from "../bytes.js";
+import { DesChecksumError, DesFormatError, DesUnsupportedError } from "../../errors.js";
+import { xxh64 } from "../hash.js";
+import {
+  FOOTER_MAGIC,
+  HEADER_MAGIC,
+  HEADER_SIZE,
+  MAX_PAGE_BITS,
+  MIN_V2_RECORD,
+  PAGE_OVERHEAD,
+  V2_FOOTER_SIZE,
+  } from "../constants.js";
+
+/** Section 3 of spec/des-format.md. */
+export interface V2Footer {
+  readonly pageBits: number;
+  readonly requiredFeatures: number;
+  readonly dataStart: number;
+  readonly dataLength: number;
+  readonly metaStart: number;
+  readonly metaLength: number;
+  readonly indexStart: number;
+  readonly indexLength: number;
+  readonly entryCount: number;
+  readonly prevFooterOffset: number;
+  readonly archiveLength: number;
+  readonly rootHash: bigint;
+}
+
+/** Feature bits this reader implements (none are defined yet). */
+const KNOWN_FEATURES = 0;
+
+export function encodeV2Header(): Uint8Array {
+  return new ByteWriter(HEADER_SIZE).bytes(HEADER_MAGIC).u8(2).zeros(7).finish();
+}
+
+export function encodeV2Footer(f: V2Footer): Uint8Array {
+  const w = new ByteWriter(V2_FOOTER_SIZE)
+    .bytes(FOOTER_MAGIC)
+    .u8(2)
+    .u8(f.pageBits)
+    .zeros(2)
+    .u32(f.requiredFeatures)
+    .u64(f.dataStart)
+    .u64(f.dataLength)
+    .u64(f.metaStart)
+    .u64(f.metaLength)
+    .u64(f.indexStart)
+    .u64(f.indexLength)
+    .u64(f.entryCount)
+    .u64(f.prevFooterOffset)
+    .u64(f.archiveLength)
+    .u64big(f.rootHash)
+    .zeros(24);
+  w.u64big(xxh64(w.view_()));
+  return w.finish();
+}
+
+/** Decodes and validates a v2 footer: its own checksum first, then every bound it states. */
+export function decodeV2Footer(bytes: Uint8Array, archiveSize: number): V2Footer {
+  if (bytes.length !== V2_FOOTER_SIZE) throw new DesFormatError("v2 footer: wrong size");
+  const r = new ByteReader(bytes, "v2 footer");
+  r.skip(120);
+  const stored = r.u64big();
+  if (stored !== xxh64(bytes.subarray(0, 120))) throw new DesChecksumError({ kind: "footer" });
+  r.pos = 9;
+  const pageBits = r.u8();
+  r.skip(2);
+  const requiredFeatures = r.u32();
+  const f: V2Footer = {
+    pageBits,
+    requiredFeatures,
+    dataStart: r.u64("data_start"),
+    dataLength: r.u64("data_length"),
+    metaStart: r.u64("meta_start"),
+    metaLength: r.u64("meta_length"),
+    indexStart: r.u64("index_start"),
+    indexLength: r.u64("index_length"),
+    entryCount: r.u64("entry_count"),
+    prevFooterOffset: r.u64("prev_footer_offset"),
+    archiveLength: r.u64("archive_length"),
+    rootHash: r.u64big(),
+  };
+  if ((requiredFeatures & ~KNOWN_FEATURES) !== 0) {
+    throw new DesUnsupportedError(`archive requires features 0x${requiredFeatures.toString(16)} this reader lacks`);
+  }
+  if (f.archiveLength !== archiveSize) {
+    throw new DesFormatError(`v2 footer: archive_length ${f.archiveLength} but the archive has ${archiveSize} bytes`);
+  }
+  if (pageBits > MAX_PAGE_BITS) throw new DesFormatError(`v2 footer: page_bits ${pageBits} > ${MAX_PAGE_BITS}`);
+  const rootLength = 4 * 2 ** pageBits;
+  const ok =
+    f.dataStart >= HEADER_SIZE &&
+    f.dataStart + f.dataLength <= f.metaStart &&
+    f.metaStart + f.metaLength <= f.indexStart &&
+    f.indexStart + f.indexLength === archiveSize - V2_FOOTER_SIZE &&
+    rootLength < f.indexLength &&
+    f.prevFooterOffset < f.dataStart &&
+    f.entryCount * MIN_V2_RECORD <= f.indexLength - rootLength;
+  if (!ok) throw new DesFormatError("v2 footer: sections are out of bounds or overlap");
+  return f;
+}
+
+export function rootLength(footer: V2Footer): number {
+  return 4 * 2 ** footer.pageBits;
+}
+
+export function rootOffset(footer: V2Footer): number {
+  return footer.indexStart + footer.indexLength - rootLength(footer);
+}
+
+/** Page table decoded from the root: absolute offset and length of each page. */
+export interface PageTable {
+  readonly offsets: Float64Array;
+  readonly lengths: Uint32Array;
+}
+
+export function decodeRoot(root: Uint8Array, footer: V2Footer): PageTable {
+  if (xxh64(root) !== footer.rootHash) throw new DesChecksumError({ kind: "root" });
+  const count = 2 ** footer.pageBits;
+  const r = new ByteReader(root, "v2 root");
+  const offsets = new Float64Array(count);
+  const lengths = new Uint32Array(count);
+  let at = footer.indexStart;
+  for (let i = 0; i < count; i++) {
+    const len = r.u32();
+    if (len < PAGE_OVERHEAD) r.fail(`page ${i} length ${len} is below ${PAGE_OVERHEAD}`);
+    offsets[i] = at;
+    lengths[i] = len;
+    at += len;
+  }
+  if (at !== rootOffset(footer)) r.fail("page lengths do not add up to the index length");
+  return { offsets, lengths };
+}
+
+export function encodeRoot(pageLengths: readonly number[]): Uint8Array {
+  const w = new ByteWriter(pageLengths.length * 4);
+  for (const len of pageLengths) w.u32(len);
+  return w.finish();
+}
+

@@ -1,0 +1,69 @@
+import { DesFormatError, DesInvalidArgumentError } from "../errors.js";
+
+/**
+ * How a reader should batch reads on a medium. Remote stores want big merged
+ * ranges (a request costs a round trip); local files want exact ones.
+ */
+export interface ReadHints {
+  /** Merge two ranges when the bytes between them are at most this many. */
+  readonly maxGap: number;
+  /** Never build a merged read longer than this. */
+  readonly maxSpan: number;
+  /** Reads in flight at once. */
+  readonly concurrency: number;
+}
+
+/**
+ * Random access to the bytes of one archive. This small interface is the
+ * whole I/O boundary: the reader parses, a source only fetches bytes.
+ */
+export interface RangeSource {
+  /**
+   * Where the bytes live (a path, `s3://bucket/key`, a URL). Stable across
+   * processes, known without any I/O, so caches can key on it.
+   */
+  readonly key: string;
+  /** Total size, when known without I/O; `readTail` always learns it. */
+  readonly size: number | undefined;
+  /** The medium's batching defaults. */
+  readonly hints: ReadHints;
+  /**
+   * Exactly `length` bytes at `offset`. A source that gets fewer bytes than
+   * asked must retry or throw; it never returns a short result.
+   *
+   * `version` is the token `readTail` returned for the opening this read
+   * belongs to (the reader passes it back on every read). A versioned source
+   * must serve the read from exactly that version or throw DesChangedError;
+   * it must not fall back to a newer version it learned from a later
+   * `readTail`, or a read planned from an old index could return new bytes.
+   */
+  read(offset: number, length: number, signal?: AbortSignal, version?: string): Promise<Uint8Array>;
+  /**
+   * The last `length` bytes (all of them when the source is smaller) and the
+   * total size, in one request where the medium allows it (a suffix range).
+   * Sources that pin a version (ETag) learn it here and return it as
+   * `version`.
+   */
+  readTail(length: number, signal?: AbortSignal): Promise<{ bytes: Uint8Array; size: number; version?: string }>;
+  /**
+   * Optional: many ranges in one call, results in the same order, each its
+   * own memory. For media where one call per range is the main cost (a
+   * local file: a thread-pool round trip per read); the reader uses it for
+   * batches and `read` for everything else. Same contract as `read` per range.
+   */
+  readMany?(ranges: readonly { offset: number; length: number }[], signal?: AbortSignal, version?: string): Promise<Uint8Array[]>;
+  close?(): Promise<void>;
+}
+
+export const LOCAL_HINTS: ReadHints = { maxGap: 4096, maxSpan: 1 << 20, concurrency: 8 };
+export const MEMORY_HINTS: ReadHints = { maxGap: 0, maxSpan: 1 << 30, concurrency: 64 };
+
+export function checkRange(offset: number, length: number, size: number | undefined, key: string): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+    throw new DesInvalidArgumentError(`invalid range ${offset}+${length}`);
+  }
+  if (size !== undefined && offset + length > size) {
+    throw new DesFormatError(`range ${offset}+${length} is past the end of ${key} (${size} bytes)`);
+  }
+}
+
