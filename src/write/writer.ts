@@ -17,19 +17,13 @@ import {
   FLAG_COMPRESSED,
   FLAG_EXTERNAL,
   HEADER_SIZE,
-  MAX_NAME_BYTES,
-  MAX_PAGE_BITS,
-  MAX_PAGE_BYTES,
-  PAGE_OVERHEAD,
-  TARGET_PAGE_BYTES,
   V2_FOOTER_SIZE,
   codecId,
 } from "../format/constants.js";
 import type { Compression } from "../format/constants.js";
 import { encodeV1Footer, encodeV1Header, encodeV1Record } from "../format/v1/layout.js";
-import { encodeRoot, encodeV2Footer, encodeV2Header } from "../format/v2/footer.js";
-import { v2RecordLength, writeV2Record } from "../format/v2/page.js";
-import type { V2RecordInput } from "../format/v2/page.js";
+import { encodeV2Footer, encodeV2Header } from "../format/v2/footer.js";
+import { planV2Index } from "../format/v2/index-builder.js";
 import { loadHasher, xxh64, xxh64Stream } from "../format/hash.js";
 import type { XXHashAPI } from "xxhash-wasm";
 import { encodeMetaV2 } from "../format/meta.js";
@@ -37,6 +31,7 @@ import { pyJsonDumps } from "../format/v1/pyjson.js";
 import { FileSink } from "../sinks/file.js";
 import type { ByteSink } from "../io/sink.js";
 import { SpillBuffer } from "./spill.js";
+import { stageEntryName } from "./names.js";
 
 /** A body to add: bytes, a Node stream, any async iterable of chunks, or a file on disk. */
 export type EntryData = Uint8Array | Readable | AsyncIterable<Uint8Array> | { readonly path: string };
@@ -93,7 +88,6 @@ export interface WriterStats {
   readonly archiveBytes: number;
 }
 
-const V1_FORBIDDEN = /[/\\:*?"<>|]/;
 /** addMany copies small bodies together into groups of up to this many bytes, one sink write each. */
 const GROUP_BYTES = 4 << 20;
 const DEFAULT_BIG_FILE = 100 * 1024 * 1024;
@@ -288,7 +282,7 @@ export class DesWriter {
         const len = lengths[k]!;
         let nameLen: number;
         try {
-          nameLen = this.stageName(name);
+          nameLen = stageEntryName(t, name, this.format);
         } catch (e) {
           rejected = e;
           break;
@@ -300,16 +294,10 @@ export class DesWriter {
           rejected = new DesDuplicateError(name);
           break;
         }
-        const i = t.pushStaged(nameLen, nameHash, key, nameLen === name.length ? name : undefined);
-        t.flags[i] = 0;
-        t.codec[i] = 0;
-        t.size[i] = len;
-        t.storedSize[i] = len;
-        t.dataOffset[i] = base + used;
-        t.dataHash[i] = len > 0 ? xxh64(bytes.subarray(used, used + len)) : 0n;
-        this.storeMeta(i, this.format === 1 ? utf8Encode(v1MetaJson(undefined, len, undefined)) : undefined);
+        const hash = len > 0 ? xxh64(bytes.subarray(used, used + len)) : 0n;
+        const meta = this.format === 1 ? utf8Encode(v1MetaJson(undefined, len, undefined)) : undefined;
+        this.pushRow(name, nameLen, nameHash, key, 0, 0, len, len, base + used, hash, undefined, meta);
         used += len;
-        this.originalBytes += len;
       }
       if (used > 0) {
         const chunk = used === bytes.length ? bytes : bytes.subarray(0, used);
@@ -340,50 +328,13 @@ export class DesWriter {
     return this.add(name, { path: filePath }, opts);
   }
 
-  private validateName(name: string): Uint8Array {
-    if (typeof name !== "string") throw new DesInvalidArgumentError("entry names are strings");
-    const bytes = utf8Encode(name);
-    if (bytes.length === 0 || bytes.length > MAX_NAME_BYTES) {
-      throw new DesInvalidArgumentError(`entry names are 1..${MAX_NAME_BYTES} UTF-8 bytes (got ${bytes.length})`);
-    }
-    if (bytes.includes(0)) throw new DesInvalidArgumentError("entry names cannot contain NUL");
-    if (/[\uD800-\uDFFF]/.test(name) && !name.isWellFormed()) {
-      throw new DesInvalidArgumentError("entry names must be well-formed Unicode (no lone surrogates)");
-    }
-    if (this.format === 1 && V1_FORBIDDEN.test(name)) {
-      throw new DesInvalidArgumentError(`v1 entry names cannot contain / \\ : * ? " < > | (${JSON.stringify(name)})`);
-    }
-    return bytes;
-  }
-
-  /**
-   * validateName without an allocation: the name is encoded in place at the
-   * end of the entry table's arena (see EntryTable.stageName). The same
-   * checks in the same order, so the same errors.
-   */
-  private stageName(name: string): number {
-    if (typeof name !== "string") throw new DesInvalidArgumentError("entry names are strings");
-    // Every code unit is at least one byte: a name this long is refused before it is encoded.
-    const length = name.length > MAX_NAME_BYTES ? Buffer.byteLength(name, "utf8") : this.table.stageName(name);
-    if (length === 0 || length > MAX_NAME_BYTES) {
-      throw new DesInvalidArgumentError(`entry names are 1..${MAX_NAME_BYTES} UTF-8 bytes (got ${length})`);
-    }
-    if (name.includes("\0")) throw new DesInvalidArgumentError("entry names cannot contain NUL");
-    // Only a name with a character beyond ASCII encodes to more bytes than it has code units.
-    if (length !== name.length && /[\uD800-\uDFFF]/.test(name) && !name.isWellFormed()) {
-      throw new DesInvalidArgumentError("entry names must be well-formed Unicode (no lone surrogates)");
-    }
-    if (this.format === 1 && V1_FORBIDDEN.test(name)) {
-      throw new DesInvalidArgumentError(`v1 entry names cannot contain / \\ : * ? " < > | (${JSON.stringify(name)})`);
-    }
-    return length;
-  }
-
   private async addNow(name: string, data: EntryData, opts: AddOptions): Promise<void> {
     this.ensureOpen();
-    const nameBytes = this.validateName(name);
-    const nameHash = xxh64(nameBytes);
-    if (this.format === 2 && this.table.hasName(nameBytes, nameHash)) throw new DesDuplicateError(name);
+    // The name stays staged at the end of the table's arena while the body is written (adds run one at a time).
+    const nameLen = stageEntryName(this.table, name, this.format);
+    const nameHash = this.hashApi.h64(name, 0n);
+    const key = hashKey(nameHash);
+    if (this.format === 2 && this.table.hasStaged(nameLen, nameHash, key)) throw new DesDuplicateError(name);
     const compression = opts.compress ?? this.opts.compress ?? "none";
     if (this.format === 1 && compression !== "none") throw new DesInvalidArgumentError("v1 archives cannot hold compressed entries");
     if (opts.size !== undefined && (!Number.isSafeInteger(opts.size) || opts.size < 0)) throw new DesInvalidArgumentError("size must be a non-negative integer");
@@ -419,33 +370,27 @@ export class DesWriter {
 
     const metaBytes =
       this.format === 2 ? metaV2 : utf8Encode(v1MetaJson(opts.meta, body.original, externalKey));
-    const i = this.table.push(nameBytes, nameHash);
-    const t = this.table;
-    const compressed = compression !== "none" && !external;
-    t.flags[i] = (external ? FLAG_EXTERNAL : 0) | (compressed && this.format === 2 ? FLAG_COMPRESSED : 0);
-    t.codec[i] = compressed ? codecId(compression) : 0;
-    t.size[i] = body.original;
-    t.storedSize[i] = body.stored;
-    t.dataOffset[i] = body.offset;
-    t.dataHash[i] = body.hash;
-    if (externalKey !== undefined) t.externalKey.set(i, utf8Encode(externalKey));
-    this.storeMeta(i, metaBytes);
-    this.originalBytes += body.original;
+    const compressed = compression !== "none" && !external && this.format === 2;
+    const flags = (external ? FLAG_EXTERNAL : 0) | (compressed ? FLAG_COMPRESSED : 0);
+    this.pushRow(name, nameLen, nameHash, key, flags, compressed ? codecId(compression) : 0, body.original, body.stored, body.offset, body.hash, externalKey, metaBytes);
   }
 
-  /** Appends entry `i`'s meta to META (its offset is relative to META until close) and records it. */
-  private storeMeta(i: number, metaBytes: Uint8Array | undefined): void {
+  /**
+   * Adds the staged name as an entry and fills its row: the one path every
+   * add takes into the table. Meta goes to META (its offset is relative to
+   * META until close).
+   */
+  private pushRow(name: string, nameLen: number, nameHash: bigint, key: number, flags: number, codec: number, size: number, stored: number, offset: number, dataHash: bigint, externalKey: string | undefined, meta: Uint8Array | undefined): void {
     const t = this.table;
-    if (metaBytes && metaBytes.length > 0) {
-      t.metaOffset[i] = this.meta.length;
-      t.metaLength[i] = metaBytes.length;
-      t.metaHash[i] = xxh64(metaBytes);
-      this.meta.append(metaBytes);
+    const i = t.pushStaged(nameLen, nameHash, key, nameLen === name.length ? name : undefined);
+    if (meta && meta.length > 0) {
+      t.setRow(i, flags, codec, size, stored, offset, dataHash, this.meta.length, meta.length, xxh64(meta));
+      this.meta.append(meta);
     } else {
-      t.metaOffset[i] = 0;
-      t.metaLength[i] = 0;
-      t.metaHash[i] = 0n;
+      t.setRow(i, flags, codec, size, stored, offset, dataHash, 0, 0, 0n);
     }
+    if (externalKey !== undefined) t.externalKey.set(i, utf8Encode(externalKey));
+    this.originalBytes += size;
   }
 
   private async writeBody(data: EntryData, compression: Compression, signal?: AbortSignal): Promise<{ stored: number; original: number; hash: bigint; offset: number }> {
@@ -606,166 +551,13 @@ export class DesWriter {
     this.position += group.length;
   }
 
-  /**
-   * Section 3.4: pick page_bits, bucket records by name hash, sort each page
-   * by name, write pages then root. Record sizes are computed, not encoded,
-   * so each record is encoded once, into its page (whose size is checked
-   * against the computed one).
-   */
+  /** Pages and root (section 3.4), laid out by the index builder straight from the table's columns. */
   private async writeV2Index(metaStart: number): Promise<{ bits: number; rootHash: bigint }> {
     const t = this.table;
-    const n = t.count;
-    // Record sizes (section 3.5), from the same function the format's encoder is checked against.
-    const rec = recordCursor(t, metaStart);
-    const recLen = new Uint32Array(n);
-    let total = 0;
-    for (let i = 0; i < n; i++) {
-      const l = v2RecordLength(rec.at(i));
-      recLen[i] = l;
-      total += l;
-    }
-    let bits = total <= TARGET_PAGE_BYTES ? 0 : Math.min(MAX_PAGE_BITS, Math.ceil(Math.log2(total / TARGET_PAGE_BYTES)));
-    const pageOf = new Uint32Array(n);
-    let bytes = new Float64Array(0);
-    let counts = new Uint32Array(0);
-    for (;;) {
-      const P = 2 ** bits;
-      bytes = new Float64Array(P).fill(PAGE_OVERHEAD);
-      counts = new Uint32Array(P);
-      const shift = 32 - bits;
-      for (let i = 0; i < n; i++) {
-        // nameKey is the top 32 bits of the name's hash: the page is their top page_bits.
-        const p = bits === 0 ? 0 : t.nameKey[i]! >>> shift;
-        pageOf[i] = p;
-        bytes[p] = bytes[p]! + recLen[i]!;
-        counts[p] = counts[p]! + 1;
-      }
-      let fits = true;
-      for (let p = 0; p < P; p++) if (bytes[p]! > MAX_PAGE_BYTES && counts[p]! > 1) fits = false;
-      if (fits || bits >= MAX_PAGE_BITS) break;
-      bits++;
-    }
-    const P = 2 ** bits;
-    const lengths: number[] = Array.from(bytes);
-    // Pages are encoded straight from the table's columns, and each page's
-    // length was computed above from the same fields: a difference would be a
-    // bug, so it is checked.
-    const check = (p: number, end: number, expected: number): void => {
-      if (end !== expected) throw new Error(`internal error: index page ${p} ends at ${end}, not ${expected}`);
-    };
-    if (t.inOrder) {
-      // Entries were added in name order, so each page's entries are in entry
-      // order. Groups of pages (about 1/8 of the index, at least 1 MiB) are
-      // encoded in one pass over the entries each: the columns are read in
-      // order, where a pass per page would read them nearly at random.
-      const groupBytes = Math.max(1 << 20, Math.ceil(total / 8));
-      const cursor = new Float64Array(P);
-      for (let g0 = 0; g0 < P; ) {
-        let g1 = g0;
-        let size = 0;
-        while (g1 < P && (g1 === g0 || size + bytes[g1]! <= groupBytes)) size += bytes[g1++]!;
-        const buf = new Uint8Array(size);
-        const view = new DataView(buf.buffer);
-        for (let p = g0, at = 0; p < g1; at += bytes[p++]!) {
-          view.setUint32(at, counts[p]!, true);
-          cursor[p] = at + 4;
-        }
-        for (let i = 0; i < n; i++) {
-          const p = pageOf[i]!;
-          if (p >= g0 && p < g1) cursor[p] = writeV2Record(buf, view, cursor[p]!, rec.at(i));
-        }
-        for (let p = g0, at = 0; p < g1; at += bytes[p++]!) {
-          const end = at + bytes[p]! - 8;
-          check(p, cursor[p]!, end);
-          view.setBigUint64(end, xxh64(buf.subarray(at, end)), true);
-        }
-        await this.emitGroup(buf);
-        g0 = g1;
-      }
-    } else {
-      // Counting sort by page (stable: each page's entries stay in the order added), then each page by name bytes.
-      const starts = new Uint32Array(P + 1);
-      for (let i = 0; i < n; i++) starts[pageOf[i]! + 1] = starts[pageOf[i]! + 1]! + 1;
-      for (let p = 0; p < P; p++) starts[p + 1]! += starts[p]!;
-      const order = new Uint32Array(n);
-      const fill = starts.slice(0, P);
-      for (let i = 0; i < n; i++) order[fill[pageOf[i]!]!++] = i;
-      // Pages go to the sink about 1 MiB at a time.
-      let buf = new Uint8Array(1 << 20);
-      let view = new DataView(buf.buffer);
-      let used = 0;
-      for (let p = 0; p < P; p++) {
-        let members: ArrayLike<number> = order.subarray(starts[p]!, starts[p + 1]!);
-        if (!t.ascending(members)) members = Array.from(members).sort((a, b) => t.compareNames(a, b));
-        const pageLength = bytes[p]!;
-        if (used + pageLength > buf.length) {
-          if (used > 0) await this.emit(buf.subarray(0, used));
-          used = 0;
-          if (pageLength > buf.length) {
-            buf = new Uint8Array(pageLength);
-            view = new DataView(buf.buffer);
-          }
-        }
-        const end = writePageAt(rec, members, buf, view, used);
-        check(p, end, used + pageLength);
-        used = end;
-      }
-      if (used > 0) await this.emit(buf.subarray(0, used));
-    }
-    const root = encodeRoot(lengths);
-    await this.emit(root);
-    return { bits, rootHash: xxh64(root) };
+    const plan = planV2Index(t.records(metaStart), { ascending: t.inOrder, duplicates: "unique" });
+    for (const chunk of plan.chunks()) await this.emitGroup(chunk);
+    return { bits: plan.pageBits, rootHash: plan.rootHash };
   }
-}
-
-/**
- * One record object, refilled from the table's columns for each entry:
- * the format's own encoder then writes straight from the table without an
- * object per entry.
- */
-function recordCursor(t: EntryTable, metaStart: number): { at(i: number): V2RecordInput } {
-  const rec = {
-    name: new Uint8Array(0) as Uint8Array,
-    flags: 0,
-    codec: 0,
-    size: 0,
-    storedSize: 0,
-    dataOffset: 0,
-    dataHash: 0n,
-    externalKey: undefined as Uint8Array | undefined,
-    metaLength: 0,
-    metaOffset: 0,
-    metaHash: 0n,
-  };
-  return {
-    at(i: number): V2RecordInput {
-      rec.name = t.name(i);
-      rec.flags = t.flags[i]!;
-      rec.codec = t.codec[i]!;
-      rec.size = t.size[i]!;
-      rec.storedSize = t.storedSize[i]!;
-      rec.dataOffset = t.dataOffset[i]!;
-      rec.dataHash = t.dataHash[i]!;
-      rec.externalKey = rec.flags & FLAG_EXTERNAL ? t.externalKey.get(i) : undefined;
-      rec.metaLength = t.metaLength[i]!;
-      rec.metaOffset = rec.metaLength > 0 ? metaStart + t.metaOffset[i]! : 0;
-      rec.metaHash = t.metaHash[i]!;
-      return rec;
-    },
-  };
-}
-
-/**
- * Writes the index page (section 3.4) of entries `members`, in this order,
- * at `at` of `buf`, which has room for it: record count, records, xxh64 of
- * the page so far. Returns the offset after it.
- */
-function writePageAt(rec: { at(i: number): V2RecordInput }, members: ArrayLike<number>, buf: Uint8Array, view: DataView, at: number): number {
-  view.setUint32(at, members.length, true);
-  let o = at + 4;
-  for (let k = 0; k < members.length; k++) o = writeV2Record(buf, view, o, rec.at(members[k]!));
-  view.setBigUint64(o, xxh64(buf.subarray(at, o)), true);
-  return o + 8;
 }
 
 /**
