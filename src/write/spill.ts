@@ -41,31 +41,28 @@ export class SpillBuffer {
   ) {}
 
   append(bytes: Uint8Array): void {
-    if (this.file) {
-      try {
-        writeAll(this.file.fd, bytes, this.length);
-      } catch (e) {
-        throw ioError("writing meta to its temporary file failed", e);
-      }
+    if (!this.file && this.inMemory + bytes.length <= this.limit) {
+      this.chunks.push(bytes);
+      this.inMemory += bytes.length;
       this.length += bytes.length;
       return;
     }
-    this.chunks.push(bytes);
-    this.inMemory += bytes.length;
+    try {
+      if (!this.file) this.spill();
+      writeAll(this.file!.fd, bytes, this.length);
+    } catch (e) {
+      throw ioError("writing meta to its temporary file failed", e);
+    }
     this.length += bytes.length;
-    if (this.inMemory > this.limit) this.spill();
   }
 
+  /** Moves the bytes held in memory to a new temporary file (they stay in memory if that fails). */
   private spill(): void {
-    try {
-      this.file = this.open(this.dir);
-      let at = 0;
-      for (const c of this.chunks) {
-        writeAll(this.file.fd, c, at);
-        at += c.length;
-      }
-    } catch (e) {
-      throw ioError("moving meta to a temporary file failed", e);
+    this.file = this.open(this.dir);
+    let at = 0;
+    for (const c of this.chunks) {
+      writeAll(this.file.fd, c, at);
+      at += c.length;
     }
     this.chunks = [];
     this.inMemory = 0;

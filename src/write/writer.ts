@@ -345,6 +345,8 @@ export class DesWriter {
   /** Writes META, the index and the footer, then commits the sink. A poisoned writer commits nothing. */
   async close(): Promise<WriterStats> {
     await this.queue;
+    // A poisoned writer cleans up (no temporary file left) and rejects.
+    if (this.state === "failed" || this.out.failure) await this.abort();
     this.ensureOpen();
     this.state = "closing";
     try {
