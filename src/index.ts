@@ -43,3 +43,10 @@ export {
   DES_ERROR_CODES,
 } from "./errors.js";
 export type { DesErrorCode, ChecksumSubject } from "./errors.js";
+export { SnowflakeNameGenerator } from "./naming/snowflake.js";
+export type { SnowflakeOptions, NextOptions } from "./naming/snowflake.js";
+export { formatName, parseName, nameChecksum, DesNameError } from "./naming/name.js";
+export type { NameParts, ParsedName, NameProblem } from "./naming/name.js";
+export { consistentHash, shardFromName } from "./naming/shard.js";
+export { assignShards, shardOwner } from "./naming/assign.js";
+export type { AssignOptions, AssignStrategy, NodeSet } from "./naming/assign.js";
