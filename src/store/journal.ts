@@ -138,9 +138,10 @@ export class Journal {
   private queuedBytes = 0;
   private flushing: Promise<void> | undefined;
   private failure: unknown;
-  private roomWaiters: (() => void)[] = [];
-  private readers = 0;
-  private retired = false;
+  private roomWaiters: { size: number; resolve: () => void }[] = [];
+  /** Bytes of woken waiters that have not appended yet. */
+  private promised = 0;
+  private peakQueued = 0;
   /** Group commits done (one writev + fdatasync each). */
   commits = 0;
   /** Epoch ms of the first record, for maxAgeMs. */
@@ -185,10 +186,20 @@ export class Journal {
     return this.failure;
   }
 
-  /** Resolves when the queue has room (backpressure: callers wait instead of piling up memory). */
-  room(): Promise<void> | undefined {
-    if (this.queuedBytes < this.maxQueuedBytes || this.failure !== undefined) return undefined;
-    return new Promise((resolve) => this.roomWaiters.push(resolve));
+  /**
+   * Waits until `size` more bytes fit the queue (backpressure: callers wait
+   * instead of piling up encoded records). Undefined when they fit now; an
+   * empty queue always takes one record, whatever its size.
+   */
+  room(size: number): Promise<void> | undefined {
+    const used = this.queuedBytes + this.promised;
+    if (this.failure !== undefined || used === 0 || (this.roomWaiters.length === 0 && used + size <= this.maxQueuedBytes)) return undefined;
+    return new Promise((resolve) => this.roomWaiters.push({ size, resolve }));
+  }
+
+  /** Most bytes ever queued at once (tests check the backpressure bound). */
+  get peakQueuedBytes(): number {
+    return this.peakQueued;
   }
 
   /** Queues a record at `this.size` (the caller encoded it there) and resolves once it is durable. */
@@ -198,6 +209,8 @@ export class Journal {
     this.records.push(rec);
     this.firstAt ??= Date.now();
     this.queuedBytes += bytes.length;
+    this.promised = Math.max(0, this.promised - bytes.length);
+    if (this.queuedBytes > this.peakQueued) this.peakQueued = this.queuedBytes;
     const p = new Promise<void>((resolve, reject) => this.queue.push({ bytes, resolve, reject }));
     this.flushing ??= this.flushLoop();
     return p;
@@ -236,12 +249,22 @@ export class Journal {
       this.commits++;
       for (const g of group) g.resolve();
       this.wake();
+      // Let the callers just resolved queue their next records, so they join the next group.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
     this.flushing = undefined;
   }
 
   private wake(): void {
-    while (this.roomWaiters.length > 0 && (this.queuedBytes < this.maxQueuedBytes || this.failure !== undefined)) this.roomWaiters.shift()!();
+    for (;;) {
+      const w = this.roomWaiters[0];
+      if (!w) break;
+      const used = this.queuedBytes + this.promised;
+      if (this.failure === undefined && used > 0 && used + w.size > this.maxQueuedBytes) break;
+      this.roomWaiters.shift();
+      this.promised += w.size;
+      w.resolve();
+    }
   }
 
   /** Resolves when everything queued so far is written and synced. */
@@ -249,21 +272,24 @@ export class Journal {
     while (this.flushing) await this.flushing;
   }
 
-  /** Reads `length` bytes at `offset` (bodies and meta of this journal's records). */
-  async read(offset: number, length: number): Promise<Uint8Array> {
+  /**
+   * Reads `length` bytes at `offset` (bodies and meta of this journal's
+   * records) with a synchronous pread: the bytes were just written and sit in
+   * the page cache, where a pread costs less than a trip to the thread pool.
+   */
+  read(offset: number, length: number): Uint8Array {
     if (this.fd === undefined) throw new DesIoError(`journal ${this.file} is closed`);
     const buf = Buffer.allocUnsafe(length);
-    this.readers++;
+    let got = 0;
     try {
-      let got = 0;
       while (got < length) {
-        const n = await fsCall<number>((cb) => fs.read(this.fd!, buf, got, length - got, offset + got, cb));
+        const n = fs.readSync(this.fd, buf, got, length - got, offset + got);
         if (n === 0) throw new DesIoError(`journal ${this.file} ends before offset ${offset + length}`);
         got += n;
       }
-    } finally {
-      this.readers--;
-      if (this.retired && this.readers === 0) this.closeFd();
+    } catch (e) {
+      if (e instanceof DesIoError) throw e;
+      throw new DesIoError(`cannot read journal ${this.file}: ${(e as Error).message}`, { cause: e });
     }
     return new Uint8Array(buf.buffer, buf.byteOffset, length);
   }
@@ -274,13 +300,8 @@ export class Journal {
     return fs.promises.readFile(this.file);
   }
 
-  /** Stops reads once the in-flight ones finish and closes the file. */
+  /** Closes the file (reads are synchronous, so none is in flight). */
   retire(): void {
-    this.retired = true;
-    if (this.readers === 0) this.closeFd();
-  }
-
-  private closeFd(): void {
     if (this.fd === undefined) return;
     const fd = this.fd;
     this.fd = undefined;

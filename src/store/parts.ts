@@ -55,7 +55,7 @@ export class FolderParts implements PartBackend {
   }
 
   open(key: string): Promise<DesReader> {
-    return DesReader.open(this.pathOf(key));
+    return DesReader.open(this.pathOf(key), { syncReads: true });
   }
 
   async create(key: string, fill: (w: DesWriter) => Promise<void>): Promise<"written" | "existed"> {

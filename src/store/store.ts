@@ -68,6 +68,8 @@ export interface StoreStats {
   readonly puts: number;
   /** Group commits (one write + fdatasync each). */
   readonly commits: number;
+  /** Most bytes queued for the current journal at once (bounded by maxQueuedBytes plus one record). */
+  readonly peakQueuedBytes: number;
   readonly sealedJournals: number;
   readonly sealedParts: number;
   /** Listings of day+shard prefixes made by readers. */
@@ -79,6 +81,8 @@ interface Local {
   readonly rec: JournalRecord;
 }
 
+/** Record bytes besides the body: framing, checksum, ms, a name of typical length. */
+const name0Overhead = 64;
 const JOURNAL_RE = /^([0-9]{12})\.wal$/;
 
 function later(a: Watermark | undefined, b: Watermark | undefined): Watermark | undefined {
@@ -114,6 +118,7 @@ export class DailyShardedDesStore {
   private commits = 0;
   private sealedJournals = 0;
   private sealedParts = 0;
+  private peakQueued = 0;
 
   private constructor(
     opts: DailyStoreOptions,
@@ -219,7 +224,7 @@ export class DailyShardedDesStore {
   }
 
   get stats(): StoreStats {
-    return { puts: this.puts, commits: this.commits + this.active.commits, sealedJournals: this.sealedJournals, sealedParts: this.sealedParts, listings: this.finder.listCalls };
+    return { puts: this.puts, commits: this.commits + this.active.commits, peakQueuedBytes: Math.max(this.peakQueued, this.active.peakQueuedBytes), sealedJournals: this.sealedJournals, sealedParts: this.sealedParts, listings: this.finder.listCalls };
   }
 
   private ensureOpen(): void {
@@ -238,7 +243,7 @@ export class DailyShardedDesStore {
         await this.rotating;
         continue;
       }
-      const wait = this.active.room();
+      const wait = this.active.room(data.length + name0Overhead);
       if (wait) {
         await wait;
         continue;
@@ -292,6 +297,7 @@ export class DailyShardedDesStore {
       await j.drain();
       if (j.failed !== undefined) throw j.failed;
       this.commits += j.commits;
+      this.peakQueued = Math.max(this.peakQueued, j.peakQueuedBytes);
       const bytes = await j.readAll();
       const parts = await sealRecords(bytes, j.records, { nodeId: this.nodeId, bits: this.shardBits, layout: this.layout }, this.backend);
       for (const p of parts) this.finder.added(p);
@@ -326,7 +332,14 @@ export class DailyShardedDesStore {
   /** Runs `fn` on the sealed part that holds `name`; undefined when none does. */
   private sealed<T>(name: string, fn: (r: DesReader, key: string) => Promise<T>): Promise<T | undefined> {
     const { p, shard } = this.parsed(name);
-    return this.finder.find(p.day, shard, p.nodeId, p.f, async (r, key) => ((await r.has(name)) ? fn(r, key) : undefined));
+    return this.finder.find(p.day, shard, p.nodeId, p.f, async (r, key) => {
+      try {
+        return await fn(r, key);
+      } catch (e) {
+        if (e instanceof DesNotFoundError) return undefined;
+        throw e;
+      }
+    });
   }
 
   async get(name: string): Promise<Uint8Array> {
@@ -346,13 +359,13 @@ export class DailyShardedDesStore {
     } catch {
       return false;
     }
-    return (await this.sealed(name, async () => true)) === true;
+    return (await this.sealed(name, async (r) => (await r.has(name)) || undefined)) === true;
   }
 
   async getMeta(name: string): Promise<MetaValue | undefined> {
     if (this.closed) throw new DesClosedError("store");
     const loc = this.local.get(name);
-    if (loc) return loc.rec.metaLength === 0 ? undefined : decodeMetaV2(await loc.journal.read(loc.rec.metaOffset, loc.rec.metaLength), name);
+    if (loc) return loc.rec.metaLength === 0 ? undefined : decodeMetaV2(loc.journal.read(loc.rec.metaOffset, loc.rec.metaLength), name);
     const v = await this.sealed(name, async (r) => ({ meta: await r.getMeta(name) }));
     if (v === undefined) throw new DesNotFoundError(name);
     return v.meta;
@@ -381,15 +394,14 @@ export class DailyShardedDesStore {
     const jobs: Promise<void>[] = [];
     for (const [j, wants] of byJournal) {
       for (const g of coalesceRanges(wants, 64 << 10, 8 << 20)) {
-        jobs.push(j.read(g.offset, g.length).then((bytes) => {
-          for (const w of g.wants) out.set(w.item, sliceWant(g, bytes, w));
-        }));
+        const bytes = j.read(g.offset, g.length);
+        for (const w of g.wants) out.set(w.item, sliceWant(g, bytes, w));
       }
     }
     const byPart = new Map<string, string[]>();
     await Promise.all(
       rest.map(async (name) => {
-        const key = await this.sealed(name, async (_r, k) => k);
+        const key = await this.sealed(name, async (r, k) => ((await r.has(name)) ? k : undefined));
         if (key === undefined) throw new DesNotFoundError(name);
         let l = byPart.get(key);
         if (!l) byPart.set(key, (l = []));
