@@ -15,6 +15,7 @@ export const DES_ERROR_CODES = [
   "DES_IO",
   "DES_EXTERNAL",
   "DES_CLOSED",
+  "DES_LOCKED",
 ] as const;
 
 export type DesErrorCode = (typeof DES_ERROR_CODES)[number];
@@ -132,6 +133,18 @@ export class DesExternalError extends DesError {
 export class DesClosedError extends DesError {
   constructor(what = "reader") {
     super("DES_CLOSED", `the ${what} is closed`);
+  }
+}
+
+/** Another process holds the lock on a resource (a daily store's node id in one folder). */
+export class DesLockedError extends DesError {
+  /** The lock file, and the process that holds it when known. */
+  readonly lockPath: string;
+  readonly holderPid: number | undefined;
+  constructor(lockPath: string, holderPid: number | undefined, message: string) {
+    super("DES_LOCKED", message);
+    this.lockPath = lockPath;
+    this.holderPid = holderPid;
   }
 }
 

@@ -40,6 +40,17 @@ export {
   DesIoError,
   DesExternalError,
   DesClosedError,
+  DesLockedError,
   DES_ERROR_CODES,
 } from "./errors.js";
 export type { DesErrorCode, ChecksumSubject } from "./errors.js";
+export { SnowflakeNameGenerator } from "./naming/snowflake.js";
+export type { SnowflakeOptions, NextOptions } from "./naming/snowflake.js";
+export { formatName, parseName, nameChecksum, DesNameError } from "./naming/name.js";
+export type { NameParts, ParsedName, NameProblem } from "./naming/name.js";
+export { consistentHash, shardFromName } from "./naming/shard.js";
+export { assignShards, shardOwner } from "./naming/assign.js";
+export type { AssignOptions, AssignStrategy, NodeSet } from "./naming/assign.js";
+export { DailyShardedDesStore } from "./store/store.js";
+export type { DailyStoreOptions, StorePutOptions, StoreStats } from "./store/store.js";
+export type { ShardLayout } from "./store/layout.js";

@@ -1,0 +1,14 @@
+import { DailyShardedDesStore } from "../src/index.js";
+const t = performance.now();
+const store = await DailyShardedDesStore.open({ location: process.argv[2]!, nodeId: 3, shardBits: 4 });
+console.log("open ms", performance.now() - t);
+const names = (await import("node:fs")).readFileSync("/tmp/naming-child.out", "utf8").split("\n").filter((l) => l.includes("(")).map((l) => l.split(" ")[0]!);
+let t2 = performance.now();
+for (const n of names) await store.get(n);
+console.log("gets ms", performance.now() - t2, names.length, store.stats);
+t2 = performance.now();
+const l = await store.list("2026-12-01");
+console.log("list ms", performance.now() - t2, l.length);
+t2 = performance.now();
+await store.close();
+console.log("close ms", performance.now() - t2);

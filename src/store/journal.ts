@@ -1,0 +1,337 @@
+import fs from "node:fs";
+import path from "node:path";
+import { DesFormatError, DesIoError } from "../errors.js";
+import { xxh64 } from "../format/hash.js";
+
+/**
+ * The journal of the daily store: an append-only file of records, each with
+ * its length and an xxh64 checksum, fsynced once per group of concurrent
+ * puts (spec: "Daily store journal").
+ *
+ *   HEADER (32): "DESJRNL1" | u8 version = 1 | u8 nodeId | u8 lastSeq | 5 zero
+ *                | f64 lastMs | u64 journal sequence
+ *   RECORD:      u32 bodyLength | body | u64 xxh64(bodyLength bytes + body)
+ *   body:        f64 ms | u16 nameLength | name | u32 metaLength | meta (MessagePack) | data
+ */
+export const JOURNAL_MAGIC = Buffer.from("DESJRNL1", "latin1");
+export const JOURNAL_HEADER = 32;
+const RECORD_FIXED = 4 + 8 + 2 + 4 + 8;
+/** Records above this are refused (the length field is 32 bits). */
+export const MAX_RECORD_BODY = 0xffff_fff0;
+/** writev takes at most this many buffers per call. */
+const MAX_IOV = 1024;
+const MAX_GROUP_BYTES = 16 << 20;
+
+export interface JournalRecord {
+  readonly name: string;
+  readonly ms: number;
+  /** Absolute offsets in the journal file. */
+  readonly metaOffset: number;
+  readonly metaLength: number;
+  readonly dataOffset: number;
+  readonly dataLength: number;
+}
+
+export interface Watermark {
+  readonly ms: number;
+  readonly seq: number;
+}
+
+function fsCall<T>(fn: (cb: (e: NodeJS.ErrnoException | null, v: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((e, v) => (e ? reject(e) : resolve(v))));
+}
+
+/** Encodes one record; `start` is where it will sit in the file. */
+export function encodeRecord(name: Buffer, ms: number, meta: Uint8Array | undefined, data: Uint8Array, start: number): { bytes: Buffer; rec: Omit<JournalRecord, "name" | "ms"> } {
+  const metaLength = meta?.length ?? 0;
+  const body = 8 + 2 + name.length + 4 + metaLength + data.length;
+  if (body > MAX_RECORD_BODY) throw new DesIoError(`a record of ${body} bytes does not fit a journal`);
+  const buf = Buffer.allocUnsafe(4 + body + 8);
+  buf.writeUInt32LE(body, 0);
+  buf.writeDoubleLE(ms, 4);
+  buf.writeUInt16LE(name.length, 12);
+  name.copy(buf, 14);
+  let o = 14 + name.length;
+  buf.writeUInt32LE(metaLength, o);
+  o += 4;
+  const metaOffset = o;
+  if (meta) buf.set(meta, o);
+  o += metaLength;
+  const dataOffset = o;
+  buf.set(data, o);
+  o += data.length;
+  buf.writeBigUInt64LE(xxh64(buf.subarray(0, o)), o);
+  return { bytes: buf, rec: { metaOffset: start + metaOffset, metaLength, dataOffset: start + dataOffset, dataLength: data.length } };
+}
+
+export function encodeHeader(nodeId: number, seq: number, last: Watermark | undefined): Buffer {
+  const h = Buffer.alloc(JOURNAL_HEADER);
+  JOURNAL_MAGIC.copy(h, 0);
+  h[8] = 1;
+  h[9] = nodeId;
+  h[10] = last?.seq ?? 255;
+  h.writeDoubleLE(last?.ms ?? -Infinity, 16);
+  h.writeBigUInt64LE(BigInt(seq), 24);
+  return h;
+}
+
+export interface ScanResult {
+  readonly nodeId: number;
+  readonly seq: number;
+  /** The generator state when the journal was created (its records carry later ones). */
+  readonly watermark: Watermark | undefined;
+  readonly records: JournalRecord[];
+  /** Bytes of header plus whole, valid records; anything after is a torn tail. */
+  readonly validLength: number;
+}
+
+/** Reads a journal's header and its valid prefix of records. A bad header is a DesFormatError. */
+export function scanJournal(bytes: Buffer, file: string): ScanResult {
+  if (bytes.length < JOURNAL_HEADER || !bytes.subarray(0, 8).equals(JOURNAL_MAGIC) || bytes[8] !== 1) {
+    throw new DesFormatError(`${file} is not a DES store journal`);
+  }
+  const nodeId = bytes[9]!;
+  const headMs = bytes.readDoubleLE(16);
+  const watermark: Watermark | undefined = Number.isFinite(headMs) ? { ms: headMs, seq: bytes[10]! } : undefined;
+  const seq = Number(bytes.readBigUInt64LE(24));
+  const records: JournalRecord[] = [];
+  let o = JOURNAL_HEADER;
+  while (o + RECORD_FIXED <= bytes.length) {
+    const body = bytes.readUInt32LE(o);
+    const end = o + 4 + body;
+    if (body < 14 || end + 8 > bytes.length) break;
+    if (xxh64(bytes.subarray(o, end)) !== bytes.readBigUInt64LE(end)) break;
+    const ms = bytes.readDoubleLE(o + 4);
+    const nameLength = bytes.readUInt16LE(o + 12);
+    const metaAt = o + 14 + nameLength;
+    if (metaAt + 4 > end) break;
+    const metaLength = bytes.readUInt32LE(metaAt);
+    const dataOffset = metaAt + 4 + metaLength;
+    if (dataOffset > end) break;
+    const name = bytes.toString("utf8", o + 14, metaAt);
+    records.push({ name, ms, metaOffset: metaAt + 4, metaLength, dataOffset, dataLength: end - dataOffset });
+    o = end + 8;
+  }
+  return { nodeId, seq, watermark, records, validLength: o };
+}
+
+interface Pending {
+  readonly bytes: Buffer;
+  readonly resolve: () => void;
+  readonly reject: (e: unknown) => void;
+}
+
+/**
+ * One open journal file. `append` queues a record; the queue is written with
+ * one writev and made durable with one fdatasync per group, and every record
+ * of the group resolves after that fsync (group commit).
+ */
+export class Journal {
+  readonly file: string;
+  readonly seq: number;
+  readonly records: JournalRecord[] = [];
+  /** Bytes in the file once everything queued is written. */
+  size: number;
+  private fd: number | undefined;
+  private written: number;
+  private queue: Pending[] = [];
+  private queuedBytes = 0;
+  private flushing: Promise<void> | undefined;
+  private failure: unknown;
+  private roomWaiters: { size: number; resolve: () => void }[] = [];
+  /** Bytes of woken waiters that have not appended yet. */
+  private promised = 0;
+  private peakQueued = 0;
+  /** Group commits done (one writev + fdatasync each). */
+  commits = 0;
+  /** Epoch ms of the first record, for maxAgeMs. */
+  firstAt: number | undefined;
+
+  private constructor(file: string, seq: number, fd: number, size: number, private readonly maxQueuedBytes: number) {
+    this.file = file;
+    this.seq = seq;
+    this.fd = fd;
+    this.size = size;
+    this.written = size;
+  }
+
+  /** Creates a new journal file (it must not exist) and makes its header and directory entry durable. */
+  static async create(file: string, nodeId: number, seq: number, last: Watermark | undefined, maxQueuedBytes: number): Promise<Journal> {
+    const fd = await fsCall<number>((cb) => fs.open(file, "wx+", 0o644, cb));
+    try {
+      const h = encodeHeader(nodeId, seq, last);
+      await fsCall<number>((cb) => fs.write(fd, h, 0, h.length, 0, cb));
+      await fsCall<void>((cb) => fs.fdatasync(fd, (e) => cb(e, undefined)));
+      await syncDir(path.dirname(file));
+    } catch (e) {
+      fs.closeSync(fd);
+      throw new DesIoError(`cannot create journal ${file}: ${(e as Error).message}`, { cause: e });
+    }
+    return new Journal(file, seq, fd, JOURNAL_HEADER, maxQueuedBytes);
+  }
+
+  /** Opens a recovered journal for reading (and sealing): its torn tail is cut off durably first. */
+  static async recover(file: string, scan: ScanResult, actualLength: number): Promise<Journal> {
+    const fd = await fsCall<number>((cb) => fs.open(file, "r+", cb));
+    if (actualLength > scan.validLength) {
+      await fsCall<void>((cb) => fs.ftruncate(fd, scan.validLength, (e) => cb(e, undefined)));
+      await fsCall<void>((cb) => fs.fdatasync(fd, (e) => cb(e, undefined)));
+    }
+    const j = new Journal(file, scan.seq, fd, scan.validLength, 0);
+    j.records.push(...scan.records);
+    return j;
+  }
+
+  get failed(): unknown {
+    return this.failure;
+  }
+
+  /**
+   * Waits until `size` more bytes fit the queue (backpressure: callers wait
+   * instead of piling up encoded records). Undefined when they fit now; an
+   * empty queue always takes one record, whatever its size.
+   */
+  room(size: number): Promise<void> | undefined {
+    const used = this.queuedBytes + this.promised;
+    if (this.failure !== undefined || used === 0 || (this.roomWaiters.length === 0 && used + size <= this.maxQueuedBytes)) return undefined;
+    return new Promise((resolve) => this.roomWaiters.push({ size, resolve }));
+  }
+
+  /** Most bytes ever queued at once (tests check the backpressure bound). */
+  get peakQueuedBytes(): number {
+    return this.peakQueued;
+  }
+
+  /** Queues a record at `this.size` (the caller encoded it there) and resolves once it is durable. */
+  append(bytes: Buffer, rec: JournalRecord): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(new DesIoError(`journal ${this.file} failed earlier`, { cause: this.failure }));
+    this.size += bytes.length;
+    this.records.push(rec);
+    this.firstAt ??= Date.now();
+    this.queuedBytes += bytes.length;
+    this.promised = Math.max(0, this.promised - bytes.length);
+    if (this.queuedBytes > this.peakQueued) this.peakQueued = this.queuedBytes;
+    const p = new Promise<void>((resolve, reject) => this.queue.push({ bytes, resolve, reject }));
+    this.flushing ??= this.flushLoop();
+    return p;
+  }
+
+  private async flushLoop(): Promise<void> {
+    while (this.queue.length > 0) {
+      let n = 0;
+      let bytes = 0;
+      while (n < this.queue.length && n < MAX_IOV && (n === 0 || bytes + this.queue[n]!.bytes.length <= MAX_GROUP_BYTES)) {
+        bytes += this.queue[n]!.bytes.length;
+        n++;
+      }
+      const group = this.queue.splice(0, n);
+      try {
+        let bufs = group.map((g) => g.bytes as NodeJS.ArrayBufferView);
+        let pos = this.written;
+        let left = bytes;
+        while (left > 0) {
+          const w = await fsCall<number>((cb) => fs.writev(this.fd!, bufs, pos, cb));
+          left -= w;
+          pos += w;
+          if (left > 0) bufs = dropBytes(bufs, w);
+        }
+        await fsCall<void>((cb) => fs.fdatasync(this.fd!, (e) => cb(e, undefined)));
+      } catch (e) {
+        this.failure = e;
+        const err = new DesIoError(`cannot write journal ${this.file}: ${(e as Error).message}`, { cause: e });
+        for (const g of [...group, ...this.queue.splice(0)]) g.reject(err);
+        this.queuedBytes = 0;
+        this.wake();
+        break;
+      }
+      this.written += bytes;
+      this.queuedBytes -= bytes;
+      this.commits++;
+      for (const g of group) g.resolve();
+      this.wake();
+      // Let the callers just resolved queue their next records, so they join the next group.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    this.flushing = undefined;
+  }
+
+  private wake(): void {
+    for (;;) {
+      const w = this.roomWaiters[0];
+      if (!w) break;
+      const used = this.queuedBytes + this.promised;
+      if (this.failure === undefined && used > 0 && used + w.size > this.maxQueuedBytes) break;
+      this.roomWaiters.shift();
+      this.promised += w.size;
+      w.resolve();
+    }
+  }
+
+  /** Resolves when everything queued so far is written and synced. */
+  async drain(): Promise<void> {
+    while (this.flushing) await this.flushing;
+  }
+
+  /**
+   * Reads `length` bytes at `offset` (bodies and meta of this journal's
+   * records) with a synchronous pread: the bytes were just written and sit in
+   * the page cache, where a pread costs less than a trip to the thread pool.
+   */
+  read(offset: number, length: number): Uint8Array {
+    if (this.fd === undefined) throw new DesIoError(`journal ${this.file} is closed`);
+    const buf = Buffer.allocUnsafe(length);
+    let got = 0;
+    try {
+      while (got < length) {
+        const n = fs.readSync(this.fd, buf, got, length - got, offset + got);
+        if (n === 0) throw new DesIoError(`journal ${this.file} ends before offset ${offset + length}`);
+        got += n;
+      }
+    } catch (e) {
+      if (e instanceof DesIoError) throw e;
+      throw new DesIoError(`cannot read journal ${this.file}: ${(e as Error).message}`, { cause: e });
+    }
+    return new Uint8Array(buf.buffer, buf.byteOffset, length);
+  }
+
+  /** The whole file (for sealing), read after `drain`. */
+  async readAll(): Promise<Buffer> {
+    await this.drain();
+    return fs.promises.readFile(this.file);
+  }
+
+  /** Closes the file (reads are synchronous, so none is in flight). */
+  retire(): void {
+    if (this.fd === undefined) return;
+    const fd = this.fd;
+    this.fd = undefined;
+    fs.close(fd, () => undefined);
+  }
+}
+
+function dropBytes(bufs: NodeJS.ArrayBufferView[], n: number): NodeJS.ArrayBufferView[] {
+  const out: NodeJS.ArrayBufferView[] = [];
+  let skip = n;
+  for (const b of bufs) {
+    if (skip >= b.byteLength) {
+      skip -= b.byteLength;
+      continue;
+    }
+    out.push(skip > 0 ? new Uint8Array(b.buffer, b.byteOffset + skip, b.byteLength - skip) : b);
+    skip = 0;
+  }
+  return out;
+}
+
+/** Makes a directory's entries durable (where the platform allows fsync on directories). */
+export async function syncDir(dir: string): Promise<void> {
+  let fd: number | undefined;
+  try {
+    fd = await fsCall<number>((cb) => fs.open(dir, "r", cb));
+    await fsCall<void>((cb) => fs.fsync(fd!, (e) => cb(e, undefined)));
+  } catch {
+    // Some platforms refuse fsync on a directory; the files themselves are synced.
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}

@@ -1,0 +1,472 @@
+import fs from "node:fs";
+import path from "node:path";
+import { DesClosedError, DesFormatError, DesInvalidArgumentError, DesIoError, DesNotFoundError } from "../errors.js";
+import { loadHasher } from "../format/hash.js";
+import { decodeMetaV2, encodeMetaV2 } from "../format/meta.js";
+import type { MetaValue } from "../format/meta.js";
+import type { Location } from "../io/location.js";
+import { coalesceRanges, sliceWant } from "../read/coalesce.js";
+import type { DesReader } from "../read/reader.js";
+import { checkByte } from "../naming/name.js";
+import { parseName } from "../naming/name.js";
+import type { ParsedName } from "../naming/name.js";
+import { shardFromName } from "../naming/shard.js";
+import { SnowflakeNameGenerator } from "../naming/snowflake.js";
+import type { NextOptions } from "../naming/snowflake.js";
+import { compactParts } from "./compact.js";
+import { PartFinder } from "./finder.js";
+import { Journal, encodeRecord, scanJournal, syncDir } from "./journal.js";
+import type { JournalRecord, Watermark } from "./journal.js";
+import { parseDayKey } from "./layout.js";
+import type { ShardLayout } from "./layout.js";
+import { LockFile } from "./lock.js";
+import { FolderParts, LocationParts } from "./parts.js";
+import type { PartBackend } from "./parts.js";
+import { sealRecords } from "./seal.js";
+
+export interface DailyStoreOptions {
+  /** A folder path, or a Location (an S3 location from `des-pack/s3`; then `spoolDir` is required). */
+  readonly location: string | Location;
+  /** 0..255; every process writing to one location needs its own. */
+  readonly nodeId: number;
+  /** Shards per day: 2^shardBits, 1..32. Default 8. */
+  readonly shardBits?: number;
+  /** Name prefix. Default "DES". */
+  readonly prefix?: string;
+  /** 27..32 (fewer bits would repeat names within a day). Default 32. */
+  readonly wrapBits?: number;
+  readonly clock?: () => number;
+  /** Day of a name: IANA zone (default UTC) or a function; see SnowflakeNameGenerator. */
+  readonly timeZone?: string;
+  readonly day?: (epochMs: number) => string | Date;
+  /** "hex" (`<day>/<hh>.des`, the Python store, default) or "packer" (`<day>/shard_NN.des`). */
+  readonly layout?: ShardLayout;
+  /** Local folder for journals and parts waiting for upload. Default `<folder>/_spool` for a folder location. */
+  readonly spoolDir?: string;
+  /** A journal is sealed into parts at this size. Default 64 MiB. */
+  readonly maxBytes?: number;
+  /** ... or at this many entries. Default 250,000. */
+  readonly maxEntries?: number;
+  /** ... or this long after its first put. Default 60,000 ms. */
+  readonly maxAgeMs?: number;
+  /** Bytes queued for the disk before `put` waits (backpressure). Default 32 MiB. */
+  readonly maxQueuedBytes?: number;
+  /** A miss on a listing older than this lists the day and shard again. Default 1,000 ms. */
+  readonly listTtlMs?: number;
+  /** Sealed parts kept open for reading. Default 512. */
+  readonly maxOpenParts?: number;
+}
+
+export interface StorePutOptions {
+  /** Any MessagePack value, returned by `getMeta`. */
+  readonly meta?: unknown;
+  /** The day of the name (default: today, in the store's zone). */
+  readonly day?: Date | string;
+}
+
+export interface StoreStats {
+  readonly puts: number;
+  /** Group commits (one write + fdatasync each). */
+  readonly commits: number;
+  /** Most bytes queued for the current journal at once (bounded by maxQueuedBytes plus one record). */
+  readonly peakQueuedBytes: number;
+  readonly sealedJournals: number;
+  readonly sealedParts: number;
+  /** Listings of day+shard prefixes made by readers. */
+  readonly listings: number;
+}
+
+interface Local {
+  readonly journal: Journal;
+  readonly rec: JournalRecord;
+}
+
+/** Record bytes besides the body: framing, checksum, ms, a name of typical length. */
+const name0Overhead = 64;
+const JOURNAL_RE = /^([0-9]{12})\.wal$/;
+
+function later(a: Watermark | undefined, b: Watermark | undefined): Watermark | undefined {
+  if (!a) return b;
+  if (!b) return a;
+  return b.ms > a.ms || (b.ms === a.ms && b.seq > a.seq) ? b : a;
+}
+
+function positiveInt(what: string, v: number | undefined, dflt: number): number {
+  const x = v ?? dflt;
+  if (!Number.isSafeInteger(x) || x < 1) throw new DesInvalidArgumentError(`${what} must be a positive integer, not ${String(v)}`);
+  return x;
+}
+
+/**
+ * A durable store of blobs by Snowflake name, in daily sharded DES parts
+ * (see docs/store.md). `put` resolves once the blob is on disk (group
+ * commit), `get` finds a blob from its name alone.
+ */
+export class DailyShardedDesStore {
+  readonly nodeId: number;
+  readonly shardBits: number;
+  readonly layout: ShardLayout;
+  readonly url: string;
+  private readonly local = new Map<string, Local>();
+  private readonly seals = new Set<Promise<void>>();
+  private sealChain: Promise<void> = Promise.resolve();
+  private rotating: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private failure: unknown;
+  private puts = 0;
+  private commits = 0;
+  private sealedJournals = 0;
+  private sealedParts = 0;
+  private peakQueued = 0;
+
+  private constructor(
+    opts: DailyStoreOptions,
+    private readonly backend: PartBackend,
+    private readonly finder: PartFinder,
+    private readonly gen: SnowflakeNameGenerator,
+    private readonly journalDir: string,
+    private readonly lock: LockFile,
+    private active: Journal,
+    private readonly limits: { maxBytes: number; maxEntries: number; maxAgeMs: number; maxQueuedBytes: number },
+  ) {
+    this.nodeId = gen.nodeId;
+    this.shardBits = opts.shardBits ?? 8;
+    this.layout = opts.layout ?? "hex";
+    this.url = backend.url;
+  }
+
+  static async open(opts: DailyStoreOptions): Promise<DailyShardedDesStore> {
+    if (typeof opts !== "object" || opts === null) throw new DesInvalidArgumentError("DailyShardedDesStore.open needs options");
+    const nodeId = checkByte("nodeId", opts.nodeId);
+    const bits = opts.shardBits ?? 8;
+    if (!Number.isInteger(bits) || bits < 1 || bits > 32) throw new DesInvalidArgumentError(`shardBits must be an integer 1..32, not ${String(bits)}`);
+    const wrapBits = opts.wrapBits ?? 32;
+    if (!Number.isInteger(wrapBits) || wrapBits < 27 || wrapBits > 32) {
+      throw new DesInvalidArgumentError(`the store needs wrapBits 27..32 (fewer repeat names within a day), not ${String(wrapBits)}`);
+    }
+    const layout = opts.layout ?? "hex";
+    if (layout !== "hex" && layout !== "packer") throw new DesInvalidArgumentError(`layout must be "hex" or "packer", not ${JSON.stringify(layout)}`);
+    if (layout === "packer" && bits > 8) throw new DesInvalidArgumentError("the packer layout (shard_NN) takes at most 8 shard bits");
+    const limits = {
+      maxBytes: positiveInt("maxBytes", opts.maxBytes, 64 << 20),
+      maxEntries: positiveInt("maxEntries", opts.maxEntries, 250_000),
+      maxAgeMs: positiveInt("maxAgeMs", opts.maxAgeMs, 60_000),
+      maxQueuedBytes: positiveInt("maxQueuedBytes", opts.maxQueuedBytes, 32 << 20),
+    };
+    let backend: PartBackend;
+    let spool: string;
+    if (typeof opts.location === "string") {
+      backend = new FolderParts(opts.location);
+      spool = path.resolve(opts.spoolDir ?? path.join(opts.location, "_spool"));
+    } else {
+      if (opts.spoolDir === undefined) throw new DesInvalidArgumentError("a store on a Location needs a local spoolDir");
+      spool = path.resolve(opts.spoolDir);
+      backend = new LocationParts(opts.location, path.join(spool, `n${hex2(nodeId)}`, "sealed"));
+    }
+    const journalDir = path.join(spool, `n${hex2(nodeId)}`);
+    await fs.promises.mkdir(journalDir, { recursive: true });
+    await loadHasher();
+    const lock = LockFile.acquire(path.join(spool, `n${hex2(nodeId)}.lock`), `node ${nodeId} of the store at ${backend.url}`);
+    const opened: Journal[] = [];
+    try {
+      await backend.recover();
+      const files = (await fs.promises.readdir(journalDir)).filter((f) => JOURNAL_RE.test(f)).sort();
+      const recovered: Journal[] = [];
+      let watermark: Watermark | undefined;
+      let seq = 0;
+      for (const f of files) {
+        const file = path.join(journalDir, f);
+        const bytes = await fs.promises.readFile(file);
+        seq = Math.max(seq, Number(JOURNAL_RE.exec(f)![1]));
+        if (bytes.length < 32 && bytes.every((b) => b === 0)) {
+          await fs.promises.rm(file); // created, header never written
+          continue;
+        }
+        const scan = scanJournal(bytes, file);
+        if (scan.nodeId !== nodeId) throw new DesFormatError(`${file} belongs to node ${scan.nodeId}, not ${nodeId}`);
+        watermark = later(watermark, scan.watermark);
+        for (const r of scan.records) watermark = later(watermark, { ms: r.ms, seq: parseName(r.name).seq });
+        const j = await Journal.recover(file, scan, bytes.length);
+        opened.push(j);
+        recovered.push(j);
+      }
+      const gen = new SnowflakeNameGenerator({
+        nodeId,
+        prefix: opts.prefix ?? "DES",
+        wrapBits,
+        clock: opts.clock,
+        timeZone: opts.timeZone,
+        day: opts.day,
+        after: watermark,
+      });
+      const active = await Journal.create(path.join(journalDir, journalName(seq + 1)), nodeId, seq + 1, watermark, limits.maxQueuedBytes);
+      opened.push(active);
+      const finder = new PartFinder(backend, bits, layout, opts.listTtlMs ?? 1000, opts.maxOpenParts ?? 512);
+      const store = new DailyShardedDesStore(opts, backend, finder, gen, journalDir, lock, active, limits);
+      for (const j of recovered) {
+        if (j.records.length === 0) {
+          j.retire();
+          await fs.promises.rm(j.file, { force: true });
+          continue;
+        }
+        for (const rec of j.records) store.local.set(rec.name, { journal: j, rec });
+        store.seal(j);
+      }
+      store.timer = setInterval(() => store.checkAge(), Math.min(limits.maxAgeMs, 1000));
+      store.timer.unref();
+      return store;
+    } catch (e) {
+      for (const j of opened) j.retire();
+      lock.release();
+      throw e;
+    }
+  }
+
+  get stats(): StoreStats {
+    return { puts: this.puts, commits: this.commits + this.active.commits, peakQueuedBytes: Math.max(this.peakQueued, this.active.peakQueuedBytes), sealedJournals: this.sealedJournals, sealedParts: this.sealedParts, listings: this.finder.listCalls };
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new DesClosedError("store");
+    if (this.failure !== undefined) throw new DesIoError("the store failed earlier; reopen it", { cause: this.failure });
+  }
+
+  /** Stores a blob under a new name; resolves with the name once the blob is durable. */
+  async put(data: Uint8Array, opts: StorePutOptions = {}): Promise<string> {
+    this.ensureOpen();
+    if (!(data instanceof Uint8Array)) throw new DesInvalidArgumentError("put takes a Uint8Array");
+    const meta = opts.meta === undefined ? undefined : encodeMetaV2(opts.meta);
+    const next: NextOptions = opts.day === undefined ? {} : { day: opts.day };
+    for (;;) {
+      if (this.rotating) {
+        await this.rotating;
+        continue;
+      }
+      const wait = this.active.room(data.length + name0Overhead);
+      if (wait) {
+        await wait;
+        continue;
+      }
+      break;
+    }
+    this.ensureOpen();
+    const name = this.gen.tryNext(next) ?? (await this.gen.next(next));
+    while (this.rotating) await this.rotating;
+    this.ensureOpen();
+    const j = this.active;
+    const { bytes, rec } = encodeRecord(Buffer.from(name, "latin1"), this.gen.last!.ms, meta, data, j.size);
+    const full: JournalRecord = { name, ms: this.gen.last!.ms, ...rec };
+    this.local.set(name, { journal: j, rec: full });
+    const durable = j.append(bytes, full);
+    if (j.size >= this.limits.maxBytes || j.records.length >= this.limits.maxEntries) void this.rotate().catch(() => undefined);
+    await durable;
+    this.puts++;
+    return name;
+  }
+
+  private checkAge(): void {
+    const j = this.active;
+    if (j.firstAt !== undefined && Date.now() - j.firstAt >= this.limits.maxAgeMs && !this.closed) void this.rotate().catch(() => undefined);
+  }
+
+  /** Starts a new journal and seals the current one in the background. */
+  private rotate(): Promise<void> {
+    if (this.rotating) return this.rotating;
+    const old = this.active;
+    if (old.records.length === 0) return Promise.resolve();
+    const run = (async () => {
+      const next = await Journal.create(path.join(this.journalDir, journalName(old.seq + 1)), this.nodeId, old.seq + 1, this.gen.last, this.limits.maxQueuedBytes);
+      this.active = next;
+      this.seal(old);
+    })();
+    this.rotating = run;
+    const clear = (): void => {
+      if (this.rotating === run) this.rotating = undefined;
+    };
+    run.then(clear, (e) => {
+      clear();
+      this.failure ??= e;
+    });
+    return run;
+  }
+
+  /** Queues a full journal for sealing into parts; seals run one at a time. */
+  private seal(j: Journal): void {
+    const run = this.sealChain.then(async () => {
+      await j.drain();
+      if (j.failed !== undefined) throw j.failed;
+      this.commits += j.commits;
+      this.peakQueued = Math.max(this.peakQueued, j.peakQueuedBytes);
+      const bytes = await j.readAll();
+      const parts = await sealRecords(bytes, j.records, { nodeId: this.nodeId, bits: this.shardBits, layout: this.layout }, this.backend);
+      for (const p of parts) this.finder.added(p);
+      for (const r of j.records) if (this.local.get(r.name)?.journal === j) this.local.delete(r.name);
+      j.retire();
+      await fs.promises.rm(j.file, { force: true });
+      await syncDir(this.journalDir);
+      this.sealedJournals++;
+      this.sealedParts += parts.length;
+    });
+    this.sealChain = run.catch((e) => {
+      this.failure ??= e;
+    });
+    this.seals.add(run);
+    const done = (): void => void this.seals.delete(run);
+    run.then(done, done);
+  }
+
+  /** Seals everything written so far into parts (and uploads them) and waits for it. */
+  async flush(): Promise<void> {
+    this.ensureOpen();
+    await this.rotate();
+    await this.sealChain;
+    if (this.failure !== undefined) throw new DesIoError("sealing failed", { cause: this.failure });
+  }
+
+  private parsed(name: string): { p: ParsedName; shard: number } {
+    const p = parseName(name);
+    return { p, shard: shardFromName(name, this.shardBits) };
+  }
+
+  /** Runs `fn` on the sealed part that holds `name`; undefined when none does. */
+  private sealed<T>(name: string, fn: (r: DesReader, key: string) => Promise<T>): Promise<T | undefined> {
+    const { p, shard } = this.parsed(name);
+    return this.finder.find(p.day, shard, p.nodeId, p.f, async (r, key) => {
+      try {
+        return await fn(r, key);
+      } catch (e) {
+        if (e instanceof DesNotFoundError) return undefined;
+        throw e;
+      }
+    });
+  }
+
+  async get(name: string): Promise<Uint8Array> {
+    if (this.closed) throw new DesClosedError("store");
+    const loc = this.local.get(name);
+    if (loc) return loc.journal.read(loc.rec.dataOffset, loc.rec.dataLength);
+    const v = await this.sealed(name, (r) => r.get(name));
+    if (v === undefined) throw new DesNotFoundError(name);
+    return v;
+  }
+
+  async has(name: string): Promise<boolean> {
+    if (this.closed) throw new DesClosedError("store");
+    if (this.local.has(name)) return true;
+    try {
+      this.parsed(name);
+    } catch {
+      return false;
+    }
+    return (await this.sealed(name, async (r) => (await r.has(name)) || undefined)) === true;
+  }
+
+  async getMeta(name: string): Promise<MetaValue | undefined> {
+    if (this.closed) throw new DesClosedError("store");
+    const loc = this.local.get(name);
+    if (loc) return loc.rec.metaLength === 0 ? undefined : decodeMetaV2(loc.journal.read(loc.rec.metaOffset, loc.rec.metaLength), name);
+    const v = await this.sealed(name, async (r) => ({ meta: await r.getMeta(name) }));
+    if (v === undefined) throw new DesNotFoundError(name);
+    return v.meta;
+  }
+
+  /**
+   * Many blobs: names in the open journals are read with coalesced reads per
+   * journal, the others grouped by the part that holds them, one `getMany`
+   * (one coalesced batch) per part. A missing name is a DesNotFoundError.
+   */
+  async getMany(names: Iterable<string>): Promise<Map<string, Uint8Array>> {
+    if (this.closed) throw new DesClosedError("store");
+    const out = new Map<string, Uint8Array>();
+    const byJournal = new Map<Journal, { offset: number; length: number; item: string }[]>();
+    const rest: string[] = [];
+    for (const name of new Set(names)) {
+      const loc = this.local.get(name);
+      if (!loc) {
+        rest.push(name);
+        continue;
+      }
+      let l = byJournal.get(loc.journal);
+      if (!l) byJournal.set(loc.journal, (l = []));
+      l.push({ offset: loc.rec.dataOffset, length: loc.rec.dataLength, item: name });
+    }
+    const jobs: Promise<void>[] = [];
+    for (const [j, wants] of byJournal) {
+      for (const g of coalesceRanges(wants, 64 << 10, 8 << 20)) {
+        const bytes = j.read(g.offset, g.length);
+        for (const w of g.wants) out.set(w.item, sliceWant(g, bytes, w));
+      }
+    }
+    const byPart = new Map<string, string[]>();
+    await Promise.all(
+      rest.map(async (name) => {
+        const key = await this.sealed(name, async (r, k) => ((await r.has(name)) ? k : undefined));
+        if (key === undefined) throw new DesNotFoundError(name);
+        let l = byPart.get(key);
+        if (!l) byPart.set(key, (l = []));
+        l.push(name);
+      }),
+    );
+    for (const [key, list] of byPart) {
+      jobs.push(this.finder.withReader(key, async (r) => {
+        for (const [n, b] of await r.getMany(list)) out.set(n, b);
+      }));
+    }
+    await Promise.all(jobs);
+    return out;
+  }
+
+  /** Every name of a day (`YYYY-MM-DD`), sealed or not, sorted. */
+  async list(day: string): Promise<string[]> {
+    if (this.closed) throw new DesClosedError("store");
+    const compact = day.replace(/-/g, "");
+    const names = new Set<string>();
+    for (const name of this.local.keys()) if (name.includes(`_${compact}_(`)) names.add(name);
+    for (const key of await this.backend.list(`${day}/`)) {
+      if (!parseDayKey(key, day, this.shardBits, this.layout)) continue;
+      for (const n of await this.finder.withReader(key, (r) => r.list())) names.add(n);
+    }
+    return [...names].sort();
+  }
+
+  /**
+   * Merges each shard's parts of a finished day into one `<day>/<shard>.des`
+   * (readers see the old parts or the merged one, never neither). Seals this
+   * node's journal first when it holds names of that day.
+   */
+  async compactDay(day: string): Promise<{ shards: number; partsMerged: number; entries: number }> {
+    this.ensureOpen();
+    const compact = day.replace(/-/g, "");
+    if ([...this.local.keys()].some((n) => n.includes(`_${compact}_(`))) await this.flush();
+    else await this.sealChain;
+    const r = await compactParts(this.backend, this.finder, day, this.shardBits, this.layout);
+    this.finder.forget(day, r.removed);
+    return { shards: r.shards, partsMerged: r.partsMerged, entries: r.entries };
+  }
+
+  /** Seals what is in the journal (unless `seal: false`), waits for uploads, releases the node lock. */
+  async close(opts: { seal?: boolean } = {}): Promise<void> {
+    if (this.closed) return;
+    if (this.timer) clearInterval(this.timer);
+    try {
+      if ((opts.seal ?? true) && this.failure === undefined) await this.rotate();
+      await this.active.drain();
+      await this.sealChain;
+    } finally {
+      this.closed = true;
+      this.active.retire();
+      await this.finder.close();
+      this.lock.release();
+    }
+    if (this.failure !== undefined) throw new DesIoError("the store failed while sealing", { cause: this.failure });
+  }
+}
+
+function hex2(n: number): string {
+  return n.toString(16).padStart(2, "0");
+}
+
+function journalName(seq: number): string {
+  return `${String(seq).padStart(12, "0")}.wal`;
+}
