@@ -43,3 +43,10 @@ export {
   DES_ERROR_CODES,
 } from "./errors.js";
 export type { DesErrorCode, ChecksumSubject } from "./errors.js";
+export { MemoryIndexCache } from "./cache/memory.js";
+export type { MemoryIndexCacheOptions, MemoryIndexCacheStats } from "./cache/memory.js";
+export { FsIndexCache } from "./cache/fs.js";
+export type { FsIndexCacheOptions, FsIndexCacheStats } from "./cache/fs.js";
+export { TieredIndexCache } from "./cache/tiered.js";
+export type { TieredIndexCacheStats } from "./cache/tiered.js";
+export type { IndexCache, IndexCacheStats } from "./io/cache.js";
