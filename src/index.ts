@@ -54,3 +54,10 @@ export type { AssignOptions, AssignStrategy, NodeSet } from "./naming/assign.js"
 export { DailyShardedDesStore } from "./store/store.js";
 export type { DailyStoreOptions, StorePutOptions, StoreStats } from "./store/store.js";
 export type { ShardLayout } from "./store/layout.js";
+export { MemoryIndexCache } from "./cache/memory.js";
+export type { MemoryIndexCacheOptions, MemoryIndexCacheStats } from "./cache/memory.js";
+export { FsIndexCache } from "./cache/fs.js";
+export type { FsIndexCacheOptions, FsIndexCacheStats } from "./cache/fs.js";
+export { TieredIndexCache } from "./cache/tiered.js";
+export type { TieredIndexCacheStats } from "./cache/tiered.js";
+export type { IndexCache, IndexCacheStats } from "./io/cache.js";

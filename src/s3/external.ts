@@ -1,13 +1,13 @@
 import { Readable } from "node:stream";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import type { GetObjectCommandInput, GetObjectCommandOutput, S3Client } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
 import { DesAbortedError, DesChangedError, DesError, DesExistsError, DesExternalError, DesInvalidArgumentError, throwIfAborted } from "../errors.js";
 import type { ExternalStore } from "../io/external.js";
 import { backoffDelay, sleep } from "../sources/http.js";
 import { BodyError, bodyChunks, discardBody } from "./body.js";
 import { describeS3Error, isAbort, isNotFound, isPreconditionFailed } from "./errors.js";
 import { concatBytes } from "../format/bytes.js";
+import { loadUpload } from "./lib-storage.js";
 
 export interface S3ExternalStoreOptions {
   readonly client: S3Client;
@@ -53,8 +53,9 @@ export class S3ExternalStore implements ExternalStore {
   async put(key: string, body: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<void> {
     checkKey(key);
     throwIfAborted(signal);
+    const UploadClass = await loadUpload();
     const stream = Readable.from(body, { objectMode: false });
-    const upload = new Upload({
+    const upload = new UploadClass({
       client: this.client,
       params: { Bucket: this.bucket, Key: key, Body: stream, ...(this.opts.overwrite ? {} : { IfNoneMatch: "*" }) },
       partSize: this.opts.partSize ?? 8 << 20,
