@@ -31,6 +31,12 @@ export interface S3ExternalStoreOptions {
   readonly bodyRetries?: number;
   readonly retryBaseMs?: number;
   readonly retryMaxMs?: number;
+  /**
+   * Prepended to every key (`<prefix><key>`), so the store's keys can be
+   * relative to a folder of the bucket (an S3Location's external store).
+   * Default: none, keys are bucket keys.
+   */
+  readonly prefix?: string;
   /** Longest wait for the response headers of a GET, ms. Default 30,000; a timeout is retried (`bodyRetries`). */
   readonly responseTimeoutMs?: number;
   /** Longest pause between two chunks of a body, ms. Default 30,000. */
@@ -60,7 +66,11 @@ export class S3ExternalStore implements ExternalStore {
   }
 
   private where(key: string): string {
-    return `s3://${this.bucket}/${key}`;
+    return `s3://${this.bucket}/${this.objectKey(key)}`;
+  }
+
+  private objectKey(key: string): string {
+    return (this.opts.prefix ?? "") + key;
   }
 
   async put(key: string, body: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<void> {
@@ -69,7 +79,7 @@ export class S3ExternalStore implements ExternalStore {
     const stream = Readable.from(body, { objectMode: false });
     const upload = new Upload({
       client: this.client,
-      params: { Bucket: this.bucket, Key: key, Body: stream, ...(this.opts.overwrite ? {} : { IfNoneMatch: "*" }) },
+      params: { Bucket: this.bucket, Key: this.objectKey(key), Body: stream, ...(this.opts.overwrite ? {} : { IfNoneMatch: "*" }) },
       partSize: this.opts.partSize ?? 8 << 20,
       queueSize: this.opts.queueSize ?? 2,
       leavePartsOnError: false,
@@ -113,7 +123,7 @@ export class S3ExternalStore implements ExternalStore {
     let got = 0;
     for (let attempt = 0; ; attempt++) {
       throwIfAborted(signal);
-      const input: GetObjectCommandInput = { Bucket: this.bucket, Key: key };
+      const input: GetObjectCommandInput = { Bucket: this.bucket, Key: this.objectKey(key) };
       if (attempt > 0 || max !== undefined) input.Range = `bytes=${got}-${max ?? ""}`;
       if (attempt > 0 && etag !== undefined) input.IfMatch = etag;
       const t = new Attempt(signal, this.limits, `GET ${this.where(key)}`);
