@@ -66,9 +66,12 @@ describe("S3Location (against moto)", () => {
     expect(loc.url).toBe(`s3://${BUCKET}/stores/a`);
     expect(loc.prefix).toBe("stores/a/");
     for (const key of ["2026-01-01/00.des", "2026-01-01/01.des", "2026-01-01-x.des"]) {
-      const w = await DesWriter.create(await loc.sink(key));
+      const sink = await loc.sink(key);
+      const w = await DesWriter.create(sink);
       await w.add("name", utf8(`in ${key}`));
       await w.close();
+      // S3Sink.bytesWritten is the object's size.
+      expect(sink.bytesWritten).toBe((await loc.stat(key))?.size);
     }
     await expect(loc.sink("2026-01-01/00.des")).rejects.toMatchObject({ code: "DES_EXISTS" });
     // Same key order as a folder location: UTF-8 bytes.
