@@ -39,6 +39,11 @@ export class Fetcher {
     this.hints = hints;
   }
 
+  /** The version token reads are pinned to (learnt by `readTail`). */
+  get pinnedVersion(): string | undefined {
+    return this.version;
+  }
+
   read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
     const inTail = this.fromTail(offset, length);
     if (inTail) return Promise.resolve(inTail);

@@ -1,6 +1,7 @@
 import { Readable, pipeline } from "node:stream";
-import { openIndex } from "./archive-index.js";
-import type { ArchiveIndex, Tail } from "./archive-index.js";
+import type { ArchiveIndex } from "./archive-index.js";
+import { listGenerations, openGeneration, spaceUsage } from "./generations.js";
+import type { GenerationInfo, OpenedGeneration, SpaceUsage } from "./generations.js";
 import { sliceWant } from "./coalesce.js";
 import type { RangeWant } from "./coalesce.js";
 import { decompressStream, decompressSync } from "../format/compression.js";
@@ -61,6 +62,8 @@ export interface ReaderOptions {
    * `<dirname(archiveKey)>/_bigFiles/<name>`.
    */
   archiveKey?: string;
+  /** Open this generation (1 = as first written) instead of the newest (spec 3.8). */
+  generation?: number;
 }
 
 export interface ReadOptions {
@@ -119,6 +122,7 @@ interface OpenState {
   readonly index: ArchiveIndex;
   readonly size: number;
   readonly fetcher: Fetcher;
+  readonly opened: OpenedGeneration;
 }
 
 const STREAM_WINDOW = 8 << 20;
@@ -173,11 +177,23 @@ export class DesReader {
   }
 
   private static async load(source: RangeSource, hints: ReadHints, opts: DesReader["opts"], signal?: AbortSignal): Promise<OpenState> {
-    const fetcher = new Fetcher(source, hints);
-    const { bytes, size } = await fetcher.readTail(opts.tailSize, signal);
-    const tail: Tail = { bytes, start: size - bytes.length, size };
-    const index = await openIndex(tail, fetcher, opts.pageCacheBytes, signal);
-    return { index, size, fetcher };
+    const opened = await openGeneration(source, hints, opts, signal);
+    return { index: opened.index, size: opened.size, fetcher: opened.fetcher, opened };
+  }
+
+  /** The generation this reader reads: 1 for an archive never appended to (spec 3.8). */
+  get generation(): number {
+    return this.state.opened.generation;
+  }
+
+  /** Every generation up to the one read, oldest first: offsets, record counts, sizes. */
+  async generations(opts: { signal?: AbortSignal } = {}): Promise<GenerationInfo[]> {
+    return this.run((s) => listGenerations(s.opened, opts.signal), opts.signal);
+  }
+
+  /** Live vs dead bytes (reads the index): how much `repack` would reclaim. */
+  async spaceUsage(opts: { signal?: AbortSignal } = {}): Promise<SpaceUsage> {
+    return this.run((s) => spaceUsage(s.opened, opts.signal), opts.signal);
   }
 
   get formatVersion(): 1 | 2 {

@@ -37,6 +37,9 @@ import { pyJsonDumps } from "../format/v1/pyjson.js";
 import { FileSink } from "../sinks/file.js";
 import type { ByteSink } from "../io/sink.js";
 import { SpillBuffer } from "./spill.js";
+import { invalidTarget } from "./append.js";
+import type { AppendOptions, AppendTarget, DesAppendWriter } from "./append.js";
+import { openLocalAppend } from "./append-file.js";
 
 /** A body to add: bytes, a Node stream, any async iterable of chunks, or a file on disk. */
 export type EntryData = Uint8Array | Readable | AsyncIterable<Uint8Array> | { readonly path: string };
@@ -156,6 +159,18 @@ export class DesWriter {
       throw e;
     }
     return w.close();
+  }
+
+  /**
+   * Opens the newest generation of an existing v2 archive for adding and
+   * deleting entries; `close()` writes the next generation (spec 3.8). A
+   * path is appended to in place (locked, crash-safe); `des-pack/s3` gives
+   * an AppendTarget for S3 objects.
+   */
+  static append(target: string | AppendTarget, opts: AppendOptions = {}): Promise<DesAppendWriter> {
+    if (typeof target === "string") return openLocalAppend(target, opts);
+    if (target && typeof target.openAppend === "function") return target.openAppend(opts);
+    return Promise.reject(invalidTarget(target));
   }
 
   get entryCount(): number {
@@ -801,8 +816,8 @@ function isFileInput(data: EntryData): data is { readonly path: string } {
 
 const SMALL_FILE = 1 << 20;
 
-/** Normalises every accepted body form into chunks of bytes. */
-async function* chunksOf(data: EntryData, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+/** Normalises every accepted body form into chunks of bytes (also used by append). */
+export async function* chunksOf(data: EntryData, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
   if (data instanceof Uint8Array) {
     yield data;
     return;

@@ -1,0 +1,266 @@
+/**
+ * Writes one generation of a v2 archive (spec 3.8.1) from records of any
+ * origin: records carried over from an older generation (offsets unchanged),
+ * records whose stored bytes are written now, and tombstones. Append,
+ * repack and merge are all this plus where the records come from.
+ */
+import { utf8Encode } from "../format/bytes.js";
+import { DesInvalidArgumentError, DesUnsupportedError } from "../errors.js";
+import { FLAG_EXTERNAL, FLAG_TOMBSTONE, HEADER_SIZE, KNOWN_FLAGS, MAX_NAME_BYTES, V2_FOOTER_SIZE, codecId } from "../format/constants.js";
+import type { EntryRecord } from "../format/record.js";
+import { xxh64 } from "../format/hash.js";
+import { encodeV2Footer } from "../format/v2/footer.js";
+import type { V2Footer } from "../format/v2/footer.js";
+import type { V2RecordInput } from "../format/v2/page.js";
+import type { ByteSink } from "../io/sink.js";
+import { buildV2Index } from "./generation-index.js";
+import { SpillBuffer } from "./spill.js";
+
+/** A record of the index being built; `metaRelative` until META's place is known. */
+interface PendingRecord extends V2RecordInput {
+  metaOffset: number;
+  metaRelative: boolean;
+}
+
+/** The stored form of one entry, as written (or as found in another archive). */
+export interface StoredEntry {
+  readonly flags: number;
+  readonly codec: number;
+  readonly size: number;
+  readonly dataHash: bigint;
+  readonly externalKey?: Uint8Array | undefined;
+}
+
+export interface GenerationStats {
+  readonly dataBytes: number;
+  readonly metaBytes: number;
+  readonly indexBytes: number;
+  readonly indexPages: number;
+  readonly records: number;
+  readonly tombstones: number;
+  /** Offset just past the footer: the archive's length once the footer is written. */
+  readonly archiveLength: number;
+  /** Header, live stored bytes and meta, this index and footer (spec 3.8.2). */
+  readonly liveBytes: number;
+}
+
+/** A name as the format allows it (section 3.7): 1..65,535 UTF-8 bytes, no NUL, well-formed. */
+export function checkName(name: string): Uint8Array {
+  if (typeof name !== "string") throw new DesInvalidArgumentError("entry names are strings");
+  if (!name.isWellFormed()) throw new DesInvalidArgumentError("entry names must be well-formed Unicode (no lone surrogates)");
+  const bytes = utf8Encode(name);
+  if (bytes.length === 0 || bytes.length > MAX_NAME_BYTES) throw new DesInvalidArgumentError(`entry names are 1..${MAX_NAME_BYTES} UTF-8 bytes (got ${bytes.length})`);
+  if (bytes.includes(0)) throw new DesInvalidArgumentError("entry names cannot contain NUL");
+  return bytes;
+}
+
+/** A decoded record as the index builder's input, refusing what this writer could not carry over byte for byte. */
+export function carriedRecord(r: EntryRecord): V2RecordInput {
+  if (r.flags & ~KNOWN_FLAGS || r.compression === undefined) {
+    throw new DesUnsupportedError(`entry ${JSON.stringify(r.name)} uses flags or a codec this writer does not know; it cannot be carried into a new generation`);
+  }
+  return {
+    name: utf8Encode(r.name),
+    flags: r.flags,
+    codec: codecId(r.compression),
+    size: r.size,
+    storedSize: r.storedSize,
+    dataOffset: r.dataOffset,
+    dataHash: r.dataHash ?? 0n,
+    externalKey: r.externalKey === undefined ? undefined : utf8Encode(r.externalKey),
+    metaLength: r.metaLength,
+    metaOffset: r.metaOffset,
+    metaHash: r.metaHash ?? 0n,
+  };
+}
+
+export class GenerationWriter {
+  private readonly records = new Map<string, PendingRecord>();
+  private readonly meta: SpillBuffer;
+  private pos: number;
+  private tombstoneCount = 0;
+
+  /** `start`: the offset the sink's next byte lands at (16 after a header, or the old archive's length). */
+  constructor(
+    private readonly sink: ByteSink,
+    readonly start: number,
+    metaMemoryLimit = 8 << 20,
+  ) {
+    this.pos = start;
+    this.meta = new SpillBuffer(metaMemoryLimit);
+  }
+
+  get position(): number {
+    return this.pos;
+  }
+
+  get size(): number {
+    return this.records.size;
+  }
+
+  has(name: string): boolean {
+    return this.records.has(name);
+  }
+
+  /** True when the index being built holds `name` as a live record. */
+  isLive(name: string): boolean {
+    const r = this.records.get(name);
+    return r !== undefined && (r.flags & FLAG_TOMBSTONE) === 0;
+  }
+
+  /** Drops `name` from the index being built (its bytes, if any, stay written: dead bytes). */
+  remove(name: string): boolean {
+    const r = this.records.get(name);
+    if (r && r.flags & FLAG_TOMBSTONE) this.tombstoneCount--;
+    return this.records.delete(name);
+  }
+
+  /** Carries a record over unchanged: its offsets point into older regions of the same archive. */
+  keep(name: string, rec: V2RecordInput): void {
+    this.records.set(name, { ...rec, metaRelative: false });
+  }
+
+  tombstone(name: string, nameBytes: Uint8Array): void {
+    if (!this.isTombstone(name)) this.tombstoneCount++;
+    this.records.set(name, {
+      name: nameBytes,
+      flags: FLAG_TOMBSTONE,
+      codec: 0,
+      size: 0,
+      storedSize: 0,
+      dataOffset: 0,
+      dataHash: 0n,
+      externalKey: undefined,
+      metaLength: 0,
+      metaOffset: 0,
+      metaHash: 0n,
+      metaRelative: false,
+    });
+  }
+
+  private isTombstone(name: string): boolean {
+    const r = this.records.get(name);
+    return r !== undefined && (r.flags & FLAG_TOMBSTONE) !== 0;
+  }
+
+  /** Appends stored bytes to DATA; returns their offset. */
+  async writeData(bytes: Uint8Array): Promise<number> {
+    const at = this.pos;
+    if (bytes.length > 0) {
+      await this.sink.write(bytes);
+      this.pos += bytes.length;
+    }
+    return at;
+  }
+
+  /**
+   * Adds an entry whose stored bytes were just written with `writeData` at
+   * `offset` (`storedSize` of them), and its meta bytes (already encoded).
+   */
+  put(name: string, nameBytes: Uint8Array, stored: StoredEntry, offset: number, storedSize: number, metaBytes: Uint8Array | undefined): void {
+    let metaOffset = 0;
+    let metaHash = 0n;
+    const metaLength = metaBytes?.length ?? 0;
+    if (metaBytes && metaLength > 0) {
+      metaOffset = this.meta.length;
+      metaHash = xxh64(metaBytes);
+      this.meta.append(metaBytes);
+    }
+    if (this.isTombstone(name)) this.tombstoneCount--;
+    const external = (stored.flags & FLAG_EXTERNAL) !== 0;
+    this.records.set(name, {
+      name: nameBytes,
+      flags: stored.flags,
+      codec: stored.codec,
+      size: stored.size,
+      storedSize,
+      dataOffset: external || storedSize === 0 ? 0 : offset,
+      dataHash: storedSize > 0 ? stored.dataHash : 0n,
+      externalKey: stored.externalKey,
+      metaLength,
+      metaOffset,
+      metaHash,
+      metaRelative: metaLength > 0,
+    });
+  }
+
+  /**
+   * Adds an entry copied from elsewhere with its meta bytes verbatim (repack,
+   * merge): the meta's checksum is the one recorded there.
+   */
+  putCopied(name: string, rec: V2RecordInput, dataOffset: number, metaBytes: Uint8Array | undefined): void {
+    let metaOffset = 0;
+    if (metaBytes && metaBytes.length > 0) {
+      metaOffset = this.meta.length;
+      this.meta.append(metaBytes);
+    }
+    this.records.set(name, { ...rec, dataOffset: rec.storedSize > 0 && !(rec.flags & FLAG_EXTERNAL) ? dataOffset : 0, metaOffset, metaRelative: rec.metaLength > 0 });
+  }
+
+  /**
+   * Writes META and the complete INDEX and returns the footer to write last
+   * (the caller decides when: after a durability barrier, for append).
+   */
+  async finish(link: { prevFooterOffset: number; generation: number }): Promise<{ footer: Uint8Array; stats: GenerationStats; fields: V2Footer }> {
+    const dataLength = this.pos - this.start;
+    const metaStart = this.pos;
+    for await (const chunk of this.meta.read()) {
+      await this.sink.write(chunk);
+      this.pos += chunk.length;
+    }
+    this.meta.dispose();
+    const metaLength = this.pos - metaStart;
+    const list: V2RecordInput[] = [];
+    let live = 0;
+    for (const r of this.records.values()) {
+      if (r.metaRelative) {
+        r.metaOffset += metaStart;
+        r.metaRelative = false;
+      }
+      if (!(r.flags & FLAG_EXTERNAL)) live += r.storedSize;
+      live += r.metaLength;
+      list.push(r);
+    }
+    this.records.clear();
+    const indexStart = this.pos;
+    const index = buildV2Index(list);
+    for (const chunk of index.chunks) {
+      await this.sink.write(chunk);
+      this.pos += chunk.length;
+    }
+    const indexLength = this.pos - indexStart;
+    const fields: V2Footer = {
+      pageBits: index.pageBits,
+      requiredFeatures: 0,
+      dataStart: this.start,
+      dataLength,
+      metaStart,
+      metaLength,
+      indexStart,
+      indexLength,
+      entryCount: list.length,
+      prevFooterOffset: link.prevFooterOffset,
+      archiveLength: this.pos + V2_FOOTER_SIZE,
+      rootHash: index.rootHash,
+      generation: link.generation,
+    };
+    return {
+      footer: encodeV2Footer(fields),
+      fields,
+      stats: {
+        dataBytes: dataLength,
+        metaBytes: metaLength,
+        indexBytes: indexLength,
+        indexPages: 2 ** index.pageBits,
+        records: list.length,
+        tombstones: this.tombstoneCount,
+        archiveLength: this.pos + V2_FOOTER_SIZE,
+        liveBytes: HEADER_SIZE + live + indexLength + V2_FOOTER_SIZE,
+      },
+    };
+  }
+
+  dispose(): void {
+    this.meta.dispose();
+  }
+}
