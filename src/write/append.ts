@@ -226,6 +226,12 @@ export class DesAppendWriter {
    */
   async close(): Promise<AppendReport> {
     await this.queue;
+    if (this.state === "failed") {
+      // A failed body left bytes that belong to no record: give the generation up, then say why.
+      const failure = this.failure;
+      await this.abort();
+      throw new DesIoError("the append failed earlier and was aborted", { cause: failure });
+    }
     this.ensureOpen();
     this.state = "closing";
     const added = this.addedNow.size;
