@@ -210,7 +210,7 @@ describe("repack and merge", () => {
     const src = path.join(dir, "corrupt.des");
     await DesWriter.write(src, {}, async (w) => w.add("a", bodyOf(1, 500)));
     const bytes = fs.readFileSync(src);
-    bytes[100] ^= 0xff;
+    bytes[100] = bytes[100]! ^ 0xff;
     fs.writeFileSync(src, bytes);
     const out = path.join(dir, "corrupt-out.des");
     await expect(repack(src, out)).rejects.toMatchObject({ code: "DES_CHECKSUM" });
