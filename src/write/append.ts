@@ -14,7 +14,7 @@ import { encodeMetaV2 } from "../format/meta.js";
 import type { ByteSink } from "../io/sink.js";
 import { spaceUsage } from "../read/generations.js";
 import type { OpenedGeneration } from "../read/generations.js";
-import { GenerationWriter, carriedRecord, checkName } from "./generation.js";
+import { GenerationWriter, NameArena, carriedRecord, checkName } from "./generation.js";
 import { chunksOf } from "./writer.js";
 import type { EntryData } from "./writer.js";
 
@@ -94,9 +94,10 @@ export class DesAppendWriter {
    */
   static async begin(sink: AppendSink, base: OpenedGeneration, opts: AppendOptions, signal?: AbortSignal): Promise<DesAppendWriter> {
     const w = new DesAppendWriter(sink, base, opts);
+    const names = new NameArena();
     for await (const r of base.index.allRecords(signal)) {
       if (r.flags & FLAG_TOMBSTONE) continue; // tombstones of earlier generations are not carried (spec 3.8.1)
-      w.gen.keep(r.name, carriedRecord(r));
+      w.gen.keep(r.name, carriedRecord(r, names));
     }
     return w;
   }

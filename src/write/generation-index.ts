@@ -3,7 +3,6 @@
  * generation: page_bits chosen for the total, records bucketed by name
  * hash, each page sorted by name bytes, then the root.
  */
-import { compareBytes } from "../format/bytes.js";
 import { MAX_PAGE_BITS, MAX_PAGE_BYTES, PAGE_OVERHEAD, TARGET_PAGE_BYTES } from "../format/constants.js";
 import { xxh64 } from "../format/hash.js";
 import { encodeRoot } from "../format/v2/footer.js";
@@ -64,7 +63,7 @@ export function buildV2Index(records: readonly V2RecordInput[]): BuiltIndex {
   let view = new DataView(buf.buffer);
   let used = 0;
   for (let p = 0; p < P; p++) {
-    const members = Array.from(order.subarray(starts[p]!, starts[p + 1]!)).sort((a, b) => compareBytes(records[a]!.name, records[b]!.name));
+    const members = Array.from(order.subarray(starts[p]!, starts[p + 1]!)).sort((a, b) => Buffer.compare(records[a]!.name, records[b]!.name));
     const pageLength = bytes[p]!;
     if (used + pageLength > buf.length) {
       if (used > 0) chunks.push(buf.subarray(0, used));

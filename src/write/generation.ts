@@ -16,10 +16,51 @@ import type { ByteSink } from "../io/sink.js";
 import { buildV2Index } from "./generation-index.js";
 import { SpillBuffer } from "./spill.js";
 
-/** A record of the index being built; `metaRelative` until META's place is known. */
-interface PendingRecord extends V2RecordInput {
+/** A record of the index being built; `metaRelative` until META's place is known. Every one is made by `record()`, so all share one shape. */
+export interface PendingRecord extends V2RecordInput {
+  dataOffset: number;
   metaOffset: number;
   metaRelative: boolean;
+}
+
+function record(
+  name: Uint8Array,
+  flags: number,
+  codec: number,
+  size: number,
+  storedSize: number,
+  dataOffset: number,
+  dataHash: bigint,
+  externalKey: Uint8Array | undefined,
+  metaLength: number,
+  metaOffset: number,
+  metaHash: bigint,
+  metaRelative: boolean,
+): PendingRecord {
+  return { name, flags, codec, size, storedSize, dataOffset, dataHash, externalKey, metaLength, metaOffset, metaHash, metaRelative };
+}
+
+const nameEncoder = new TextEncoder();
+
+/**
+ * UTF-8 names packed into shared buffers: one small view per name instead
+ * of one buffer each (an index of a million records carries a million names).
+ */
+export class NameArena {
+  private buf = new Uint8Array(1 << 16);
+  private used = 0;
+
+  encode(name: string): Uint8Array {
+    const max = name.length * 3;
+    if (this.used + max > this.buf.length) {
+      this.buf = new Uint8Array(Math.max(1 << 20, max));
+      this.used = 0;
+    }
+    const { written } = nameEncoder.encodeInto(name, this.buf.subarray(this.used));
+    const out = this.buf.subarray(this.used, this.used + written);
+    this.used += written;
+    return out;
+  }
 }
 
 /** The stored form of one entry, as written (or as found in another archive). */
@@ -55,23 +96,24 @@ export function checkName(name: string): Uint8Array {
 }
 
 /** A decoded record as the index builder's input, refusing what this writer could not carry over byte for byte. */
-export function carriedRecord(r: EntryRecord): V2RecordInput {
+export function carriedRecord(r: EntryRecord, names?: NameArena): PendingRecord {
   if (r.flags & ~KNOWN_FLAGS || r.compression === undefined) {
     throw new DesUnsupportedError(`entry ${JSON.stringify(r.name)} uses flags or a codec this writer does not know; it cannot be carried into a new generation`);
   }
-  return {
-    name: utf8Encode(r.name),
-    flags: r.flags,
-    codec: codecId(r.compression),
-    size: r.size,
-    storedSize: r.storedSize,
-    dataOffset: r.dataOffset,
-    dataHash: r.dataHash ?? 0n,
-    externalKey: r.externalKey === undefined ? undefined : utf8Encode(r.externalKey),
-    metaLength: r.metaLength,
-    metaOffset: r.metaOffset,
-    metaHash: r.metaHash ?? 0n,
-  };
+  return record(
+    names ? names.encode(r.name) : utf8Encode(r.name),
+    r.flags,
+    codecId(r.compression),
+    r.size,
+    r.storedSize,
+    r.dataOffset,
+    r.dataHash ?? 0n,
+    r.externalKey === undefined ? undefined : utf8Encode(r.externalKey),
+    r.metaLength,
+    r.metaOffset,
+    r.metaHash ?? 0n,
+    false,
+  );
 }
 
 export class GenerationWriter {
@@ -115,27 +157,14 @@ export class GenerationWriter {
     return this.records.delete(name);
   }
 
-  /** Carries a record over unchanged: its offsets point into older regions of the same archive. */
-  keep(name: string, rec: V2RecordInput): void {
-    this.records.set(name, { ...rec, metaRelative: false });
+  /** Carries a record over unchanged (from `carriedRecord`): its offsets point into older regions of the same archive. */
+  keep(name: string, rec: PendingRecord): void {
+    this.records.set(name, rec);
   }
 
   tombstone(name: string, nameBytes: Uint8Array): void {
     if (!this.isTombstone(name)) this.tombstoneCount++;
-    this.records.set(name, {
-      name: nameBytes,
-      flags: FLAG_TOMBSTONE,
-      codec: 0,
-      size: 0,
-      storedSize: 0,
-      dataOffset: 0,
-      dataHash: 0n,
-      externalKey: undefined,
-      metaLength: 0,
-      metaOffset: 0,
-      metaHash: 0n,
-      metaRelative: false,
-    });
+    this.records.set(name, record(nameBytes, FLAG_TOMBSTONE, 0, 0, 0, 0, 0n, undefined, 0, 0, 0n, false));
   }
 
   private isTombstone(name: string): boolean {
@@ -168,33 +197,26 @@ export class GenerationWriter {
     }
     if (this.isTombstone(name)) this.tombstoneCount--;
     const external = (stored.flags & FLAG_EXTERNAL) !== 0;
-    this.records.set(name, {
-      name: nameBytes,
-      flags: stored.flags,
-      codec: stored.codec,
-      size: stored.size,
-      storedSize,
-      dataOffset: external || storedSize === 0 ? 0 : offset,
-      dataHash: storedSize > 0 ? stored.dataHash : 0n,
-      externalKey: stored.externalKey,
-      metaLength,
-      metaOffset,
-      metaHash,
-      metaRelative: metaLength > 0,
-    });
+    this.records.set(
+      name,
+      record(nameBytes, stored.flags, stored.codec, stored.size, storedSize, external || storedSize === 0 ? 0 : offset, storedSize > 0 ? stored.dataHash : 0n, stored.externalKey, metaLength, metaOffset, metaHash, metaLength > 0),
+    );
   }
 
   /**
    * Adds an entry copied from elsewhere with its meta bytes verbatim (repack,
    * merge): the meta's checksum is the one recorded there.
    */
-  putCopied(name: string, rec: V2RecordInput, dataOffset: number, metaBytes: Uint8Array | undefined): void {
+  putCopied(name: string, rec: PendingRecord, dataOffset: number, metaBytes: Uint8Array | undefined): void {
     let metaOffset = 0;
     if (metaBytes && metaBytes.length > 0) {
       metaOffset = this.meta.length;
       this.meta.append(metaBytes);
     }
-    this.records.set(name, { ...rec, dataOffset: rec.storedSize > 0 && !(rec.flags & FLAG_EXTERNAL) ? dataOffset : 0, metaOffset, metaRelative: rec.metaLength > 0 });
+    rec.dataOffset = rec.storedSize > 0 && !(rec.flags & FLAG_EXTERNAL) ? dataOffset : 0;
+    rec.metaOffset = metaOffset;
+    rec.metaRelative = rec.metaLength > 0;
+    this.records.set(name, rec);
   }
 
   /**

@@ -23,7 +23,7 @@ import { DesReader } from "../read/reader.js";
 import type { OpenedGeneration } from "../read/generations.js";
 import { FileSink } from "../sinks/file.js";
 import { FileSource } from "../sources/file.js";
-import { GenerationWriter, carriedRecord } from "./generation.js";
+import { GenerationWriter, NameArena, carriedRecord } from "./generation.js";
 import { DesWriter } from "./writer.js";
 
 /** What a filter sees of an entry. */
@@ -135,6 +135,7 @@ export async function copyEntries(t: CopyTarget, from: OpenedGeneration, records
   const reencode = v1 || opts.compress !== undefined;
   const ordered = [...records].sort((a, b) => a.dataOffset - b.dataOffset);
   const hints = { maxGap: 64 << 10, maxSpan: batchBytes };
+  const names = new NameArena();
   for (let i = 0; i < ordered.length; ) {
     throwIfAborted(opts.signal);
     let j = i;
@@ -169,7 +170,7 @@ export async function copyEntries(t: CopyTarget, from: OpenedGeneration, records
       }
       if (!reencode || r.flags & FLAG_EXTERNAL) {
         const at = await t.gen.writeData(stored);
-        t.gen.putCopied(r.name, carriedRecord(r), at, meta);
+        t.gen.putCopied(r.name, carriedRecord(r, names), at, meta);
         continue;
       }
       const codec = opts.compress ?? "none";
@@ -177,7 +178,7 @@ export async function copyEntries(t: CopyTarget, from: OpenedGeneration, records
       const out = compressSync(codec, body, opts.compressLevel);
       const at = await t.gen.writeData(out);
       const metaBytes = v1 && meta ? encodeMetaV2(decodeMetaV1(meta, r.name)) : meta;
-      const rec = carriedRecord(r);
+      const rec = carriedRecord(r, names);
       t.gen.put(r.name, rec.name, { flags: codec === "none" ? 0 : FLAG_COMPRESSED, codec: codecId(codec), size: body.length, dataHash: out.length > 0 ? xxh64(out) : 0n }, at, out.length, metaBytes);
     }
   }
