@@ -6,8 +6,7 @@
  * coalesced and go in batches of bounded size, so memory does not grow
  * with the bodies (only the records are held, as the new index needs them).
  */
-import { sliceWant } from "../read/coalesce.js";
-import type { RangeWant } from "../read/coalesce.js";
+import type { RangeGroup, RangeWant } from "../read/coalesce.js";
 import { compressSync, decompressSync } from "../format/compression.js";
 import { DesChecksumError, DesInvalidArgumentError, DesUnsupportedError, throwIfAborted } from "../errors.js";
 import { DEFAULT_TAIL_SIZE, FLAG_COMPRESSED, FLAG_EXTERNAL, HEADER_SIZE, KNOWN_FLAGS, codecId } from "../format/constants.js";
@@ -48,7 +47,7 @@ export interface RepackOptions {
   overwrite?: boolean;
   /** Check stored bytes against their checksums while copying. Default true. */
   verify?: boolean;
-  /** Bytes read per batch (bounds memory). Default 8 MiB. */
+  /** Stored bytes read per batch (bounds memory; one batch is read ahead). Default 1 MiB. */
   batchBytes?: number;
   signal?: AbortSignal;
 }
@@ -130,23 +129,28 @@ function checkCopyable(r: EntryRecord): void {
  */
 export async function copyEntries(t: CopyTarget, from: OpenedGeneration, records: readonly EntryRecord[], opts: RepackOptions): Promise<void> {
   const verify = opts.verify ?? true;
-  const batchBytes = opts.batchBytes ?? 8 << 20;
+  const batchBytes = opts.batchBytes ?? 1 << 20;
   const v1 = from.index.version === 1;
   const reencode = v1 || opts.compress !== undefined;
   const ordered = [...records].sort((a, b) => a.dataOffset - b.dataOffset);
   const hints = { maxGap: 64 << 10, maxSpan: batchBytes };
   const names = new NameArena();
+  const batches: EntryRecord[][] = [];
   for (let i = 0; i < ordered.length; ) {
-    throwIfAborted(opts.signal);
     let j = i;
     let bytes = 0;
     while (j < ordered.length && (j === i || bytes + ordered[j]!.storedSize <= batchBytes)) bytes += ordered[j++]!.storedSize;
-    const batch = ordered.slice(i, j);
+    batches.push(ordered.slice(i, j));
     i = j;
+  }
+  for (const batch of batches) {
     for (const r of batch) {
       checkCopyable(r);
       if (v1 && r.flags & FLAG_EXTERNAL) throw new DesUnsupportedError(`${JSON.stringify(r.name)}: external entries of v1 archives are not converted`);
     }
+  }
+  // Views into the merged reads, not copies: each batch is written out before the next is let go.
+  const readBatch = async (batch: readonly EntryRecord[]): Promise<{ bodies: Map<EntryRecord, Uint8Array>; metas: Map<EntryRecord, Uint8Array> }> => {
     const bodies = new Map<EntryRecord, Uint8Array>();
     const metas = new Map<EntryRecord, Uint8Array>();
     const dataWants: RangeWant<EntryRecord>[] = [];
@@ -155,12 +159,26 @@ export async function copyEntries(t: CopyTarget, from: OpenedGeneration, records
       if (!(r.flags & FLAG_EXTERNAL) && r.storedSize > 0) dataWants.push({ offset: r.dataOffset, length: r.storedSize, item: r });
       if (r.metaLength > 0) metaWants.push({ offset: r.metaOffset, length: r.metaLength, item: r });
     }
-    await from.fetcher.readGroups(dataWants, opts.signal, hints, (g, b) => {
-      for (const w of g.wants) bodies.set(w.item, sliceWant(g, b, w));
-    });
-    await from.fetcher.readGroups(metaWants, opts.signal, hints, (g, b) => {
-      for (const w of g.wants) metas.set(w.item, sliceWant(g, b, w));
-    });
+    // Meta waits in the spill buffer until the end: copied, so it does not pin the whole read.
+    const view = (map: Map<EntryRecord, Uint8Array>, copy: boolean) => (g: RangeGroup<EntryRecord>, b: Uint8Array) => {
+      for (const w of g.wants) {
+        const v = b.subarray(w.offset - g.offset, w.offset - g.offset + w.length);
+        map.set(w.item, copy ? new Uint8Array(v) : v);
+      }
+    };
+    await from.fetcher.readGroups(dataWants, opts.signal, hints, view(bodies, false));
+    await from.fetcher.readGroups(metaWants, opts.signal, hints, view(metas, true));
+    return { bodies, metas };
+  };
+  // One batch read ahead, so reading overlaps writing.
+  let next = batches.length > 0 ? readBatch(batches[0]!) : undefined;
+  next?.catch(() => undefined);
+  for (let k = 0; k < batches.length; k++) {
+    throwIfAborted(opts.signal);
+    const batch = batches[k]!;
+    const { bodies, metas } = await next!;
+    next = k + 1 < batches.length ? readBatch(batches[k + 1]!) : undefined;
+    next?.catch(() => undefined);
     for (const r of batch) {
       const stored = bodies.get(r) ?? new Uint8Array(0);
       const meta = metas.get(r);
