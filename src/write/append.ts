@@ -4,19 +4,17 @@
  * `append-file.ts` (local, in place, crash-safe) and `../s3/append.ts`
  * (a new object version, the old bytes copied inside S3) provide the sink.
  */
-import { Readable } from "node:stream";
-import { compressStream, compressSync } from "../format/compression.js";
 import { DesClosedError, DesDuplicateError, DesError, DesInvalidArgumentError, DesIoError, DesNotFoundError, throwIfAborted } from "../errors.js";
 import { FLAG_COMPRESSED, FLAG_TOMBSTONE, V2_FOOTER_SIZE, codecId } from "../format/constants.js";
 import type { Compression } from "../format/constants.js";
-import { xxh64, xxh64Stream } from "../format/hash.js";
 import { encodeMetaV2 } from "../format/meta.js";
 import type { ByteSink } from "../io/sink.js";
 import { spaceUsage } from "../read/generations.js";
 import type { OpenedGeneration } from "../read/generations.js";
 import { GenerationWriter, NameArena, carriedRecord, checkName } from "./generation.js";
-import { chunksOf } from "./writer.js";
-import type { EntryData } from "./writer.js";
+import { closeBody, openBody } from "./body.js";
+import type { Body, EntryData } from "./body.js";
+import { writeInternal } from "./store-body.js";
 
 export interface AppendOptions {
   /** Default compression of added entries. Default "none". */
@@ -168,15 +166,20 @@ export class DesAppendWriter {
     }
     const compression = opts.compress ?? this.opts.compress ?? "none";
     const metaBytes = opts.meta !== undefined ? encodeMetaV2(opts.meta) : undefined;
+    throwIfAborted(opts.signal);
+    // A body that is not one is refused before anything is written: the append stays usable.
+    const opened = await openBody(name, data, undefined);
     let body: { offset: number; stored: number; size: number; hash: bigint };
     try {
-      body = await this.writeBody(data, compression, opts.signal);
+      body = await this.writeBody(opened, compression, opts.signal);
     } catch (e) {
       // Bytes may be in the sink already: this generation can no longer be finished.
       this.state = "failed";
       this.failure = e;
       if (e instanceof DesError) throw e;
       throw new DesIoError(`${JSON.stringify(name)}: writing the body failed: ${(e as Error).message}`, { cause: e });
+    } finally {
+      await closeBody(opened);
     }
     const compressed = compression !== "none";
     this.gen.put(
@@ -190,34 +193,9 @@ export class DesAppendWriter {
     this.addedNow.add(name);
   }
 
-  private async writeBody(data: EntryData, compression: Compression, signal?: AbortSignal): Promise<{ offset: number; stored: number; size: number; hash: bigint }> {
-    throwIfAborted(signal);
-    const offset = this.gen.position;
-    if (data instanceof Uint8Array) {
-      const stored = compressSync(compression, data, this.opts.compressLevel);
-      await this.gen.writeData(stored);
-      return { offset, stored: stored.length, size: data.length, hash: stored.length > 0 ? xxh64(stored) : 0n };
-    }
-    const hash = xxh64Stream();
-    let size = 0;
-    let stored = 0;
-    const source = chunksOf(data, signal);
-    const counted = async function* (): AsyncGenerator<Uint8Array> {
-      for await (const c of source) {
-        size += c.length;
-        yield c;
-      }
-    };
-    const out: AsyncIterable<Uint8Array> =
-      compression === "none" ? counted() : Readable.from(counted()).pipe(compressStream(compression, this.opts.compressLevel));
-    for await (const chunk of out) {
-      const c = chunk instanceof Uint8Array ? chunk : new Uint8Array(chunk as ArrayBuffer);
-      if (c.length === 0) continue;
-      hash.update(c);
-      stored += c.length;
-      await this.gen.writeData(c);
-    }
-    return { offset, stored, size, hash: stored > 0 ? hash.digest() : 0n };
+  private async writeBody(body: Body, compression: Compression, signal?: AbortSignal): Promise<{ offset: number; stored: number; size: number; hash: bigint }> {
+    const stored = await writeInternal(this.gen.out, body, compression, this.opts.compressLevel, signal);
+    return { offset: stored.offset, stored: stored.stored, size: stored.original, hash: stored.hash };
   }
 
   /**

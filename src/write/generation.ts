@@ -5,15 +5,17 @@
  * repack and merge are all this plus where the records come from.
  */
 import { utf8Encode } from "../format/bytes.js";
-import { DesInvalidArgumentError, DesUnsupportedError } from "../errors.js";
-import { FLAG_EXTERNAL, FLAG_TOMBSTONE, HEADER_SIZE, KNOWN_FLAGS, MAX_NAME_BYTES, V2_FOOTER_SIZE, codecId } from "../format/constants.js";
+import { DesUnsupportedError } from "../errors.js";
+import { FLAG_EXTERNAL, FLAG_TOMBSTONE, HEADER_SIZE, KNOWN_FLAGS, V2_FOOTER_SIZE, codecId } from "../format/constants.js";
 import type { EntryRecord } from "../format/record.js";
 import { xxh64 } from "../format/hash.js";
 import { encodeV2Footer } from "../format/v2/footer.js";
 import type { V2Footer } from "../format/v2/footer.js";
 import type { V2RecordInput } from "../format/v2/page.js";
 import type { ByteSink } from "../io/sink.js";
-import { buildV2Index } from "./generation-index.js";
+import { planV2Index, recordsOf } from "../format/v2/index-builder.js";
+import { entryNameBytes } from "./names.js";
+import { Output } from "./output.js";
 import { SpillBuffer } from "./spill.js";
 
 /** A record of the index being built; `metaRelative` until META's place is known. Every one is made by `record()`, so all share one shape. */
@@ -85,14 +87,9 @@ export interface GenerationStats {
   readonly liveBytes: number;
 }
 
-/** A name as the format allows it (section 3.7): 1..65,535 UTF-8 bytes, no NUL, well-formed. */
+/** A v2 entry name checked by the one name rule (spec 3.7), as UTF-8. */
 export function checkName(name: string): Uint8Array {
-  if (typeof name !== "string") throw new DesInvalidArgumentError("entry names are strings");
-  if (!name.isWellFormed()) throw new DesInvalidArgumentError("entry names must be well-formed Unicode (no lone surrogates)");
-  const bytes = utf8Encode(name);
-  if (bytes.length === 0 || bytes.length > MAX_NAME_BYTES) throw new DesInvalidArgumentError(`entry names are 1..${MAX_NAME_BYTES} UTF-8 bytes (got ${bytes.length})`);
-  if (bytes.includes(0)) throw new DesInvalidArgumentError("entry names cannot contain NUL");
-  return bytes;
+  return entryNameBytes(name, 2);
 }
 
 /** A decoded record as the index builder's input, refusing what this writer could not carry over byte for byte. */
@@ -119,21 +116,23 @@ export function carriedRecord(r: EntryRecord, names?: NameArena): PendingRecord 
 export class GenerationWriter {
   private readonly records = new Map<string, PendingRecord>();
   private readonly meta: SpillBuffer;
-  private pos: number;
   private tombstoneCount = 0;
+  /** The sink as the writer's Output: its position is the archive offset of the next byte; a failed write poisons it. */
+  readonly out: Output;
 
   /** `start`: the offset the sink's next byte lands at (16 after a header, or the old archive's length). */
   constructor(
-    private readonly sink: ByteSink,
+    sink: ByteSink,
     readonly start: number,
     metaMemoryLimit = 8 << 20,
   ) {
-    this.pos = start;
+    this.out = new Output(sink);
+    this.out.position = start;
     this.meta = new SpillBuffer(metaMemoryLimit);
   }
 
   get position(): number {
-    return this.pos;
+    return this.out.position;
   }
 
   get size(): number {
@@ -174,11 +173,8 @@ export class GenerationWriter {
 
   /** Appends stored bytes to DATA; returns their offset. */
   async writeData(bytes: Uint8Array): Promise<number> {
-    const at = this.pos;
-    if (bytes.length > 0) {
-      await this.sink.write(bytes);
-      this.pos += bytes.length;
-    }
+    const at = this.out.position;
+    if (bytes.length > 0) await this.out.write(bytes);
     return at;
   }
 
@@ -224,14 +220,12 @@ export class GenerationWriter {
    * (the caller decides when: after a durability barrier, for append).
    */
   async finish(link: { prevFooterOffset: number; generation: number }): Promise<{ footer: Uint8Array; stats: GenerationStats; fields: V2Footer }> {
-    const dataLength = this.pos - this.start;
-    const metaStart = this.pos;
-    for await (const chunk of this.meta.read()) {
-      await this.sink.write(chunk);
-      this.pos += chunk.length;
-    }
+    const out = this.out;
+    const dataLength = out.position - this.start;
+    const metaStart = out.position;
+    for await (const chunk of this.meta.read()) await out.write(chunk);
     this.meta.dispose();
-    const metaLength = this.pos - metaStart;
+    const metaLength = out.position - metaStart;
     const list: V2RecordInput[] = [];
     let live = 0;
     for (const r of this.records.values()) {
@@ -244,13 +238,11 @@ export class GenerationWriter {
       list.push(r);
     }
     this.records.clear();
-    const indexStart = this.pos;
-    const index = buildV2Index(list);
-    for (const chunk of index.chunks) {
-      await this.sink.write(chunk);
-      this.pos += chunk.length;
-    }
-    const indexLength = this.pos - indexStart;
+    const indexStart = out.position;
+    // Names are unique: the records map is keyed by name.
+    const index = planV2Index(recordsOf(list), { duplicates: "unique" });
+    for (const chunk of index.chunks()) await out.write(chunk);
+    const indexLength = out.position - indexStart;
     const fields: V2Footer = {
       pageBits: index.pageBits,
       requiredFeatures: 0,
@@ -262,7 +254,7 @@ export class GenerationWriter {
       indexLength,
       entryCount: list.length,
       prevFooterOffset: link.prevFooterOffset,
-      archiveLength: this.pos + V2_FOOTER_SIZE,
+      archiveLength: out.position + V2_FOOTER_SIZE,
       rootHash: index.rootHash,
       generation: link.generation,
     };
@@ -276,7 +268,7 @@ export class GenerationWriter {
         indexPages: 2 ** index.pageBits,
         records: list.length,
         tombstones: this.tombstoneCount,
-        archiveLength: this.pos + V2_FOOTER_SIZE,
+        archiveLength: out.position + V2_FOOTER_SIZE,
         liveBytes: HEADER_SIZE + live + indexLength + V2_FOOTER_SIZE,
       },
     };
