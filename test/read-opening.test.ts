@@ -2,7 +2,8 @@ import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DesAbortedError, DesChangedError, DesReader, DesWriter, MemorySink } from "../src/index.js";
 import type { RangeSource, ReadHints } from "../src/index.js";
-import { S3Source } from "../src/s3/index.js";
+import { S3DesReader, S3Source } from "../src/s3/index.js";
+import type { IndexCache, IndexCacheStats } from "../src/io/cache.js";
 import { bodyOf } from "./helpers/data.js";
 import { countingClient, ensureBucket, s3Config, startMoto } from "./helpers/moto.js";
 import type { Moto, RequestCounter } from "./helpers/moto.js";
@@ -209,5 +210,66 @@ describe("getMany comes from one opening", () => {
 
   it("the moto client saw only ranged GETs (no HEAD) for all of the above", () => {
     expect(Object.keys(counter.byCommand)).toEqual(["GetObjectCommand"]);
+  });
+});
+
+/** The smallest IndexCache: a Map. */
+function mapCache(): IndexCache & { map: Map<string, Uint8Array> } {
+  const map = new Map<string, Uint8Array>();
+  return {
+    map,
+    get: async (k) => map.get(k),
+    set: async (k, v) => void map.set(k, v),
+    delete: async (k) => void map.delete(k),
+    deletePrefix: async (p) => {
+      let n = 0;
+      for (const k of [...map.keys()]) if (k.startsWith(p) && map.delete(k)) n++;
+      return n;
+    },
+    stats: (): IndexCacheStats => ({ hits: 0, misses: 0, sets: 0, evictions: 0, errors: 0, bytes: 0, entries: map.size }),
+  };
+}
+
+describe("an IndexCache over S3", () => {
+  it("a warm open makes zero GETs, the first data GET carries If-Match; a replaced object is purged, reopened, retried once", async () => {
+    const key = "cache/a.des";
+    await put(key, 0);
+    const cache = mapCache();
+    const ref = { client, bucket: BUCKET, key };
+    const first = await S3DesReader.open(ref, { cache, tailSize: 256 });
+    await first.warm();
+    await first.close();
+    expect(cache.map.has(`des1|s3://${BUCKET}/${key}|tail`)).toBe(true);
+
+    // A second "process": its own client, the shared cache.
+    const other = countingClient(moto!.endpoint);
+    const ifMatch: (string | undefined)[] = [];
+    other.client.middlewareStack.add(
+      (next) => async (args) => {
+        ifMatch.push((args.request as { headers?: Record<string, string> }).headers?.["if-match"]);
+        return next(args);
+      },
+      { step: "finalizeRequest", name: "captureIfMatch" },
+    );
+    const warm = await S3DesReader.open({ client: other.client, bucket: BUCKET, key }, { cache, tailSize: 256 });
+    expect(other.counter.total).toBe(0);
+    expect(await warm.list()).toHaveLength(N);
+    expect(other.counter.total).toBe(0);
+    const b = await warm.get(nameOf(4));
+    expect(Buffer.from(b).equals(Buffer.from(bodyOf(4, sizeOf(4, 0), 0)))).toBe(true);
+    expect(other.counter.total).toBe(1);
+    expect(ifMatch[0]).toMatch(/^"?[0-9a-f]+"?$/);
+
+    // Replaced behind the cache's back: the pinned GET fails (412), the archive's keys go, one reopen.
+    await put(key, 1);
+    other.counter.reset();
+    const b2 = await warm.get(nameOf(5));
+    expect(Buffer.from(b2).equals(Buffer.from(bodyOf(5, sizeOf(5, 1), 1)))).toBe(true);
+    const tails = other.counter.ranges.filter((r) => r.startsWith("bytes=-"));
+    expect(tails).toHaveLength(1);
+    await warm.close();
+    const versions = new Set([...cache.map.keys()].filter((k) => !k.endsWith("|tail")).map((k) => k.split("|")[2]));
+    expect(versions.size).toBe(1); // only the new version's pages remain
+    other.client.destroy();
   });
 });
