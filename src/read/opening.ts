@@ -111,20 +111,21 @@ export class Openings {
    * operation that already handed out results from the old opening says no,
    * and the change is then reported as it is.
    */
-  async run<T>(op: (o: Opening) => Promise<T>, signal?: AbortSignal, mayRetry?: () => boolean): Promise<T> {
-    if (this.closed) throw new DesClosedError();
+  run<T>(op: (o: Opening) => Promise<T>, signal?: AbortSignal, mayRetry?: () => boolean): Promise<T> {
+    if (this.closed) return Promise.reject(new DesClosedError());
     const first = this.now;
+    // Promise chaining rather than an async frame: a pending call holds as little as possible.
+    return op(first).catch((e: unknown) => this.retry(e, op, first, signal, mayRetry));
+  }
+
+  private async retry<T>(e: unknown, op: (o: Opening) => Promise<T>, first: Opening, signal?: AbortSignal, mayRetry?: () => boolean): Promise<T> {
+    if (!(e instanceof DesChangedError) || (mayRetry && !mayRetry())) throw e;
+    const next = await this.reopen(first, signal);
     try {
-      return await op(first);
-    } catch (e) {
-      if (!(e instanceof DesChangedError) || (mayRetry && !mayRetry())) throw e;
-      const next = await this.reopen(first, signal);
-      try {
-        return await op(next);
-      } catch (e2) {
-        if (e2 instanceof DesChangedError) throw new DesChangedError(`${this.source.key} changed again while being read`, { cause: e2 });
-        throw e2;
-      }
+      return await op(next);
+    } catch (e2) {
+      if (e2 instanceof DesChangedError) throw new DesChangedError(`${this.source.key} changed again while being read`, { cause: e2 });
+      throw e2;
     }
   }
 
