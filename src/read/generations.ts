@@ -3,16 +3,16 @@
  * archive (also when an append is in progress or crashed: a torn tail),
  * opening an older one, listing them, and live vs dead bytes.
  */
-import { openIndex } from "./archive-index.js";
-import type { ArchiveIndex, Tail } from "./archive-index.js";
-import { Fetcher } from "./fetcher.js";
-import { DesChecksumError, DesFormatError, DesInvalidArgumentError } from "../errors.js";
+import type { ArchiveIndex } from "./archive-index.js";
+import type { Fetcher } from "./fetcher.js";
+import { Opening } from "./opening.js";
+import type { OpeningConfig } from "./opening.js";
+import { DesFormatError, DesInvalidArgumentError } from "../errors.js";
 import { FLAG_EXTERNAL, FLAG_TOMBSTONE, HEADER_SIZE, V1_FOOTER_SIZE, V2_FOOTER_SIZE } from "../format/constants.js";
 import type { EntryRecord } from "../format/record.js";
 import { decodeV2Footer } from "../format/v2/footer.js";
 import type { V2Footer } from "../format/v2/footer.js";
-import { MIN_V2_ARCHIVE, decodePendingLength } from "../format/v2/pending.js";
-import { checkRange } from "../io/source.js";
+import { PrefixSource } from "./prefix.js";
 import type { RangeSource, ReadHints } from "../io/source.js";
 
 /** One generation of an archive, as `DesReader.generations()` reports it. */
@@ -48,125 +48,68 @@ export interface SpaceUsage {
   readonly reclaimableBytes: number;
 }
 
-/** What one opening of one generation holds. */
+/** The footer of a v2 opening (decoded again from its tail: no I/O). */
+export function footerOf(o: Opening): V2Footer | undefined {
+  if (o.index.version !== 2) return undefined;
+  const t = o.tail.bytes;
+  return decodeV2Footer(t.subarray(t.length - V2_FOOTER_SIZE), o.size);
+}
+
+/** The opening's generation as its footer records it: 1 without a previous footer; 0 when a footer with one does not say. */
+export function recordedGeneration(o: Opening): number {
+  const f = footerOf(o);
+  if (!f || f.prevFooterOffset === 0) return 1;
+  return f.generation ?? 0;
+}
+
+/** What one opening of one generation holds, for the writers (append, repack, merge). */
 export interface OpenedGeneration {
+  readonly opening: Opening;
   readonly index: ArchiveIndex;
-  /** The size of the archive as this opening sees it (archive_length of the generation opened). */
+  /** The archive's size as this opening sees it (archive_length of the generation opened). */
   readonly size: number;
   readonly fetcher: Fetcher;
-  /** The opened generation's footer (v2 only). */
   readonly footer: V2Footer | undefined;
   /** Its number (1 for the first). */
   readonly generation: number;
-  /** The source the opening reads: the archive itself, or a prefix of it (an older or the pending generation). */
+  /** The source the opening reads: the archive itself, or a prefix of it. */
   readonly source: RangeSource;
 }
 
 export interface OpenGenerationOptions {
   readonly tailSize: number;
   readonly pageCacheBytes: number;
-  /** Open this generation (1-based) instead of the newest. */
-  readonly generation?: number | undefined;
 }
 
-/**
- * The first `size` bytes of a source, as an archive of that size: an older
- * generation, or the committed generation under a torn tail. Every read is
- * pinned to the version the whole source had when the prefix was found.
- */
-export class PrefixSource implements RangeSource {
-  readonly key: string;
-  readonly hints: ReadHints;
-  readonly readMany?: RangeSource["readMany"];
-
-  constructor(
-    readonly inner: RangeSource,
-    readonly size: number,
-    private readonly version: string | undefined,
-  ) {
-    // The bytes below `size` never change once committed, so the prefix is its own stable key.
-    this.key = `${inner.key}#length=${size}`;
-    this.hints = inner.hints;
-    const many = inner.readMany?.bind(inner);
-    if (many) {
-      this.readMany = (ranges, signal, version) => {
-        for (const r of ranges) checkRange(r.offset, r.length, this.size, this.key);
-        return many(ranges, signal, version ?? this.version);
-      };
-    }
-  }
-
-  read(offset: number, length: number, signal?: AbortSignal, version?: string): Promise<Uint8Array> {
-    checkRange(offset, length, this.size, this.key);
-    return this.inner.read(offset, length, signal, version ?? this.version);
-  }
-
-  async readTail(length: number, signal?: AbortSignal): Promise<{ bytes: Uint8Array; size: number; version?: string }> {
-    const n = Math.min(length, this.size);
-    const bytes = await this.inner.read(this.size - n, n, signal, this.version);
-    return this.version === undefined ? { bytes, size: this.size } : { bytes, size: this.size, version: this.version };
-  }
+export async function describeOpening(o: Opening, signal?: AbortSignal): Promise<OpenedGeneration> {
+  let generation = recordedGeneration(o);
+  const g = { opening: o, index: o.index, size: o.size, fetcher: o.fetcher, footer: footerOf(o), generation, source: o.fetcher.source };
+  if (generation === 0) generation = (await listGenerations(g, signal)).length;
+  return { ...g, generation };
 }
 
-function isTornTailError(e: unknown): boolean {
-  return e instanceof DesFormatError || (e instanceof DesChecksumError && e.subject.kind === "footer");
-}
-
-/**
- * Opens the archive `source` holds: the usual tail-first open; when the tail
- * is torn (no valid footer at the end) and `recover` is set, the header's
- * `pending_length` names the committed length (spec 3.8.3), and that prefix
- * is opened instead: two small extra reads, never a scan.
- */
-async function openAt(source: RangeSource, hints: ReadHints, opts: OpenGenerationOptions, recover: boolean, signal?: AbortSignal): Promise<OpenedGeneration> {
-  const fetcher = new Fetcher(source, hints);
-  const { bytes, size } = await fetcher.readTail(opts.tailSize, signal);
-  let index: ArchiveIndex;
-  try {
-    const tail: Tail = { bytes, start: size - bytes.length, size };
-    index = await openIndex(tail, fetcher, opts.pageCacheBytes, signal);
-  } catch (e) {
-    if (!recover || !isTornTailError(e) || size < MIN_V2_ARCHIVE) throw e;
-    const pending = decodePendingLength(await fetcher.read(0, HEADER_SIZE, signal));
-    if (pending === undefined || pending < MIN_V2_ARCHIVE || pending >= size) throw e;
-    const opened = await openAt(new PrefixSource(source, pending, fetcher.pinnedVersion), hints, opts, false, signal);
-    opened.fetcher.stats.requests += fetcher.stats.requests;
-    opened.fetcher.stats.bytes += fetcher.stats.bytes;
-    return opened;
-  }
-  let footer: V2Footer | undefined;
-  let generation = 1;
-  if (index.version === 2) {
-    footer = decodeV2Footer(bytes.subarray(bytes.length - V2_FOOTER_SIZE), size);
-    generation = footer.prevFooterOffset === 0 ? 1 : (footer.generation ?? 0);
-  }
-  return { index, size, fetcher, footer, generation, source };
-}
-
-/**
- * Opens the newest committed generation of an archive (also under a torn
- * tail, see openAt), or with `opts.generation` that older generation: the
- * archive's first `archive_length(k)` bytes opened as a whole archive.
- */
+/** Opens the newest committed generation of `source` (also under a torn tail), without an index cache. */
 export async function openGeneration(source: RangeSource, hints: ReadHints, opts: OpenGenerationOptions, signal?: AbortSignal): Promise<OpenedGeneration> {
-  const want = opts.generation;
-  if (want !== undefined && (!Number.isSafeInteger(want) || want < 1)) throw new DesInvalidArgumentError(`generation must be an integer >= 1, not ${String(want)}`);
-  let opened = await openAt(source, hints, opts, true, signal);
-  // A footer from a writer that does not record its generation: count the chain once, at open.
-  if (opened.generation === 0) opened = { ...opened, generation: (await listGenerations(opened, signal)).length };
-  if (want === undefined) return opened;
-  const chain = await listGenerations(opened, signal);
-  const target = chain[want - 1];
-  if (!target) throw new DesInvalidArgumentError(`the archive has ${chain.length} generation(s); there is no generation ${want}`);
-  if (target.archiveLength === opened.size) return { ...opened, generation: want };
-  const older = await openAt(new PrefixSource(source, target.archiveLength, opened.fetcher.pinnedVersion), hints, opts, false, signal);
-  older.fetcher.stats.requests += opened.fetcher.stats.requests;
-  older.fetcher.stats.bytes += opened.fetcher.stats.bytes;
-  return { ...older, generation: want };
+  const cfg: OpeningConfig = { tailSize: opts.tailSize, pageCacheBytes: opts.pageCacheBytes, hints, cache: undefined };
+  return describeOpening(await Opening.load(source, cfg, signal), signal);
+}
+
+/**
+ * The source that reads generation `k` of the archive `o` opened (the
+ * newest): `o`'s own source when k is the newest, else a prefix of it.
+ */
+export async function generationSource(o: Opening, k: number, signal?: AbortSignal): Promise<RangeSource> {
+  if (!Number.isSafeInteger(k) || k < 1) throw new DesInvalidArgumentError(`generation must be an integer >= 1, not ${String(k)}`);
+  const chain = await listGenerations(await describeOpening(o, signal), signal);
+  const target = chain[k - 1];
+  if (!target) throw new DesInvalidArgumentError(`the archive has ${chain.length} generation(s); there is no generation ${k}`);
+  const source = o.fetcher.source;
+  if (target.archiveLength === o.size) return source;
+  return new PrefixSource(source instanceof PrefixSource ? source.inner : source, target.archiveLength);
 }
 
 /** Every generation from the first to the opened one (one 128-byte read per older generation). */
-export async function listGenerations(g: OpenedGeneration, signal?: AbortSignal): Promise<GenerationInfo[]> {
+export async function listGenerations(g: Pick<OpenedGeneration, "footer" | "size" | "index" | "fetcher">, signal?: AbortSignal): Promise<GenerationInfo[]> {
   if (!g.footer) {
     // v1: one generation, no chain.
     return [{ generation: 1, footerOffset: g.size - V1_FOOTER_SIZE, archiveLength: g.size, records: g.index.entryCount, bytes: g.size, dataBytes: 0, metaBytes: 0, indexBytes: 0 }];
@@ -211,7 +154,7 @@ export async function* liveRecords(index: ArchiveIndex, signal?: AbortSignal): A
 }
 
 /** Live vs dead bytes (reads the whole index, nothing else). */
-export async function spaceUsage(g: OpenedGeneration, signal?: AbortSignal): Promise<SpaceUsage> {
+export async function spaceUsage(g: Pick<OpenedGeneration, "footer" | "size" | "index" | "generation">, signal?: AbortSignal): Promise<SpaceUsage> {
   let liveEntries = 0;
   let tombstones = 0;
   let liveDataBytes = 0;
