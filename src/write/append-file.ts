@@ -111,7 +111,7 @@ export class InPlaceFileSink implements AppendSink {
     probe?.("footer", this.bytesWritten);
     this.done = true;
     try {
-      io(`cannot clear the pending length of ${this.location}`, () => writePending(fd, 0));
+      io(`cannot clear the pending length of ${this.location}`, () => writePending(fd, 0, false));
       probe?.("committed", this.bytesWritten);
     } finally {
       await this.close();

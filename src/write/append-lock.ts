@@ -70,8 +70,8 @@ export async function acquireLock(archive: string): Promise<AppendLock> {
       throw new DesLockedError(`${path.resolve(archive)} is being appended to by ${who} (lock ${lockPath}); if that process is gone, remove the lock file`, lockPath, holder);
     }
     try {
+      // Not fsynced: after a power loss a missing or empty lock is simply no lock (3.8.4), and recovery reads the header.
       fs.writeSync(fd, body);
-      fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
     }
@@ -90,11 +90,17 @@ export async function acquireLock(archive: string): Promise<AppendLock> {
 /** What recovery found and did. */
 export type RecoveryOutcome = "clean" | "committed" | "rolled-back";
 
-export function writePending(fd: number, length: number): void {
+/**
+ * Writes `pending_length`. Setting it must be durable before any byte goes
+ * past the committed length (`sync`); clearing it after the commit need not
+ * be: a pending length left behind by a power loss only makes the next
+ * appender check the footer and clear it.
+ */
+export function writePending(fd: number, length: number, sync = true): void {
   const bytes = encodePendingLength(length);
   let done = 0;
   while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done, PENDING_OFFSET + done);
-  fs.fdatasyncSync(fd);
+  if (sync) fs.fdatasyncSync(fd);
 }
 
 /**
