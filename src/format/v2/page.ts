@@ -91,7 +91,7 @@ export function writeV2Record(buf: Uint8Array, view: DataView, o: number, rec: V
   return o;
 }
 
-/** A decoded index page: records sorted by name bytes, for binary search. */
+/** A decoded index page: records (and their name bytes) in ascending name-byte order. */
 export interface DecodedPage {
   readonly names: readonly Uint8Array[];
   readonly records: readonly EntryRecord[];
