@@ -8,7 +8,7 @@ import { decode } from "@msgpack/msgpack";
 import { encodeMetaV2 } from "../src/format/meta.js";
 import { loadHasher } from "../src/format/hash.js";
 import { SpillBuffer } from "../src/write/spill.js";
-import { DesReader, DesWriter, FileSource, LocalFolderStore, MemorySink, MemorySource } from "../src/index.js";
+import { DesReader, DesWriter, FileSource, LocalFolderStore, MemorySink, MemorySource, packDirectory } from "../src/index.js";
 import type { ByteSink, ExternalStore, WriterOptions } from "../src/index.js";
 import { isTypedDesError, withTimeout } from "./helpers/archives.js";
 import { tempDir } from "./helpers/tmp.js";
@@ -368,6 +368,23 @@ describe("issue 7.7 / 7.25: failing and stalled stream bodies", () => {
     const w2 = await DesWriter.create(new MemorySink());
     expect(await codeOf(w2.add("x", enc("y"), { signal: AbortSignal.abort() }))).toBe("DES_ABORTED");
     expect((await w2.close()).entries).toBe(0);
+  });
+});
+
+describe("issue 7.7: packDirectory with compression, aborted while a big file streams", () => {
+  it("rejects with DES_ABORTED, leaves no archive and no temporary file", async () => {
+    const root = path.join(dir, "tree-abort");
+    fs.mkdirSync(root);
+    fs.writeFileSync(path.join(root, "a.txt"), "small");
+    fs.writeFileSync(path.join(root, "big.bin"), randomBytes(48 << 20, 3));
+    const out = path.join(dir, "out-abort");
+    fs.mkdirSync(out);
+    const target = path.join(out, "aborted.des");
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 100);
+    const e = await withTimeout(packDirectory(root, target, { compress: "gzip", signal: ac.signal }).then(() => undefined, (err: unknown) => err), 20_000, "aborted pack");
+    expect(e).toMatchObject({ code: "DES_ABORTED" });
+    expect(fs.readdirSync(out)).toEqual([]);
   });
 });
 
