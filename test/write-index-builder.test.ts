@@ -6,7 +6,7 @@ import { decodeRoot, decodeV2Footer, encodeV2Footer, encodeV2Header } from "../s
 import type { V2Footer } from "../src/format/v2/footer.js";
 import { decodePage } from "../src/format/v2/page.js";
 import type { V2RecordInput } from "../src/format/v2/page.js";
-import { indexBytes, planV2Index, recordsOf } from "../src/format/v2/index-builder.js";
+import { indexBytes, planV2Index, recordsOf, v2FooterOf } from "../src/format/v2/index-builder.js";
 import type { IndexRecordSource } from "../src/format/v2/index-builder.js";
 import type { EntryRecord } from "../src/format/record.js";
 import { DesDuplicateError, DesInvalidArgumentError, DesReader, DesWriter, MemorySink, MemorySource } from "../src/index.js";
@@ -75,22 +75,7 @@ function assemble(w: ByteWriter, records: IndexRecordSource, duplicates: "error"
   const indexStart = w.length;
   const plan = planV2Index(records, { duplicates });
   w.bytes(indexBytes(plan));
-  w.bytes(
-    encodeV2Footer({
-      pageBits: plan.pageBits,
-      requiredFeatures: 0,
-      dataStart: HEADER_SIZE,
-      dataLength,
-      metaStart: indexStart,
-      metaLength: 0,
-      indexStart,
-      indexLength: plan.indexLength,
-      entryCount: plan.entryCount,
-      prevFooterOffset: 0,
-      archiveLength: w.length + V2_FOOTER_SIZE,
-      rootHash: plan.rootHash,
-    }),
-  );
+  w.bytes(encodeV2Footer(v2FooterOf(plan, { dataStart: HEADER_SIZE, dataLength, metaStart: indexStart, metaLength: 0, indexStart })));
   return w.finish();
 }
 
