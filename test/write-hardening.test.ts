@@ -470,7 +470,7 @@ describe("issue 7.24: format 1 writes what the Python writer writes", () => {
     const sink = new CountingSink();
     const w = await DesWriter.create(sink, { format: 1 });
     // The meta object is level 1: 990 levels read back, 991 are refused.
-    await w.add("deep", enc("x"), { meta: nest(989) });
+    await w.add("deep", enc("x"), { meta: nest(990) });
     const before = sink.bytesIn;
     expect(await codeOf(w.add("deeper", enc("x"), { meta: nest(991) }))).toBe("DES_INVALID_ARGUMENT");
     expect(await codeOf(w.add("huge", enc("x"), { meta: { blob: "x".repeat(10 * 1024 * 1024) } }))).toBe("DES_INVALID_ARGUMENT");
@@ -479,7 +479,7 @@ describe("issue 7.24: format 1 writes what the Python writer writes", () => {
     await w.add("fits", enc("x"), { meta: { blob: "x".repeat(10 * 1024 * 1024 - 30) } });
     await w.close();
     const r = await DesReader.open(new MemorySource(sink.bytes()));
-    expect(JSON.stringify(await r.getMeta("deep")).split("[").length - 1).toBe(988);
+    expect(JSON.stringify(await r.getMeta("deep")).split("[").length - 1).toBe(989);
     expect(((await r.getMeta("fits")) as { blob: string }).blob.length).toBe(10 * 1024 * 1024 - 30);
   });
 });
