@@ -1,7 +1,8 @@
-import { compareBytes } from "../bytes.js";
-import { DesDuplicateError, DesInvalidArgumentError } from "../../errors.js";
+import { compareBytes, utf8Encode } from "../bytes.js";
+import { DesDuplicateError, DesInvalidArgumentError, DesUnsupportedError } from "../../errors.js";
 import { xxh64 } from "../hash.js";
-import { MAX_PAGE_BITS, MAX_PAGE_BYTES, PAGE_OVERHEAD, TARGET_PAGE_BYTES, V2_FOOTER_SIZE } from "../constants.js";
+import { FLAG_COMPRESSED, MAX_PAGE_BITS, MAX_PAGE_BYTES, PAGE_OVERHEAD, TARGET_PAGE_BYTES, V2_FOOTER_SIZE, codecId } from "../constants.js";
+import type { EntryRecord } from "../record.js";
 import { encodeRoot } from "./footer.js";
 import type { V2Footer } from "./footer.js";
 import { v2RecordLength, writeV2Record } from "./page.js";
@@ -12,7 +13,8 @@ import type { V2RecordInput } from "./page.js";
  * index goes through `planV2Index`: the writer (its EntryTable as the
  * source, `ascending` when names came in order, `duplicates: "unique"`),
  * the tests, and append / compaction. To write generation n+1 (section
- * 3.8): a source over generation n's live records (their offsets still
+ * 3.8): a source over generation n's live records (decoded pages through
+ * `recordInputOf`; their offsets still
  * point into the older DATA / META), then the new records, then a
  * TOMBSTONE record (flags = FLAG_TOMBSTONE, nothing else needed) per
  * deleted name, with `duplicates: "last"`, so a re-added or deleted name
@@ -90,6 +92,31 @@ export function recordsOf(records: readonly V2RecordInput[]): IndexRecordSource 
     count: records.length,
     at: (i) => records[i]!,
     compareNames: (a, b) => compareBytes(records[a]!.name, records[b]!.name),
+  };
+}
+
+/**
+ * A decoded v2 record (from an older generation) as builder input, the same
+ * fields re-encoded. A record whose codec this reader does not know cannot
+ * be re-encoded faithfully (its codec byte is not kept): DesUnsupportedError.
+ */
+export function recordInputOf(r: EntryRecord): V2RecordInput {
+  const compressed = (r.flags & FLAG_COMPRESSED) !== 0;
+  if (compressed && (r.compression === undefined || r.compression === "none")) {
+    throw new DesUnsupportedError(`${JSON.stringify(r.name)}: its codec is unknown, so its record cannot be written again`);
+  }
+  return {
+    name: utf8Encode(r.name),
+    flags: r.flags,
+    codec: compressed ? codecId(r.compression!) : 0,
+    size: r.size,
+    storedSize: r.storedSize,
+    dataOffset: r.dataOffset,
+    dataHash: r.dataHash ?? 0n,
+    externalKey: r.externalKey === undefined ? undefined : utf8Encode(r.externalKey),
+    metaLength: r.metaLength,
+    metaOffset: r.metaOffset,
+    metaHash: r.metaHash ?? 0n,
   };
 }
 
