@@ -1,7 +1,5 @@
-import { sliceWant } from "./coalesce.js";
-import type { RangeWant } from "./coalesce.js";
 import { DesFormatError, DesUnsupportedError } from "../errors.js";
-import type { Fetcher } from "./fetcher.js";
+import type { ByteRange, IndexBytes } from "./index-bytes.js";
 import { FLAG_TOMBSTONE, FOOTER_MAGIC, V1_FOOTER_SIZE, V2_FOOTER_SIZE, startsWith } from "../format/constants.js";
 import type { EntryRecord } from "../format/record.js";
 import { decodeV1Footer, decodeV1Index } from "../format/v1/layout.js";
@@ -27,9 +25,11 @@ export interface Tail {
  */
 export interface ArchiveIndex {
   readonly version: 1 | 2;
-  /** Live entries (tombstones and superseded v1 duplicates excluded). */
+  /**
+   * v1: live entries (superseded duplicates and deleted entries excluded).
+   * v2: the footer's entry_count, which counts tombstones too.
+   */
   readonly entryCount: number;
-  readonly dataRegion: { start: number; length: number };
   lookupMany(names: readonly string[], signal?: AbortSignal): Promise<(EntryRecord | undefined)[]>;
   /** Live names: v1 in first-added order, v2 sorted by UTF-8 bytes. */
   list(signal?: AbortSignal): Promise<string[]>;
@@ -40,22 +40,24 @@ export interface ArchiveIndex {
   allRecords(signal?: AbortSignal, onBadPage?: (page: number, error: Error) => void): AsyncGenerator<EntryRecord>;
   /** Index pages (v2); 0 for v1, whose index is one block. */
   readonly pageCount: number;
+  /** The raw ranges that make up the index (v1: the index; v2: every page), for warming a cache. */
+  indexRanges(): ByteRange[];
 }
 
 /** Recognises the version from the tail (section 1 of the spec) and opens the matching index. */
-export async function openIndex(tail: Tail, fetcher: Fetcher, pageCacheBytes: number, signal?: AbortSignal): Promise<ArchiveIndex> {
+export async function openIndex(tail: Tail, bytesOf: IndexBytes, pageCacheBytes: number, signal?: AbortSignal): Promise<ArchiveIndex> {
   const { bytes, size } = tail;
   const v1At = bytes.length - V1_FOOTER_SIZE;
   if (size >= 16 + V1_FOOTER_SIZE && startsWith(bytes, v1At, FOOTER_MAGIC) && bytes[v1At + 8] === 1) {
     const footer = decodeV1Footer(bytes.subarray(v1At), size);
-    return V1Index.open(footer, tail, fetcher, signal);
+    return V1Index.open(footer, tail, bytesOf, signal);
   }
   const v2At = bytes.length - V2_FOOTER_SIZE;
   if (size >= 16 + V2_FOOTER_SIZE && startsWith(bytes, v2At, FOOTER_MAGIC)) {
     const version = bytes[v2At + 8]!;
     if (version !== 2) throw new DesUnsupportedError(`archive format version ${version} is not supported (this reader knows 1 and 2)`);
     const footer = decodeV2Footer(bytes.subarray(v2At), size);
-    return V2Index.open(footer, fetcher, pageCacheBytes, signal);
+    return V2Index.open(footer, bytesOf, pageCacheBytes, signal);
   }
   throw new DesFormatError(size < 16 + V1_FOOTER_SIZE ? `too small to be a DES archive (${size} bytes)` : "no DES footer at the end of the data");
 }
@@ -63,19 +65,24 @@ export async function openIndex(tail: Tail, fetcher: Fetcher, pageCacheBytes: nu
 class V1Index implements ArchiveIndex {
   readonly version = 1 as const;
   private readonly byName: Map<string, EntryRecord>;
-  readonly dataRegion: { start: number; length: number };
 
-  private constructor(private readonly records: EntryRecord[], footer: V1Footer) {
+  private constructor(
+    private readonly records: EntryRecord[],
+    private readonly footer: V1Footer,
+  ) {
     // Python dict semantics: the last record of a name wins, listed at its first position.
     this.byName = new Map();
     for (const r of records) this.byName.set(r.name, r);
     for (const [name, r] of this.byName) if (r.flags & FLAG_TOMBSTONE) this.byName.delete(name);
-    this.dataRegion = { start: footer.dataStart, length: footer.dataLength };
   }
 
-  static async open(footer: V1Footer, tail: Tail, fetcher: Fetcher, signal?: AbortSignal): Promise<V1Index> {
-    const index = await fetcher.read(footer.indexStart, footer.indexLength, signal);
-    return new V1Index(decodeV1Index(index, footer, tail.size), footer);
+  static async open(footer: V1Footer, tail: Tail, bytesOf: IndexBytes, signal?: AbortSignal): Promise<V1Index> {
+    const [index] = await bytesOf.load([{ offset: footer.indexStart, length: footer.indexLength }], signal);
+    return new V1Index(decodeV1Index(index!, footer, tail.size), footer);
+  }
+
+  indexRanges(): ByteRange[] {
+    return [{ offset: this.footer.indexStart, length: this.footer.indexLength }];
   }
 
   get entryCount(): number {
@@ -126,21 +133,23 @@ function nameHash(name: string): bigint {
 class V2Index implements ArchiveIndex {
   readonly version = 2 as const;
   private readonly pages: ByteLru<number, IndexedPage>;
-  readonly dataRegion: { start: number; length: number };
 
   private constructor(
     private readonly footer: V2Footer,
     private readonly table: PageTable,
-    private readonly fetcher: Fetcher,
+    private readonly bytesOf: IndexBytes,
     pageCacheBytes: number,
   ) {
     this.pages = new ByteLru(pageCacheBytes);
-    this.dataRegion = { start: footer.dataStart, length: footer.dataLength };
   }
 
-  static async open(footer: V2Footer, fetcher: Fetcher, pageCacheBytes: number, signal?: AbortSignal): Promise<V2Index> {
-    const root = await fetcher.read(rootOffset(footer), rootLength(footer), signal);
-    return new V2Index(footer, decodeRoot(root, footer), fetcher, pageCacheBytes);
+  static async open(footer: V2Footer, bytesOf: IndexBytes, pageCacheBytes: number, signal?: AbortSignal): Promise<V2Index> {
+    const [root] = await bytesOf.load([{ offset: rootOffset(footer), length: rootLength(footer) }], signal);
+    return new V2Index(footer, decodeRoot(root!, footer), bytesOf, pageCacheBytes);
+  }
+
+  indexRanges(): ByteRange[] {
+    return this.allPageIds().map((id) => ({ offset: this.table.offsets[id]!, length: this.table.lengths[id]! }));
   }
 
   /** From the footer: counts tombstones too (only appended archives have any). */
@@ -160,38 +169,28 @@ class V2Index implements ArchiveIndex {
   }
 
   /**
-   * Loads pages: those inside the tail cost nothing, the rest are read in
-   * coalesced batches (pages are contiguous, so neighbours merge).
+   * Loads pages: decoded ones from the page cache, raw ones through
+   * IndexBytes (the tail, the index cache, then coalesced source reads;
+   * pages are contiguous, so neighbours merge).
    */
   private async loadPages(pageIds: readonly number[], signal?: AbortSignal): Promise<Map<number, IndexedPage>> {
     const out = new Map<number, IndexedPage>();
-    const wants: RangeWant<number>[] = [];
+    const missing: number[] = [];
     for (const id of new Set(pageIds)) {
       const cached = this.pages.get(id);
-      if (cached) {
-        out.set(id, cached);
-        continue;
-      }
-      const offset = this.table.offsets[id]!;
-      const length = this.table.lengths[id]!;
-      const inTail = this.fetcher.fromTail(offset, length);
-      if (inTail) {
-        out.set(id, await this.pages.getOrLoad(id, async () => this.decode(id, inTail)));
-      } else {
-        wants.push({ offset, length, item: id });
-      }
+      if (cached) out.set(id, cached);
+      else missing.push(id);
     }
-    if (wants.length === 1) {
-      const w = wants[0]!;
-      out.set(w.item, await this.pages.getOrLoad(w.item, async () => this.decode(w.item, await this.fetcher.read(w.offset, w.length, signal))));
-    } else if (wants.length > 1) {
-      await this.fetcher.readGroups(wants, signal, {}, (group, bytes) => {
-        for (const w of group.wants) {
-          const decoded = this.decode(w.item, sliceWant(group, bytes, w));
-          this.pages.set(w.item, decoded.value, decoded.bytes);
-          out.set(w.item, decoded.value);
-        }
-      });
+    if (missing.length === 0) return out;
+    const raw = await this.bytesOf.load(
+      missing.map((id) => ({ offset: this.table.offsets[id]!, length: this.table.lengths[id]! })),
+      signal,
+    );
+    for (let i = 0; i < missing.length; i++) {
+      const id = missing[i]!;
+      const decoded = this.decode(id, raw[i]!);
+      this.pages.set(id, decoded.value, decoded.bytes);
+      out.set(id, decoded.value);
     }
     return out;
   }
