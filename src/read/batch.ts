@@ -8,11 +8,13 @@ import { checkFlags, checkReadable, decodeBody, decodeMeta, isExternal } from ".
 import { fetchExternal, resolveExternalKey } from "./external.js";
 import type { ExternalConfig } from "./external.js";
 import type { Opening } from "./opening.js";
+import type { ContentCache } from "./content-cache.js";
 
 /** What a batch needs to know of its reader. */
 export interface BatchConfig {
   readonly maxEntryBytes: number;
   readonly external: ExternalConfig;
+  readonly content?: ContentCache | undefined;
 }
 
 export interface BatchPlan {
@@ -99,12 +101,18 @@ export async function readBodies(
     const wants: RangeWant<EntryRecord>[] = [];
     const external: EntryRecord[] = [];
     for (const r of all[k]!) {
-      if (isExternal(r)) external.push(r);
+      const cached = cfg.content?.get(o, r);
+      if (cached) deliver(r.name, cached);
+      else if (isExternal(r)) external.push(r);
       else if (r.storedSize === 0) deliver(r.name, new Uint8Array(0));
       else wants.push({ offset: r.dataOffset, length: r.storedSize, item: r });
     }
     await o.fetcher.readGroups(wants, plan.signal, plan.hints, (group, bytes) => {
-      for (const w of group.wants) deliver(w.item.name, decodeBody(w.item, sliceWant(group, bytes, w), plan.verify));
+      for (const w of group.wants) {
+        const body = decodeBody(w.item, sliceWant(group, bytes, w), plan.verify);
+        if (plan.verify) cfg.content?.set(o, w.item, body);
+        deliver(w.item.name, body);
+      }
     });
     for (const r of external) {
       const key = await resolveExternalKey(r, cfg.external, () => readMetaOf(o, r, true, plan.signal));

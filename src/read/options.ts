@@ -2,6 +2,7 @@ import { DesInvalidArgumentError } from "../errors.js";
 import type { IndexCache } from "../io/cache.js";
 import type { ExternalStore } from "../io/external.js";
 import type { ReadHints } from "../io/source.js";
+import type { ContentCacheOptions } from "./content-cache.js";
 
 export interface ReaderOptions {
   /** Bytes read from the end at open. Default 64 KiB. */
@@ -62,6 +63,12 @@ export interface ReaderOptions {
   cacheTtlMs?: number;
   /** Open this generation (1 = the archive as first written) instead of the newest (spec 3.8). */
   generation?: number;
+  /**
+   * Keep the bodies of small entries in memory (`maxBytes` in all, each at
+   * most `maxEntryBytes`), so repeated reads of a hot entry make no request.
+   * Off by default. Bodies are dropped when the archive is reopened.
+   */
+  contentCache?: ContentCacheOptions;
 }
 
 export interface ReadOptions {
@@ -116,6 +123,11 @@ export function checkReaderOptions(o: ReaderOptions): void {
   checkInt("cacheTtlMs", o.cacheTtlMs, 1);
   checkBool("syncReads", o.syncReads);
   checkBool("allowExternalKeysOutsidePrefix", o.allowExternalKeysOutsidePrefix);
+  if (o.contentCache !== undefined) {
+    if (o.contentCache === null || typeof o.contentCache !== "object") throw new DesInvalidArgumentError("contentCache must be { maxBytes, maxEntryBytes? }");
+    checkInt("contentCache.maxBytes", o.contentCache.maxBytes ?? -1, 1);
+    checkInt("contentCache.maxEntryBytes", o.contentCache.maxEntryBytes, 0);
+  }
   if (o.cache !== undefined && (typeof o.cache !== "object" || o.cache === null || typeof o.cache.get !== "function")) {
     throw new DesInvalidArgumentError("cache must be an IndexCache");
   }

@@ -9,6 +9,7 @@ import { onAbort } from "./abort.js";
 import { checkInMemory, declaredBytes, lookup, readBodies, readMetas } from "./batch.js";
 import type { BatchConfig, BatchPlan } from "./batch.js";
 import { CacheLink } from "./cache-link.js";
+import { ContentCache } from "./content-cache.js";
 import { decodeBody, isExternal, toStat } from "./entry.js";
 import type { EntryStat } from "./entry.js";
 import { fetchExternal, resolveExternalKey } from "./external.js";
@@ -77,6 +78,7 @@ export class DesReader {
         externalPrefix: opts.externalPrefix,
         allowOutsidePrefix: opts.allowExternalKeysOutsidePrefix ?? false,
       },
+      content: opts.contentCache ? new ContentCache(opts.contentCache) : undefined,
     };
   }
 
