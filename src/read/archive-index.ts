@@ -6,7 +6,7 @@ import { FLAG_TOMBSTONE, FOOTER_MAGIC, V1_FOOTER_SIZE, V2_FOOTER_SIZE, startsWit
 import type { EntryRecord } from "../format/record.js";
 import { decodeV1Footer, decodeV1Index } from "../format/v1/layout.js";
 import type { V1Footer } from "../format/v1/layout.js";
-import { decodePage, pageOfHash } from "../format/v2/page.js";
+import { PageView, pageOfHash } from "../format/v2/page.js";
 import { decodeRoot, decodeV2Footer, rootLength, rootOffset } from "../format/v2/footer.js";
 import type { DecodedPage } from "../format/v2/page.js";
 import type { PageTable, V2Footer } from "../format/v2/footer.js";
@@ -97,35 +97,17 @@ class V1Index implements ArchiveIndex {
   readonly pageCount = 0;
 }
 
-/** Rough in-memory cost of a decoded page: its bytes plus object overhead per record (and its name map). */
-function decodedPageCost(rawLength: number, records: number): number {
-  return rawLength * 2 + records * 200;
-}
-
-/**
- * A decoded page with its records also keyed by name. A lookup is then one
- * hash-map probe on the caller's string: a binary search over the page's
- * name bytes touches a dozen scattered small arrays and costs several times
- * more once the index no longer fits in the CPU cache. (Equal well-formed
- * strings are equal UTF-8 bytes; names in an archive are always well formed.)
- */
-interface IndexedPage extends DecodedPage {
-  readonly byName: Map<string, EntryRecord>;
-}
-
 const nameEncoder = new TextEncoder();
-let nameScratch = new Uint8Array(1024);
 
-/** xxh64 of a name's UTF-8 bytes, encoded into a reused buffer (no allocation per name). */
-function nameHash(name: string): bigint {
-  if (name.length * 3 > nameScratch.length) nameScratch = new Uint8Array(name.length * 3);
-  const { written } = nameEncoder.encodeInto(name, nameScratch);
-  return xxh64(nameScratch.subarray(0, written));
+/** A name's UTF-8 bytes, and their xxh64 (which picks the page). */
+function encodeName(name: string): { bytes: Uint8Array; hash: bigint } {
+  const bytes = nameEncoder.encode(name);
+  return { bytes, hash: xxh64(bytes) };
 }
 
 class V2Index implements ArchiveIndex {
   readonly version = 2 as const;
-  private readonly pages: ByteLru<number, IndexedPage>;
+  private readonly pages: ByteLru<number, PageView>;
   readonly dataRegion: { start: number; length: number };
 
   private constructor(
@@ -152,19 +134,18 @@ class V2Index implements ArchiveIndex {
     return this.table.lengths.length;
   }
 
-  private decode(page: number, bytes: Uint8Array): { value: IndexedPage; bytes: number } {
-    const decoded = decodePage(bytes, page, this.footer);
-    const byName = new Map<string, EntryRecord>();
-    for (const r of decoded.records) byName.set(r.name, r);
-    return { value: { ...decoded, byName }, bytes: decodedPageCost(bytes.length, decoded.records.length) };
+  private view(page: number, bytes: Uint8Array): { value: PageView; bytes: number } {
+    const view = new PageView(bytes, page, this.footer);
+    return { value: view, bytes: view.cost };
   }
 
   /**
-   * Loads pages: those inside the tail cost nothing, the rest are read in
-   * coalesced batches (pages are contiguous, so neighbours merge).
+   * Loads pages as verified views: those inside the tail cost nothing, the
+   * rest are read in coalesced batches (pages are contiguous, so neighbours
+   * merge). Nothing is decoded here.
    */
-  private async loadPages(pageIds: readonly number[], signal?: AbortSignal): Promise<Map<number, IndexedPage>> {
-    const out = new Map<number, IndexedPage>();
+  private async loadPages(pageIds: Iterable<number>, signal?: AbortSignal): Promise<Map<number, PageView>> {
+    const out = new Map<number, PageView>();
     const wants: RangeWant<number>[] = [];
     for (const id of new Set(pageIds)) {
       const cached = this.pages.get(id);
@@ -176,33 +157,36 @@ class V2Index implements ArchiveIndex {
       const length = this.table.lengths[id]!;
       const inTail = this.fetcher.fromTail(offset, length);
       if (inTail) {
-        out.set(id, await this.pages.getOrLoad(id, async () => this.decode(id, inTail)));
+        out.set(id, await this.pages.getOrLoad(id, async () => this.view(id, inTail)));
       } else {
         wants.push({ offset, length, item: id });
       }
     }
     if (wants.length === 1) {
       const w = wants[0]!;
-      out.set(w.item, await this.pages.getOrLoad(w.item, async () => this.decode(w.item, await this.fetcher.read(w.offset, w.length, signal))));
+      out.set(w.item, await this.pages.getOrLoad(w.item, async () => this.view(w.item, await this.fetcher.read(w.offset, w.length, signal))));
     } else if (wants.length > 1) {
       await this.fetcher.readGroups(wants, signal, {}, (group, bytes) => {
         for (const w of group.wants) {
-          const decoded = this.decode(w.item, sliceWant(group, bytes, w));
-          this.pages.set(w.item, decoded.value, decoded.bytes);
-          out.set(w.item, decoded.value);
+          const loaded = this.view(w.item, sliceWant(group, bytes, w));
+          this.pages.set(w.item, loaded.value, loaded.bytes);
+          out.set(w.item, loaded.value);
         }
       });
     }
     return out;
   }
 
+  /** Each name's page is searched in its raw bytes; only the records asked for are decoded. */
   async lookupMany(names: readonly string[], signal?: AbortSignal): Promise<(EntryRecord | undefined)[]> {
     const bits = this.footer.pageBits;
-    const pageIds = names.map((n) => (bits === 0 ? 0 : pageOfHash(nameHash(n), bits)));
+    const encoded = names.map(encodeName);
+    const pageIds = encoded.map((e) => pageOfHash(e.hash, bits));
     const pages = await this.loadPages(pageIds, signal);
     return names.map((n, i) => {
-      const rec = pages.get(pageIds[i]!)!.byName.get(n);
-      return rec && (rec.flags & FLAG_TOMBSTONE) === 0 ? rec : undefined;
+      const rec = pages.get(pageIds[i]!)!.find(encoded[i]!.bytes);
+      // A string with lone surrogates encodes to U+FFFD: it names no record.
+      return rec && (rec.flags & FLAG_TOMBSTONE) === 0 && rec.name === n ? rec : undefined;
     });
   }
 
@@ -228,7 +212,7 @@ class V2Index implements ArchiveIndex {
     const batch = 64;
     for (let i = 0; i < ids.length; i += batch) {
       const loaded = await this.loadPages(ids.slice(i, i + batch), signal);
-      for (const [id, page] of [...loaded].sort((a, b) => a[0] - b[0])) yield { id, page };
+      for (const [id, view] of [...loaded].sort((a, b) => a[0] - b[0])) yield { id, page: view.decodeAll() };
     }
   }
 
@@ -240,7 +224,7 @@ class V2Index implements ArchiveIndex {
     for (const id of this.allPageIds()) {
       let page: DecodedPage | undefined;
       try {
-        page = (await this.loadPages([id], signal)).get(id);
+        page = (await this.loadPages([id], signal)).get(id)?.decodeAll();
       } catch (e) {
         onBadPage(id, e as Error);
       }

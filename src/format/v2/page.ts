@@ -110,16 +110,26 @@ export function encodePage(records: readonly V2RecordInput[]): Uint8Array {
   return w.finish();
 }
 
-/**
- * Decodes one page after checking its checksum. `limit` is the offset no data
- * or meta may reach (the index start), so a record can never point past it.
- */
-export function decodePage(page: Uint8Array, pageIndex: number, footer: V2Footer): DecodedPage {
+/** Checks a page's length and checksum; returns the end of its records (the checksum's offset). */
+function verifyPage(page: Uint8Array, pageIndex: number): number {
   if (page.length < PAGE_OVERHEAD) throw new DesFormatError(`page ${pageIndex} is too short`);
   const bodyEnd = page.length - 8;
   const stored = new DataView(page.buffer, page.byteOffset + bodyEnd, 8).getBigUint64(0, true);
   if (stored !== xxh64(page.subarray(0, bodyEnd))) throw new DesChecksumError({ kind: "page", page: pageIndex });
+  return bodyEnd;
+}
 
+/**
+ * Decodes one page after checking its checksum, with every check of section
+ * 3.6 on every record. `limit` is the offset no data or meta may reach (the
+ * index start), so a record can never point past it. Listing and verify use
+ * this; lookups use `PageView`.
+ */
+export function decodePage(page: Uint8Array, pageIndex: number, footer: V2Footer): DecodedPage {
+  return decodeRecords(page, pageIndex, footer, verifyPage(page, pageIndex));
+}
+
+function decodeRecords(page: Uint8Array, pageIndex: number, footer: V2Footer, bodyEnd: number): DecodedPage {
   const r = new ByteReader(page, `v2 page ${pageIndex}`, 0, bodyEnd);
   const count = r.u32();
   if (count * MIN_V2_RECORD > r.remaining) r.fail(`record count ${count} does not fit`);
@@ -141,6 +151,136 @@ export function decodePage(page: Uint8Array, pageIndex: number, footer: V2Footer
   }
   if (r.remaining !== 0) r.fail(`${r.remaining} stray bytes after the last record`);
   return { names, records };
+}
+
+/**
+ * A verified page kept as its bytes, for lookups (section 3.9, "Lookup
+ * without decoding the page"). The checksum is checked once, when the view
+ * is made. The first lookup walks the records once, checking their framing
+ * and the strict order of their names, and keeps where each name starts;
+ * every lookup is then a binary search over the raw name bytes, and only
+ * the record found is decoded (its offsets checked as in 3.5). Nothing is
+ * hashed or decoded for the records not asked for.
+ */
+export class PageView {
+  readonly bytes: Uint8Array;
+  readonly pageIndex: number;
+  readonly count: number;
+  private readonly bodyEnd: number;
+  private readonly limit: number;
+  private readonly footer: V2Footer;
+  /** Offset of each record's name, and its length; built by the first lookup. */
+  private nameAt: Uint32Array | undefined;
+  private nameLen: Uint32Array | undefined;
+
+  constructor(bytes: Uint8Array, pageIndex: number, footer: V2Footer) {
+    this.bodyEnd = verifyPage(bytes, pageIndex);
+    this.bytes = bytes;
+    this.pageIndex = pageIndex;
+    this.footer = footer;
+    this.limit = footer.indexStart;
+    const count = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true);
+    if (count * MIN_V2_RECORD > this.bodyEnd - 4) throw new DesFormatError(`v2 page ${pageIndex}: record count ${count} does not fit`);
+    this.count = count;
+  }
+
+  /** Bytes this view holds (the page plus its offsets table once built), for a cache budget. */
+  get cost(): number {
+    return this.bytes.length + this.count * 8 + 64;
+  }
+
+  /** Every record, decoded with all the checks of `decodePage` (listing, verify). */
+  decodeAll(): DecodedPage {
+    return decodeRecords(this.bytes, this.pageIndex, this.footer, this.bodyEnd);
+  }
+
+  /** The record whose name is exactly `name` (UTF-8 bytes), or undefined. */
+  find(name: Uint8Array): EntryRecord | undefined {
+    if (!this.nameAt) this.scan();
+    const at = this.nameAt!;
+    const lens = this.nameLen!;
+    const bytes = this.bytes;
+    let lo = 0;
+    let hi = this.count - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const c = compareAt(bytes, at[mid]!, lens[mid]!, name);
+      if (c < 0) lo = mid + 1;
+      else if (c > 0) hi = mid - 1;
+      else return this.decodeAt(mid, at[mid]!, lens[mid]!);
+    }
+    return undefined;
+  }
+
+  private decodeAt(i: number, start: number, len: number): EntryRecord {
+    const r = new ByteReader(this.bytes, `v2 page ${this.pageIndex}`, start + len, this.bodyEnd);
+    const nameBytes = this.bytes.subarray(start, start + len);
+    if (nameBytes.includes(0)) r.fail(`record ${i}: name contains NUL`);
+    // The caller found this page from the name's own hash, so the record is
+    // in the page its name belongs to.
+    const name = utf8Decode(nameBytes, `v2 page ${this.pageIndex} record ${i} name`);
+    return decodeRecordBody(r, name, this.limit);
+  }
+
+  /** One pass over the records: framing, name lengths, strict order, no stray bytes. */
+  private scan(): void {
+    const count = this.count;
+    const bytes = this.bytes;
+    const at = new Uint32Array(count);
+    const lens = new Uint32Array(count);
+    const r = new ByteReader(bytes, `v2 page ${this.pageIndex}`, 4, this.bodyEnd);
+    for (let i = 0; i < count; i++) {
+      const nameLen = r.varint("name_len");
+      if (nameLen === 0 || nameLen > MAX_NAME_BYTES) r.fail(`record ${i}: name length ${nameLen}`);
+      const start = r.pos;
+      r.skip(nameLen);
+      if (i > 0 && compareRanges(bytes, at[i - 1]!, lens[i - 1]!, start, nameLen) >= 0) r.fail(`record ${i}: names are not strictly ascending`);
+      at[i] = start;
+      lens[i] = nameLen;
+      skipRecordBody(r);
+    }
+    if (r.remaining !== 0) r.fail(`${r.remaining} stray bytes after the last record`);
+    this.nameAt = at;
+    this.nameLen = lens;
+  }
+}
+
+/** Steps over a record's fields after its name (section 3.5) without building anything. */
+function skipRecordBody(r: ByteReader): void {
+  const flags = r.varint("flags");
+  if (flags & FLAG_TOMBSTONE) return;
+  if (flags & FLAG_COMPRESSED) {
+    r.skip(1);
+    r.varint("size");
+  }
+  const storedSize = r.varint("stored_len");
+  const external = (flags & FLAG_EXTERNAL) !== 0;
+  if (storedSize > 0 && !external) r.varint("data_offset");
+  if (external) r.skip(r.varint("external key length"));
+  if (storedSize > 0) r.skip(8);
+  if (r.varint("meta_len") > 0) {
+    r.varint("meta_offset");
+    r.skip(8);
+  }
+}
+
+/** Unsigned bytewise comparison of bytes[start, start + len) with `name`. */
+function compareAt(bytes: Uint8Array, start: number, len: number, name: Uint8Array): number {
+  const n = Math.min(len, name.length);
+  for (let i = 0; i < n; i++) {
+    const d = bytes[start + i]! - name[i]!;
+    if (d !== 0) return d;
+  }
+  return len - name.length;
+}
+
+function compareRanges(bytes: Uint8Array, a: number, aLen: number, b: number, bLen: number): number {
+  const n = Math.min(aLen, bLen);
+  for (let i = 0; i < n; i++) {
+    const d = bytes[a + i]! - bytes[b + i]!;
+    if (d !== 0) return d;
+  }
+  return aLen - bLen;
 }
 
 const EMPTY_RECORD_FIELDS = {
@@ -190,18 +330,4 @@ function decodeRecordBody(r: ByteReader, name: string, limit: number): EntryReco
     metaHash = r.u64big();
   }
   return { name, flags, compression, size, storedSize, dataOffset, dataHash, metaOffset, metaLength, metaHash, externalKey };
-}
-
-/** Binary search of a decoded page by name bytes. */
-export function findInPage(page: DecodedPage, name: Uint8Array): EntryRecord | undefined {
-  let lo = 0;
-  let hi = page.names.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1;
-    const c = compareBytes(page.names[mid]!, name);
-    if (c === 0) return page.records[mid];
-    if (c < 0) lo = mid + 1;
-    else hi = mid - 1;
-  }
-  return undefined;
 }
