@@ -31,7 +31,11 @@ import { FileSource } from "../sources/file.js";
 import type { RangeSource, ReadHints } from "../io/source.js";
 
 export interface ReaderOptions {
-  /** Bytes read from the end at open. Default 64 KiB. */
+  /**
+   * Bytes read from the end at open. Default: the source's `hints.tailBytes`
+   * (a local file: 4 KiB, the footer and a small root; S3 and HTTP: 64 KiB,
+   * which costs the same request as 4 KiB), else 64 KiB.
+   */
   tailSize?: number;
   /** Check data and meta checksums on every read (v2). Default true. */
   verify?: boolean;
@@ -148,16 +152,17 @@ export class DesReader {
 
   /** Opens an archive from a path or a RangeSource. */
   static async open(source: string | RangeSource, options: ReaderOptions = {}): Promise<DesReader> {
+    if (options.tailSize !== undefined && (!Number.isSafeInteger(options.tailSize) || options.tailSize < 256)) {
+      throw new DesInvalidArgumentError("tailSize must be an integer >= 256");
+    }
+    const ownsSource = typeof source === "string";
+    const src = typeof source === "string" ? await FileSource.open(source, { syncReads: options.syncReads ?? false }) : source;
     const opts = {
       ...options,
-      tailSize: options.tailSize ?? DEFAULT_TAIL_SIZE,
+      tailSize: options.tailSize ?? src.hints.tailBytes ?? DEFAULT_TAIL_SIZE,
       verify: options.verify ?? true,
       pageCacheBytes: options.pageCacheBytes ?? 64 << 20,
     };
-    if (!Number.isSafeInteger(opts.tailSize) || opts.tailSize < 256) throw new DesInvalidArgumentError("tailSize must be an integer >= 256");
-    await loadHasher();
-    const ownsSource = typeof source === "string";
-    const src = typeof source === "string" ? await FileSource.open(source, { syncReads: options.syncReads ?? false }) : source;
     const hints: ReadHints = {
       maxGap: options.maxGap ?? src.hints.maxGap,
       maxSpan: options.maxSpan ?? src.hints.maxSpan,
@@ -174,7 +179,8 @@ export class DesReader {
 
   private static async load(source: RangeSource, hints: ReadHints, opts: DesReader["opts"], signal?: AbortSignal): Promise<OpenState> {
     const fetcher = new Fetcher(source, hints);
-    const { bytes, size } = await fetcher.readTail(opts.tailSize, signal);
+    // The hash WebAssembly started loading at import; the tail read overlaps whatever is left of it.
+    const [{ bytes, size }] = await Promise.all([fetcher.readTail(opts.tailSize, signal), loadHasher()]);
     const tail: Tail = { bytes, start: size - bytes.length, size };
     const index = await openIndex(tail, fetcher, opts.pageCacheBytes, signal);
     return { index, size, fetcher };
