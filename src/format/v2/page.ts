@@ -222,46 +222,109 @@ export class PageView {
     return decodeRecordBody(r, name, this.limit);
   }
 
-  /** One pass over the records: framing, name lengths, strict order, no stray bytes. */
+  /**
+   * One pass over the records: framing, name lengths, strict order, no stray
+   * bytes. Written as one flat loop with its own varint reads: a first lookup
+   * in a fresh process runs it before the JIT has compiled anything, where
+   * every call costs.
+   */
   private scan(): void {
     const count = this.count;
     const bytes = this.bytes;
+    const end = this.bodyEnd;
     const at = new Uint32Array(count);
     const lens = new Uint32Array(count);
-    const r = new ByteReader(bytes, `v2 page ${this.pageIndex}`, 4, this.bodyEnd);
+    let o = 4;
+    let prevAt = 0;
+    let prevLen = 0;
+    let v = 0;
+    const fail = (i: number, what: string): never => {
+      throw new DesFormatError(`v2 page ${this.pageIndex}: record ${i}: ${what}`);
+    };
     for (let i = 0; i < count; i++) {
-      const nameLen = r.varint("name_len");
-      if (nameLen === 0 || nameLen > MAX_NAME_BYTES) r.fail(`record ${i}: name length ${nameLen}`);
-      const start = r.pos;
-      r.skip(nameLen);
-      if (i > 0 && compareRanges(bytes, at[i - 1]!, lens[i - 1]!, start, nameLen) >= 0) r.fail(`record ${i}: names are not strictly ascending`);
+      // name_len
+      v = 0;
+      for (let shift = 1, k = 0; ; k++, shift *= 128) {
+        if (o >= end || k === 8) fail(i, "truncated or bad varint");
+        const b = bytes[o++]!;
+        v += (b & 0x7f) * shift;
+        if (b < 0x80) break;
+      }
+      const nameLen = v;
+      if (nameLen === 0 || nameLen > MAX_NAME_BYTES) fail(i, `name length ${nameLen}`);
+      const start = o;
+      o += nameLen;
+      if (o > end) fail(i, "truncated name");
+      if (i > 0) {
+        // Strictly ascending: the first differing byte is larger, or the previous name is a proper prefix.
+        const n = prevLen < nameLen ? prevLen : nameLen;
+        let k = 0;
+        while (k < n && bytes[prevAt + k] === bytes[start + k]) k++;
+        if (k === n ? prevLen >= nameLen : bytes[prevAt + k]! > bytes[start + k]!) fail(i, "names are not strictly ascending");
+      }
       at[i] = start;
       lens[i] = nameLen;
-      skipRecordBody(r);
+      prevAt = start;
+      prevLen = nameLen;
+      o = skipRecordFields(bytes, o, end);
+      if (o < 0) fail(i, "truncated or bad record");
     }
-    if (r.remaining !== 0) r.fail(`${r.remaining} stray bytes after the last record`);
+    if (o !== end) throw new DesFormatError(`v2 page ${this.pageIndex}: ${end - o} stray bytes after the last record`);
     this.nameAt = at;
     this.nameLen = lens;
   }
 }
 
-/** Steps over a record's fields after its name (section 3.5) without building anything. */
-function skipRecordBody(r: ByteReader): void {
-  const flags = r.varint("flags");
-  if (flags & FLAG_TOMBSTONE) return;
+/** A varint at `o` of `bytes` (below `end`): its value, with the offset after it in `varintEnd`; -1 when malformed. */
+let varintEnd = 0;
+function varintAt(bytes: Uint8Array, o: number, end: number): number {
+  let v = 0;
+  let shift = 1;
+  for (let k = 0; k < 8; k++) {
+    if (o >= end) return -1;
+    const b = bytes[o++]!;
+    v += (b & 0x7f) * shift;
+    if (b < 0x80) {
+      varintEnd = o;
+      return v;
+    }
+    shift *= 128;
+  }
+  return -1;
+}
+
+/** Steps over a record's fields after its name (section 3.5): the offset after them, or -1 when they do not fit. */
+function skipRecordFields(bytes: Uint8Array, o: number, end: number): number {
+  const flags = varintAt(bytes, o, end);
+  if (flags < 0) return -1;
+  o = varintEnd;
+  if (flags & FLAG_TOMBSTONE) return o;
   if (flags & FLAG_COMPRESSED) {
-    r.skip(1);
-    r.varint("size");
+    if (varintAt(bytes, o + 1, end) < 0) return -1;
+    o = varintEnd;
   }
-  const storedSize = r.varint("stored_len");
+  const storedSize = varintAt(bytes, o, end);
+  if (storedSize < 0) return -1;
+  o = varintEnd;
   const external = (flags & FLAG_EXTERNAL) !== 0;
-  if (storedSize > 0 && !external) r.varint("data_offset");
-  if (external) r.skip(r.varint("external key length"));
-  if (storedSize > 0) r.skip(8);
-  if (r.varint("meta_len") > 0) {
-    r.varint("meta_offset");
-    r.skip(8);
+  if (storedSize > 0 && !external) {
+    if (varintAt(bytes, o, end) < 0) return -1;
+    o = varintEnd;
   }
+  if (external) {
+    const keyLen = varintAt(bytes, o, end);
+    if (keyLen < 0) return -1;
+    o = varintEnd + keyLen;
+  }
+  if (storedSize > 0) o += 8;
+  const metaLen = varintAt(bytes, o, end);
+  if (metaLen < 0) return -1;
+  o = varintEnd;
+  if (metaLen > 0) {
+    if (varintAt(bytes, o, end) < 0) return -1;
+    o = varintEnd + 8;
+  }
+  return o > end ? -1 : o;
 }
 
 /** Unsigned bytewise comparison of bytes[start, start + len) with `name`. */
@@ -272,15 +335,6 @@ function compareAt(bytes: Uint8Array, start: number, len: number, name: Uint8Arr
     if (d !== 0) return d;
   }
   return len - name.length;
-}
-
-function compareRanges(bytes: Uint8Array, a: number, aLen: number, b: number, bLen: number): number {
-  const n = Math.min(aLen, bLen);
-  for (let i = 0; i < n; i++) {
-    const d = bytes[a + i]! - bytes[b + i]!;
-    if (d !== 0) return d;
-  }
-  return aLen - bLen;
 }
 
 const EMPTY_RECORD_FIELDS = {
