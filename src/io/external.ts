@@ -11,10 +11,19 @@ import { DesExternalError, DesInvalidArgumentError } from "../errors.js";
 export interface ExternalStore {
   /** Stores a body under `key`. */
   put(key: string, body: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<void>;
-  /** Fetches a whole body. */
-  get(key: string, signal?: AbortSignal): Promise<Uint8Array>;
+  /**
+   * Fetches a whole body. With `maxBytes`, a store reads at most that many
+   * bytes (a body longer than that may be returned cut at `maxBytes`, or
+   * refused): the reader asks for the declared size + 1, so an entry that
+   * points at a huge object cannot make it allocate the object.
+   */
+  get(key: string, signal?: AbortSignal, opts?: ExternalGetOptions): Promise<Uint8Array>;
   /** Streams a body. */
   stream(key: string, signal?: AbortSignal): AsyncIterable<Uint8Array>;
+}
+
+export interface ExternalGetOptions {
+  readonly maxBytes?: number;
 }
 
 /** The key the Python writer uses for external bodies. */

@@ -1,7 +1,5 @@
-import { sliceWant } from "./coalesce.js";
-import type { RangeWant } from "./coalesce.js";
 import { DesFormatError, DesUnsupportedError } from "../errors.js";
-import type { Fetcher } from "./fetcher.js";
+import type { ByteRange, IndexBytes } from "./index-bytes.js";
 import { FLAG_TOMBSTONE, FOOTER_MAGIC, V1_FOOTER_SIZE, V2_FOOTER_SIZE, startsWith } from "../format/constants.js";
 import type { EntryRecord } from "../format/record.js";
 import { decodeV1Footer, decodeV1Index } from "../format/v1/layout.js";
@@ -27,9 +25,11 @@ export interface Tail {
  */
 export interface ArchiveIndex {
   readonly version: 1 | 2;
-  /** Live entries (tombstones and superseded v1 duplicates excluded). */
+  /**
+   * v1: live entries (superseded duplicates and deleted entries excluded).
+   * v2: the footer's entry_count, which counts tombstones too.
+   */
   readonly entryCount: number;
-  readonly dataRegion: { start: number; length: number };
   lookupMany(names: readonly string[], signal?: AbortSignal): Promise<(EntryRecord | undefined)[]>;
   /** Live names: v1 in first-added order, v2 sorted by UTF-8 bytes. */
   list(signal?: AbortSignal): Promise<string[]>;
@@ -40,22 +40,24 @@ export interface ArchiveIndex {
   allRecords(signal?: AbortSignal, onBadPage?: (page: number, error: Error) => void): AsyncGenerator<EntryRecord>;
   /** Index pages (v2); 0 for v1, whose index is one block. */
   readonly pageCount: number;
+  /** The raw ranges that make up the index (v1: the index; v2: every page), for warming a cache. */
+  indexRanges(): ByteRange[];
 }
 
 /** Recognises the version from the tail (section 1 of the spec) and opens the matching index. */
-export async function openIndex(tail: Tail, fetcher: Fetcher, pageCacheBytes: number, signal?: AbortSignal): Promise<ArchiveIndex> {
+export async function openIndex(tail: Tail, bytesOf: IndexBytes, pageCacheBytes: number, signal?: AbortSignal): Promise<ArchiveIndex> {
   const { bytes, size } = tail;
   const v1At = bytes.length - V1_FOOTER_SIZE;
   if (size >= 16 + V1_FOOTER_SIZE && startsWith(bytes, v1At, FOOTER_MAGIC) && bytes[v1At + 8] === 1) {
     const footer = decodeV1Footer(bytes.subarray(v1At), size);
-    return V1Index.open(footer, tail, fetcher, signal);
+    return V1Index.open(footer, tail, bytesOf, signal);
   }
   const v2At = bytes.length - V2_FOOTER_SIZE;
   if (size >= 16 + V2_FOOTER_SIZE && startsWith(bytes, v2At, FOOTER_MAGIC)) {
     const version = bytes[v2At + 8]!;
     if (version !== 2) throw new DesUnsupportedError(`archive format version ${version} is not supported (this reader knows 1 and 2)`);
     const footer = decodeV2Footer(bytes.subarray(v2At), size);
-    return V2Index.open(footer, fetcher, pageCacheBytes, signal);
+    return V2Index.open(footer, bytesOf, pageCacheBytes, signal);
   }
   throw new DesFormatError(size < 16 + V1_FOOTER_SIZE ? `too small to be a DES archive (${size} bytes)` : "no DES footer at the end of the data");
 }
@@ -63,19 +65,24 @@ export async function openIndex(tail: Tail, fetcher: Fetcher, pageCacheBytes: nu
 class V1Index implements ArchiveIndex {
   readonly version = 1 as const;
   private readonly byName: Map<string, EntryRecord>;
-  readonly dataRegion: { start: number; length: number };
 
-  private constructor(private readonly records: EntryRecord[], footer: V1Footer) {
+  private constructor(
+    private readonly records: EntryRecord[],
+    private readonly footer: V1Footer,
+  ) {
     // Python dict semantics: the last record of a name wins, listed at its first position.
     this.byName = new Map();
     for (const r of records) this.byName.set(r.name, r);
     for (const [name, r] of this.byName) if (r.flags & FLAG_TOMBSTONE) this.byName.delete(name);
-    this.dataRegion = { start: footer.dataStart, length: footer.dataLength };
   }
 
-  static async open(footer: V1Footer, tail: Tail, fetcher: Fetcher, signal?: AbortSignal): Promise<V1Index> {
-    const index = await fetcher.read(footer.indexStart, footer.indexLength, signal);
-    return new V1Index(decodeV1Index(index, footer, tail.size), footer);
+  static async open(footer: V1Footer, tail: Tail, bytesOf: IndexBytes, signal?: AbortSignal): Promise<V1Index> {
+    const [index] = await bytesOf.load([{ offset: footer.indexStart, length: footer.indexLength }], signal);
+    return new V1Index(decodeV1Index(index!, footer, tail.size), footer);
+  }
+
+  indexRanges(): ByteRange[] {
+    return [{ offset: this.footer.indexStart, length: this.footer.indexLength }];
   }
 
   get entryCount(): number {
@@ -99,30 +106,32 @@ class V1Index implements ArchiveIndex {
 
 const nameEncoder = new TextEncoder();
 
-/** A name's UTF-8 bytes, and their xxh64 (which picks the page). */
-function encodeName(name: string): { bytes: Uint8Array; hash: bigint } {
+/** A name's UTF-8 bytes and its page: the top `bits` bits of their xxh64 (no hash for a single page). */
+function encodeName(name: string, bits: number): { bytes: Uint8Array; page: number } {
   const bytes = nameEncoder.encode(name);
-  return { bytes, hash: xxh64(bytes) };
+  return { bytes, page: bits === 0 ? 0 : pageOfHash(xxh64(bytes), bits) };
 }
 
 class V2Index implements ArchiveIndex {
   readonly version = 2 as const;
   private readonly pages: ByteLru<number, PageView>;
-  readonly dataRegion: { start: number; length: number };
 
   private constructor(
     private readonly footer: V2Footer,
     private readonly table: PageTable,
-    private readonly fetcher: Fetcher,
+    private readonly bytesOf: IndexBytes,
     pageCacheBytes: number,
   ) {
     this.pages = new ByteLru(pageCacheBytes);
-    this.dataRegion = { start: footer.dataStart, length: footer.dataLength };
   }
 
-  static async open(footer: V2Footer, fetcher: Fetcher, pageCacheBytes: number, signal?: AbortSignal): Promise<V2Index> {
-    const root = await fetcher.read(rootOffset(footer), rootLength(footer), signal);
-    return new V2Index(footer, decodeRoot(root, footer), fetcher, pageCacheBytes);
+  static async open(footer: V2Footer, bytesOf: IndexBytes, pageCacheBytes: number, signal?: AbortSignal): Promise<V2Index> {
+    const [root] = await bytesOf.load([{ offset: rootOffset(footer), length: rootLength(footer) }], signal);
+    return new V2Index(footer, decodeRoot(root!, footer), bytesOf, pageCacheBytes);
+  }
+
+  indexRanges(): ByteRange[] {
+    return this.allPageIds().map((id) => ({ offset: this.table.offsets[id]!, length: this.table.lengths[id]! }));
   }
 
   /** From the footer: counts tombstones too (only appended archives have any). */
@@ -140,39 +149,28 @@ class V2Index implements ArchiveIndex {
   }
 
   /**
-   * Loads pages as verified views: those inside the tail cost nothing, the
-   * rest are read in coalesced batches (pages are contiguous, so neighbours
-   * merge). Nothing is decoded here.
+   * Loads pages as verified views: cached ones from the page cache, raw
+   * ones through IndexBytes (the tail, the index cache, then coalesced source
+   * reads; pages are contiguous, so neighbours merge). Nothing is decoded here.
    */
   private async loadPages(pageIds: Iterable<number>, signal?: AbortSignal): Promise<Map<number, PageView>> {
     const out = new Map<number, PageView>();
-    const wants: RangeWant<number>[] = [];
+    const missing: number[] = [];
     for (const id of new Set(pageIds)) {
       const cached = this.pages.get(id);
-      if (cached) {
-        out.set(id, cached);
-        continue;
-      }
-      const offset = this.table.offsets[id]!;
-      const length = this.table.lengths[id]!;
-      const inTail = this.fetcher.fromTail(offset, length);
-      if (inTail) {
-        out.set(id, await this.pages.getOrLoad(id, async () => this.view(id, inTail)));
-      } else {
-        wants.push({ offset, length, item: id });
-      }
+      if (cached) out.set(id, cached);
+      else missing.push(id);
     }
-    if (wants.length === 1) {
-      const w = wants[0]!;
-      out.set(w.item, await this.pages.getOrLoad(w.item, async () => this.view(w.item, await this.fetcher.read(w.offset, w.length, signal))));
-    } else if (wants.length > 1) {
-      await this.fetcher.readGroups(wants, signal, {}, (group, bytes) => {
-        for (const w of group.wants) {
-          const loaded = this.view(w.item, sliceWant(group, bytes, w));
-          this.pages.set(w.item, loaded.value, loaded.bytes);
-          out.set(w.item, loaded.value);
-        }
-      });
+    if (missing.length === 0) return out;
+    const raw = await this.bytesOf.load(
+      missing.map((id) => ({ offset: this.table.offsets[id]!, length: this.table.lengths[id]! })),
+      signal,
+    );
+    for (let i = 0; i < missing.length; i++) {
+      const id = missing[i]!;
+      const loaded = this.view(id, raw[i]!);
+      this.pages.set(id, loaded.value, loaded.bytes);
+      out.set(id, loaded.value);
     }
     return out;
   }
@@ -180,8 +178,8 @@ class V2Index implements ArchiveIndex {
   /** Each name's page is searched in its raw bytes; only the records asked for are decoded. */
   async lookupMany(names: readonly string[], signal?: AbortSignal): Promise<(EntryRecord | undefined)[]> {
     const bits = this.footer.pageBits;
-    const encoded = names.map(encodeName);
-    const pageIds = encoded.map((e) => pageOfHash(e.hash, bits));
+    const encoded = names.map((n) => encodeName(n, bits));
+    const pageIds = encoded.map((e) => e.page);
     const pages = await this.loadPages(pageIds, signal);
     return names.map((n, i) => {
       const rec = pages.get(pageIds[i]!)!.find(encoded[i]!.bytes);

@@ -96,7 +96,7 @@ function encodeV2Record(w: ByteWriter, rec: V2RecordInput): void {
   w.length = writeV2Record(buf, view, at, rec);
 }
 
-/** A decoded index page: records sorted by name bytes, for binary search. */
+/** A decoded index page: records (and their name bytes) in ascending name-byte order. */
 export interface DecodedPage {
   readonly names: readonly Uint8Array[];
   readonly records: readonly EntryRecord[];
