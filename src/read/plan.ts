@@ -78,8 +78,10 @@ function atomsOf<T>(wants: readonly RangeWant<T>[]): Atom<T>[] {
 
 /**
  * Chooses which neighbouring ranges to merge into one read, minimising
- * `planCost` under `model`. O(n log n) for n ranges (one sort of the gaps,
- * then a near-linear sweep).
+ * `planCost` under `model` (under the default `latency` objective: the
+ * fewest reads among the plans within LATENCY_SLACK of the least estimated
+ * wall time and BYTES_SLACK of its bytes). O(n log n) for n ranges (one sort of the gaps, then a linear
+ * sweep).
  *
  * Why it is exact: for any plan, the cost is a function of its read count
  * k and its bytes, nondecreasing in bytes for a fixed k (see
@@ -106,8 +108,8 @@ export function planReads<T>(wants: readonly RangeWant<T>[], model: CostModel): 
   const last = new Int32Array(n);
   for (let i = 0; i < n; i++) first[i] = last[i] = i;
   let requests = n;
-  let best = planCost(model, requests, bytes);
-  let bestStep = 0;
+  const costs = [planCost(model, requests, bytes)];
+  const sizes = [bytes];
   const merged: number[] = [];
   for (let k = 0; k < order.length; k++) {
     const g = order[k]!;
@@ -120,15 +122,35 @@ export function planReads<T>(wants: readonly RangeWant<T>[], model: CostModel): 
     requests--;
     bytes += gaps[g]!;
     merged.push(g);
-    const cost = planCost(model, requests, bytes);
-    if (cost < best) {
-      best = cost;
-      bestStep = merged.length;
-    }
+    costs.push(planCost(model, requests, bytes));
+    sizes.push(bytes);
   }
+  const bestStep = chooseStep(costs, sizes, model);
   const join = new Uint8Array(Math.max(0, n - 1));
   for (let i = 0; i < bestStep; i++) join[merged[i]!] = 1;
   return buildPlan(atoms, join, model);
+}
+
+/**
+ * Slack of the latency objective: of the plans whose estimated wall time is
+ * within LATENCY_SLACK of the fastest and whose bytes are at most
+ * BYTES_SLACK times its bytes, the one with the fewest reads wins (spreading
+ * a batch over many more connections to save a few percent is not worth the
+ * requests; reading much more is not worth a few requests).
+ */
+export const LATENCY_SLACK = 0.05;
+export const BYTES_SLACK = 2;
+
+/** The sweep step to keep: the cheapest, or under `latency` the last (fewest reads) within the slack. */
+function chooseStep(costs: readonly number[], sizes: readonly number[], model: CostModel): number {
+  let best = 0;
+  for (let k = 1; k < costs.length; k++) if (costs[k]! < costs[best]!) best = k;
+  if ((model.objective ?? "latency") !== "latency") return best;
+  const limit = costs[best]! * (1 + LATENCY_SLACK);
+  const bytesLimit = sizes[best]! * BYTES_SLACK;
+  let pick = best;
+  for (let k = best + 1; k < costs.length && sizes[k]! <= bytesLimit; k++) if (costs[k]! <= limit) pick = k;
+  return pick;
 }
 
 /**

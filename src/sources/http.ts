@@ -1,5 +1,6 @@
 import { DesAbortedError, DesChangedError, DesFormatError, DesInvalidArgumentError, DesIoError, throwIfAborted } from "../errors.js";
 import { checkRange } from "../io/source.js";
+import { REMOTE_COST } from "../io/cost.js";
 import type { RangeSource, ReadHints } from "../io/source.js";
 import { concatBytes } from "../format/bytes.js";
 
@@ -9,7 +10,7 @@ import { concatBytes } from "../format/bytes.js";
  * ranges are worth reading when the gap is under ~1 MiB; merged reads stop at
  * 8 MiB (the range size object stores serve best); 8 requests in flight.
  */
-export const REMOTE_HINTS: ReadHints = { maxGap: 1 << 20, maxSpan: 8 << 20, concurrency: 8, tailBytes: 64 << 10 };
+export const REMOTE_HINTS: ReadHints = { maxGap: 1 << 20, maxSpan: 8 << 20, concurrency: 8, tailBytes: 64 << 10, cost: REMOTE_COST };
 
 /** A parsed `Content-Range`: `bytes <start>-<end>/<total>` (total may be a star), or a star range with a total on a 416. */
 export interface ContentRange {
