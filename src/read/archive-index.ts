@@ -4,7 +4,7 @@ import { FLAG_TOMBSTONE, FOOTER_MAGIC, V1_FOOTER_SIZE, V2_FOOTER_SIZE, startsWit
 import type { EntryRecord } from "../format/record.js";
 import { decodeV1Footer, decodeV1Index } from "../format/v1/layout.js";
 import type { V1Footer } from "../format/v1/layout.js";
-import { decodePage, pageOfHash } from "../format/v2/page.js";
+import { PageView, pageOfHash } from "../format/v2/page.js";
 import { decodeRoot, decodeV2Footer, rootLength, rootOffset } from "../format/v2/footer.js";
 import type { DecodedPage } from "../format/v2/page.js";
 import type { PageTable, V2Footer } from "../format/v2/footer.js";
@@ -123,35 +123,17 @@ class V1Index implements ArchiveIndex {
   readonly pageCount = 0;
 }
 
-/** Rough in-memory cost of a decoded page: its bytes plus object overhead per record (and its name map). */
-function decodedPageCost(rawLength: number, records: number): number {
-  return rawLength * 2 + records * 200;
-}
-
-/**
- * A decoded page with its records also keyed by name. A lookup is then one
- * hash-map probe on the caller's string: a binary search over the page's
- * name bytes touches a dozen scattered small arrays and costs several times
- * more once the index no longer fits in the CPU cache. (Equal well-formed
- * strings are equal UTF-8 bytes; names in an archive are always well formed.)
- */
-interface IndexedPage extends DecodedPage {
-  readonly byName: Map<string, EntryRecord>;
-}
-
 const nameEncoder = new TextEncoder();
-let nameScratch = new Uint8Array(1024);
 
-/** xxh64 of a name's UTF-8 bytes, encoded into a reused buffer (no allocation per name). */
-function nameHash(name: string): bigint {
-  if (name.length * 3 > nameScratch.length) nameScratch = new Uint8Array(name.length * 3);
-  const { written } = nameEncoder.encodeInto(name, nameScratch);
-  return xxh64(nameScratch.subarray(0, written));
+/** A name's UTF-8 bytes and its page: the top `bits` bits of their xxh64 (no hash for a single page). */
+function encodeName(name: string, bits: number): { bytes: Uint8Array; page: number } {
+  const bytes = nameEncoder.encode(name);
+  return { bytes, page: bits === 0 ? 0 : pageOfHash(xxh64(bytes), bits) };
 }
 
 class V2Index implements ArchiveIndex {
   readonly version = 2 as const;
-  private readonly pages: ByteLru<number, IndexedPage>;
+  private readonly pages: ByteLru<number, PageView>;
 
   private constructor(
     private readonly footer: V2Footer,
@@ -180,20 +162,18 @@ class V2Index implements ArchiveIndex {
     return this.table.lengths.length;
   }
 
-  private decode(page: number, bytes: Uint8Array): { value: IndexedPage; bytes: number } {
-    const decoded = decodePage(bytes, page, this.footer);
-    const byName = new Map<string, EntryRecord>();
-    for (const r of decoded.records) byName.set(r.name, r);
-    return { value: { ...decoded, byName }, bytes: decodedPageCost(bytes.length, decoded.records.length) };
+  private view(page: number, bytes: Uint8Array): { value: PageView; bytes: number } {
+    const view = new PageView(bytes, page, this.footer);
+    return { value: view, bytes: view.cost };
   }
 
   /**
-   * Loads pages: decoded ones from the page cache, raw ones through
-   * IndexBytes (the tail, the index cache, then coalesced source reads;
-   * pages are contiguous, so neighbours merge).
+   * Loads pages as verified views: cached ones from the page cache, raw
+   * ones through IndexBytes (the tail, the index cache, then coalesced source
+   * reads; pages are contiguous, so neighbours merge). Nothing is decoded here.
    */
-  private async loadPages(pageIds: readonly number[], signal?: AbortSignal): Promise<Map<number, IndexedPage>> {
-    const out = new Map<number, IndexedPage>();
+  private async loadPages(pageIds: Iterable<number>, signal?: AbortSignal): Promise<Map<number, PageView>> {
+    const out = new Map<number, PageView>();
     const missing: number[] = [];
     for (const id of new Set(pageIds)) {
       const cached = this.pages.get(id);
@@ -207,28 +187,32 @@ class V2Index implements ArchiveIndex {
     );
     for (let i = 0; i < missing.length; i++) {
       const id = missing[i]!;
-      const decoded = this.decode(id, raw[i]!);
-      this.pages.set(id, decoded.value, decoded.bytes);
-      out.set(id, decoded.value);
+      const loaded = this.view(id, raw[i]!);
+      this.pages.set(id, loaded.value, loaded.bytes);
+      out.set(id, loaded.value);
     }
     return out;
   }
 
+  /** The record of `name` if its page is already cached (null: not there), without I/O; undefined when the page is not cached. */
   peek(name: string): EntryRecord | null | undefined {
-    const bits = this.footer.pageBits;
-    const page = this.pages.get(bits === 0 ? 0 : pageOfHash(nameHash(name), bits));
+    const e = encodeName(name, this.footer.pageBits);
+    const page = this.pages.get(e.page);
     if (!page) return undefined;
-    const rec = page.byName.get(name);
-    return rec && (rec.flags & FLAG_TOMBSTONE) === 0 ? rec : null;
+    const rec = page.find(e.bytes);
+    return rec && (rec.flags & FLAG_TOMBSTONE) === 0 && rec.name === name ? rec : null;
   }
 
+  /** Each name's page is searched in its raw bytes; only the records asked for are decoded. */
   async lookupMany(names: readonly string[], signal?: AbortSignal): Promise<(EntryRecord | undefined)[]> {
     const bits = this.footer.pageBits;
-    const pageIds = names.map((n) => (bits === 0 ? 0 : pageOfHash(nameHash(n), bits)));
+    const encoded = names.map((n) => encodeName(n, bits));
+    const pageIds = encoded.map((e) => e.page);
     const pages = await this.loadPages(pageIds, signal);
     return names.map((n, i) => {
-      const rec = pages.get(pageIds[i]!)!.byName.get(n);
-      return rec && (rec.flags & FLAG_TOMBSTONE) === 0 ? rec : undefined;
+      const rec = pages.get(pageIds[i]!)!.find(encoded[i]!.bytes);
+      // A string with lone surrogates encodes to U+FFFD: it names no record.
+      return rec && (rec.flags & FLAG_TOMBSTONE) === 0 && rec.name === n ? rec : undefined;
     });
   }
 
@@ -242,14 +226,9 @@ class V2Index implements ArchiveIndex {
 
   /** Decodes a page for a walk; kept in the page cache only if it fits without evicting anything. */
   private decodeForWalk(id: number, bytes: Uint8Array): DecodedPage {
-    const decoded = decodePage(bytes, id, this.footer);
-    const cost = decodedPageCost(bytes.length, decoded.records.length);
-    if (this.pages.hasRoom(cost)) {
-      const byName = new Map<string, EntryRecord>();
-      for (const r of decoded.records) byName.set(r.name, r);
-      this.pages.set(id, { ...decoded, byName }, cost);
-    }
-    return decoded;
+    const view = new PageView(bytes, id, this.footer);
+    if (this.pages.hasRoom(view.cost)) this.pages.set(id, view, view.cost);
+    return view.decodeAll();
   }
 
   /**
@@ -275,7 +254,7 @@ class V2Index implements ArchiveIndex {
       let m = 0;
       for (let k = 0; k < ids.length; k++) {
         const id = ids[k]!;
-        let page: DecodedPage | undefined = cached[k];
+        let page: DecodedPage | undefined = cached[k]?.decodeAll();
         if (!page) {
           const bytes = raw?.[m++];
           if (!bytes) continue;

@@ -1,4 +1,6 @@
 import { coalesceRanges, runBounded } from "./coalesce.js";
+import { planReads } from "./plan.js";
+import type { CostModel } from "../io/cost.js";
 import type { RangeGroup, RangeWant } from "./coalesce.js";
 import { DesAbortedError, DesIoError } from "../errors.js";
 import { onAbort } from "./abort.js";
@@ -11,6 +13,13 @@ export interface IoStats {
   /** Bytes those reads returned. */
   bytes: number;
 }
+
+/**
+ * How one batch is read: overrides of the reader's hints for one call. A
+ * `maxGap` or `maxSpan` asks for the fixed coalescing rule; otherwise, when
+ * the reader has a cost model, the batch is planned by cost.
+ */
+export type BatchHints = Partial<Omit<ReadHints, "cost">> & { readonly costOverrides?: Partial<CostModel> };
 
 /** The last bytes of an archive as its source returned them. */
 export interface TailRead {
@@ -140,11 +149,10 @@ export class Fetcher {
   async readGroups<T>(
     wants: readonly RangeWant<T>[],
     signal: AbortSignal | undefined,
-    hints: Partial<ReadHints>,
+    hints: BatchHints,
     onGroup: (group: RangeGroup<T>, bytes: Uint8Array) => void,
   ): Promise<void> {
-    const h = { ...this.hints, ...hints };
-    const groups = coalesceRanges(wants, h.maxGap, h.maxSpan);
+    const { groups, concurrency, budget } = this.plan(wants, hints);
     if (groups.length === 1) {
       // One read (a single `get`): no scheduler, no second abort controller.
       const g = groups[0]!;
@@ -155,7 +163,22 @@ export class Fetcher {
       await this.readBatched(groups, signal, onGroup);
       return;
     }
-    await runBounded(groups, h.concurrency, async (group, inner) => onGroup(group, await this.read(group.offset, group.length, inner)), signal);
+    await runBounded(groups, concurrency, async (group, inner) => onGroup(group, await this.read(group.offset, group.length, inner)), signal, budget);
+  }
+
+  /**
+   * The reads for a batch: by cost when the reader has a model and the call
+   * does not ask for the fixed rule, else merged by maxGap / maxSpan.
+   */
+  private plan<T>(wants: readonly RangeWant<T>[], hints: BatchHints): { groups: RangeGroup<T>[]; concurrency: number; budget: number | undefined } {
+    const base = this.hints.cost;
+    if (!base || hints.maxGap !== undefined || hints.maxSpan !== undefined) {
+      const h = { ...this.hints, ...hints };
+      return { groups: coalesceRanges(wants, h.maxGap, h.maxSpan), concurrency: h.concurrency, budget: undefined };
+    }
+    const model: CostModel = { ...base, ...hints.costOverrides, ...(hints.concurrency !== undefined ? { maxConcurrency: hints.concurrency } : {}) };
+    const p = planReads(wants, model);
+    return { groups: p.groups, concurrency: p.concurrency, budget: model.maxInflightBytes };
   }
 
   /** Many groups through `source.readMany`, two batches in flight so decoding overlaps reading. */

@@ -3,6 +3,7 @@ import type { RangeSource, ReadHints } from "../io/source.js";
 import { openIndex } from "./archive-index.js";
 import type { ArchiveIndex, Tail } from "./archive-index.js";
 import type { CacheLink } from "./cache-link.js";
+import { loadHasher } from "../format/hash.js";
 import { Fetcher } from "./fetcher.js";
 import type { IoStats, TailRead } from "./fetcher.js";
 import { IndexBytes } from "./index-bytes.js";
@@ -50,6 +51,7 @@ export class Opening {
     let tail: TailRead;
     let warm = false;
     if (link) {
+      await loadHasher(); // cache values are framed with a checksum
       // Concurrent opens of one archive through one cache share one lookup and one tail read.
       const got = await link.shared(
         link.tailKey,
@@ -67,6 +69,8 @@ export class Opening {
     } else {
       tail = await fetcher.readTail(cfg.tailSize, signal);
     }
+    // The hash WebAssembly started loading at import: the tail read overlapped whatever was left of it.
+    await loadHasher();
     fetcher.adopt(tail);
     const bytes = new IndexBytes(fetcher, link);
     let index: ArchiveIndex;

@@ -1,18 +1,33 @@
 import { DesInvalidArgumentError } from "../errors.js";
 import type { IndexCache } from "../io/cache.js";
 import type { ExternalStore } from "../io/external.js";
-import type { ReadHints } from "../io/source.js";
 import type { ContentCacheOptions } from "./content-cache.js";
+import type { CostModel, CostWeights } from "../io/cost.js";
+import type { BatchHints } from "./fetcher.js";
 
 export interface ReaderOptions {
-  /** Bytes read from the end at open. Default 64 KiB. */
+  /**
+   * Bytes read from the end at open. Default: the source's `hints.tailBytes`
+   * (a local file: 4 KiB, the footer and a small root; S3 and HTTP: 64 KiB,
+   * which costs the same request as 4 KiB), else 64 KiB.
+   */
   tailSize?: number;
   /** Check data and meta checksums on every read (v2). Default true. */
   verify?: boolean;
-  /** Coalescing and concurrency; defaults come from the source (`source.hints`). */
+  /**
+   * The fixed coalescing rule: merge reads whose gap is at most `maxGap`,
+   * up to `maxSpan`. Setting either replaces planning by cost for this
+   * reader. Defaults come from the source (`source.hints`).
+   */
   maxGap?: number;
   maxSpan?: number;
   concurrency?: number;
+  /**
+   * Overrides of the source's cost model (`source.hints.cost`), by which
+   * batches are planned: fewest estimated wall time by default (see
+   * docs/performance.md).
+   */
+  cost?: Partial<CostModel>;
   /**
    * When `source` is a path: read with synchronous pread (see
    * `FileSourceOptions.syncReads`). Default false.
@@ -82,9 +97,12 @@ export interface ReadOptions {
 export interface ManyOptions extends ReadOptions {
   /** Names not in the archive: "throw" (default, before any data is read) or "skip". */
   missing?: "throw" | "skip";
+  /** The fixed coalescing rule for this call (see ReaderOptions.maxGap). */
   maxGap?: number;
   maxSpan?: number;
   concurrency?: number;
+  /** Overrides of the reader's cost model for this call. */
+  cost?: Partial<CostModel>;
   /** Overrides the reader's `maxBatchBytes` for this call. */
   maxBatchBytes?: number;
 }
@@ -112,6 +130,7 @@ function checkHints(o: { maxGap?: unknown; maxSpan?: unknown; concurrency?: unkn
   checkInt("concurrency", o.concurrency, 1, MAX_CONCURRENCY);
   checkInt("maxBatchBytes", o.maxBatchBytes, 1);
   checkBool("verify", o.verify);
+  checkCost((o as { cost?: Partial<CostModel> }).cost);
 }
 
 export function checkReaderOptions(o: ReaderOptions): void {
@@ -150,10 +169,35 @@ export function checkManyOptions(o: ManyOptions): void {
 }
 
 /** Per-call overrides of the reader's coalescing. */
-export function hintsOf(opts: ManyOptions): Partial<ReadHints> {
-  const h: { -readonly [K in keyof ReadHints]?: number } = {};
+export function hintsOf(opts: ManyOptions): BatchHints {
+  const h: { -readonly [K in keyof BatchHints]?: BatchHints[K] } = {};
   if (opts.maxGap !== undefined) h.maxGap = opts.maxGap;
   if (opts.maxSpan !== undefined) h.maxSpan = opts.maxSpan;
   if (opts.concurrency !== undefined) h.concurrency = opts.concurrency;
+  if (opts.cost !== undefined) h.costOverrides = opts.cost;
   return h;
+}
+
+
+/** Checks a (partial) cost model. */
+export function checkCost(c: Partial<CostModel> | undefined): void {
+  if (c === undefined) return;
+  if (c === null || typeof c !== "object") throw new DesInvalidArgumentError("cost must be an object");
+  const positive = (name: string, v: unknown): void => {
+    if (v !== undefined && (typeof v !== "number" || !(v > 0) || !Number.isFinite(v))) throw new DesInvalidArgumentError(`cost.${name} must be a positive number, got ${String(v)}`);
+  };
+  if (c.firstByteMs !== undefined && (typeof c.firstByteMs !== "number" || !(c.firstByteMs >= 0) || !Number.isFinite(c.firstByteMs))) {
+    throw new DesInvalidArgumentError(`cost.firstByteMs must be a non-negative number, got ${String(c.firstByteMs)}`);
+  }
+  positive("bytesPerMs", c.bytesPerMs);
+  positive("linkBytesPerMs", c.linkBytesPerMs);
+  checkInt("cost.maxConcurrency", c.maxConcurrency, 1, MAX_CONCURRENCY);
+  checkInt("cost.maxInflightBytes", c.maxInflightBytes, 1);
+  checkInt("cost.maxSpan", c.maxSpan, 1);
+  const o = c.objective;
+  if (o !== undefined && o !== "latency" && o !== "requests") {
+    const w = o as Partial<CostWeights> | null;
+    const ok = w !== null && typeof w === "object" && (["perRequest", "perByte", "perMs"] as const).every((k) => typeof w[k] === "number" && w[k]! >= 0 && Number.isFinite(w[k]));
+    if (!ok) throw new DesInvalidArgumentError(`cost.objective must be "latency", "requests" or { perRequest, perByte, perMs } (non-negative numbers)`);
+  }
 }

@@ -1,7 +1,8 @@
 import { Readable } from "node:stream";
 import { DesAbortedError, DesClosedError, DesInvalidArgumentError, DesNotFoundError } from "../errors.js";
 import { DEFAULT_TAIL_SIZE } from "../format/constants.js";
-import { loadHasher } from "../format/hash.js";
+import { REMOTE_COST } from "../io/cost.js";
+import type { CostModel } from "../io/cost.js";
 import type { MetaValue } from "../format/meta.js";
 import type { ReadHints, RangeSource } from "../io/source.js";
 import { FileSource } from "../sources/file.js";
@@ -85,18 +86,19 @@ export class DesReader {
   /** Opens an archive from a path or a RangeSource. */
   static async open(source: string | RangeSource, options: ReaderOptions = {}): Promise<DesReader> {
     checkReaderOptions(options);
-    await loadHasher();
     const ownsSource = typeof source === "string";
     const src = typeof source === "string" ? await FileSource.open(source, { syncReads: options.syncReads ?? false }) : source;
     try {
+      const cost = readerCost(src.hints, options);
       const hints: ReadHints = {
         maxGap: options.maxGap ?? src.hints.maxGap,
         maxSpan: options.maxSpan ?? src.hints.maxSpan,
         concurrency: options.concurrency ?? src.hints.concurrency,
+        ...(cost ? { cost } : {}),
       };
       let link = options.cache ? new CacheLink(options.cache, src.key, options.cacheTtlMs) : undefined;
       let cfg: OpeningConfig = {
-        tailSize: options.tailSize ?? DEFAULT_TAIL_SIZE,
+        tailSize: options.tailSize ?? src.hints.tailBytes ?? DEFAULT_TAIL_SIZE,
         pageCacheBytes: options.pageCacheBytes ?? DEFAULT_PAGE_CACHE_BYTES,
         hints,
         cache: link,
@@ -430,4 +432,16 @@ export class DesReader {
     await this.link?.flush();
     if (this.ownsSource) await this.source.close?.();
   }
+}
+
+/**
+ * The reader's cost model: the source's, with the reader's overrides (on
+ * REMOTE_COST when the source states none). A reader given maxGap or maxSpan
+ * and no cost keeps the fixed rule.
+ */
+function readerCost(hints: ReadHints, options: ReaderOptions): CostModel | undefined {
+  const concurrency = options.concurrency !== undefined ? { maxConcurrency: options.concurrency } : {};
+  if (options.cost) return { ...(hints.cost ?? REMOTE_COST), ...concurrency, ...options.cost };
+  if (options.maxGap !== undefined || options.maxSpan !== undefined || !hints.cost) return undefined;
+  return { ...hints.cost, ...concurrency };
 }
