@@ -254,17 +254,17 @@ class V2Index implements ArchiveIndex {
       let m = 0;
       for (let k = 0; k < ids.length; k++) {
         const id = ids[k]!;
-        let page: DecodedPage | undefined = cached[k]?.decodeAll();
-        if (!page) {
-          const bytes = raw?.[m++];
-          if (!bytes) continue;
-          try {
-            page = this.decodeForWalk(id, bytes);
-          } catch (e) {
-            if (!onBadPage) throw e;
-            onBadPage(id, e as Error);
-            continue;
-          }
+        const view = cached[k];
+        const bytes = view ? undefined : raw?.[m++];
+        if (!view && !bytes) continue;
+        let page: DecodedPage;
+        try {
+          // A cached view was checked as a page; its records are checked only now.
+          page = view ? view.decodeAll() : this.decodeForWalk(id, bytes!);
+        } catch (e) {
+          if (!onBadPage) throw e;
+          onBadPage(id, e as Error);
+          continue;
         }
         yield { id, page };
       }
