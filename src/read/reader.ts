@@ -3,6 +3,7 @@ import { DesClosedError, DesInvalidArgumentError, DesNotFoundError } from "../er
 import { DEFAULT_TAIL_SIZE } from "../format/constants.js";
 import { loadHasher } from "../format/hash.js";
 import type { MetaValue } from "../format/meta.js";
+import type { EntryRecord } from "../format/record.js";
 import type { ReadHints, RangeSource } from "../io/source.js";
 import { FileSource } from "../sources/file.js";
 import { deliveries } from "./deliveries.js";
@@ -129,12 +130,22 @@ export class DesReader {
     return this.openings.run(op, signal, mayRetry);
   }
 
+  /** The record of `name` in opening `o`: no I/O when its page is decoded; null when absent. */
+  private async find(o: Opening, name: string, signal?: AbortSignal): Promise<EntryRecord | null> {
+    const rec = o.index.peek(name);
+    return rec !== undefined ? rec : ((await o.index.lookupMany([name], signal))[0] ?? null);
+  }
+
   async has(name: string, opts: { signal?: AbortSignal } = {}): Promise<boolean> {
-    return this.run(async (o) => (await o.index.lookupMany([name], opts.signal))[0] !== undefined, opts.signal);
+    return this.run(async (o) => (await this.find(o, name, opts.signal)) !== null, opts.signal);
   }
 
   async stat(name: string, opts: { signal?: AbortSignal } = {}): Promise<EntryStat> {
-    return this.run(async (o) => toStat((await lookup(o, [name], "throw", opts.signal))[0]!), opts.signal);
+    return this.run(async (o) => {
+      const rec = await this.find(o, name, opts.signal);
+      if (rec === null) throw new DesNotFoundError(name);
+      return toStat(rec);
+    }, opts.signal);
   }
 
   /** Live names: v1 in the order first added, v2 sorted by UTF-8 bytes. Reads only the index. */
@@ -171,6 +182,7 @@ export class DesReader {
     const verify = opts.verify ?? this.verifyDefault;
     const signal = opts.signal;
     return this.run(async (o) => {
+      // Inline rather than `find`: one async frame less per pending get.
       let rec = o.index.peek(name);
       if (rec === undefined) rec = (await o.index.lookupMany([name], signal))[0] ?? null;
       if (rec === null) throw new DesNotFoundError(name);
