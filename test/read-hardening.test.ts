@@ -76,6 +76,17 @@ describe("U+FEFF at the start of a name is kept (issue 7.1)", () => {
   });
 });
 
+describe("U+FEFF at the start of a v2 meta string or key is kept (issue 7.1)", () => {
+  it("short and long (over 200 bytes, where the MessagePack library decodes with a default TextDecoder)", async () => {
+    const meta: Record<string, string> = {};
+    for (const n of [1, 50, 199, 200, 201, 300, 5000]) meta[`\ufeff${"k".repeat(n)}`] = `\ufeff${"v".repeat(n)}`;
+    meta["plain"] = "\ufeff\ufeff" + "x".repeat(400);
+    const bytes = await archive({}, async (w) => w.add("a", enc("x"), { meta }));
+    const r = await DesReader.open(new MemorySource(bytes));
+    expect(await r.getMeta("a")).toEqual(meta);
+  });
+});
+
 describe("numeric options are validated (issue 7.8)", () => {
   it("refuses bad reader options with DES_INVALID_ARGUMENT", async () => {
     const bytes = await archive({}, async (w) => w.add("a", enc("x")));

@@ -45,12 +45,17 @@ export class Opening {
     return this.tail.size;
   }
 
-  static async load(source: RangeSource, cfg: OpeningConfig, signal?: AbortSignal): Promise<Opening> {
+  /** Opens from the cached tail when there is one, unless `fresh` (a reopen after a change reads the source). */
+  static async load(source: RangeSource, cfg: OpeningConfig, signal?: AbortSignal, fresh = false): Promise<Opening> {
     const fetcher = new Fetcher(source, cfg.hints);
     const link = cfg.cache;
     let tail: TailRead;
     let warm = false;
-    if (link) {
+    if (link && fresh) {
+      tail = await fetcher.readTail(cfg.tailSize, signal);
+      await loadHasher(); // cache values are framed with a checksum
+      link.putTail(tail);
+    } else if (link) {
       await loadHasher(); // cache values are framed with a checksum
       // Concurrent opens of one archive through one cache share one lookup and one tail read.
       const got = await link.shared(
@@ -150,7 +155,7 @@ export class Openings {
       const t = new SharedTask<Opening>(async (sig) => {
         // The cached tail and pages describe the old object: drop them before reading the new one.
         await this.cfg.cache?.purge();
-        const next = await Opening.load(this.source, this.cfg, sig);
+        const next = await Opening.load(this.source, this.cfg, sig, true);
         const s = stale.fetcher.stats;
         this.retired.requests += s.requests;
         this.retired.bytes += s.bytes;
