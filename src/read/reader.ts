@@ -228,10 +228,11 @@ export class DesReader {
         return fetchExternal(r, key, this.batch.external, verify, signal);
       }
       if (rec.storedSize === 0) return new Uint8Array(0);
-      const cached = this.batch.content?.get(o, rec);
-      if (cached) return cached;
+      const content = this.batch.content;
+      const hot = content?.get(o, rec);
+      if (hot) return hot;
       const body = decodeBody(rec, await o.fetcher.read(rec.dataOffset, rec.storedSize, signal), verify);
-      if (verify) this.batch.content?.set(o, rec, body);
+      if (verify) content?.set(o, rec, body);
       return body;
     }, signal);
   }
