@@ -9,7 +9,7 @@ import { FLAG_COMPRESSED, FLAG_TOMBSTONE, V2_FOOTER_SIZE, codecId } from "../for
 import type { Compression } from "../format/constants.js";
 import { encodeMetaV2 } from "../format/meta.js";
 import type { ByteSink } from "../io/sink.js";
-import { scanRecords, spaceUsage } from "../read/generations.js";
+import { scanPages, spaceUsage } from "../read/generations.js";
 import type { OpenedGeneration } from "../read/generations.js";
 import { GenerationWriter, NameArena, carriedRecord, checkName } from "./generation.js";
 import { closeBody, openBody } from "./body.js";
@@ -92,10 +92,14 @@ export class DesAppendWriter {
    */
   static async begin(sink: AppendSink, base: OpenedGeneration, opts: AppendOptions, signal?: AbortSignal): Promise<DesAppendWriter> {
     const w = new DesAppendWriter(sink, base, opts);
-    const names = new NameArena();
-    for await (const r of scanRecords(base, signal)) {
-      if (r.flags & FLAG_TOMBSTONE) continue; // tombstones of earlier generations are not carried (spec 3.8.1)
-      w.gen.keep(r.name, carriedRecord(r, names));
+    const arena = new NameArena();
+    for await (const page of scanPages(base, signal)) {
+      const { records, names } = page;
+      for (let i = 0; i < records.length; i++) {
+        const r = records[i]!;
+        if (r.flags & FLAG_TOMBSTONE) continue; // tombstones of earlier generations are not carried (spec 3.8.1)
+        w.gen.keep(r.name, carriedRecord(r, names?.[i] ?? arena));
+      }
     }
     return w;
   }

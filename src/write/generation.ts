@@ -93,12 +93,12 @@ export function checkName(name: string): Uint8Array {
 }
 
 /** A decoded record as the index builder's input, refusing what this writer could not carry over byte for byte. */
-export function carriedRecord(r: EntryRecord, names?: NameArena): PendingRecord {
+export function carriedRecord(r: EntryRecord, names?: NameArena | Uint8Array): PendingRecord {
   if (r.flags & ~KNOWN_FLAGS || r.compression === undefined) {
     throw new DesUnsupportedError(`entry ${JSON.stringify(r.name)} uses flags or a codec this writer does not know; it cannot be carried into a new generation`);
   }
   return record(
-    names ? names.encode(r.name) : utf8Encode(r.name),
+    names instanceof Uint8Array ? names : names ? names.encode(r.name) : utf8Encode(r.name),
     r.flags,
     codecId(r.compression),
     r.size,
