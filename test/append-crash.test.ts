@@ -187,6 +187,19 @@ describe("append abort, failure and the lock", () => {
     expect(got.entries.size).toBe(62);
   });
 
+  it("a lock from another host is never broken; recoverArchive respects the lock too", async () => {
+    const file = path.join(dir, "foreign.des");
+    await DesWriter.write(file, {}, fillBase);
+    fs.writeFileSync(`${file}.des-lock`, JSON.stringify({ pid: 1, host: "some-other-host", since: "2026-01-01T00:00:00.000Z" }));
+    const err = await DesWriter.append(file).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DesLockedError);
+    expect((err as DesLockedError).holder).toMatchObject({ host: "some-other-host", pid: 1 });
+    await expect(recoverArchive(file)).rejects.toBeInstanceOf(DesLockedError);
+    expect(fs.existsSync(`${file}.des-lock`)).toBe(true);
+    fs.rmSync(`${file}.des-lock`);
+    expect(await recoverArchive(file)).toBe("clean");
+  });
+
   it("an append with no changes writes nothing", async () => {
     const file = path.join(dir, "noop.des");
     await DesWriter.write(file, {}, fillBase);
