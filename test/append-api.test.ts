@@ -90,6 +90,8 @@ describe("DesWriter.append", () => {
     await expect(w.delete("nope")).rejects.toBeInstanceOf(DesNotFoundError);
     await expect(w.add("", enc("x"))).rejects.toMatchObject({ code: "DES_INVALID_ARGUMENT" });
     await expect(w.add("a\0b", enc("x"))).rejects.toMatchObject({ code: "DES_INVALID_ARGUMENT" });
+    await expect(w.add("z", enc("x"), { compress: "zstd" as "gzip" })).rejects.toMatchObject({ code: "DES_INVALID_ARGUMENT" });
+    await expect(w.add("z", 42 as unknown as Uint8Array)).rejects.toMatchObject({ code: "DES_INVALID_ARGUMENT" });
     // Added then deleted in the same generation: gone, nothing else changes.
     await w.add("temp", enc("t"));
     await w.delete("temp");

@@ -13,6 +13,7 @@ import { scanPages, spaceUsage } from "../read/generations.js";
 import type { OpenedGeneration } from "../read/generations.js";
 import { GenerationWriter, NameArena, carriedRecord, checkName } from "./generation.js";
 import { closeBody, openBody } from "./body.js";
+import { checkCompression, checkCount, checkLevel } from "./options.js";
 import type { Body, EntryData } from "./body.js";
 import { writeInternal } from "./store-body.js";
 
@@ -168,7 +169,8 @@ export class DesAppendWriter {
     if (this.gen.isLive(name)) {
       throw new DesDuplicateError(name);
     }
-    const compression = opts.compress ?? this.opts.compress ?? "none";
+    const compression = checkCompression(opts.compress ?? this.opts.compress ?? "none", 2, JSON.stringify(name));
+    checkLevel(compression, checkCount("compressLevel", this.opts.compressLevel, 0, 11));
     const metaBytes = opts.meta !== undefined ? encodeMetaV2(opts.meta) : undefined;
     throwIfAborted(opts.signal);
     // A body that is not one is refused before anything is written: the append stays usable.
