@@ -10,7 +10,8 @@ import type { OpeningConfig } from "./opening.js";
 import { DesFormatError, DesInvalidArgumentError } from "../errors.js";
 import { FLAG_EXTERNAL, FLAG_TOMBSTONE, HEADER_SIZE, V1_FOOTER_SIZE, V2_FOOTER_SIZE } from "../format/constants.js";
 import type { EntryRecord } from "../format/record.js";
-import { decodeV2Footer } from "../format/v2/footer.js";
+import { decodeRoot, decodeV2Footer, rootLength, rootOffset } from "../format/v2/footer.js";
+import { decodePage } from "../format/v2/page.js";
 import type { V2Footer } from "../format/v2/footer.js";
 import { PrefixSource } from "./prefix.js";
 import type { RangeSource, ReadHints } from "../io/source.js";
@@ -142,10 +143,43 @@ export async function listGenerations(g: Pick<OpenedGeneration, "footer" | "size
   });
 }
 
+/**
+ * Every record of a v2 opening, tombstones included, page by page: the pages
+ * are read in a few large sequential reads and decoded (checksums and all
+ * of section 3.6's page checks) without the name maps and cache a lookup
+ * keeps. For the writers, which need every record exactly once.
+ */
+export async function* scanRecords(g: Pick<OpenedGeneration, "footer" | "fetcher" | "index">, signal?: AbortSignal): AsyncGenerator<EntryRecord> {
+  for await (const page of scanPages(g, signal)) yield* page.records;
+}
+
+/** `scanRecords` by page, with each record's name bytes (views into the pages read: no re-encoding). */
+export async function* scanPages(g: Pick<OpenedGeneration, "footer" | "fetcher" | "index">, signal?: AbortSignal): AsyncGenerator<{ readonly records: readonly EntryRecord[]; readonly names: readonly Uint8Array[] | undefined }> {
+  const f = g.footer;
+  if (!f) {
+    const records: EntryRecord[] = [];
+    for await (const r of g.index.allRecords(signal)) records.push(r);
+    yield { records, names: undefined };
+    return;
+  }
+  const table = decodeRoot(await g.fetcher.read(rootOffset(f), rootLength(f), signal), f);
+  const P = table.lengths.length;
+  for (let p = 0; p < P; ) {
+    let q = p;
+    let bytes = 0;
+    while (q < P && (q === p || bytes + table.lengths[q]! <= SCAN_BYTES)) bytes += table.lengths[q++]!;
+    const chunk = await g.fetcher.read(table.offsets[p]!, bytes, signal);
+    for (let i = p, at = 0; i < q; at += table.lengths[i++]!) yield decodePage(chunk.subarray(at, at + table.lengths[i]!), i, f);
+    p = q;
+  }
+}
+
+const SCAN_BYTES = 4 << 20;
+
 /** The records a reader of this opening sees: last record per name, tombstones and superseded v1 duplicates dropped. */
-export async function* liveRecords(index: ArchiveIndex, signal?: AbortSignal): AsyncGenerator<EntryRecord> {
+export async function* liveRecords(index: ArchiveIndex, signal?: AbortSignal, g?: Pick<OpenedGeneration, "footer" | "fetcher" | "index">): AsyncGenerator<EntryRecord> {
   if (index.version === 2) {
-    for await (const r of index.allRecords(signal)) if ((r.flags & FLAG_TOMBSTONE) === 0) yield r;
+    for await (const r of g ? scanRecords(g, signal) : index.allRecords(signal)) if ((r.flags & FLAG_TOMBSTONE) === 0) yield r;
     return;
   }
   const last = new Map<string, EntryRecord>();

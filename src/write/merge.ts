@@ -31,7 +31,7 @@ export async function merge(sources: readonly (string | RangeSource)[], target: 
     const winner = new Map<string, { source: number; rec: EntryRecord }>();
     let dropped = 0;
     for (let k = 0; k < opened.length; k++) {
-      for await (const r of liveRecords(opened[k]!.opened.index, opts.signal)) {
+      for await (const r of liveRecords(opened[k]!.opened.index, opts.signal, opened[k]!.opened)) {
         if (opts.filter && !opts.filter(repackEntry(r))) {
           dropped++;
           continue;

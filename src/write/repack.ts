@@ -231,7 +231,7 @@ export async function repack(source: string | RangeSource, target: string | Byte
   try {
     const keep: EntryRecord[] = [];
     let dropped = 0;
-    for await (const r of liveRecords(opened.index, opts.signal)) {
+    for await (const r of liveRecords(opened.index, opts.signal, opened)) {
       if (!opts.filter || opts.filter(repackEntry(r))) keep.push(r);
       else dropped++;
     }
