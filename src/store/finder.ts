@@ -65,6 +65,11 @@ export class PartFinder {
     return (await this.list(day, shard)).parts;
   }
 
+  /** Keys of the parts that may hold a name with this node and F, most specific first (cached listing). */
+  async candidates(day: string, shard: number, nodeId: number, f: number): Promise<string[]> {
+    return candidateParts(await this.parts(day, shard), nodeId, f).map((p) => p.key);
+  }
+
   /** Records a part this process just sealed, so reading it needs no new listing. */
   added(part: PartKey): void {
     const l = this.listings.get(shardPrefix(part.day, part.shard, this.bits, this.layout));

@@ -17,8 +17,8 @@ import { compactParts } from "./compact.js";
 import { PartFinder } from "./finder.js";
 import { Journal, encodeRecord, scanJournal, syncDir } from "./journal.js";
 import type { JournalRecord, Watermark } from "./journal.js";
-import { parseDayKey } from "./layout.js";
-import type { ShardLayout } from "./layout.js";
+import { candidateParts, parseDayKey } from "./layout.js";
+import type { PartKey, ShardLayout } from "./layout.js";
 import { LockFile } from "./lock.js";
 import { FolderParts, LocationParts } from "./parts.js";
 import type { PartBackend } from "./parts.js";
@@ -398,23 +398,64 @@ export class DailyShardedDesStore {
         for (const w of g.wants) out.set(w.item, sliceWant(g, bytes, w));
       }
     }
-    const byPart = new Map<string, string[]>();
-    await Promise.all(
-      rest.map(async (name) => {
-        const key = await this.sealed(name, async (r, k) => ((await r.has(name)) ? k : undefined));
-        if (key === undefined) throw new DesNotFoundError(name);
-        let l = byPart.get(key);
-        if (!l) byPart.set(key, (l = []));
-        l.push(name);
-      }),
-    );
-    for (const [key, list] of byPart) {
-      jobs.push(this.finder.withReader(key, async (r) => {
-        for (const [n, b] of await r.getMany(list)) out.set(n, b);
-      }));
-    }
+    jobs.push(this.getManySealed(rest, out));
     await Promise.all(jobs);
     return out;
+  }
+
+  /**
+   * Sealed names: each goes to its first candidate part; every part gets one
+   * `getMany` (one coalesced batch) for all names sent to it; names a part
+   * did not hold go on to their next candidate. Names left over take the
+   * single-name path (which lists again when the listing is stale).
+   */
+  private async getManySealed(names: readonly string[], out: Map<string, Uint8Array>): Promise<void> {
+    const parsed = names.map((name) => ({ name, ...this.parsed(name) }));
+    const listings = new Map<string, Promise<PartKey[]>>();
+    for (const { p, shard } of parsed) {
+      const id = `${p.day}/${shard}`;
+      if (!listings.has(id)) listings.set(id, this.finder.parts(p.day, shard));
+    }
+    const parts = new Map<string, PartKey[]>();
+    await Promise.all([...listings].map(async ([id, l]) => parts.set(id, await l)));
+    const todo = parsed.map(({ name, p, shard }) => ({
+      name,
+      cands: candidateParts(parts.get(`${p.day}/${shard}`)!, p.nodeId, p.f).map((c) => c.key),
+      at: 0,
+    }));
+    let pending = todo;
+    while (pending.length > 0) {
+      const byPart = new Map<string, typeof todo>();
+      const leftover: typeof todo = [];
+      for (const t of pending) {
+        const key = t.cands[t.at];
+        if (key === undefined) {
+          leftover.push(t);
+          continue;
+        }
+        let l = byPart.get(key);
+        if (!l) byPart.set(key, (l = []));
+        l.push(t);
+      }
+      const again: typeof todo = [];
+      await Promise.all(
+        [...byPart].map(([key, list]) =>
+          this.finder.withReader(key, async (r) => {
+            const got = await r.getMany(list.map((t) => t.name), { missing: "skip" });
+            for (const t of list) {
+              const b = got.get(t.name);
+              if (b) out.set(t.name, b);
+              else {
+                t.at++;
+                again.push(t);
+              }
+            }
+          }),
+        ),
+      );
+      for (const t of leftover) out.set(t.name, await this.get(t.name));
+      pending = again;
+    }
   }
 
   /** Every name of a day (`YYYY-MM-DD`), sealed or not, sorted. */

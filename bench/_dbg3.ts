@@ -1,0 +1,32 @@
+import fs from "node:fs"; import os from "node:os"; import path from "node:path";
+import { DailyShardedDesStore, parseName, shardFromName, DesReader } from "../src/index.js";
+function body(k: number): Uint8Array { const len = (k * 131) % 256; const b = new Uint8Array(len); for (let i = 0; i < len; i++) b[i] = (k + i * 31) & 0xff; return b; }
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nb-"));
+const store = await DailyShardedDesStore.open({ location: dir, nodeId: 4, shardBits: 8 });
+const N = 100_000; const names = new Array<string>(N); let next = 0;
+await Promise.all(Array.from({ length: 64 }, async () => { while (next < N) { const k = next++; names[k] = await store.put(body(k)); } }));
+await store.flush();
+let t = performance.now();
+for (const n of names) { parseName(n); shardFromName(n, 8); }
+console.log("parse+shard 100k", performance.now() - t);
+const day = parseName(names[0]!).day;
+const files = fs.readdirSync(path.join(dir, day));
+const readers = await Promise.all(files.map((f) => DesReader.open(path.join(dir, day, f), { syncReads: true })));
+const lists = await Promise.all(readers.map((r) => r.list()));
+t = performance.now();
+for (let i = 0; i < readers.length; i++) await readers[i]!.getMany(lists[i]!.slice(0, 78), { missing: "skip" });
+console.log("256 x getMany(78)", performance.now() - t);
+t = performance.now();
+await Promise.all(readers.map((r, i) => r.getMany(lists[i]!.slice(0, 78), { missing: "skip" })));
+console.log("256 x getMany(78) parallel", performance.now() - t);
+t = performance.now();
+for (let i = 0; i < readers.length; i++) for (const n of lists[i]!.slice(0, 78)) await readers[i]!.get(n);
+console.log("20k single gets", performance.now() - t);
+t = performance.now();
+await store.getMany(names.slice(0, 20000));
+console.log("store.getMany 20k", performance.now() - t);
+t = performance.now();
+await store.getMany(names.slice(20000, 40000));
+console.log("store.getMany 20k", performance.now() - t);
+await store.close();
+fs.rmSync(dir, { recursive: true });
