@@ -244,10 +244,7 @@ export class DailyShardedDesStore {
         continue;
       }
       const wait = this.active.room(data.length + name0Overhead);
-      if (wait) {
-        await wait;
-        continue;
-      }
+      if (wait) await wait; // woken with room promised to this put: no second check
       break;
     }
     this.ensureOpen();
