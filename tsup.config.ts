@@ -3,7 +3,7 @@ import { defineConfig } from "tsup";
 export default defineConfig([
   {
     // The library: ESM + CJS + types. Each entry is a subpath export.
-    entry: { index: "src/index.ts", s3: "src/s3/index.ts" },
+    entry: { index: "src/index.ts", s3: "src/s3/index.ts", redis: "src/redis/index.ts" },
     format: ["esm", "cjs"],
     dts: true,
     sourcemap: true,

@@ -67,6 +67,8 @@ export interface ReadOptions {
   signal?: AbortSignal;
   /** Overrides the reader's `verify` for this call. */
   verify?: boolean;
+  /** getMeta / getMetaMany of v1 entries: objects as Maps in document order (Python's key order and integer-like keys kept). */
+  maps?: boolean;
 }
 
 export interface ManyOptions extends ReadOptions {
@@ -441,7 +443,7 @@ export class DesReader {
         else wants.push({ offset: r.metaOffset, length: r.metaLength, item: r });
       }
       await s.fetcher.readGroups(wants, signal, hintsOf(opts), (group, bytes) => {
-        for (const w of group.wants) got.set(w.item.name, decodeMeta(s.index.version, w.item, sliceWant(group, bytes, w), verify));
+        for (const w of group.wants) got.set(w.item.name, decodeMeta(s.index.version, w.item, sliceWant(group, bytes, w), verify, opts.maps));
       });
       const ordered = new Map<string, MetaValue | undefined>();
       for (const r of recs) ordered.set(r.name, got.get(r.name));
@@ -705,8 +707,8 @@ function decodeBody(rec: EntryRecord, stored: Uint8Array, verify: boolean): Uint
   return decompressSync(rec.compression ?? "none", stored, rec.size, rec.name);
 }
 
-function decodeMeta(version: 1 | 2, rec: EntryRecord, bytes: Uint8Array, verify: boolean): MetaValue {
-  if (version === 1) return decodeMetaV1(bytes, rec.name);
+function decodeMeta(version: 1 | 2, rec: EntryRecord, bytes: Uint8Array, verify: boolean, maps = false): MetaValue {
+  if (version === 1) return decodeMetaV1(bytes, rec.name, { maps });
   if (verify && xxh64(bytes) !== rec.metaHash) {
     throw new DesChecksumError({ kind: "meta", name: rec.name });
   }

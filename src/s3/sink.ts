@@ -3,7 +3,7 @@ import { once } from "node:events";
 import { PassThrough } from "node:stream";
 import { AbortMultipartUploadCommand, HeadObjectCommand } from "@aws-sdk/client-s3";
 import type { CompleteMultipartUploadCommandOutput, S3Client } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
+import type { Upload } from "@aws-sdk/lib-storage";
 import { DesAbortedError, DesError, DesExistsError, DesInvalidArgumentError, DesIoError } from "../errors.js";
 import { DesReader } from "../read/reader.js";
 import type { ByteSink } from "../io/sink.js";
@@ -12,6 +12,7 @@ import type { WriterOptions } from "../write/writer.js";
 import { describeS3Error, isNotFound, isPreconditionFailed, s3Status } from "./errors.js";
 import { S3ExternalStore } from "./external.js";
 import { S3Source } from "./source.js";
+import { loadUpload } from "./lib-storage.js";
 
 const MIB = 1 << 20;
 /** S3's smallest part (except the last). */
@@ -122,12 +123,12 @@ export class S3Sink implements ByteSink {
   /** Set after commit. */
   result: S3UploadResult | undefined;
 
-  private constructor(target: S3WriteTarget, partSize: number, queueSize: number) {
+  private constructor(target: S3WriteTarget, partSize: number, queueSize: number, UploadClass: typeof Upload) {
     this.target = target;
     this.location = `s3://${target.bucket}/${target.key}`;
     this.stage = new Uint8Array(STAGE);
     this.body = new PassThrough({ highWaterMark: STAGE });
-    this.upload = new Upload({
+    this.upload = new UploadClass({
       client: target.client,
       params: {
         Bucket: target.bucket,
@@ -149,8 +150,9 @@ export class S3Sink implements ByteSink {
   /** Starts an upload to `target` (refusing an existing key unless `overwrite`). */
   static async create(target: S3WriteTarget): Promise<S3Sink> {
     const { partSize, queueSize } = checkTarget(target);
+    const UploadClass = await loadUpload();
     await refuseExisting(target);
-    return new S3Sink(target, partSize, queueSize);
+    return new S3Sink(target, partSize, queueSize, UploadClass);
   }
 
   /** Bytes accepted so far. */
@@ -277,8 +279,9 @@ export async function uploadArchive(path: string, target: S3WriteTarget): Promis
   await local.close();
   await refuseExisting(target);
   const location = `s3://${target.bucket}/${target.key}`;
+  const UploadClass = await loadUpload();
   const body = fs.createReadStream(path, { highWaterMark: MIB });
-  const upload = new Upload({
+  const upload = new UploadClass({
     client: target.client,
     params: {
       Bucket: target.bucket,
