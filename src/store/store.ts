@@ -5,6 +5,7 @@ import { loadHasher } from "../format/hash.js";
 import { decodeMetaV2, encodeMetaV2 } from "../format/meta.js";
 import type { MetaValue } from "../format/meta.js";
 import type { Location } from "../io/location.js";
+import { FolderLocation } from "../locations/folder.js";
 import { coalesceRanges, sliceWant } from "../read/coalesce.js";
 import type { DesReader } from "../read/reader.js";
 import { checkByte } from "../naming/name.js";
@@ -156,13 +157,14 @@ export class DailyShardedDesStore {
     };
     let backend: PartBackend;
     let spool: string;
-    if (typeof opts.location === "string") {
-      backend = new FolderParts(opts.location);
-      spool = path.resolve(opts.spoolDir ?? path.join(opts.location, "_spool"));
+    const folder = typeof opts.location === "string" ? opts.location : opts.location instanceof FolderLocation ? opts.location.root : undefined;
+    if (folder !== undefined) {
+      backend = new FolderParts(folder);
+      spool = path.resolve(opts.spoolDir ?? path.join(folder, "_spool"));
     } else {
       if (opts.spoolDir === undefined) throw new DesInvalidArgumentError("a store on a Location needs a local spoolDir");
       spool = path.resolve(opts.spoolDir);
-      backend = new LocationParts(opts.location, path.join(spool, `n${hex2(nodeId)}`, "sealed"));
+      backend = new LocationParts(opts.location as Location, path.join(spool, `n${hex2(nodeId)}`, "sealed"));
     }
     const journalDir = path.join(spool, `n${hex2(nodeId)}`);
     await fs.promises.mkdir(journalDir, { recursive: true });
