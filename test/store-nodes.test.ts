@@ -3,7 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { DailyShardedDesStore, DesReader, parseName } from "../src/index.js";
+import { DailyShardedDesStore, DesLockedError, DesReader, parseName } from "../src/index.js";
 import { blobFor, sameBytes } from "./helpers/store-data.js";
 import { tempDir } from "./helpers/tmp.js";
 
@@ -59,5 +59,29 @@ describe("several nodes on one folder", () => {
     for (const day of days) for (const n of await reader.list(day)) listed.add(n);
     expect(listed).toEqual(new Set(all.keys()));
     await reader.close();
+  });
+
+  it("a second process with the same node id on one folder fails with DesLockedError naming the holder", async () => {
+    const dir = tempDir();
+    const child = spawn(process.execPath, ["--import", "tsx", CHILD, dir, "4", "100000000", "1", "100000"], { stdio: ["ignore", "pipe", "inherit"] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.setEncoding("utf8");
+        child.stdout.on("data", (d: string) => d.includes("ready") && resolve());
+        child.once("exit", () => reject(new Error("child exited early")));
+      });
+      const err = await DailyShardedDesStore.open({ location: dir, nodeId: 4 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DesLockedError);
+      expect((err as DesLockedError).code).toBe("DES_LOCKED");
+      expect((err as DesLockedError).holderPid).toBe(child.pid);
+      const other = await DailyShardedDesStore.open({ location: dir, nodeId: 5 });
+      await other.close();
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once("exit", r));
+        child.kill("SIGKILL");
+        await exited;
+      }
+    }
   });
 });
