@@ -57,7 +57,7 @@ describe("crash safety", () => {
     const rnd = rngFor(20251201);
     const acknowledged = new Map<string, number>();
     const CONC = 16;
-    for (let round = 0; round < 4; round++) {
+    for (let round = 0; round < 3; round++) {
       const run = startChild([dir, "3", "1000000", String(CONC), "400"]);
       await run.firstPut; 
       await new Promise((r) => setTimeout(r, 50 + Math.floor(rnd() * 400)));

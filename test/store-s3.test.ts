@@ -120,7 +120,7 @@ describe("DailyShardedDesStore on S3 (moto)", () => {
     const run = (node: string): Promise<Map<string, number>> =>
       new Promise((resolve, reject) => {
         const where = `s3|${moto!.endpoint}|${BUCKET}|three|${tempDir()}`;
-        const child = spawn(process.execPath, ["--import", "tsx", CHILD, where, node, "400", "8", "150", "close"], { stdio: ["ignore", "pipe", "inherit"] });
+        const child = spawn(process.execPath, ["--import", "tsx", CHILD, where, node, "250", "8", "100", "close"], { stdio: ["ignore", "pipe", "inherit"] });
         let out = "";
         child.stdout.setEncoding("utf8");
         child.stdout.on("data", (d: string) => (out += d));
@@ -135,7 +135,7 @@ describe("DailyShardedDesStore on S3 (moto)", () => {
         });
       });
     const [a, b] = await Promise.all([run("1"), run("2")]);
-    expect(a.size + b.size).toBe(800);
+    expect(a.size + b.size).toBe(500);
     for (const n of a.keys()) expect(b.has(n)).toBe(false);
     const days = new Set([...a.keys(), ...b.keys()].map((n) => parseName(n).day));
     const objects = new Map<string, string>();
