@@ -115,11 +115,14 @@ export class DailyShardedDesStore {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private failure: unknown;
+  private sealFailure: unknown;
   private puts = 0;
   private commits = 0;
   private sealedJournals = 0;
   private sealedParts = 0;
   private peakQueued = 0;
+  /** Journals rotated out and not yet sealed (their commits count in stats). */
+  private readonly unsealed = new Set<Journal>();
 
   private constructor(
     opts: DailyStoreOptions,
@@ -226,7 +229,9 @@ export class DailyShardedDesStore {
   }
 
   get stats(): StoreStats {
-    return { puts: this.puts, commits: this.commits + this.active.commits, peakQueuedBytes: Math.max(this.peakQueued, this.active.peakQueuedBytes), sealedJournals: this.sealedJournals, sealedParts: this.sealedParts, listings: this.finder.listCalls };
+    let commits = this.commits + this.active.commits;
+    for (const j of this.unsealed) if (j !== this.active) commits += j.commits;
+    return { puts: this.puts, commits, peakQueuedBytes: Math.max(this.peakQueued, this.active.peakQueuedBytes), sealedJournals: this.sealedJournals, sealedParts: this.sealedParts, listings: this.finder.listCalls };
   }
 
   private ensureOpen(): void {
@@ -292,9 +297,11 @@ export class DailyShardedDesStore {
 
   /** Queues a full journal for sealing into parts; seals run one at a time. */
   private seal(j: Journal): void {
+    this.unsealed.add(j);
     const run = this.sealChain.then(async () => {
       await j.drain();
       if (j.failed !== undefined) throw j.failed;
+      this.unsealed.delete(j);
       this.commits += j.commits;
       this.peakQueued = Math.max(this.peakQueued, j.peakQueuedBytes);
       const bytes = await j.readAll();
@@ -307,8 +314,10 @@ export class DailyShardedDesStore {
       this.sealedJournals++;
       this.sealedParts += parts.length;
     });
+    // A failed seal (an upload that failed, say) does not stop puts: the journal stays on disk and in
+    // memory, is served from there, and is sealed again on the next open. flush() and close() report it.
     this.sealChain = run.catch((e) => {
-      this.failure ??= e;
+      this.sealFailure ??= e;
     });
     this.seals.add(run);
     const done = (): void => void this.seals.delete(run);
@@ -320,7 +329,9 @@ export class DailyShardedDesStore {
     this.ensureOpen();
     await this.rotate();
     await this.sealChain;
-    if (this.failure !== undefined) throw new DesIoError("sealing failed", { cause: this.failure });
+    const e = this.failure ?? this.sealFailure;
+    this.sealFailure = undefined;
+    if (e !== undefined) throw new DesIoError(`sealing failed: ${(e as Error).message}`, { cause: e });
   }
 
   private parsed(name: string): { p: ParsedName; shard: number } {
@@ -499,7 +510,8 @@ export class DailyShardedDesStore {
       await this.finder.close();
       this.lock.release();
     }
-    if (this.failure !== undefined) throw new DesIoError("the store failed while sealing", { cause: this.failure });
+    const e = this.failure ?? this.sealFailure;
+    if (e !== undefined) throw new DesIoError(`the store failed while sealing: ${(e as Error).message}`, { cause: e });
   }
 }
 
