@@ -57,7 +57,11 @@ export const benchmark: Benchmark = {
       const naiveN = 4000;
       const naive = await pool(naiveN, (i) => naivePut(naiveDir, `b${i}`, bodies[i % 64]!));
 
-      const store = await DailyShardedDesStore.open({ location: path.join(root, `store-${size}`), nodeId: 1, shardBits: 8 });
+      const store = await DailyShardedDesStore.open({
+        location: path.join(root, `store-${size}`),
+        nodeId: 1,
+        shardBits: 8,
+      });
       const n = size === 1024 ? 100_000 : 50_000;
       const names = new Array<string>(n);
       const puts = await pool(n, async (i) => {
@@ -75,7 +79,9 @@ export const benchmark: Benchmark = {
         target: size === 1024 ? ">= 20,000/s and >= 10x baseline" : ">= 10x baseline",
         pass: size === 1024 ? puts >= 20_000 && puts / naive >= 10 : puts / naive >= 10,
       });
-      notes.push(`${label}: ${n.toLocaleString("en-US")} puts in ${commits.toLocaleString("en-US")} group commits (${(n / commits).toFixed(1)} puts per fsync).`);
+      notes.push(
+        `${label}: ${n.toLocaleString("en-US")} puts in ${commits.toLocaleString("en-US")} group commits (${(n / commits).toFixed(1)} puts per fsync).`,
+      );
 
       if (size === 1024) {
         await store.flush(); // every name now in a sealed part
@@ -83,7 +89,10 @@ export const benchmark: Benchmark = {
         const order = Array.from({ length: 200_000 }, () => names[Math.floor(r() * n)]!);
         await pool(50_000, async (i) => void (await store.get(order[i]!))); // warm the part readers and page cache
         const gets = await pool(order.length, async (i) => void (await store.get(order[i]!)));
-        const naiveGets = await pool(naiveN * 10, async (i) => void (await fs.promises.readFile(path.join(naiveDir, `b${(i * 7919) % naiveN}`))));
+        const naiveGets = await pool(
+          naiveN * 10,
+          async (i) => void (await fs.promises.readFile(path.join(naiveDir, `b${(i * 7919) % naiveN}`))),
+        );
         rows.push({
           metric: `warm gets/s, ${label}, sealed parts, ${CALLERS} callers`,
           value: gets,

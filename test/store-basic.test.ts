@@ -1,7 +1,16 @@
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { DailyShardedDesStore, DesLockedError, DesNotFoundError, DesReader, DesWriter, SnowflakeNameGenerator, parseName, shardFromName } from "../src/index.js";
+import {
+  DailyShardedDesStore,
+  DesLockedError,
+  DesNotFoundError,
+  DesReader,
+  DesWriter,
+  SnowflakeNameGenerator,
+  parseName,
+  shardFromName,
+} from "../src/index.js";
 import { tempDir } from "./helpers/tmp.js";
 
 const DAY_MS = Date.UTC(2025, 0, 15, 10, 0, 0);

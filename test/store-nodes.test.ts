@@ -12,7 +12,9 @@ const CHILD = path.join(here, "helpers", "store-child.ts");
 
 function runChild(args: string[]): Promise<Map<string, number>> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", CHILD, ...args], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, ["--import", "tsx", CHILD, ...args], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     let out = "";
     child.stdout.setEncoding("utf8");
     child.stdout.on("data", (d: string) => (out += d));
@@ -32,7 +34,10 @@ function runChild(args: string[]): Promise<Map<string, number>> {
 describe("several nodes on one folder", () => {
   it("two processes with different node ids never write the same file or mint the same name, and a third reads all", async () => {
     const dir = tempDir();
-    const [a, b] = await Promise.all([runChild([dir, "1", "1500", "8", "500", "close"]), runChild([dir, "2", "1500", "8", "500", "close"])]);
+    const [a, b] = await Promise.all([
+      runChild([dir, "1", "1500", "8", "500", "close"]),
+      runChild([dir, "2", "1500", "8", "500", "close"]),
+    ]);
     expect(a.size).toBe(1500);
     expect(b.size).toBe(1500);
     for (const n of a.keys()) expect(b.has(n)).toBe(false);
@@ -63,7 +68,9 @@ describe("several nodes on one folder", () => {
 
   it("a second process with the same node id on one folder fails with DesLockedError naming the holder", async () => {
     const dir = tempDir();
-    const child = spawn(process.execPath, ["--import", "tsx", CHILD, dir, "4", "100000000", "1", "100000"], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, ["--import", "tsx", CHILD, dir, "4", "100000000", "1", "100000"], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     try {
       await new Promise<void>((resolve, reject) => {
         child.stdout.setEncoding("utf8");

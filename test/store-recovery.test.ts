@@ -63,7 +63,10 @@ describe("journal recovery", () => {
     const lastName = await a.put(blobFor(99));
     await a.close({ seal: false });
     const jdir = path.join(dir, "_spool", "n07");
-    const file = path.join(jdir, fs.readdirSync(jdir).find((f) => f.endsWith(".wal"))!);
+    const file = path.join(
+      jdir,
+      fs.readdirSync(jdir).find((f) => f.endsWith(".wal"))!,
+    );
     const bytes = fs.readFileSync(file);
     bytes[bytes.length - 12] = bytes[bytes.length - 12]! ^ 0xff; // inside the last record's body
     fs.writeFileSync(file, bytes);
@@ -77,7 +80,13 @@ describe("journal recovery", () => {
 describe("rollover, compaction, options", () => {
   it("rolls over at maxEntries and maxAgeMs; compactDay merges each shard's parts into <shard>.des, atomically for a reader with an old listing", async () => {
     const dir = tempDir();
-    const w = await DailyShardedDesStore.open({ location: dir, nodeId: 1, shardBits: 2, maxEntries: 50, clock: () => T });
+    const w = await DailyShardedDesStore.open({
+      location: dir,
+      nodeId: 1,
+      shardBits: 2,
+      maxEntries: 50,
+      clock: () => T,
+    });
     const names = await fill(w, 0, 180);
     await w.flush();
     expect(w.stats.sealedJournals).toBeGreaterThanOrEqual(4);
@@ -114,12 +123,21 @@ describe("rollover, compaction, options", () => {
 
   it("the packer layout writes <day>/shard_NN parts and compacts to shard_NN.des", async () => {
     const dir = tempDir();
-    const s = await DailyShardedDesStore.open({ location: dir, nodeId: 1, shardBits: 3, layout: "packer", clock: () => T });
+    const s = await DailyShardedDesStore.open({
+      location: dir,
+      nodeId: 1,
+      shardBits: 3,
+      layout: "packer",
+      clock: () => T,
+    });
     const names = await fill(s, 0, 100);
     await s.flush();
-    for (const f of fs.readdirSync(path.join(dir, "2025-01-15"))) expect(f).toMatch(/^shard_0[0-7]\.n01-[0-9A-F]{12}-[0-9A-F]{12}\.des$/);
+    for (const f of fs.readdirSync(path.join(dir, "2025-01-15")))
+      expect(f).toMatch(/^shard_0[0-7]\.n01-[0-9A-F]{12}-[0-9A-F]{12}\.des$/);
     await s.compactDay("2025-01-15");
-    expect(fs.readdirSync(path.join(dir, "2025-01-15")).sort()).toEqual(Array.from({ length: 8 }, (_, i) => `shard_0${i}.des`));
+    expect(fs.readdirSync(path.join(dir, "2025-01-15")).sort()).toEqual(
+      Array.from({ length: 8 }, (_, i) => `shard_0${i}.des`),
+    );
     await expectAll(s, names);
     await s.close();
   });
@@ -138,10 +156,18 @@ describe("rollover, compaction, options", () => {
 
   it("checks its options and refuses use after close", async () => {
     const dir = tempDir();
-    await expect(DailyShardedDesStore.open({ location: dir, nodeId: 1, wrapBits: 10 })).rejects.toBeInstanceOf(DesInvalidArgumentError);
-    await expect(DailyShardedDesStore.open({ location: dir, nodeId: 256 })).rejects.toBeInstanceOf(DesInvalidArgumentError);
-    await expect(DailyShardedDesStore.open({ location: dir, nodeId: 1, shardBits: 33 })).rejects.toBeInstanceOf(DesInvalidArgumentError);
-    await expect(DailyShardedDesStore.open({ location: dir, nodeId: 1, shardBits: 9, layout: "packer" })).rejects.toBeInstanceOf(DesInvalidArgumentError);
+    await expect(DailyShardedDesStore.open({ location: dir, nodeId: 1, wrapBits: 10 })).rejects.toBeInstanceOf(
+      DesInvalidArgumentError,
+    );
+    await expect(DailyShardedDesStore.open({ location: dir, nodeId: 256 })).rejects.toBeInstanceOf(
+      DesInvalidArgumentError,
+    );
+    await expect(DailyShardedDesStore.open({ location: dir, nodeId: 1, shardBits: 33 })).rejects.toBeInstanceOf(
+      DesInvalidArgumentError,
+    );
+    await expect(
+      DailyShardedDesStore.open({ location: dir, nodeId: 1, shardBits: 9, layout: "packer" }),
+    ).rejects.toBeInstanceOf(DesInvalidArgumentError);
     const s = await DailyShardedDesStore.open({ location: dir, nodeId: 1, day: () => "2031-03-04" });
     const n = await s.put(new Uint8Array([1, 2, 3]), { day: "2030-01-02" });
     expect(parseName(n).day).toBe("2030-01-02");

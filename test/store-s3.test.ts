@@ -35,7 +35,9 @@ async function keys(prefix: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   let token: string | undefined;
   do {
-    const page = await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix, ContinuationToken: token }));
+    const page = await client.send(
+      new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix, ContinuationToken: token }),
+    );
     for (const o of page.Contents ?? []) out.set(o.Key!, o.ETag!);
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
@@ -70,7 +72,8 @@ describe("DailyShardedDesStore on S3 (moto)", () => {
     await store.flush();
     const objects = await keys("one/2025-01-15/");
     expect(objects.size).toBe(16);
-    for (const k of objects.keys()) expect(k).toMatch(/^one\/2025-01-15\/[0-9a-f]\.n01-[0-9A-F]{12}-[0-9A-F]{12}\.des$/);
+    for (const k of objects.keys())
+      expect(k).toMatch(/^one\/2025-01-15\/[0-9a-f]\.n01-[0-9A-F]{12}-[0-9A-F]{12}\.des$/);
     expect(spoolFiles(spool)).toEqual([]);
     for (const [n, k] of [...names].slice(0, 20)) expect(sameBytes(await store.get(n), blobFor(k))).toBe(true);
     const mine = await store.getMany(names.keys());
@@ -126,7 +129,9 @@ describe("DailyShardedDesStore on S3 (moto)", () => {
     const run = (node: string): Promise<Map<string, number>> =>
       new Promise((resolve, reject) => {
         const where = `s3|${moto!.endpoint}|${BUCKET}|three|${tempDir()}`;
-        const child = spawn(process.execPath, ["--import", "tsx", CHILD, where, node, "250", "8", "100", "close"], { stdio: ["ignore", "pipe", "inherit"] });
+        const child = spawn(process.execPath, ["--import", "tsx", CHILD, where, node, "250", "8", "100", "close"], {
+          stdio: ["ignore", "pipe", "inherit"],
+        });
         let out = "";
         child.stdout.setEncoding("utf8");
         child.stdout.on("data", (d: string) => (out += d));

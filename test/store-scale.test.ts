@@ -49,7 +49,8 @@ describe("store at scale", () => {
     for (let at = 0; at < N; at += 20_000) {
       const chunk = names.slice(at, at + 20_000);
       const got = await store.getMany(chunk);
-      for (let i = 0; i < chunk.length; i++) if (!sameBytes(got.get(chunk[i]!), body(at + i))) throw new Error(`wrong bytes for #${at + i}`);
+      for (let i = 0; i < chunk.length; i++)
+        if (!sameBytes(got.get(chunk[i]!), body(at + i))) throw new Error(`wrong bytes for #${at + i}`);
     }
     await randomGets(5000); // all sealed
     expect(store.stats.listings).toBeLessThanOrEqual(256 * 2);

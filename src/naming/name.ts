@@ -32,7 +32,9 @@ export class DesNameError extends DesInvalidArgumentError {
   readonly problem: NameProblem;
   readonly text: string;
   constructor(problem: NameProblem, text: string, detail: string) {
-    super(`${JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}...` : text)} is not a Snowflake name: ${detail}`);
+    super(
+      `${JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}...` : text)} is not a Snowflake name: ${detail}`,
+    );
     this.problem = problem;
     this.text = text;
   }
@@ -49,7 +51,9 @@ export function isValidPrefix(prefix: unknown): prefix is string {
 
 export function checkPrefix(prefix: unknown): string {
   if (!isValidPrefix(prefix)) {
-    throw new DesInvalidArgumentError(`prefix must be non-empty ASCII letters and digits, not ${JSON.stringify(prefix)}`);
+    throw new DesInvalidArgumentError(
+      `prefix must be non-empty ASCII letters and digits, not ${JSON.stringify(prefix)}`,
+    );
   }
   return prefix;
 }

@@ -20,7 +20,10 @@ const oneShot = (crypto as unknown as { hash?: OneShot }).hash;
 /** SHA-256 of the strict UTF-8 of `value`, as 64 hex digits. */
 function sha256Hex(value: string): string {
   if (typeof value !== "string") throw new DesInvalidArgumentError(`expected a string, not ${typeof value}`);
-  if (!value.isWellFormed()) throw new DesInvalidArgumentError(`${JSON.stringify(value.slice(0, 100))} holds a lone surrogate and has no UTF-8 form`);
+  if (!value.isWellFormed())
+    throw new DesInvalidArgumentError(
+      `${JSON.stringify(value.slice(0, 100))} holds a lone surrogate and has no UTF-8 form`,
+    );
   return oneShot ? oneShot("sha256", value, "hex") : crypto.createHash("sha256").update(value, "utf8").digest("hex");
 }
 

@@ -29,9 +29,10 @@ export class LockFile {
         fs.closeSync(fd);
         return new LockFile(file);
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw new DesIoError(`cannot create lock ${file}: ${(e as Error).message}`, { cause: e });
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST")
+          throw new DesIoError(`cannot create lock ${file}: ${(e as Error).message}`, { cause: e });
       }
-      let text = "";
+      let text: string;
       try {
         text = fs.readFileSync(file, "utf8");
       } catch {
@@ -45,7 +46,11 @@ export class LockFile {
         continue;
       }
       const holder = valid ? `process ${pid} on ${holderHost ?? "?"}` : "an unknown process";
-      throw new DesLockedError(file, valid ? pid : undefined, `${what} is locked by ${holder} (lock file ${file}); two stores with the same node id cannot share a location`);
+      throw new DesLockedError(
+        file,
+        valid ? pid : undefined,
+        `${what} is locked by ${holder} (lock file ${file}); two stores with the same node id cannot share a location`,
+      );
     }
     throw new DesLockedError(file, undefined, `${what}: could not take the lock file ${file}`);
   }

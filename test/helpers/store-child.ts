@@ -16,9 +16,18 @@ const [dir, node, count, conc, maxEntries, close] = process.argv.slice(2);
 let where: Pick<DailyStoreOptions, "location" | "spoolDir"> = { location: dir! };
 if (dir!.startsWith("s3|")) {
   const [, endpoint, bucket, prefix, spoolDir] = dir!.split("|");
-  where = { location: new S3Location({ client: new S3Client(s3Config(endpoint!)), bucket: bucket!, prefix: prefix! }), spoolDir: spoolDir! };
+  where = {
+    location: new S3Location({ client: new S3Client(s3Config(endpoint!)), bucket: bucket!, prefix: prefix! }),
+    spoolDir: spoolDir!,
+  };
 }
-const store = await DailyShardedDesStore.open({ ...where, nodeId: Number(node), shardBits: 4, maxEntries: Number(maxEntries), maxAgeMs: 200 });
+const store = await DailyShardedDesStore.open({
+  ...where,
+  nodeId: Number(node),
+  shardBits: 4,
+  maxEntries: Number(maxEntries),
+  maxAgeMs: 200,
+});
 fs.writeSync(1, "ready\n");
 const total = Number(count);
 let next = 0;
