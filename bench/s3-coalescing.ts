@@ -14,7 +14,7 @@
 import { pathToFileURL } from "node:url";
 import { GetObjectCommand, HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { V2_FOOTER_SIZE } from "../src/format/constants.js";
-import { decodePage, findInPage } from "../src/format/v2/page.js";
+import { decodePage } from "../src/format/v2/page.js";
 import { decodeRoot, decodeV2Footer, rootLength, rootOffset } from "../src/format/v2/footer.js";
 import type { DecodedPage } from "../src/format/v2/page.js";
 import { loadHasher } from "../src/format/hash.js";
@@ -117,9 +117,9 @@ async function v1Strategy(client: S3Client, names: string[]): Promise<Map<string
   const table = decodeRoot(at(rootOffset(footer), rootLength(footer)), footer);
   const pages: DecodedPage[] = [];
   for (let p = 0; p < table.lengths.length; p++) pages.push(decodePage(at(table.offsets[p]!, table.lengths[p]!), p, footer));
+  // The v1 reader builds a dict of the whole index.
   const byName = new Map<string, { offset: number; length: number }>();
   for (const page of pages) for (const rec of page.records) byName.set(rec.name, { offset: rec.dataOffset, length: rec.storedSize });
-  void findInPage; // the v1 reader builds a dict of the whole index, as done above
   const entries = names.map((n) => ({ name: n, ...byName.get(n)! })).sort((a, b) => a.offset - b.offset);
   const out = new Map<string, Uint8Array>();
   let i = 0;

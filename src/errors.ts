@@ -136,15 +136,19 @@ export class DesClosedError extends DesError {
   }
 }
 
-/** Another process holds the lock on a resource (a daily store's node id in one folder). */
+/**
+ * Another process holds the lock on a resource (an archive being appended to,
+ * a daily store's node id in one folder); the operation did not wait.
+ */
 export class DesLockedError extends DesError {
-  /** The lock file, and the process that holds it when known. */
+  /** The lock file. */
   readonly lockPath: string;
-  readonly holderPid: number | undefined;
-  constructor(lockPath: string, holderPid: number | undefined, message: string) {
+  /** What its holder wrote into it (pid, host, since) when readable. */
+  readonly holder: { readonly pid?: number; readonly host?: string; readonly since?: string } | undefined;
+  constructor(message: string, lockPath: string, holder?: DesLockedError["holder"]) {
     super("DES_LOCKED", message);
     this.lockPath = lockPath;
-    this.holderPid = holderPid;
+    this.holder = holder;
   }
 }
 

@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { ByteWriter } from "../src/format/bytes.js";
 import { FLAG_COMPRESSED, FLAG_ENCRYPTED, FLAG_TOMBSTONE, HEADER_SIZE } from "../src/format/constants.js";
-import { indexBytes, planV2Index, recordsOf } from "../src/format/v2/index-builder.js";
-import { encodeV2Footer, encodeV2Header } from "../src/format/v2/footer.js";
+import { indexBytes, planV2Index, recordsOf, v2FooterOf } from "../src/format/v2/index-builder.js";
+import { decodeV2Footer, encodeV2Footer, encodeV2Header } from "../src/format/v2/footer.js";
 import type { V2RecordInput } from "../src/format/v2/page.js";
 import { loadHasher, xxh64 } from "../src/format/hash.js";
 import { DesFormatError, DesNotFoundError, DesReader, DesUnsupportedError, MemorySource } from "../src/index.js";
@@ -38,20 +38,8 @@ function assemble(records: { name: string; body?: string; flags?: number; codec?
   const plan = planV2Index(recordsOf(inputs));
   expect(plan.pageBits).toBe(0);
   w.bytes(indexBytes(plan));
-  const footer = encodeV2Footer({
-    pageBits: plan.pageBits,
-    requiredFeatures: 0,
-    dataStart: HEADER_SIZE,
-    dataLength,
-    metaStart: indexStart,
-    metaLength: 0,
-    indexStart,
-    indexLength: plan.indexLength,
-    entryCount: plan.entryCount,
-    prevFooterOffset: 0,
-    archiveLength: w.length + 128,
-    rootHash: plan.rootHash,
-  });
+  const footer = encodeV2Footer(v2FooterOf(plan, { dataStart: HEADER_SIZE, dataLength, metaStart: indexStart, metaLength: 0, indexStart }));
+  expect(decodeV2Footer(footer, w.length + 128)).toMatchObject({ pageBits: 0, entryCount: inputs.length, archiveLength: w.length + 128, prevFooterOffset: 0 });
   footerPatch?.(footer);
   w.bytes(footer);
   return w.finish();

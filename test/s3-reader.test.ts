@@ -5,6 +5,8 @@ import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { coalesceRanges } from "../src/read/coalesce.js";
 import type { RangeWant } from "../src/read/coalesce.js";
+import { planReads } from "../src/read/plan.js";
+import { REMOTE_COST } from "../src/io/cost.js";
 import { DesAbortedError, DesChangedError, DesIoError } from "../src/errors.js";
 import { DesReader } from "../src/read/reader.js";
 import { MemorySink } from "../src/sinks/memory.js";
@@ -100,8 +102,8 @@ describe("open", () => {
     expect(r.size).toBe(bytes.length);
     expect(source.size).toBe(bytes.length);
     expect(source.etag).toMatch(/^".+"$/);
-    expect(source.hints).toEqual({ maxGap: MIB, maxSpan: 8 * MIB, concurrency: 8 });
-    expect(S3_HINTS).toEqual({ maxGap: MIB, maxSpan: 8 * MIB, concurrency: 8 });
+    expect(source.hints).toEqual({ maxGap: MIB, maxSpan: 8 * MIB, concurrency: 8, tailBytes: 65_536, cost: REMOTE_COST });
+    expect(S3_HINTS).toEqual({ maxGap: MIB, maxSpan: 8 * MIB, concurrency: 8, tailBytes: 65_536, cost: REMOTE_COST });
     await r.close();
   });
 
@@ -189,13 +191,17 @@ describe("batches", () => {
     }
   });
 
-  function expectedGroups(names: readonly string[], maxGap: number, maxSpan: number): number {
+  function wantsOf(names: readonly string[]): RangeWant<string>[] {
     const wants: RangeWant<string>[] = [];
     for (const n of names) {
       const o = offsets.get(n)!;
       if (o.size > 0) wants.push({ offset: o.offset, length: o.size, item: n });
     }
-    return coalesceRanges(wants, maxGap, maxSpan).length;
+    return wants;
+  }
+
+  function expectedGroups(names: readonly string[], maxGap: number, maxSpan: number): number {
+    return coalesceRanges(wantsOf(names), maxGap, maxSpan).length;
   }
 
   function pick(seed: number, n: number): string[] {
@@ -213,10 +219,21 @@ describe("batches", () => {
     }
   }
 
-  it("costs exactly the groups the coalescing rule gives (S3 hints)", async () => {
+  it("costs exactly the reads the planner gives (S3 cost model), within its concurrency", async () => {
     const names = pick(1, 300);
     resetCounts();
     const got = await reader.getMany(names);
+    check(got, names);
+    const plan = planReads(wantsOf(names), REMOTE_COST);
+    expect(plan.requests).toBeGreaterThan(1);
+    expect(counter.total).toBe(plan.requests);
+    expect(proxy!.stats.maxInFlight).toBeLessThanOrEqual(REMOTE_COST.maxConcurrency);
+  });
+
+  it("the fixed rule still applies when a call sets maxGap / maxSpan (S3 defaults)", async () => {
+    const names = pick(1, 300);
+    resetCounts();
+    const got = await reader.getMany(names, { maxGap: MIB, maxSpan: 8 * MIB });
     check(got, names);
     const groups = expectedGroups(names, MIB, 8 * MIB);
     expect(groups).toBeGreaterThan(1);

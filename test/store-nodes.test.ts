@@ -80,7 +80,7 @@ describe("several nodes on one folder", () => {
       const err = await DailyShardedDesStore.open({ location: dir, nodeId: 4 }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(DesLockedError);
       expect((err as DesLockedError).code).toBe("DES_LOCKED");
-      expect((err as DesLockedError).holderPid).toBe(child.pid);
+      expect((err as DesLockedError).holder?.pid).toBe(child.pid);
       const other = await DailyShardedDesStore.open({ location: dir, nodeId: 5 });
       await other.close();
     } finally {

@@ -8,7 +8,7 @@ import { decode } from "@msgpack/msgpack";
 import { encodeMetaV2 } from "../src/format/meta.js";
 import { loadHasher } from "../src/format/hash.js";
 import { SpillBuffer } from "../src/write/spill.js";
-import { DesReader, DesWriter, FileSource, LocalFolderStore, MemorySink, MemorySource } from "../src/index.js";
+import { DesReader, DesWriter, FileSource, LocalFolderStore, MemorySink, MemorySource, packDirectory } from "../src/index.js";
 import type { ByteSink, ExternalStore, WriterOptions } from "../src/index.js";
 import { isTypedDesError, withTimeout } from "./helpers/archives.js";
 import { tempDir } from "./helpers/tmp.js";
@@ -371,6 +371,23 @@ describe("issue 7.7 / 7.25: failing and stalled stream bodies", () => {
   });
 });
 
+describe("issue 7.7: packDirectory with compression, aborted while a big file streams", () => {
+  it("rejects with DES_ABORTED, leaves no archive and no temporary file", async () => {
+    const root = path.join(dir, "tree-abort");
+    fs.mkdirSync(root);
+    fs.writeFileSync(path.join(root, "a.txt"), "small");
+    fs.writeFileSync(path.join(root, "big.bin"), randomBytes(48 << 20, 3));
+    const out = path.join(dir, "out-abort");
+    fs.mkdirSync(out);
+    const target = path.join(out, "aborted.des");
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 100);
+    const e = await withTimeout(packDirectory(root, target, { compress: "gzip", signal: ac.signal }).then(() => undefined, (err: unknown) => err), 20_000, "aborted pack");
+    expect(e).toMatchObject({ code: "DES_ABORTED" });
+    expect(fs.readdirSync(out)).toEqual([]);
+  });
+});
+
 describe("issue 7.9: special files are refused quickly", () => {
   it("a FIFO, a device and a directory: DES_INVALID_ARGUMENT at once, the writer stays usable", async () => {
     const fifo = path.join(dir, "fifo");
@@ -453,7 +470,7 @@ describe("issue 7.24: format 1 writes what the Python writer writes", () => {
     const sink = new CountingSink();
     const w = await DesWriter.create(sink, { format: 1 });
     // The meta object is level 1: 990 levels read back, 991 are refused.
-    await w.add("deep", enc("x"), { meta: nest(989) });
+    await w.add("deep", enc("x"), { meta: nest(990) });
     const before = sink.bytesIn;
     expect(await codeOf(w.add("deeper", enc("x"), { meta: nest(991) }))).toBe("DES_INVALID_ARGUMENT");
     expect(await codeOf(w.add("huge", enc("x"), { meta: { blob: "x".repeat(10 * 1024 * 1024) } }))).toBe("DES_INVALID_ARGUMENT");
@@ -462,7 +479,7 @@ describe("issue 7.24: format 1 writes what the Python writer writes", () => {
     await w.add("fits", enc("x"), { meta: { blob: "x".repeat(10 * 1024 * 1024 - 30) } });
     await w.close();
     const r = await DesReader.open(new MemorySource(sink.bytes()));
-    expect(JSON.stringify(await r.getMeta("deep")).split("[").length - 1).toBe(988);
+    expect(JSON.stringify(await r.getMeta("deep")).split("[").length - 1).toBe(989);
     expect(((await r.getMeta("fits")) as { blob: string }).blob.length).toBe(10 * 1024 * 1024 - 30);
   });
 });

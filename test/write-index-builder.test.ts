@@ -1,35 +1,18 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { ByteWriter, utf8Encode } from "../src/format/bytes.js";
-import { FLAG_TOMBSTONE, HEADER_SIZE, MAX_PAGE_BYTES, V2_FOOTER_SIZE, codecId } from "../src/format/constants.js";
+import { FLAG_TOMBSTONE, HEADER_SIZE, MAX_PAGE_BYTES, V2_FOOTER_SIZE } from "../src/format/constants.js";
 import { loadHasher, xxh64 } from "../src/format/hash.js";
 import { decodeRoot, decodeV2Footer, encodeV2Footer, encodeV2Header } from "../src/format/v2/footer.js";
 import type { V2Footer } from "../src/format/v2/footer.js";
 import { decodePage } from "../src/format/v2/page.js";
 import type { V2RecordInput } from "../src/format/v2/page.js";
-import { indexBytes, planV2Index, recordsOf } from "../src/format/v2/index-builder.js";
+import { indexBytes, planV2Index, recordInputOf, recordsOf, v2FooterOf } from "../src/format/v2/index-builder.js";
 import type { IndexRecordSource } from "../src/format/v2/index-builder.js";
-import type { EntryRecord } from "../src/format/record.js";
 import { DesDuplicateError, DesInvalidArgumentError, DesReader, DesWriter, MemorySink, MemorySource } from "../src/index.js";
 
 beforeAll(async () => {
   await loadHasher();
 });
-
-function toInput(r: EntryRecord): V2RecordInput {
-  return {
-    name: utf8Encode(r.name),
-    flags: r.flags,
-    codec: r.flags & 0x02 ? codecId(r.compression ?? "none") : 0,
-    size: r.size,
-    storedSize: r.storedSize,
-    dataOffset: r.dataOffset,
-    dataHash: r.dataHash ?? 0n,
-    externalKey: r.externalKey === undefined ? undefined : utf8Encode(r.externalKey),
-    metaLength: r.metaLength,
-    metaOffset: r.metaOffset,
-    metaHash: r.metaHash ?? 0n,
-  };
-}
 
 /** Every record of a single-generation v2 archive, decoded from its pages, with its footer and index bytes. */
 function recordsOfArchive(bytes: Uint8Array): { footer: V2Footer; index: Uint8Array; records: V2RecordInput[] } {
@@ -40,7 +23,7 @@ function recordsOfArchive(bytes: Uint8Array): { footer: V2Footer; index: Uint8Ar
   const records: V2RecordInput[] = [];
   for (let p = 0; p < table.offsets.length; p++) {
     const page = bytes.subarray(table.offsets[p]!, table.offsets[p]! + table.lengths[p]!);
-    for (const r of decodePage(page, p, footer).records) records.push(toInput(r));
+    for (const r of decodePage(page, p, footer).records) records.push(recordInputOf(r));
   }
   return { footer, index, records };
 }
@@ -75,22 +58,7 @@ function assemble(w: ByteWriter, records: IndexRecordSource, duplicates: "error"
   const indexStart = w.length;
   const plan = planV2Index(records, { duplicates });
   w.bytes(indexBytes(plan));
-  w.bytes(
-    encodeV2Footer({
-      pageBits: plan.pageBits,
-      requiredFeatures: 0,
-      dataStart: HEADER_SIZE,
-      dataLength,
-      metaStart: indexStart,
-      metaLength: 0,
-      indexStart,
-      indexLength: plan.indexLength,
-      entryCount: plan.entryCount,
-      prevFooterOffset: 0,
-      archiveLength: w.length + V2_FOOTER_SIZE,
-      rootHash: plan.rootHash,
-    }),
-  );
+  w.bytes(encodeV2Footer(v2FooterOf(plan, { dataStart: HEADER_SIZE, dataLength, metaStart: indexStart, metaLength: 0, indexStart })));
   return w.finish();
 }
 

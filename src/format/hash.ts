@@ -5,12 +5,28 @@ import { DesInvalidArgumentError } from "../errors.js";
 let api: XXHashAPI | undefined;
 let loading: Promise<XXHashAPI> | undefined;
 
-/** Loads the xxhash WebAssembly module once per process; every reader and writer awaits it on open. */
+/**
+ * Loads the xxhash WebAssembly module once per process; every reader and
+ * writer awaits it on open. Loading starts when this module is imported (see
+ * below), so an open finds it ready or nearly so instead of waiting behind
+ * its own first read.
+ */
 export async function loadHasher(): Promise<XXHashAPI> {
   if (api) return api;
-  loading ??= xxhash().then((a) => (api = a));
+  loading ??= xxhash().then(
+    (a) => (api = a),
+    (e: unknown) => {
+      loading = undefined; // the next caller tries again and sees the error
+      throw e;
+    },
+  );
   return loading;
 }
+
+// Start instantiating at import: compiling the module overlaps whatever the
+// process does before its first open. A failure here is not lost: the next
+// loadHasher() call retries and throws it to its caller.
+loadHasher().catch(() => undefined);
 
 function hasher(): XXHashAPI {
   if (!api) throw new DesInvalidArgumentError("xxhash is not loaded: call loadHasher() first");

@@ -1,5 +1,6 @@
-import { Decoder, Encoder } from "@msgpack/msgpack";
+import { Encoder } from "@msgpack/msgpack";
 import { ByteWriter } from "./bytes.js";
+import { bomKeepingDecoder } from "./msgpack-decoder.js";
 import { DesFormatError, DesInvalidArgumentError } from "../errors.js";
 import { pyJsonLoads } from "./v1/pyjson.js";
 import type { PyJsonMapValue, PyJsonValue } from "./v1/pyjson.js";
@@ -23,7 +24,8 @@ export type MetaValue =
 
 /** Leaves (numbers, strings, bigints, binary, dates, nil) are encoded by @msgpack/msgpack itself. */
 const leafEncoder = new Encoder({ useBigInt64: true, ignoreUndefined: true });
-const decoder = new Decoder({ useBigInt64: true });
+// Keeps a leading U+FEFF in strings and keys (the library's own decoder drops it above 200 bytes).
+const decoder = bomKeepingDecoder({ useBigInt64: true });
 
 /** The @msgpack/msgpack encoder's own nesting limit (its default maxDepth), kept so the same values are accepted. */
 const MAX_META_DEPTH = 100;

@@ -1,4 +1,6 @@
 import { DesFormatError, DesInvalidArgumentError } from "../errors.js";
+import { LOCAL_COST } from "./cost.js";
+import type { CostModel } from "./cost.js";
 
 /**
  * How a reader should batch reads on a medium. Remote stores want big merged
@@ -11,6 +13,19 @@ export interface ReadHints {
   readonly maxSpan: number;
   /** Reads in flight at once. */
   readonly concurrency: number;
+  /**
+   * Bytes to read from the end at open. Where a request costs far more than
+   * its bytes (S3, HTTP), 64 KiB: the root and often whole small indexes come
+   * with the footer. On a local file, a few KiB: the footer and a small root;
+   * a bigger root is then read exactly. Default 64 KiB.
+   */
+  readonly tailBytes?: number;
+  /**
+   * What a read costs on this medium. With it, batches are planned by cost
+   * (src/read/plan.ts) instead of by maxGap / maxSpan, unless a reader or a
+   * call sets maxGap or maxSpan.
+   */
+  readonly cost?: CostModel;
 }
 
 /**
@@ -55,7 +70,7 @@ export interface RangeSource {
   close?(): Promise<void>;
 }
 
-export const LOCAL_HINTS: ReadHints = { maxGap: 4096, maxSpan: 1 << 20, concurrency: 8 };
+export const LOCAL_HINTS: ReadHints = { maxGap: 4096, maxSpan: 1 << 20, concurrency: 8, tailBytes: 4096, cost: LOCAL_COST };
 export const MEMORY_HINTS: ReadHints = { maxGap: 0, maxSpan: 1 << 30, concurrency: 64 };
 
 export function checkRange(offset: number, length: number, size: number | undefined, key: string): void {

@@ -1,4 +1,5 @@
 import { DesAbortedError, throwIfAborted } from "../errors.js";
+import { onAbort } from "./abort.js";
 
 /** One wanted byte range and what it is for. */
 export interface RangeWant<T> {
@@ -55,45 +56,53 @@ export function sliceWant<T>(group: RangeGroup<T>, bytes: Uint8Array, want: Rang
 
 /**
  * Runs `task` over `items` with at most `concurrency` in flight; each task
- * delivers its own result. The first failure stops new work, aborts the
- * signal handed to running tasks, waits for them to settle (none rejects
- * unobserved) and is rethrown.
+ * delivers its own result. With `budget`, items (ranges) also wait until
+ * their lengths fit in it with those in flight (one alone always runs). The
+ * first failure stops new work, aborts the signal handed to running tasks,
+ * waits for them to settle (none rejects unobserved) and is rethrown.
  */
 export function runBounded<I>(
   items: readonly I[],
   concurrency: number,
   task: (item: I, signal: AbortSignal) => Promise<void>,
   signal?: AbortSignal,
+  budget?: number,
 ): Promise<void> {
   throwIfAborted(signal);
   if (items.length === 0) return Promise.resolve();
   const inner = new AbortController();
-  const onAbort = (): void => inner.abort(signal?.reason);
-  signal?.addEventListener("abort", onAbort, { once: true });
+  const unfollow = signal ? onAbort(signal, () => inner.abort(signal.reason)) : undefined;
   const limit = Math.min(items.length, Math.max(1, Math.floor(concurrency)));
   let next = 0;
   let running = 0;
+  let inflight = 0;
+  const weight = (item: I): number => (budget === undefined ? 0 : ((item as { length?: number }).length ?? 0));
   let failure: { error: unknown } | undefined;
   return new Promise<void>((resolve, reject) => {
     const settle = (): void => {
       if (running > 0 || (next < items.length && !failure)) return;
-      signal?.removeEventListener("abort", onAbort);
+      unfollow?.();
       if (!failure) resolve();
       else if (signal?.aborted) reject(new DesAbortedError(undefined, { cause: signal.reason }));
       else reject(failure.error);
     };
     const launch = (): void => {
       while (!failure && running < limit && next < items.length) {
+        const w = weight(items[next]!);
+        if (budget !== undefined && running > 0 && inflight + w > budget) break;
         const item = items[next++]!;
         running++;
+        inflight += w;
         task(item, inner.signal).then(
           () => {
             running--;
+            inflight -= w;
             launch();
             settle();
           },
           (error: unknown) => {
             running--;
+            inflight -= w;
             if (!failure) {
               failure = { error };
               inner.abort(new DesAbortedError("a sibling read failed"));

@@ -1,6 +1,9 @@
 import { coalesceRanges, runBounded } from "./coalesce.js";
+import { planReads } from "./plan.js";
+import type { CostModel } from "../io/cost.js";
 import type { RangeGroup, RangeWant } from "./coalesce.js";
 import { DesAbortedError, DesIoError } from "../errors.js";
+import { onAbort } from "./abort.js";
 import type { RangeSource, ReadHints } from "../io/source.js";
 
 /** What a reader has asked of its source, for tests, benchmarks and capacity planning. */
@@ -9,6 +12,21 @@ export interface IoStats {
   requests: number;
   /** Bytes those reads returned. */
   bytes: number;
+}
+
+/**
+ * How one batch is read: overrides of the reader's hints for one call. A
+ * `maxGap` or `maxSpan` asks for the fixed coalescing rule; otherwise, when
+ * the reader has a cost model, the batch is planned by cost.
+ */
+export type BatchHints = Partial<Omit<ReadHints, "cost">> & { readonly costOverrides?: Partial<CostModel> };
+
+/** The last bytes of an archive as its source returned them. */
+export interface TailRead {
+  readonly bytes: Uint8Array;
+  readonly size: number;
+  /** The source's version token (ETag, file identity), when it has one. */
+  readonly version: string | undefined;
 }
 
 /** One read in flight, shared by every caller that asked for the same range meanwhile. */
@@ -73,23 +91,24 @@ export class Fetcher {
     s.waiters++;
     if (!signal) return s.promise;
     return new Promise<Uint8Array>((resolve, reject) => {
-      const onAbort = (): void => {
+      let left = false;
+      const off = onAbort(signal, () => {
+        left = true;
         s.waiters--;
         if (s.waiters === 0) {
           if (this.inflight.get(key) === s) this.inflight.delete(key);
           s.controller?.abort(signal.reason);
         }
         reject(new DesAbortedError(undefined, { cause: signal.reason }));
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
+      });
       s.promise.then(
         (bytes) => {
-          signal.removeEventListener("abort", onAbort);
-          resolve(bytes);
+          off();
+          if (!left) resolve(bytes);
         },
         (e: unknown) => {
-          signal.removeEventListener("abort", onAbort);
-          reject(e);
+          off();
+          if (!left) reject(e);
         },
       );
     });
@@ -102,13 +121,23 @@ export class Fetcher {
     return t.bytes.subarray(offset - t.start, offset - t.start + length);
   }
 
-  async readTail(length: number, signal?: AbortSignal): Promise<{ bytes: Uint8Array; size: number }> {
+  /** Reads the tail from the source (one request); `adopt` it to serve reads inside it. */
+  async readTail(length: number, signal?: AbortSignal): Promise<TailRead> {
     this.stats.requests++;
     const tail = await this.source.readTail(length, signal);
     this.stats.bytes += tail.bytes.length;
+    return { bytes: tail.bytes, size: tail.size, version: tail.version };
+  }
+
+  /** Serves reads inside `tail` without a request and pins every later read to its version. */
+  adopt(tail: TailRead): void {
     this.tail = { bytes: tail.bytes, start: tail.size - tail.bytes.length };
     this.version = tail.version;
-    return tail;
+  }
+
+  /** The version token every read of this opening is pinned to. */
+  get pinnedVersion(): string | undefined {
+    return this.version;
   }
 
   /**
@@ -120,11 +149,10 @@ export class Fetcher {
   async readGroups<T>(
     wants: readonly RangeWant<T>[],
     signal: AbortSignal | undefined,
-    hints: Partial<ReadHints>,
+    hints: BatchHints,
     onGroup: (group: RangeGroup<T>, bytes: Uint8Array) => void,
   ): Promise<void> {
-    const h = { ...this.hints, ...hints };
-    const groups = coalesceRanges(wants, h.maxGap, h.maxSpan);
+    const { groups, concurrency, budget } = this.plan(wants, hints);
     if (groups.length === 1) {
       // One read (a single `get`): no scheduler, no second abort controller.
       const g = groups[0]!;
@@ -135,7 +163,22 @@ export class Fetcher {
       await this.readBatched(groups, signal, onGroup);
       return;
     }
-    await runBounded(groups, h.concurrency, async (group, inner) => onGroup(group, await this.read(group.offset, group.length, inner)), signal);
+    await runBounded(groups, concurrency, async (group, inner) => onGroup(group, await this.read(group.offset, group.length, inner)), signal, budget);
+  }
+
+  /**
+   * The reads for a batch: by cost when the reader has a model and the call
+   * does not ask for the fixed rule, else merged by maxGap / maxSpan.
+   */
+  private plan<T>(wants: readonly RangeWant<T>[], hints: BatchHints): { groups: RangeGroup<T>[]; concurrency: number; budget: number | undefined } {
+    const base = this.hints.cost;
+    if (!base || hints.maxGap !== undefined || hints.maxSpan !== undefined) {
+      const h = { ...this.hints, ...hints };
+      return { groups: coalesceRanges(wants, h.maxGap, h.maxSpan), concurrency: h.concurrency, budget: undefined };
+    }
+    const model: CostModel = { ...base, ...hints.costOverrides, ...(hints.concurrency !== undefined ? { maxConcurrency: hints.concurrency } : {}) };
+    const p = planReads(wants, model);
+    return { groups: p.groups, concurrency: p.concurrency, budget: model.maxInflightBytes };
   }
 
   /** Many groups through `source.readMany`, two batches in flight so decoding overlaps reading. */

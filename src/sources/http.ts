@@ -1,5 +1,6 @@
 import { DesAbortedError, DesChangedError, DesInvalidArgumentError, DesIoError, throwIfAborted } from "../errors.js";
 import { checkRange } from "../io/source.js";
+import { REMOTE_COST } from "../io/cost.js";
 import type { RangeSource, ReadHints } from "../io/source.js";
 import { collectBody, describeAsk, planRangeBody } from "../io/range-response.js";
 import type { RangeAsk, RangeExpect } from "../io/range-response.js";
@@ -18,7 +19,7 @@ export { backoffDelay, sleep } from "../io/retry.js";
  * ranges are worth reading when the gap is under ~1 MiB; merged reads stop at
  * 8 MiB (the range size object stores serve best); 8 requests in flight.
  */
-export const REMOTE_HINTS: ReadHints = { maxGap: 1 << 20, maxSpan: 8 << 20, concurrency: 8 };
+export const REMOTE_HINTS: ReadHints = { maxGap: 1 << 20, maxSpan: 8 << 20, concurrency: 8, tailBytes: 64 << 10, cost: REMOTE_COST };
 
 /** Drops presigning parameters so the same object has the same `key` whoever signed the URL. */
 function stableKey(url: string): string {

@@ -47,12 +47,12 @@ export class LockFile {
       }
       const holder = valid ? `process ${pid} on ${holderHost ?? "?"}` : "an unknown process";
       throw new DesLockedError(
-        file,
-        valid ? pid : undefined,
         `${what} is locked by ${holder} (lock file ${file}); two stores with the same node id cannot share a location`,
+        file,
+        valid ? { pid, ...(holderHost ? { host: holderHost } : {}) } : undefined,
       );
     }
-    throw new DesLockedError(file, undefined, `${what}: could not take the lock file ${file}`);
+    throw new DesLockedError(`${what}: could not take the lock file ${file}`, file);
   }
 
   release(): void {

@@ -1,8 +1,8 @@
 import { ByteWriter } from "../format/bytes.js";
-import { FLAG_EXTERNAL, HEADER_SIZE, V2_FOOTER_SIZE } from "../format/constants.js";
+import { FLAG_EXTERNAL, HEADER_SIZE } from "../format/constants.js";
 import { encodeV1Footer, encodeV1Record } from "../format/v1/layout.js";
 import { encodeV2Footer } from "../format/v2/footer.js";
-import { planV2Index } from "../format/v2/index-builder.js";
+import { planV2Index, v2FooterOf } from "../format/v2/index-builder.js";
 import type { EntryTable } from "./entry-table.js";
 import type { Output } from "./output.js";
 import type { SpillBuffer } from "./spill.js";
@@ -35,22 +35,7 @@ export async function finishArchive(out: Output, format: 1 | 2, table: EntryTabl
   const plan = planV2Index(table.records(metaStart), { ascending: table.inOrder, duplicates: "unique" });
   for (const chunk of plan.chunks()) await out.writeOwned(chunk);
   const indexLength = out.position - indexStart;
-  await out.write(
-    encodeV2Footer({
-      pageBits: plan.pageBits,
-      requiredFeatures: 0,
-      dataStart: HEADER_SIZE,
-      dataLength,
-      metaStart,
-      metaLength,
-      indexStart,
-      indexLength,
-      entryCount: plan.entryCount,
-      prevFooterOffset: 0,
-      archiveLength: out.position + V2_FOOTER_SIZE,
-      rootHash: plan.rootHash,
-    }),
-  );
+  await out.write(encodeV2Footer(v2FooterOf(plan, { dataStart: HEADER_SIZE, dataLength, metaStart, metaLength, indexStart })));
   return { dataLength, metaLength, indexLength, indexPages: 2 ** plan.pageBits };
 }
 

@@ -69,12 +69,14 @@ export class Output {
       release();
       throw e;
     }
+    // Taken before the write: `release` may hand the buffer back to its owner (a worker), detaching it.
+    const length = bytes.length;
     try {
       await sink.writeRetained(bytes, release);
     } catch (e) {
       throw this.poison(e);
     }
-    this.position += bytes.length;
+    this.position += length;
   }
 
   /**

@@ -22,6 +22,9 @@ import { SpillBuffer } from "./spill.js";
 import { writeExternal, writeInternal } from "./store-body.js";
 import type { StoredBody } from "./store-body.js";
 import { checkV1Meta, v1ExternalKey, v1MetaDocument } from "./v1-meta.js";
+import { invalidTarget } from "./append.js";
+import type { AppendOptions, AppendTarget, DesAppendWriter } from "./append.js";
+import { openLocalAppend } from "./append-file.js";
 
 export type { EntryData } from "./body.js";
 export type { AddManyOptions, AddOptions, WriterOptions, WriterStats } from "./options.js";
@@ -89,6 +92,18 @@ export class DesWriter {
       throw e;
     }
     return w.close();
+  }
+
+  /**
+   * Opens the newest generation of an existing v2 archive for adding and
+   * deleting entries; `close()` writes the next generation (spec 3.8). A
+   * path is appended to in place (locked, crash-safe); `des-pack/s3` gives
+   * an AppendTarget for S3 objects.
+   */
+  static append(target: string | AppendTarget, opts: AppendOptions = {}): Promise<DesAppendWriter> {
+    if (typeof target === "string") return openLocalAppend(target, opts);
+    if (target && typeof target.openAppend === "function") return target.openAppend(opts);
+    return Promise.reject(invalidTarget(target));
   }
 
   get entryCount(): number {

@@ -1,10 +1,26 @@
-import { compareBytes } from "../bytes.js";
-import { DesDuplicateError, DesInvalidArgumentError } from "../../errors.js";
+import { compareBytes, utf8Encode } from "../bytes.js";
+import { DesDuplicateError, DesInvalidArgumentError, DesUnsupportedError } from "../../errors.js";
 import { xxh64 } from "../hash.js";
-import { MAX_PAGE_BITS, MAX_PAGE_BYTES, PAGE_OVERHEAD, TARGET_PAGE_BYTES } from "../constants.js";
+import { FLAG_COMPRESSED, MAX_PAGE_BITS, MAX_PAGE_BYTES, PAGE_OVERHEAD, TARGET_PAGE_BYTES, V2_FOOTER_SIZE, codecId } from "../constants.js";
+import type { EntryRecord } from "../record.js";
 import { encodeRoot } from "./footer.js";
+import type { V2Footer } from "./footer.js";
 import { v2RecordLength, writeV2Record } from "./page.js";
 import type { V2RecordInput } from "./page.js";
+
+/*
+ * The one v2 index builder (sections 3.4-3.6). Everything that writes a v2
+ * index goes through `planV2Index`: the writer (its EntryTable as the
+ * source, `ascending` when names came in order, `duplicates: "unique"`),
+ * the tests, and append / compaction. To write generation n+1 (section
+ * 3.8): a source over generation n's live records (decoded pages through
+ * `recordInputOf`; their offsets still
+ * point into the older DATA / META), then the new records, then a
+ * TOMBSTONE record (flags = FLAG_TOMBSTONE, nothing else needed) per
+ * deleted name, with `duplicates: "last"`, so a re-added or deleted name
+ * replaces its older record; write `chunks()` after the new META, then
+ * `encodeV2Footer(v2FooterOf(plan, { ..., prevFooterOffset }))`.
+ */
 
 /**
  * Where the index builder reads records from: anything that can answer
@@ -79,6 +95,31 @@ export function recordsOf(records: readonly V2RecordInput[]): IndexRecordSource 
   };
 }
 
+/**
+ * A decoded v2 record (from an older generation) as builder input, the same
+ * fields re-encoded. A record whose codec this reader does not know cannot
+ * be re-encoded faithfully (its codec byte is not kept): DesUnsupportedError.
+ */
+export function recordInputOf(r: EntryRecord): V2RecordInput {
+  const compressed = (r.flags & FLAG_COMPRESSED) !== 0;
+  if (compressed && (r.compression === undefined || r.compression === "none")) {
+    throw new DesUnsupportedError(`${JSON.stringify(r.name)}: its codec is unknown, so its record cannot be written again`);
+  }
+  return {
+    name: utf8Encode(r.name),
+    flags: r.flags,
+    codec: compressed ? codecId(r.compression!) : 0,
+    size: r.size,
+    storedSize: r.storedSize,
+    dataOffset: r.dataOffset,
+    dataHash: r.dataHash ?? 0n,
+    externalKey: r.externalKey === undefined ? undefined : utf8Encode(r.externalKey),
+    metaLength: r.metaLength,
+    metaOffset: r.metaOffset,
+    metaHash: r.metaHash ?? 0n,
+  };
+}
+
 /** The whole index as one buffer (pages then root). */
 export function indexBytes(plan: V2IndexPlan): Uint8Array {
   const out = new Uint8Array(plan.indexLength);
@@ -88,6 +129,35 @@ export function indexBytes(plan: V2IndexPlan): Uint8Array {
     at += c.length;
   }
   return out;
+}
+
+/** Where a generation's sections lie (section 3.6); the index is written at `indexStart`. */
+export interface V2Regions {
+  readonly dataStart: number;
+  readonly dataLength: number;
+  readonly metaStart: number;
+  readonly metaLength: number;
+  readonly indexStart: number;
+  /** The footer of the generation this one follows (append); 0 or absent for the first. */
+  readonly prevFooterOffset?: number;
+}
+
+/** The footer that closes the index of `plan` written at `r.indexStart` (encode it with encodeV2Footer). */
+export function v2FooterOf(plan: V2IndexPlan, r: V2Regions): V2Footer {
+  return {
+    pageBits: plan.pageBits,
+    requiredFeatures: 0,
+    dataStart: r.dataStart,
+    dataLength: r.dataLength,
+    metaStart: r.metaStart,
+    metaLength: r.metaLength,
+    indexStart: r.indexStart,
+    indexLength: plan.indexLength,
+    entryCount: plan.entryCount,
+    prevFooterOffset: r.prevFooterOffset ?? 0,
+    archiveLength: r.indexStart + plan.indexLength + V2_FOOTER_SIZE,
+    rootHash: plan.rootHash,
+  };
 }
 
 /** Pages are written to chunks of about this size when they must be sorted. */
@@ -154,11 +224,22 @@ export function planV2Index(source: IndexRecordSource, opts: IndexBuildOptions =
     indexLength,
     rootHash,
     *chunks() {
-      if (ascending) yield* ascendingChunks(source, pageOf, sizes.counts, pageLengths, recLen, total, compare);
-      else yield* sortedChunks(source, pageOf, pageLengths, recLen, compare);
+      const layout: Layout = { source, pageOf, counts: sizes.counts, pageLengths, recLen, total, compare };
+      yield* ascending ? ascendingChunks(layout) : sortedChunks(layout);
       yield root;
     },
   };
+}
+
+/** Everything the page encoders need: the source, each record's page and size (0: dropped), each page's count and size. */
+interface Layout {
+  readonly source: IndexRecordSource;
+  readonly pageOf: Uint32Array;
+  readonly counts: Uint32Array;
+  readonly pageLengths: Uint32Array;
+  readonly recLen: Uint32Array;
+  readonly total: number;
+  readonly compare: (a: number, b: number) => number;
 }
 
 /** The first page_bits to try: pages averaging at most TARGET_PAGE_BYTES. */
@@ -223,6 +304,14 @@ function nameText(name: Uint8Array): string {
   return new TextDecoder("utf-8", { fatal: false, ignoreBOM: true }).decode(name);
 }
 
+/** Pages from `start` on that fit together in `limit` bytes (at least one page): where they end and their size. */
+function pageGroup(pageLengths: Uint32Array, start: number, limit: number): { end: number; size: number } {
+  let end = start;
+  let size = 0;
+  while (end < pageLengths.length && (end === start || size + pageLengths[end]! <= limit)) size += pageLengths[end++]!;
+  return { end, size };
+}
+
 function writePageEnd(buf: Uint8Array, view: DataView, start: number, end: number, page: number, expected: number): void {
   if (end !== start + expected - 8) {
     throw new DesInvalidArgumentError(`index page ${page}: its records encoded to ${end - start + 8} bytes, not the ${expected} they were sized at (the record source changed during the build)`);
@@ -236,24 +325,15 @@ function writePageEnd(buf: Uint8Array, view: DataView, start: number, end: numbe
  * one pass over the records each, so the source is read in order, where a
  * pass per page would read it nearly at random.
  */
-function* ascendingChunks(
-  source: IndexRecordSource,
-  pageOf: Uint32Array,
-  counts: Uint32Array,
-  pageLengths: Uint32Array,
-  recLen: Uint32Array,
-  total: number,
-  compare: (a: number, b: number) => number,
-): Generator<Uint8Array> {
+function* ascendingChunks(l: Layout): Generator<Uint8Array> {
+  const { source, pageOf, counts, pageLengths, recLen, total, compare } = l;
   const n = source.count;
   const P = pageLengths.length;
   const groupBytes = Math.max(CHUNK_BYTES, Math.ceil(total / 8));
   const cursor = new Float64Array(P);
   const last = new Int32Array(P);
   for (let g0 = 0; g0 < P; ) {
-    let g1 = g0;
-    let size = 0;
-    while (g1 < P && (g1 === g0 || size + pageLengths[g1]! <= groupBytes)) size += pageLengths[g1++]!;
+    const { end: g1, size } = pageGroup(pageLengths, g0, groupBytes);
     const buf = new Uint8Array(size);
     const view = new DataView(buf.buffer);
     for (let p = g0, at = 0; p < g1; at += pageLengths[p++]!) {
@@ -276,20 +356,13 @@ function* ascendingChunks(
 }
 
 /** Records in any order: bucketed by page, each page sorted by name, pages written about 1 MiB at a time. */
-function* sortedChunks(
-  source: IndexRecordSource,
-  pageOf: Uint32Array,
-  pageLengths: Uint32Array,
-  recLen: Uint32Array,
-  compare: (a: number, b: number) => number,
-): Generator<Uint8Array> {
+function* sortedChunks(l: Layout): Generator<Uint8Array> {
+  const { source, pageOf, pageLengths, recLen, compare } = l;
   const P = pageLengths.length;
   const buckets = bucketize(source.count, P, (i) => pageOf[i]!, recLen);
   let p = 0;
   while (p < P) {
-    let end = p;
-    let size = 0;
-    while (end < P && (end === p || size + pageLengths[end]! <= CHUNK_BYTES)) size += pageLengths[end++]!;
+    const { end, size } = pageGroup(pageLengths, p, CHUNK_BYTES);
     const buf = new Uint8Array(size);
     const view = new DataView(buf.buffer);
     for (let at = 0; p < end; at += pageLengths[p++]!) {

@@ -1,0 +1,190 @@
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { BYTES_SLACK, LATENCY_SLACK, estimateWallMs, planCost, planReads } from "../src/read/plan.js";
+import type { RangeWant } from "../src/read/coalesce.js";
+import { LOCAL_COST, REMOTE_COST } from "../src/io/cost.js";
+import type { CostModel } from "../src/io/cost.js";
+import { rng } from "../bench/lib.js";
+
+const KiB = 1024;
+const MiB = 1 << 20;
+
+/** Every plan by brute force (every subset of gaps merged, reads longer than maxSpan refused): its reads and cost. */
+function allPlans(ranges: readonly { offset: number; length: number }[], model: CostModel): { requests: number; cost: number; bytes: number }[] {
+  const sorted = [...ranges].sort((a, b) => a.offset - b.offset);
+  const m = sorted.length - 1;
+  const plans: { requests: number; cost: number; bytes: number }[] = [];
+  for (let mask = 0; mask < 1 << m; mask++) {
+    let requests = 0;
+    let bytes = 0;
+    let ok = true;
+    let start = sorted[0]!.offset;
+    for (let i = 0; i <= m; i++) {
+      const end = sorted[i]!.offset + sorted[i]!.length;
+      const joinNext = i < m && (mask >> i) & 1;
+      if (!joinNext) {
+        const len = end - start;
+        if (len > model.maxSpan && start !== sorted[i]!.offset) ok = false;
+        requests++;
+        bytes += len;
+        if (i < m) start = sorted[i + 1]!.offset;
+      }
+    }
+    if (ok) plans.push({ requests, bytes, cost: planCost(model, requests, bytes) });
+  }
+  return plans;
+}
+
+/** The optimum by brute force: least cost; under `latency`, the fewest reads within the slack of it. */
+function bruteForce(ranges: readonly { offset: number; length: number }[], model: CostModel): { cost: number; requests: number } {
+  const plans = allPlans(ranges, model);
+  const least = Math.min(...plans.map((p) => p.cost));
+  if ((model.objective ?? "latency") !== "latency") return { cost: least, requests: Math.min(...plans.filter((p) => p.cost === least).map((p) => p.requests)) };
+  // The fastest plan reads the fewest bytes among those of its read count (any other would be slower).
+  const leastBytes = Math.min(...plans.filter((p) => p.cost === least).map((p) => p.bytes));
+  const within = plans.filter((p) => p.cost <= least * (1 + LATENCY_SLACK) && p.bytes <= leastBytes * BYTES_SLACK);
+  return { cost: least, requests: Math.min(...within.map((p) => p.requests)) };
+}
+
+/** Disjoint sorted ranges from lengths and gaps. */
+function layout(parts: readonly { gap: number; length: number }[]): RangeWant<number>[] {
+  let at = 16;
+  return parts.map((p, i) => {
+    at += p.gap;
+    const w = { offset: at, length: p.length, item: i };
+    at += p.length;
+    return w;
+  });
+}
+
+function checkCovers<T>(wants: readonly RangeWant<T>[], plan: ReturnType<typeof planReads<T>>): void {
+  let seen = 0;
+  let prevEnd = -1;
+  const bad: string[] = [];
+  for (const g of plan.groups) {
+    if (g.offset <= prevEnd) bad.push(`group at ${g.offset} overlaps the previous one`);
+    prevEnd = g.offset + g.length;
+    for (const w of g.wants) {
+      if (w.offset < g.offset || w.offset + w.length > g.offset + g.length) bad.push(`want at ${w.offset} outside its group`);
+      seen++;
+    }
+  }
+  expect(bad).toEqual([]);
+  expect(seen).toBe(wants.length);
+  expect(plan.requests).toBe(plan.groups.length);
+  expect(plan.bytes).toBe(plan.groups.reduce((s, g) => s + g.length, 0));
+}
+
+const models: Record<string, CostModel> = {
+  remote: REMOTE_COST,
+  remoteFew: { ...REMOTE_COST, maxConcurrency: 4 },
+  sharedLink: { ...REMOTE_COST, linkBytesPerMs: 12_500 },
+  tightBudget: { ...REMOTE_COST, maxInflightBytes: 256 * KiB },
+  local: LOCAL_COST,
+  requests: { ...REMOTE_COST, objective: "requests" },
+  weights: { ...REMOTE_COST, objective: { perRequest: 0.0004, perByte: 1e-9, perMs: 0 } },
+};
+
+describe("planReads", () => {
+  it("finds the brute-force optimum of its model on small inputs", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ gap: fc.integer({ min: 1, max: 4 * MiB }), length: fc.integer({ min: 1, max: 512 * KiB }) }), { minLength: 1, maxLength: 11 }),
+        fc.constantFrom(...Object.keys(models)),
+        (parts, name) => {
+          const model = { ...models[name]!, maxSpan: 1 << 40 };
+          const wants = layout(parts);
+          const plan = planReads(wants, model);
+          checkCovers(wants, plan);
+          const best = bruteForce(wants, model);
+          const cost = planCost(model, plan.requests, plan.bytes);
+          if ((model.objective ?? "latency") === "latency") {
+            expect(plan.requests).toBe(best.requests);
+            expect(cost).toBeLessThanOrEqual(best.cost * (1 + LATENCY_SLACK) + 1e-9);
+          } else {
+            expect(cost).toBeCloseTo(best.cost, 6);
+          }
+        },
+      ),
+      { numRuns: 300, seed: 12 },
+    );
+  });
+
+  it("never builds a read longer than maxSpan from several ranges, and stays within the brute-force optimum's neighbourhood", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ gap: fc.integer({ min: 1, max: 256 * KiB }), length: fc.integer({ min: 1, max: 300 * KiB }) }), { minLength: 1, maxLength: 10 }),
+        (parts) => {
+          const model = { ...REMOTE_COST, maxSpan: 512 * KiB };
+          const wants = layout(parts);
+          const plan = planReads(wants, model);
+          checkCovers(wants, plan);
+          for (const g of plan.groups) if (g.wants.length > 1) expect(g.length).toBeLessThanOrEqual(512 * KiB);
+          const cost = planCost(model, plan.requests, plan.bytes);
+          const best = bruteForce(wants, model).cost;
+          expect(cost).toBeGreaterThanOrEqual(best - 1e-9);
+          expect(cost).toBeLessThanOrEqual(best * 1.5);
+        },
+      ),
+      { numRuns: 200, seed: 13 },
+    );
+  });
+
+  it("reads overlapping and touching wants once, in one read", () => {
+    const wants: RangeWant<string>[] = [
+      { offset: 100, length: 50, item: "a" },
+      { offset: 120, length: 10, item: "b" },
+      { offset: 150, length: 5, item: "c" },
+      { offset: 100, length: 50, item: "a again" },
+    ];
+    const plan = planReads(wants, LOCAL_COST);
+    expect(plan.groups).toHaveLength(1);
+    expect(plan.groups[0]).toMatchObject({ offset: 100, length: 55 });
+    expect(plan.groups[0]!.wants.map((w) => w.item).sort()).toEqual(["a", "a again", "b", "c"]);
+  });
+
+  it("sparse batch: exact reads on a slow shared link, merged reads where requests cost more than gaps", () => {
+    const r = rng(5);
+    // 1,000 entries of 1-8 KiB, a few hundred KiB apart (a sparse pick from a big archive).
+    const wants = layout(Array.from({ length: 1000 }, () => ({ gap: Math.floor(r() * 900 * KiB), length: KiB + Math.floor(r() * 7 * KiB) })));
+    const needed = wants.reduce((s, w) => s + w.length, 0);
+    const link = planReads(wants, { ...REMOTE_COST, linkBytesPerMs: 12_500 });
+    checkCovers(wants, link);
+    expect(link.bytes).toBeLessThan(needed * 1.5);
+    const wideModel = { ...REMOTE_COST, maxConcurrency: 1000 };
+    const wide = planReads(wants, wideModel);
+    // Every read can run in parallel: merging buys little, so few bytes are added.
+    expect(wide.bytes).toBeLessThan(needed * 3);
+    expect(wide.wallMs).toBeLessThanOrEqual(estimateWallMs(wideModel, 1000, needed) * (1 + LATENCY_SLACK));
+    const few = planReads(wants, { ...REMOTE_COST, maxConcurrency: 8 });
+    expect(few.requests).toBeLessThan(400); // eight lanes: a 20 ms request costs more than a few hundred KiB
+    expect(few.wallMs).toBeLessThan(estimateWallMs({ ...REMOTE_COST, maxConcurrency: 8 }, 1000, needed));
+  });
+
+  it("dense batch on a fast link: one read per concurrency lane, not per entry", () => {
+    const r = rng(6);
+    const wants = layout(Array.from({ length: 1000 }, () => ({ gap: Math.floor(r() * 50 * KiB), length: 16 + Math.floor(r() * 496) })));
+    const plan = planReads(wants, REMOTE_COST);
+    checkCovers(wants, plan);
+    expect(plan.requests).toBeLessThanOrEqual(100);
+    expect(plan.concurrency).toBe(Math.min(REMOTE_COST.maxConcurrency, plan.requests));
+  });
+
+  it("the requests objective reads fewer times than the latency objective, weights in between", () => {
+    const r = rng(7);
+    const wants = layout(Array.from({ length: 2000 }, () => ({ gap: Math.floor(r() * 2 * MiB), length: 4 * KiB })));
+    const lat = planReads(wants, REMOTE_COST);
+    const req = planReads(wants, { ...REMOTE_COST, objective: "requests" });
+    expect(req.requests).toBeLessThan(lat.requests);
+    for (const g of req.groups) if (g.wants.length > 1) expect(g.length).toBeLessThanOrEqual(REMOTE_COST.maxSpan);
+  });
+
+  it("plans 100,000 ranges", () => {
+    const r = rng(8);
+    const wants = layout(Array.from({ length: 100_000 }, () => ({ gap: Math.floor(r() * 64 * KiB), length: 1 + Math.floor(r() * 8 * KiB) })));
+    const plan = planReads(wants, REMOTE_COST);
+    checkCovers(wants, plan);
+    expect(plan.requests).toBeGreaterThan(0);
+    expect(planReads([], REMOTE_COST)).toMatchObject({ groups: [], requests: 0, bytes: 0, wallMs: 0 });
+  });
+});
