@@ -29,9 +29,13 @@ describe("SnowflakeNameGenerator rules", () => {
     for (const prefix of ["", "a_b", "ä", "x-y", " DES"]) {
       expect(() => new SnowflakeNameGenerator({ nodeId: 0, prefix })).toThrow(DesInvalidArgumentError);
     }
-    for (const nodeId of [-1, 256, 1.5, Number.NaN]) expect(code(() => new SnowflakeNameGenerator({ nodeId }))).toBe("DES_INVALID_ARGUMENT");
-    for (const wrapBits of [0, 33, 2.5]) expect(code(() => new SnowflakeNameGenerator({ nodeId: 0, wrapBits }))).toBe("DES_INVALID_ARGUMENT");
-    expect(code(() => new SnowflakeNameGenerator({ nodeId: 0, timeZone: "Mars/Olympus" }))).toBe("DES_INVALID_ARGUMENT");
+    for (const nodeId of [-1, 256, 1.5, Number.NaN])
+      expect(code(() => new SnowflakeNameGenerator({ nodeId }))).toBe("DES_INVALID_ARGUMENT");
+    for (const wrapBits of [0, 33, 2.5])
+      expect(code(() => new SnowflakeNameGenerator({ nodeId: 0, wrapBits }))).toBe("DES_INVALID_ARGUMENT");
+    expect(code(() => new SnowflakeNameGenerator({ nodeId: 0, timeZone: "Mars/Olympus" }))).toBe(
+      "DES_INVALID_ARGUMENT",
+    );
     const g = new SnowflakeNameGenerator({ nodeId: 7, prefix: "Ab9" });
     expect(g.wrapBits).toBe(32);
     expect(g.prefix).toBe("Ab9");
@@ -96,7 +100,11 @@ describe("SnowflakeNameGenerator rules", () => {
     expect(parseName(await utc.next()).day).toBe("2025-01-15");
     const waw = new SnowflakeNameGenerator({ nodeId: 0, clock: () => late, timeZone: "Europe/Warsaw" });
     expect(parseName(await waw.next()).day).toBe("2025-01-16");
-    const ny = new SnowflakeNameGenerator({ nodeId: 0, clock: () => Date.UTC(2025, 0, 16, 2), timeZone: "America/New_York" });
+    const ny = new SnowflakeNameGenerator({
+      nodeId: 0,
+      clock: () => Date.UTC(2025, 0, 16, 2),
+      timeZone: "America/New_York",
+    });
     expect(parseName(await ny.next()).day).toBe("2025-01-15");
     const fn = new SnowflakeNameGenerator({ nodeId: 0, clock: () => late, day: () => "2030-02-28" });
     expect(parseName(await fn.next()).day).toBe("2030-02-28");

@@ -35,12 +35,22 @@ describe.skipIf(!have)("Python vectors", () => {
 
   it("mints every Snowflake vector name, seq 0, 1, 2, for the same clock, node, prefix, wrap bits and day", async () => {
     for (const v of snow) {
-      const gen = new SnowflakeNameGenerator({ nodeId: v.node_id, prefix: v.prefix, wrapBits: v.wrap_bits, clock: () => v.epoch_ms });
+      const gen = new SnowflakeNameGenerator({
+        nodeId: v.node_id,
+        prefix: v.prefix,
+        wrapBits: v.wrap_bits,
+        clock: () => v.epoch_ms,
+      });
       const got = [await gen.next({ day: v.day }), await gen.next({ day: v.day }), await gen.next({ day: v.day })];
       expect(got).toEqual(v.names_seq_0_1_2);
       // the day from the clock (UTC) matches too when the clock is on that day
       if (v.epoch_ms > 0) {
-        const g2 = new SnowflakeNameGenerator({ nodeId: v.node_id, prefix: v.prefix, wrapBits: v.wrap_bits, clock: () => v.epoch_ms });
+        const g2 = new SnowflakeNameGenerator({
+          nodeId: v.node_id,
+          prefix: v.prefix,
+          wrapBits: v.wrap_bits,
+          clock: () => v.epoch_ms,
+        });
         expect(await g2.next()).toBe(v.names_seq_0_1_2[0]);
       }
       for (const [i, name] of v.names_seq_0_1_2.entries()) {

@@ -1,7 +1,16 @@
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { DailyShardedDesStore, DesLockedError, DesNotFoundError, DesReader, parseName, shardFromName } from "../src/index.js";
+import {
+  DailyShardedDesStore,
+  DesLockedError,
+  DesNotFoundError,
+  DesReader,
+  DesWriter,
+  SnowflakeNameGenerator,
+  parseName,
+  shardFromName,
+} from "../src/index.js";
 import { tempDir } from "./helpers/tmp.js";
 
 const DAY_MS = Date.UTC(2025, 0, 15, 10, 0, 0);
@@ -75,5 +84,33 @@ describe("DailyShardedDesStore on a folder", () => {
     await a.close();
     const c = await DailyShardedDesStore.open({ location: dir, nodeId: 1 });
     await c.close();
+  });
+
+  it("reads day-and-shard parts in the Python store's layout, v1 archives included (<day>/<shard>.des)", async () => {
+    const dir = tempDir();
+    const gen = new SnowflakeNameGenerator({ nodeId: 0, wrapBits: 32, clock: () => DAY_MS });
+    const byShard = new Map<number, string[]>();
+    for (let i = 0; i < 60; i++) {
+      const n = await gen.next();
+      const sh = shardFromName(n, 2);
+      byShard.set(sh, [...(byShard.get(sh) ?? []), n]);
+    }
+    fs.mkdirSync(path.join(dir, "2025-01-15"));
+    const bodies = new Map<string, Uint8Array>();
+    for (const [sh, names] of byShard) {
+      await DesWriter.write(path.join(dir, "2025-01-15", `${sh}.des`), { format: 1 }, async (w) => {
+        for (const n of names) {
+          const b = blob(names.indexOf(n) + sh * 100);
+          bodies.set(n, b);
+          await w.add(n, b, { meta: { src: "python" } });
+        }
+      });
+    }
+    const store = await DailyShardedDesStore.open({ location: dir, nodeId: 1, shardBits: 2 });
+    for (const [n, b] of bodies) expect(Buffer.from(await store.get(n)).equals(Buffer.from(b))).toBe(true);
+    expect(await store.getMeta([...bodies.keys()][0]!)).toMatchObject({ src: "python" });
+    expect((await store.list("2025-01-15")).length).toBe(60);
+    expect(store.stats.listings).toBeLessThanOrEqual(4);
+    await store.close();
   });
 });

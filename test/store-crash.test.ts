@@ -57,9 +57,9 @@ describe("crash safety", () => {
     const rnd = rngFor(20251201);
     const acknowledged = new Map<string, number>();
     const CONC = 16;
-    for (let round = 0; round < 4; round++) {
+    for (let round = 0; round < 3; round++) {
       const run = startChild([dir, "3", "1000000", String(CONC), "400"]);
-      await run.firstPut; 
+      await run.firstPut;
       await new Promise((r) => setTimeout(r, 50 + Math.floor(rnd() * 400)));
       run.child.kill("SIGKILL");
       await run.exited;
@@ -67,11 +67,11 @@ describe("crash safety", () => {
       expect(run.resolved.size).toBeGreaterThan(0);
 
       // Restart with the same node id: the dead process's lock is taken over.
-      const store = await DailyShardedDesStore.open({ location: dir, nodeId: 3, shardBits: 4 }); 
+      const store = await DailyShardedDesStore.open({ location: dir, nodeId: 3, shardBits: 4 });
       for (const [n, k] of acknowledged) {
         expect(sameBytes(await store.get(n), blobFor(k))).toBe(true);
       }
-      
+
       const days = new Set([...acknowledged.keys()].map((n) => parseName(n).day));
       let unacknowledged = 0;
       for (const day of days) {
@@ -85,10 +85,9 @@ describe("crash safety", () => {
         }
       }
       // Only puts in flight at the kill (at most one per concurrent caller) may have reached the disk unacknowledged.
-      
+
       expect(unacknowledged).toBeLessThanOrEqual(CONC);
       await store.close({ seal: round % 2 === 0 });
-      
     }
     expect(acknowledged.size).toBeGreaterThan(100);
   });

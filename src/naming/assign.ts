@@ -22,10 +22,12 @@ const MAX_ASSIGN_BITS = 24;
 
 function nodeKeys(nodes: NodeSet): string[] {
   if (typeof nodes === "number") {
-    if (!Number.isInteger(nodes) || nodes < 1 || nodes > 65536) throw new DesInvalidArgumentError(`node count must be an integer 1..65536, not ${nodes}`);
+    if (!Number.isInteger(nodes) || nodes < 1 || nodes > 65536)
+      throw new DesInvalidArgumentError(`node count must be an integer 1..65536, not ${nodes}`);
     return Array.from({ length: nodes }, (_, i) => String(i));
   }
-  if (!Array.isArray(nodes) || nodes.length === 0) throw new DesInvalidArgumentError("nodes must be a count or a non-empty list of ids");
+  if (!Array.isArray(nodes) || nodes.length === 0)
+    throw new DesInvalidArgumentError("nodes must be a count or a non-empty list of ids");
   const keys = nodes.map((n) => String(n));
   if (new Set(keys).size !== keys.length) throw new DesInvalidArgumentError("node ids must be distinct");
   return keys;
@@ -70,7 +72,8 @@ function rendezvousOwner(shard: number, seeds: readonly number[]): number {
 
 /** The index (into `nodes`) of the node owning `shard`. */
 export function shardOwner(shard: number, nodes: NodeSet, opts: AssignOptions = {}): number {
-  if (!Number.isInteger(shard) || shard < 0 || shard >= 2 ** 32) throw new DesInvalidArgumentError(`shard must be an integer 0..2^32-1, not ${shard}`);
+  if (!Number.isInteger(shard) || shard < 0 || shard >= 2 ** 32)
+    throw new DesInvalidArgumentError(`shard must be an integer 0..2^32-1, not ${shard}`);
   const keys = nodeKeys(nodes);
   const strategy = opts.strategy ?? "rendezvous";
   if (strategy === "modulo") return shard % keys.length;

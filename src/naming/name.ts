@@ -32,7 +32,9 @@ export class DesNameError extends DesInvalidArgumentError {
   readonly problem: NameProblem;
   readonly text: string;
   constructor(problem: NameProblem, text: string, detail: string) {
-    super(`${JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}...` : text)} is not a Snowflake name: ${detail}`);
+    super(
+      `${JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}...` : text)} is not a Snowflake name: ${detail}`,
+    );
     this.problem = problem;
     this.text = text;
   }
@@ -49,7 +51,9 @@ export function isValidPrefix(prefix: unknown): prefix is string {
 
 export function checkPrefix(prefix: unknown): string {
   if (!isValidPrefix(prefix)) {
-    throw new DesInvalidArgumentError(`prefix must be non-empty ASCII letters and digits, not ${JSON.stringify(prefix)}`);
+    throw new DesInvalidArgumentError(
+      `prefix must be non-empty ASCII letters and digits, not ${JSON.stringify(prefix)}`,
+    );
   }
   return prefix;
 }
@@ -61,12 +65,13 @@ export function checkByte(what: string, v: unknown): number {
   return v;
 }
 
+const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
 /** True when `y-m-d` is a real Gregorian calendar day. */
 function realDay(y: number, m: number, d: number): boolean {
   if (m < 1 || m > 12 || d < 1) return false;
-  const days = new Date(Date.UTC(2000, m, 0)).getUTCDate();
   const leap = (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
-  return d <= (m === 2 ? (leap ? 29 : 28) : days);
+  return d <= (m === 2 && leap ? 29 : MONTH_DAYS[m - 1]!);
 }
 
 /** Validates a `YYYY-MM-DD` day (a real calendar day, years 0000..9999). */

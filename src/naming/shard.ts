@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import crypto from "node:crypto";
 import { DesInvalidArgumentError } from "../errors.js";
 
 /**
@@ -13,20 +13,23 @@ function checkBits(bits: unknown, max: number): number {
   return bits;
 }
 
-/** Strict UTF-8 of a string; a lone surrogate is a DesInvalidArgumentError (Python's `str.encode` raises too). */
-export function strictUtf8(value: string): Buffer {
+type OneShot = (algorithm: string, data: string, encoding: "hex") => string;
+/** `crypto.hash` (Node >= 20.12) hashes a string in one call, several times faster than createHash. */
+const oneShot = (crypto as unknown as { hash?: OneShot }).hash;
+
+/** SHA-256 of the strict UTF-8 of `value`, as 64 hex digits. */
+function sha256Hex(value: string): string {
   if (typeof value !== "string") throw new DesInvalidArgumentError(`expected a string, not ${typeof value}`);
-  if (!value.isWellFormed()) throw new DesInvalidArgumentError(`${JSON.stringify(value.slice(0, 100))} holds a lone surrogate and has no UTF-8 form`);
-  return Buffer.from(value, "utf8");
+  if (!value.isWellFormed())
+    throw new DesInvalidArgumentError(
+      `${JSON.stringify(value.slice(0, 100))} holds a lone surrogate and has no UTF-8 form`,
+    );
+  return oneShot ? oneShot("sha256", value, "hex") : crypto.createHash("sha256").update(value, "utf8").digest("hex");
 }
 
-function sha256(value: string): Buffer {
-  return createHash("sha256").update(strictUtf8(value)).digest();
-}
-
-/** The top 1..32 bits of a digest as a number. */
-function top32(digest: Buffer, bits: number): number {
-  return Math.floor(digest.readUInt32BE(0) / 2 ** (32 - bits));
+/** The top 1..32 bits of a hex digest as a number. */
+function top32(hex: string, bits: number): number {
+  return Math.floor(parseInt(hex.slice(0, 8), 16) / 2 ** (32 - bits));
 }
 
 /**
@@ -35,13 +38,13 @@ function top32(digest: Buffer, bits: number): number {
  */
 export function consistentHash(value: string, bits: number): number | bigint {
   checkBits(bits, 256);
-  const digest = sha256(value);
-  if (bits <= 32) return top32(digest, bits);
-  return BigInt(`0x${digest.toString("hex")}`) >> BigInt(256 - bits);
+  const hex = sha256Hex(value);
+  if (bits <= 32) return top32(hex, bits);
+  return BigInt(`0x${hex}`) >> BigInt(256 - bits);
 }
 
 /** The shard (0 .. 2^bits - 1) of a name: `consistentHash(name, bits)` for bits 1..32. */
 export function shardFromName(name: string, bits: number): number {
   checkBits(bits, 32);
-  return top32(sha256(name), bits);
+  return top32(sha256Hex(name), bits);
 }

@@ -54,16 +54,19 @@ export class SnowflakeNameGenerator {
   private chain: Promise<string> | undefined;
 
   constructor(opts: SnowflakeOptions) {
-    if (typeof opts !== "object" || opts === null) throw new DesInvalidArgumentError("SnowflakeNameGenerator needs options");
+    if (typeof opts !== "object" || opts === null)
+      throw new DesInvalidArgumentError("SnowflakeNameGenerator needs options");
     this.nodeId = checkByte("nodeId", opts.nodeId);
     this.prefix = checkPrefix(opts.prefix ?? "DES");
     const w = opts.wrapBits ?? 32;
-    if (!Number.isInteger(w) || w < 1 || w > 32) throw new DesInvalidArgumentError(`wrapBits must be an integer 1..32, not ${String(w)}`);
+    if (!Number.isInteger(w) || w < 1 || w > 32)
+      throw new DesInvalidArgumentError(`wrapBits must be an integer 1..32, not ${String(w)}`);
     this.wrapBits = w;
     this.mask = 2 ** w;
     this.maskBig = (1n << BigInt(w)) - 1n;
     this.clock = opts.clock ?? Date.now;
-    if (typeof this.clock !== "function") throw new DesInvalidArgumentError("clock must be a function returning epoch milliseconds");
+    if (typeof this.clock !== "function")
+      throw new DesInvalidArgumentError("clock must be a function returning epoch milliseconds");
     this.dayOf = dayFunction(opts.timeZone, opts.day);
     if (opts.after !== undefined) {
       const { ms, seq } = opts.after;
@@ -113,7 +116,8 @@ export class SnowflakeNameGenerator {
 
   private mint(opts: NextOptions): string | undefined {
     const raw = this.clock();
-    if (typeof raw !== "number" || !Number.isFinite(raw)) throw new DesInvalidArgumentError(`the clock returned ${String(raw)}, not a finite number of milliseconds`);
+    if (typeof raw !== "number" || !Number.isFinite(raw))
+      throw new DesInvalidArgumentError(`the clock returned ${String(raw)}, not a finite number of milliseconds`);
     const now = Math.floor(raw);
     // Resolve the day before touching the state, so a bad day leaves the generator as it was.
     const ms = now > this.ms ? now : this.ms;
@@ -150,7 +154,10 @@ export class SnowflakeNameGenerator {
 function noop(): void {}
 
 /** The day function: the caller's, one for an IANA time zone, or UTC. Cached per 15 minutes (zone offsets change on quarter hours). */
-function dayFunction(timeZone: string | undefined, custom: ((ms: number) => string | Date) | undefined): (ms: number) => string {
+function dayFunction(
+  timeZone: string | undefined,
+  custom: ((ms: number) => string | Date) | undefined,
+): (ms: number) => string {
   let format: (ms: number) => string;
   if (custom !== undefined) {
     if (typeof custom !== "function") throw new DesInvalidArgumentError("day must be a function of epoch milliseconds");
@@ -189,7 +196,8 @@ function dayFunction(timeZone: string | undefined, custom: ((ms: number) => stri
 
 function checkedDate(ms: number): Date {
   const d = new Date(ms);
-  if (Number.isNaN(d.getTime())) throw new DesInvalidArgumentError(`epoch milliseconds ${ms} are outside the range of dates; pass next({ day })`);
+  if (Number.isNaN(d.getTime()))
+    throw new DesInvalidArgumentError(`epoch milliseconds ${ms} are outside the range of dates; pass next({ day })`);
   return d;
 }
 

@@ -31,7 +31,13 @@ async function copyEntries(r: DesReader, w: DesWriter, seen: Set<string>): Promi
  * listing finds a deleted part gone, lists again and finds the merged one.
  * Parts sealed after the listing are left for the next compaction.
  */
-export async function compactParts(backend: PartBackend, finder: PartFinder, day: string, bits: number, layout: ShardLayout): Promise<{ shards: number; partsMerged: number; entries: number; removed: string[] }> {
+export async function compactParts(
+  backend: PartBackend,
+  finder: PartFinder,
+  day: string,
+  bits: number,
+  layout: ShardLayout,
+): Promise<{ shards: number; partsMerged: number; entries: number; removed: string[] }> {
   const byShard = new Map<number, PartKey[]>();
   for (const key of await backend.list(`${day}/`)) {
     const pk = parseDayKey(key, day, bits, layout);
@@ -49,7 +55,13 @@ export async function compactParts(backend: PartBackend, finder: PartFinder, day
     if (nodeParts.length === 0) continue;
     const target = singlePartKey(day, shard, bits, layout);
     // The newest copy of a name wins: node parts in key order (node, then F), the old single part last.
-    const sources = [...nodeParts.map((p) => p.key).sort().reverse(), ...parts.filter((p) => p.nodeId === undefined).map((p) => p.key)];
+    const sources = [
+      ...nodeParts
+        .map((p) => p.key)
+        .sort()
+        .reverse(),
+      ...parts.filter((p) => p.nodeId === undefined).map((p) => p.key),
+    ];
     let count = 0;
     await backend.replace(target, async (w) => {
       const seen = new Set<string>();

@@ -65,6 +65,11 @@ export class PartFinder {
     return (await this.list(day, shard)).parts;
   }
 
+  /** Keys of the parts that may hold a name with this node and F, most specific first (cached listing). */
+  async candidates(day: string, shard: number, nodeId: number, f: number): Promise<string[]> {
+    return candidateParts(await this.parts(day, shard), nodeId, f).map((p) => p.key);
+  }
+
   /** Records a part this process just sealed, so reading it needs no new listing. */
   added(part: PartKey): void {
     const l = this.listings.get(shardPrefix(part.day, part.shard, this.bits, this.layout));
@@ -82,10 +87,17 @@ export class PartFinder {
    * a value other than undefined. A miss on a listing older than the TTL
    * lists once more (another node may have sealed a part since).
    */
-  async find<T>(day: string, shard: number, nodeId: number, f: number, fn: (r: DesReader, key: string) => Promise<T | undefined>): Promise<T | undefined> {
+  async find<T>(
+    day: string,
+    shard: number,
+    nodeId: number,
+    f: number,
+    fn: (r: DesReader, key: string) => Promise<T | undefined>,
+  ): Promise<T | undefined> {
     const prefix = shardPrefix(day, shard, this.bits, this.layout);
     for (let round = 0; round < 2; round++) {
-      const listing = round === 0 ? (this.listings.get(prefix) ?? (await this.list(day, shard))) : await this.list(day, shard);
+      const listing =
+        round === 0 ? (this.listings.get(prefix) ?? (await this.list(day, shard))) : await this.list(day, shard);
       let stale = false;
       for (const part of candidateParts(listing.parts, nodeId, f)) {
         try {
@@ -160,5 +172,11 @@ async function closeQuietly(r: Promise<DesReader>): Promise<void> {
 function isGone(e: unknown): boolean {
   const code = (e as { code?: string }).code;
   const cause = (e as { cause?: { code?: string } }).cause;
-  return code === "ENOENT" || code === "DES_NOT_FOUND" || cause?.code === "ENOENT" || code === "DES_IO" || code === "DES_CHANGED";
+  return (
+    code === "ENOENT" ||
+    code === "DES_NOT_FOUND" ||
+    cause?.code === "ENOENT" ||
+    code === "DES_IO" ||
+    code === "DES_CHANGED"
+  );
 }

@@ -42,7 +42,13 @@ function fsCall<T>(fn: (cb: (e: NodeJS.ErrnoException | null, v: T) => void) => 
 }
 
 /** Encodes one record; `start` is where it will sit in the file. */
-export function encodeRecord(name: Buffer, ms: number, meta: Uint8Array | undefined, data: Uint8Array, start: number): { bytes: Buffer; rec: Omit<JournalRecord, "name" | "ms"> } {
+export function encodeRecord(
+  name: Buffer,
+  ms: number,
+  meta: Uint8Array | undefined,
+  data: Uint8Array,
+  start: number,
+): { bytes: Buffer; rec: Omit<JournalRecord, "name" | "ms"> } {
   const metaLength = meta?.length ?? 0;
   const body = 8 + 2 + name.length + 4 + metaLength + data.length;
   if (body > MAX_RECORD_BODY) throw new DesIoError(`a record of ${body} bytes does not fit a journal`);
@@ -61,7 +67,10 @@ export function encodeRecord(name: Buffer, ms: number, meta: Uint8Array | undefi
   buf.set(data, o);
   o += data.length;
   buf.writeBigUInt64LE(xxh64(buf.subarray(0, o)), o);
-  return { bytes: buf, rec: { metaOffset: start + metaOffset, metaLength, dataOffset: start + dataOffset, dataLength: data.length } };
+  return {
+    bytes: buf,
+    rec: { metaOffset: start + metaOffset, metaLength, dataOffset: start + dataOffset, dataLength: data.length },
+  };
 }
 
 export function encodeHeader(nodeId: number, seq: number, last: Watermark | undefined): Buffer {
@@ -147,7 +156,13 @@ export class Journal {
   /** Epoch ms of the first record, for maxAgeMs. */
   firstAt: number | undefined;
 
-  private constructor(file: string, seq: number, fd: number, size: number, private readonly maxQueuedBytes: number) {
+  private constructor(
+    file: string,
+    seq: number,
+    fd: number,
+    size: number,
+    private readonly maxQueuedBytes: number,
+  ) {
     this.file = file;
     this.seq = seq;
     this.fd = fd;
@@ -156,7 +171,13 @@ export class Journal {
   }
 
   /** Creates a new journal file (it must not exist) and makes its header and directory entry durable. */
-  static async create(file: string, nodeId: number, seq: number, last: Watermark | undefined, maxQueuedBytes: number): Promise<Journal> {
+  static async create(
+    file: string,
+    nodeId: number,
+    seq: number,
+    last: Watermark | undefined,
+    maxQueuedBytes: number,
+  ): Promise<Journal> {
     const fd = await fsCall<number>((cb) => fs.open(file, "wx+", 0o644, cb));
     try {
       const h = encodeHeader(nodeId, seq, last);
@@ -193,7 +214,12 @@ export class Journal {
    */
   room(size: number): Promise<void> | undefined {
     const used = this.queuedBytes + this.promised;
-    if (this.failure !== undefined || used === 0 || (this.roomWaiters.length === 0 && used + size <= this.maxQueuedBytes)) return undefined;
+    if (
+      this.failure !== undefined ||
+      used === 0 ||
+      (this.roomWaiters.length === 0 && used + size <= this.maxQueuedBytes)
+    )
+      return undefined;
     return new Promise((resolve) => this.roomWaiters.push({ size, resolve }));
   }
 
@@ -204,7 +230,8 @@ export class Journal {
 
   /** Queues a record at `this.size` (the caller encoded it there) and resolves once it is durable. */
   append(bytes: Buffer, rec: JournalRecord): Promise<void> {
-    if (this.failure !== undefined) return Promise.reject(new DesIoError(`journal ${this.file} failed earlier`, { cause: this.failure }));
+    if (this.failure !== undefined)
+      return Promise.reject(new DesIoError(`journal ${this.file} failed earlier`, { cause: this.failure }));
     this.size += bytes.length;
     this.records.push(rec);
     this.firstAt ??= Date.now();
@@ -220,7 +247,11 @@ export class Journal {
     while (this.queue.length > 0) {
       let n = 0;
       let bytes = 0;
-      while (n < this.queue.length && n < MAX_IOV && (n === 0 || bytes + this.queue[n]!.bytes.length <= MAX_GROUP_BYTES)) {
+      while (
+        n < this.queue.length &&
+        n < MAX_IOV &&
+        (n === 0 || bytes + this.queue[n]!.bytes.length <= MAX_GROUP_BYTES)
+      ) {
         bytes += this.queue[n]!.bytes.length;
         n++;
       }

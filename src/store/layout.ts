@@ -45,13 +45,27 @@ function hex12(f: number): string {
   return f.toString(16).toUpperCase().padStart(12, "0");
 }
 
-export function nodePartKey(day: string, shard: number, bits: number, layout: ShardLayout, nodeId: number, firstF: number, lastF: number): string {
+export function nodePartKey(
+  day: string,
+  shard: number,
+  bits: number,
+  layout: ShardLayout,
+  nodeId: number,
+  firstF: number,
+  lastF: number,
+): string {
   if (lastF < firstF) throw new DesInvalidArgumentError("a part's last F precedes its first");
   return `${shardPrefix(day, shard, bits, layout)}n${nodeId.toString(16).padStart(2, "0")}-${hex12(firstF)}-${hex12(lastF)}.des`;
 }
 
 /** Parses a key listed under `shardPrefix(day, shard, ...)`; anything else (temporary files, foreign keys) gives undefined. */
-export function parsePartKey(key: string, day: string, shard: number, bits: number, layout: ShardLayout): PartKey | undefined {
+export function parsePartKey(
+  key: string,
+  day: string,
+  shard: number,
+  bits: number,
+  layout: ShardLayout,
+): PartKey | undefined {
   const prefix = shardPrefix(day, shard, bits, layout);
   if (!key.startsWith(prefix) || !key.endsWith(".des")) return undefined;
   const middle = key.slice(prefix.length, -4);

@@ -29,9 +29,10 @@ export class LockFile {
         fs.closeSync(fd);
         return new LockFile(file);
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw new DesIoError(`cannot create lock ${file}: ${(e as Error).message}`, { cause: e });
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST")
+          throw new DesIoError(`cannot create lock ${file}: ${(e as Error).message}`, { cause: e });
       }
-      let text = "";
+      let text: string;
       try {
         text = fs.readFileSync(file, "utf8");
       } catch {

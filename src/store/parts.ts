@@ -26,7 +26,8 @@ export interface PartBackend {
 }
 
 function checkKey(key: string): void {
-  if (key.includes("..") || key.startsWith("/") || key.includes("\\")) throw new DesIoError(`bad part key ${JSON.stringify(key)}`);
+  if (key.includes("..") || key.startsWith("/") || key.includes("\\"))
+    throw new DesIoError(`bad part key ${JSON.stringify(key)}`);
 }
 
 export class FolderParts implements PartBackend {
@@ -51,7 +52,10 @@ export class FolderParts implements PartBackend {
       if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
       throw new DesIoError(`cannot list ${dir}: ${(e as Error).message}`, { cause: e });
     }
-    return names.filter((n) => n.startsWith(start)).map((n) => dir + n).sort();
+    return names
+      .filter((n) => n.startsWith(start))
+      .map((n) => dir + n)
+      .sort();
   }
 
   open(key: string): Promise<DesReader> {
@@ -92,7 +96,10 @@ export class LocationParts implements PartBackend {
   /** Sealed parts not yet uploaded: key -> spool file. */
   private readonly pending = new Map<string, string>();
 
-  constructor(private readonly location: Location, private readonly spool: string) {
+  constructor(
+    private readonly location: Location,
+    private readonly spool: string,
+  ) {
     this.url = location.url;
   }
 
@@ -143,7 +150,7 @@ export class LocationParts implements PartBackend {
         const fh = await fs.promises.open(local, "r");
         try {
           const buf = Buffer.allocUnsafe(Math.min(UPLOAD_CHUNK, Math.max(size, 1)));
-          for (let at = 0; at < size; ) {
+          for (let at = 0; at < size;) {
             const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - at), at);
             if (bytesRead === 0) throw new DesIoError(`${local} shrank while uploading`);
             await sink.write(new Uint8Array(buf.buffer, buf.byteOffset, bytesRead));
@@ -163,7 +170,9 @@ export class LocationParts implements PartBackend {
     }
     const st = await this.location.stat(key);
     if (!st || st.size !== size) {
-      throw new DesIoError(`upload of ${key} not verified: the object has ${st ? `${st.size} bytes` : "vanished"}, the spool file ${size}`);
+      throw new DesIoError(
+        `upload of ${key} not verified: the object has ${st ? `${st.size} bytes` : "vanished"}, the spool file ${size}`,
+      );
     }
     await fs.promises.rm(local, { force: true });
     if (this.pending.get(key) === local) this.pending.delete(key);

@@ -66,7 +66,12 @@ async function fill(w: DesWriter, bytes: Buffer, records: readonly JournalRecord
  * only on the journal's content, so sealing the same journal again after a
  * crash finds the parts already written and leaves them as they are.
  */
-export async function sealRecords(bytes: Buffer, records: readonly JournalRecord[], lay: SealLayout, backend: PartBackend): Promise<PartKey[]> {
+export async function sealRecords(
+  bytes: Buffer,
+  records: readonly JournalRecord[],
+  lay: SealLayout,
+  backend: PartBackend,
+): Promise<PartKey[]> {
   const out: PartKey[] = [];
   for (const g of groupRecords(records, lay.bits)) {
     const key = nodePartKey(g.day, g.shard, lay.bits, lay.layout, lay.nodeId, g.firstF, g.lastF);

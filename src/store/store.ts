@@ -1,13 +1,12 @@
 import fs from "node:fs";
 import path from "node:path";
-import { DesClosedError, DesFormatError, DesInvalidArgumentError, DesIoError, DesNotFoundError } from "../errors.js";
+import { DesClosedError, DesInvalidArgumentError, DesIoError, DesNotFoundError } from "../errors.js";
 import { loadHasher } from "../format/hash.js";
 import { decodeMetaV2, encodeMetaV2 } from "../format/meta.js";
 import type { MetaValue } from "../format/meta.js";
 import type { Location } from "../io/location.js";
 import { coalesceRanges, sliceWant } from "../read/coalesce.js";
 import type { DesReader } from "../read/reader.js";
-import { checkByte } from "../naming/name.js";
 import { parseName } from "../naming/name.js";
 import type { ParsedName } from "../naming/name.js";
 import { shardFromName } from "../naming/shard.js";
@@ -15,13 +14,15 @@ import { SnowflakeNameGenerator } from "../naming/snowflake.js";
 import type { NextOptions } from "../naming/snowflake.js";
 import { compactParts } from "./compact.js";
 import { PartFinder } from "./finder.js";
-import { Journal, encodeRecord, scanJournal, syncDir } from "./journal.js";
-import type { JournalRecord, Watermark } from "./journal.js";
+import { Journal, encodeRecord, syncDir } from "./journal.js";
+import type { JournalRecord } from "./journal.js";
+import { readManySealed } from "./many.js";
+import { journalName, recoverJournals } from "./recover.js";
 import { parseDayKey } from "./layout.js";
 import type { ShardLayout } from "./layout.js";
 import { LockFile } from "./lock.js";
-import { FolderParts, LocationParts } from "./parts.js";
 import type { PartBackend } from "./parts.js";
+import { hex2, resolveOptions } from "./options.js";
 import { sealRecords } from "./seal.js";
 
 export interface DailyStoreOptions {
@@ -83,19 +84,6 @@ interface Local {
 
 /** Record bytes besides the body: framing, checksum, ms, a name of typical length. */
 const name0Overhead = 64;
-const JOURNAL_RE = /^([0-9]{12})\.wal$/;
-
-function later(a: Watermark | undefined, b: Watermark | undefined): Watermark | undefined {
-  if (!a) return b;
-  if (!b) return a;
-  return b.ms > a.ms || (b.ms === a.ms && b.seq > a.seq) ? b : a;
-}
-
-function positiveInt(what: string, v: number | undefined, dflt: number): number {
-  const x = v ?? dflt;
-  if (!Number.isSafeInteger(x) || x < 1) throw new DesInvalidArgumentError(`${what} must be a positive integer, not ${String(v)}`);
-  return x;
-}
 
 /**
  * A durable store of blobs by Snowflake name, in daily sharded DES parts
@@ -114,11 +102,14 @@ export class DailyShardedDesStore {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private failure: unknown;
+  private sealFailure: unknown;
   private puts = 0;
   private commits = 0;
   private sealedJournals = 0;
   private sealedParts = 0;
   private peakQueued = 0;
+  /** Journals rotated out and not yet sealed (their commits count in stats). */
+  private readonly unsealed = new Set<Journal>();
 
   private constructor(
     opts: DailyStoreOptions,
@@ -137,60 +128,18 @@ export class DailyShardedDesStore {
   }
 
   static async open(opts: DailyStoreOptions): Promise<DailyShardedDesStore> {
-    if (typeof opts !== "object" || opts === null) throw new DesInvalidArgumentError("DailyShardedDesStore.open needs options");
-    const nodeId = checkByte("nodeId", opts.nodeId);
-    const bits = opts.shardBits ?? 8;
-    if (!Number.isInteger(bits) || bits < 1 || bits > 32) throw new DesInvalidArgumentError(`shardBits must be an integer 1..32, not ${String(bits)}`);
-    const wrapBits = opts.wrapBits ?? 32;
-    if (!Number.isInteger(wrapBits) || wrapBits < 27 || wrapBits > 32) {
-      throw new DesInvalidArgumentError(`the store needs wrapBits 27..32 (fewer repeat names within a day), not ${String(wrapBits)}`);
-    }
-    const layout = opts.layout ?? "hex";
-    if (layout !== "hex" && layout !== "packer") throw new DesInvalidArgumentError(`layout must be "hex" or "packer", not ${JSON.stringify(layout)}`);
-    if (layout === "packer" && bits > 8) throw new DesInvalidArgumentError("the packer layout (shard_NN) takes at most 8 shard bits");
-    const limits = {
-      maxBytes: positiveInt("maxBytes", opts.maxBytes, 64 << 20),
-      maxEntries: positiveInt("maxEntries", opts.maxEntries, 250_000),
-      maxAgeMs: positiveInt("maxAgeMs", opts.maxAgeMs, 60_000),
-      maxQueuedBytes: positiveInt("maxQueuedBytes", opts.maxQueuedBytes, 32 << 20),
-    };
-    let backend: PartBackend;
-    let spool: string;
-    if (typeof opts.location === "string") {
-      backend = new FolderParts(opts.location);
-      spool = path.resolve(opts.spoolDir ?? path.join(opts.location, "_spool"));
-    } else {
-      if (opts.spoolDir === undefined) throw new DesInvalidArgumentError("a store on a Location needs a local spoolDir");
-      spool = path.resolve(opts.spoolDir);
-      backend = new LocationParts(opts.location, path.join(spool, `n${hex2(nodeId)}`, "sealed"));
-    }
+    const { nodeId, bits, wrapBits, layout, limits, backend, spool } = resolveOptions(opts);
     const journalDir = path.join(spool, `n${hex2(nodeId)}`);
     await fs.promises.mkdir(journalDir, { recursive: true });
     await loadHasher();
-    const lock = LockFile.acquire(path.join(spool, `n${hex2(nodeId)}.lock`), `node ${nodeId} of the store at ${backend.url}`);
+    const lock = LockFile.acquire(
+      path.join(spool, `n${hex2(nodeId)}.lock`),
+      `node ${nodeId} of the store at ${backend.url}`,
+    );
     const opened: Journal[] = [];
     try {
       await backend.recover();
-      const files = (await fs.promises.readdir(journalDir)).filter((f) => JOURNAL_RE.test(f)).sort();
-      const recovered: Journal[] = [];
-      let watermark: Watermark | undefined;
-      let seq = 0;
-      for (const f of files) {
-        const file = path.join(journalDir, f);
-        const bytes = await fs.promises.readFile(file);
-        seq = Math.max(seq, Number(JOURNAL_RE.exec(f)![1]));
-        if (bytes.length < 32 && bytes.every((b) => b === 0)) {
-          await fs.promises.rm(file); // created, header never written
-          continue;
-        }
-        const scan = scanJournal(bytes, file);
-        if (scan.nodeId !== nodeId) throw new DesFormatError(`${file} belongs to node ${scan.nodeId}, not ${nodeId}`);
-        watermark = later(watermark, scan.watermark);
-        for (const r of scan.records) watermark = later(watermark, { ms: r.ms, seq: parseName(r.name).seq });
-        const j = await Journal.recover(file, scan, bytes.length);
-        opened.push(j);
-        recovered.push(j);
-      }
+      const { recovered, watermark, seq } = await recoverJournals(journalDir, nodeId, opened);
       const gen = new SnowflakeNameGenerator({
         nodeId,
         prefix: opts.prefix ?? "DES",
@@ -200,7 +149,13 @@ export class DailyShardedDesStore {
         day: opts.day,
         after: watermark,
       });
-      const active = await Journal.create(path.join(journalDir, journalName(seq + 1)), nodeId, seq + 1, watermark, limits.maxQueuedBytes);
+      const active = await Journal.create(
+        path.join(journalDir, journalName(seq + 1)),
+        nodeId,
+        seq + 1,
+        watermark,
+        limits.maxQueuedBytes,
+      );
       opened.push(active);
       const finder = new PartFinder(backend, bits, layout, opts.listTtlMs ?? 1000, opts.maxOpenParts ?? 512);
       const store = new DailyShardedDesStore(opts, backend, finder, gen, journalDir, lock, active, limits);
@@ -224,12 +179,22 @@ export class DailyShardedDesStore {
   }
 
   get stats(): StoreStats {
-    return { puts: this.puts, commits: this.commits + this.active.commits, peakQueuedBytes: Math.max(this.peakQueued, this.active.peakQueuedBytes), sealedJournals: this.sealedJournals, sealedParts: this.sealedParts, listings: this.finder.listCalls };
+    let commits = this.commits + this.active.commits;
+    for (const j of this.unsealed) if (j !== this.active) commits += j.commits;
+    return {
+      puts: this.puts,
+      commits,
+      peakQueuedBytes: Math.max(this.peakQueued, this.active.peakQueuedBytes),
+      sealedJournals: this.sealedJournals,
+      sealedParts: this.sealedParts,
+      listings: this.finder.listCalls,
+    };
   }
 
   private ensureOpen(): void {
     if (this.closed) throw new DesClosedError("store");
-    if (this.failure !== undefined) throw new DesIoError("the store failed earlier; reopen it", { cause: this.failure });
+    if (this.failure !== undefined)
+      throw new DesIoError("the store failed earlier; reopen it", { cause: this.failure });
   }
 
   /** Stores a blob under a new name; resolves with the name once the blob is durable. */
@@ -244,10 +209,7 @@ export class DailyShardedDesStore {
         continue;
       }
       const wait = this.active.room(data.length + name0Overhead);
-      if (wait) {
-        await wait;
-        continue;
-      }
+      if (wait) await wait; // woken with room promised to this put: no second check
       break;
     }
     this.ensureOpen();
@@ -259,7 +221,8 @@ export class DailyShardedDesStore {
     const full: JournalRecord = { name, ms: this.gen.last!.ms, ...rec };
     this.local.set(name, { journal: j, rec: full });
     const durable = j.append(bytes, full);
-    if (j.size >= this.limits.maxBytes || j.records.length >= this.limits.maxEntries) void this.rotate().catch(() => undefined);
+    if (j.size >= this.limits.maxBytes || j.records.length >= this.limits.maxEntries)
+      void this.rotate().catch(() => undefined);
     await durable;
     this.puts++;
     return name;
@@ -267,7 +230,8 @@ export class DailyShardedDesStore {
 
   private checkAge(): void {
     const j = this.active;
-    if (j.firstAt !== undefined && Date.now() - j.firstAt >= this.limits.maxAgeMs && !this.closed) void this.rotate().catch(() => undefined);
+    if (j.firstAt !== undefined && Date.now() - j.firstAt >= this.limits.maxAgeMs && !this.closed)
+      void this.rotate().catch(() => undefined);
   }
 
   /** Starts a new journal and seals the current one in the background. */
@@ -276,7 +240,13 @@ export class DailyShardedDesStore {
     const old = this.active;
     if (old.records.length === 0) return Promise.resolve();
     const run = (async () => {
-      const next = await Journal.create(path.join(this.journalDir, journalName(old.seq + 1)), this.nodeId, old.seq + 1, this.gen.last, this.limits.maxQueuedBytes);
+      const next = await Journal.create(
+        path.join(this.journalDir, journalName(old.seq + 1)),
+        this.nodeId,
+        old.seq + 1,
+        this.gen.last,
+        this.limits.maxQueuedBytes,
+      );
       this.active = next;
       this.seal(old);
     })();
@@ -293,13 +263,20 @@ export class DailyShardedDesStore {
 
   /** Queues a full journal for sealing into parts; seals run one at a time. */
   private seal(j: Journal): void {
+    this.unsealed.add(j);
     const run = this.sealChain.then(async () => {
       await j.drain();
       if (j.failed !== undefined) throw j.failed;
+      this.unsealed.delete(j);
       this.commits += j.commits;
       this.peakQueued = Math.max(this.peakQueued, j.peakQueuedBytes);
       const bytes = await j.readAll();
-      const parts = await sealRecords(bytes, j.records, { nodeId: this.nodeId, bits: this.shardBits, layout: this.layout }, this.backend);
+      const parts = await sealRecords(
+        bytes,
+        j.records,
+        { nodeId: this.nodeId, bits: this.shardBits, layout: this.layout },
+        this.backend,
+      );
       for (const p of parts) this.finder.added(p);
       for (const r of j.records) if (this.local.get(r.name)?.journal === j) this.local.delete(r.name);
       j.retire();
@@ -308,8 +285,10 @@ export class DailyShardedDesStore {
       this.sealedJournals++;
       this.sealedParts += parts.length;
     });
+    // A failed seal (an upload that failed, say) does not stop puts: the journal stays on disk and in
+    // memory, is served from there, and is sealed again on the next open. flush() and close() report it.
     this.sealChain = run.catch((e) => {
-      this.failure ??= e;
+      this.sealFailure ??= e;
     });
     this.seals.add(run);
     const done = (): void => void this.seals.delete(run);
@@ -321,7 +300,9 @@ export class DailyShardedDesStore {
     this.ensureOpen();
     await this.rotate();
     await this.sealChain;
-    if (this.failure !== undefined) throw new DesIoError("sealing failed", { cause: this.failure });
+    const e = this.failure ?? this.sealFailure;
+    this.sealFailure = undefined;
+    if (e !== undefined) throw new DesIoError(`sealing failed: ${(e as Error).message}`, { cause: e });
   }
 
   private parsed(name: string): { p: ParsedName; shard: number } {
@@ -365,7 +346,10 @@ export class DailyShardedDesStore {
   async getMeta(name: string): Promise<MetaValue | undefined> {
     if (this.closed) throw new DesClosedError("store");
     const loc = this.local.get(name);
-    if (loc) return loc.rec.metaLength === 0 ? undefined : decodeMetaV2(loc.journal.read(loc.rec.metaOffset, loc.rec.metaLength), name);
+    if (loc)
+      return loc.rec.metaLength === 0
+        ? undefined
+        : decodeMetaV2(loc.journal.read(loc.rec.metaOffset, loc.rec.metaLength), name);
     const v = await this.sealed(name, async (r) => ({ meta: await r.getMeta(name) }));
     if (v === undefined) throw new DesNotFoundError(name);
     return v.meta;
@@ -398,23 +382,19 @@ export class DailyShardedDesStore {
         for (const w of g.wants) out.set(w.item, sliceWant(g, bytes, w));
       }
     }
-    const byPart = new Map<string, string[]>();
-    await Promise.all(
-      rest.map(async (name) => {
-        const key = await this.sealed(name, async (r, k) => ((await r.has(name)) ? k : undefined));
-        if (key === undefined) throw new DesNotFoundError(name);
-        let l = byPart.get(key);
-        if (!l) byPart.set(key, (l = []));
-        l.push(name);
-      }),
-    );
-    for (const [key, list] of byPart) {
-      jobs.push(this.finder.withReader(key, async (r) => {
-        for (const [n, b] of await r.getMany(list)) out.set(n, b);
-      }));
-    }
+    jobs.push(this.getManySealed(rest, out));
     await Promise.all(jobs);
     return out;
+  }
+
+  private getManySealed(names: readonly string[], out: Map<string, Uint8Array>): Promise<void> {
+    return readManySealed(
+      this.finder,
+      names,
+      (n) => this.parsed(n),
+      (n) => this.get(n),
+      out,
+    );
   }
 
   /** Every name of a day (`YYYY-MM-DD`), sealed or not, sorted. */
@@ -459,14 +439,7 @@ export class DailyShardedDesStore {
       await this.finder.close();
       this.lock.release();
     }
-    if (this.failure !== undefined) throw new DesIoError("the store failed while sealing", { cause: this.failure });
+    const e = this.failure ?? this.sealFailure;
+    if (e !== undefined) throw new DesIoError(`the store failed while sealing: ${(e as Error).message}`, { cause: e });
   }
-}
-
-function hex2(n: number): string {
-  return n.toString(16).padStart(2, "0");
-}
-
-function journalName(seq: number): string {
-  return `${String(seq).padStart(12, "0")}.wal`;
 }

@@ -1,15 +1,33 @@
 /**
  * A store writer in its own process, for crash and multi-node tests.
- * argv: <folder> <nodeId> <count> <concurrency> <maxEntries> [close]
+ * argv: <folder | s3|endpoint|bucket|prefix|spool> <nodeId> <count> <concurrency> <maxEntries> [close]
  * Prints "<name> <k>" on stdout for every put that resolved (synchronously,
  * so a kill loses nothing printed), "ready" once open and "done" at the end.
  */
 import fs from "node:fs";
+import { S3Client } from "@aws-sdk/client-s3";
 import { DailyShardedDesStore } from "../../src/index.js";
+import type { DailyStoreOptions } from "../../src/index.js";
+import { S3Location } from "../../src/s3/index.js";
+import { s3Config } from "./moto.js";
 import { blobFor } from "./store-data.js";
 
 const [dir, node, count, conc, maxEntries, close] = process.argv.slice(2);
-const store = await DailyShardedDesStore.open({ location: dir!, nodeId: Number(node), shardBits: 4, maxEntries: Number(maxEntries), maxAgeMs: 200 });
+let where: Pick<DailyStoreOptions, "location" | "spoolDir"> = { location: dir! };
+if (dir!.startsWith("s3|")) {
+  const [, endpoint, bucket, prefix, spoolDir] = dir!.split("|");
+  where = {
+    location: new S3Location({ client: new S3Client(s3Config(endpoint!)), bucket: bucket!, prefix: prefix! }),
+    spoolDir: spoolDir!,
+  };
+}
+const store = await DailyShardedDesStore.open({
+  ...where,
+  nodeId: Number(node),
+  shardBits: 4,
+  maxEntries: Number(maxEntries),
+  maxAgeMs: 200,
+});
 fs.writeSync(1, "ready\n");
 const total = Number(count);
 let next = 0;

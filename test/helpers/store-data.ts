@@ -12,5 +12,8 @@ export function blobFor(k: number): Uint8Array {
 
 /** Byte equality without a deep-equality walk (which costs milliseconds per kilobyte). */
 export function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
-  return a !== undefined && Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
+  return (
+    a !== undefined &&
+    Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length))
+  );
 }

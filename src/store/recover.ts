@@ -1,0 +1,52 @@
+import fs from "node:fs";
+import path from "node:path";
+import { DesFormatError } from "../errors.js";
+import { parseName } from "../naming/name.js";
+import { Journal, scanJournal } from "./journal.js";
+import type { Watermark } from "./journal.js";
+
+export const JOURNAL_RE = /^([0-9]{12})\.wal$/;
+
+export function journalName(seq: number): string {
+  return `${String(seq).padStart(12, "0")}.wal`;
+}
+
+function later(a: Watermark | undefined, b: Watermark | undefined): Watermark | undefined {
+  if (!a) return b;
+  if (!b) return a;
+  return b.ms > a.ms || (b.ms === a.ms && b.seq > a.seq) ? b : a;
+}
+
+/**
+ * Opens the journals a node left in `dir` (torn tails cut off), in sequence
+ * order, and finds the latest (ms, seq) any of them records: the name
+ * generator continues after it. Journals opened are pushed to `opened` as
+ * they are, so the caller can close them if a later one fails.
+ */
+export async function recoverJournals(
+  dir: string,
+  nodeId: number,
+  opened: Journal[],
+): Promise<{ recovered: Journal[]; watermark: Watermark | undefined; seq: number }> {
+  const files = (await fs.promises.readdir(dir)).filter((f) => JOURNAL_RE.test(f)).sort();
+  const recovered: Journal[] = [];
+  let watermark: Watermark | undefined;
+  let seq = 0;
+  for (const f of files) {
+    const file = path.join(dir, f);
+    const bytes = await fs.promises.readFile(file);
+    seq = Math.max(seq, Number(JOURNAL_RE.exec(f)![1]));
+    if (bytes.length < 32 && bytes.every((b) => b === 0)) {
+      await fs.promises.rm(file); // created, header never written
+      continue;
+    }
+    const scan = scanJournal(bytes, file);
+    if (scan.nodeId !== nodeId) throw new DesFormatError(`${file} belongs to node ${scan.nodeId}, not ${nodeId}`);
+    watermark = later(watermark, scan.watermark);
+    for (const r of scan.records) watermark = later(watermark, { ms: r.ms, seq: parseName(r.name).seq });
+    const j = await Journal.recover(file, scan, bytes.length);
+    opened.push(j);
+    recovered.push(j);
+  }
+  return { recovered, watermark, seq };
+}
