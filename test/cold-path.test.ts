@@ -4,7 +4,7 @@ import { DesReader, DesWriter, HttpSource, LOCAL_HINTS, MEMORY_HINTS, REMOTE_HIN
 import type { ReadHints } from "../src/index.js";
 import { RecordingSource, parseV2Footer } from "./helpers/archives.js";
 import { tempDir } from "./helpers/tmp.js";
-import { MemorySink } from "../src/index.js";
+import { MemorySink, MemorySource } from "../src/index.js";
 
 const ENTRIES = 20_000;
 const name = (i: number): string => `dir${i % 97}/entry-${String(i).padStart(6, "0")}.bin`;
@@ -67,3 +67,19 @@ describe("tail size by medium", () => {
     expect(LOCAL_HINTS.tailBytes).toBe(4096);
   });
 });
+
+describe("lookups in raw page bytes", () => {
+  it("a name with a lone surrogate does not find the entry its UTF-8 encoding names; names keep their own strings", async () => {
+    const sink = new MemorySink();
+    const w = await DesWriter.create(sink);
+    await w.addMany([["x\ufffd", new Uint8Array([1])], ["\ufeffbom", new Uint8Array([2])], ["ok", new Uint8Array([3])]]);
+    await w.close();
+    const reader = await DesReader.open(new MemorySource(sink.bytes()));
+    expect(await reader.has("x\ufffd")).toBe(true);
+    expect(await reader.has("x\ud800")).toBe(false);
+    expect((await reader.stat("\ufeffbom")).name).toBe("\ufeffbom");
+    expect(await reader.has("bom")).toBe(false);
+    expect(await reader.get("ok")).toEqual(new Uint8Array([3]));
+  });
+});
+

@@ -164,10 +164,16 @@ describe("planReads", () => {
   it("dense batch on a fast link: one read per concurrency lane, not per entry", () => {
     const r = rng(6);
     const wants = layout(Array.from({ length: 1000 }, () => ({ gap: Math.floor(r() * 50 * KiB), length: 16 + Math.floor(r() * 496) })));
-    const plan = planReads(wants, REMOTE_COST);
+    // No shared link: per-connection bandwidth only.
+    const fast: CostModel = { firstByteMs: 25, bytesPerMs: 90_000, maxConcurrency: 64, maxInflightBytes: 64 << 20, maxSpan: 8 << 20 };
+    const plan = planReads(wants, fast);
     checkCovers(wants, plan);
     expect(plan.requests).toBeLessThanOrEqual(100);
-    expect(plan.concurrency).toBe(Math.min(REMOTE_COST.maxConcurrency, plan.requests));
+    expect(plan.concurrency).toBe(Math.min(fast.maxConcurrency, plan.requests));
+    // The default model's 1 Gbit/s client link makes merged gaps cost: more reads, far fewer bytes.
+    const shipped = planReads(wants, REMOTE_COST);
+    expect(shipped.requests).toBeGreaterThan(plan.requests);
+    expect(shipped.bytes).toBeLessThan(plan.bytes);
   });
 
   it("the requests objective reads fewer times than the latency objective, weights in between", () => {

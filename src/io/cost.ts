@@ -36,11 +36,14 @@ export interface CostWeights {
 
 /**
  * Object stores and CDNs: 20-50 ms to first byte, ~85-90 MB/s per
- * connection, many connections in parallel.
+ * connection, many connections in parallel; the client's own network (a
+ * Lambda, a small instance) moves about 1 Gbit/s in all, so bytes merged
+ * over gaps are never free.
  */
 export const REMOTE_COST: CostModel = {
   firstByteMs: 25,
   bytesPerMs: 90_000,
+  linkBytesPerMs: 125_000,
   maxConcurrency: 64,
   maxInflightBytes: 64 << 20,
   maxSpan: 8 << 20,

@@ -125,6 +125,12 @@ class V1Index implements ArchiveIndex {
 
 const nameEncoder = new TextEncoder();
 
+/** No lone surrogates (String.prototype.isWellFormed where the runtime has it). */
+function isWellFormed(s: string): boolean {
+  const f = (s as { isWellFormed?: () => boolean }).isWellFormed;
+  return f ? f.call(s) : !/[\uD800-\uDFFF]/.test(s.replace(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g, ""));
+}
+
 /** A name's UTF-8 bytes and its page: the top `bits` bits of their xxh64 (no hash for a single page). */
 function encodeName(name: string, bits: number): { bytes: Uint8Array; page: number } {
   const bytes = nameEncoder.encode(name);
@@ -210,7 +216,8 @@ class V2Index implements ArchiveIndex {
     const pageIds = encoded.map((e) => e.page);
     const pages = await this.loadPages(pageIds, signal);
     return names.map((n, i) => {
-      const rec = pages.get(pageIds[i]!)!.find(encoded[i]!.bytes);
+      // A well-formed string is exactly the name its UTF-8 bytes decode to: no decode needed.
+      const rec = pages.get(pageIds[i]!)!.find(encoded[i]!.bytes, isWellFormed(n) ? n : undefined);
       // A string with lone surrogates encodes to U+FFFD: it names no record.
       return rec && (rec.flags & FLAG_TOMBSTONE) === 0 && rec.name === n ? rec : undefined;
     });

@@ -181,8 +181,12 @@ export class PageView {
     return decodeRecords(this.bytes, this.pageIndex, this.footer, this.bodyEnd);
   }
 
-  /** The record whose name is exactly `name` (UTF-8 bytes), or undefined. */
-  find(name: Uint8Array): EntryRecord | undefined {
+  /**
+   * The record whose name is exactly `name` (UTF-8 bytes), or undefined.
+   * `asString` may give the name as a well-formed string (whose UTF-8 is
+   * `name`): the record then carries it instead of a fresh decode.
+   */
+  find(name: Uint8Array, asString?: string): EntryRecord | undefined {
     if (!this.nameAt) this.scan();
     const at = this.nameAt!;
     const lens = this.nameLen!;
@@ -194,18 +198,18 @@ export class PageView {
       const c = compareAt(bytes, at[mid]!, lens[mid]!, name);
       if (c < 0) lo = mid + 1;
       else if (c > 0) hi = mid - 1;
-      else return this.decodeAt(mid, at[mid]!, lens[mid]!);
+      else return this.decodeAt(mid, at[mid]!, lens[mid]!, asString);
     }
     return undefined;
   }
 
-  private decodeAt(i: number, start: number, len: number): EntryRecord {
+  private decodeAt(i: number, start: number, len: number, asString: string | undefined): EntryRecord {
     const r = new ByteReader(this.bytes, `v2 page ${this.pageIndex}`, start + len, this.bodyEnd);
     const nameBytes = this.bytes.subarray(start, start + len);
     if (nameBytes.includes(0)) r.fail(`record ${i}: name contains NUL`);
     // The caller found this page from the name's own hash, so the record is
     // in the page its name belongs to.
-    const name = utf8Decode(nameBytes, `v2 page ${this.pageIndex} record ${i} name`);
+    const name = asString ?? utf8Decode(nameBytes, `v2 page ${this.pageIndex} record ${i} name`);
     return decodeRecordBody(r, name, this.limit);
   }
 
