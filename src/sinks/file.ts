@@ -3,6 +3,7 @@ import path from "node:path";
 import crypto from "node:crypto";
 import { DesExistsError, DesIoError } from "../errors.js";
 import type { ByteSink } from "../io/sink.js";
+import { syncDir } from "../io/local-files.js";
 
 const WRITE_BUFFER = 1 << 20;
 /** writeRetained copies chunks smaller than this into the buffer instead of keeping them. */
@@ -242,18 +243,5 @@ export class FileSink implements ByteSink {
     if (this.syncing) await this.syncing;
     if (fd !== undefined) await new Promise<void>((resolve) => fs.close(fd, () => resolve()));
     await fs.promises.rm(this.tempPath, { force: true });
-  }
-}
-
-/** Makes a rename durable: the directory entry is fsynced too (where the platform allows). */
-async function syncDir(dir: string): Promise<void> {
-  let fd: number | undefined;
-  try {
-    fd = await fsCall<number>((cb) => fs.open(dir, "r", cb));
-    await fsCall<void>((cb) => fs.fsync(fd!, (e) => cb(e, undefined)));
-  } catch {
-    // Some filesystems refuse fsync on directories; the data itself is already synced.
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
   }
 }

@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
+import { syncDir } from "../io/local-files.js";
 import { DesFormatError, DesIoError } from "../errors.js";
 import { xxh64 } from "../format/hash.js";
 
@@ -354,17 +355,4 @@ function dropBytes(bufs: NodeJS.ArrayBufferView[], n: number): NodeJS.ArrayBuffe
     skip = 0;
   }
   return out;
-}
-
-/** Makes a directory's entries durable (where the platform allows fsync on directories). */
-export async function syncDir(dir: string): Promise<void> {
-  let fd: number | undefined;
-  try {
-    fd = await fsCall<number>((cb) => fs.open(dir, "r", cb));
-    await fsCall<void>((cb) => fs.fsync(fd!, (e) => cb(e, undefined)));
-  } catch {
-    // Some platforms refuse fsync on a directory; the files themselves are synced.
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
 }

@@ -4,7 +4,7 @@ import { DesExistsError, DesIoError } from "../errors.js";
 import type { Location } from "../io/location.js";
 import { DesReader } from "../read/reader.js";
 import { DesWriter } from "../write/writer.js";
-import { syncDir } from "./journal.js";
+import { syncDir } from "../io/local-files.js";
 
 /**
  * Where sealed parts live: a folder (written in place) or any Location (parts

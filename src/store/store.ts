@@ -14,13 +14,15 @@ import { SnowflakeNameGenerator } from "../naming/snowflake.js";
 import type { NextOptions } from "../naming/snowflake.js";
 import { compactParts } from "./compact.js";
 import { PartFinder } from "./finder.js";
-import { Journal, encodeRecord, syncDir } from "./journal.js";
+import { Journal, encodeRecord } from "./journal.js";
+import { syncDir } from "../io/local-files.js";
 import type { JournalRecord } from "./journal.js";
 import { readManySealed } from "./many.js";
 import { journalName, recoverJournals } from "./recover.js";
 import { parseDayKey } from "./layout.js";
 import type { ShardLayout } from "./layout.js";
-import { LockFile } from "./lock.js";
+import { describeHolder, takeLockFile } from "../io/local-files.js";
+import type { LockFile } from "../io/local-files.js";
 import type { PartBackend } from "./parts.js";
 import { hex2, resolveOptions } from "./options.js";
 import { sealRecords } from "./seal.js";
@@ -132,9 +134,11 @@ export class DailyShardedDesStore {
     const journalDir = path.join(spool, `n${hex2(nodeId)}`);
     await fs.promises.mkdir(journalDir, { recursive: true });
     await loadHasher();
-    const lock = LockFile.acquire(
-      path.join(spool, `n${hex2(nodeId)}.lock`),
-      `node ${nodeId} of the store at ${backend.url}`,
+    const lockPath = path.join(spool, `n${hex2(nodeId)}.lock`);
+    const lock = takeLockFile(
+      lockPath,
+      (holder) =>
+        `node ${nodeId} of the store at ${backend.url} is locked by ${describeHolder(holder)} (lock file ${lockPath}); two stores with the same node id cannot share a location`,
     );
     const opened: Journal[] = [];
     try {

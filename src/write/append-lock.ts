@@ -4,9 +4,9 @@
  * forward, when it had committed) by the next appender.
  */
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { DesIoError, DesLockedError } from "../errors.js";
+import { DesIoError } from "../errors.js";
+import { describeHolder, takeLockFile } from "../io/local-files.js";
 import { HEADER_SIZE, V2_FOOTER_SIZE } from "../format/constants.js";
 import { decodeV2Footer } from "../format/v2/footer.js";
 import { PENDING_OFFSET, decodePendingLength, encodePendingLength } from "../format/v2/pending.js";
@@ -16,33 +16,8 @@ export interface AppendLock {
   release(): Promise<void>;
 }
 
-interface Holder {
-  readonly pid?: number;
-  readonly host?: string;
-  readonly since?: string;
-}
-
 export function lockPathOf(archive: string): string {
   return `${path.resolve(archive)}.des-lock`;
-}
-
-function readHolder(lockPath: string): Holder | undefined {
-  try {
-    const parsed: unknown = JSON.parse(fs.readFileSync(lockPath, "utf8"));
-    return parsed && typeof parsed === "object" ? (parsed as Holder) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM: the process exists but belongs to someone else.
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /**
@@ -50,41 +25,17 @@ function alive(pid: number): boolean {
  * holds it. A lock left by a dead process of this host is taken over.
  */
 export async function acquireLock(archive: string): Promise<AppendLock> {
-  const lockPath = lockPathOf(archive);
-  const body = JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() });
-  for (let attempt = 0; ; attempt++) {
-    let fd: number;
-    try {
-      fd = fs.openSync(lockPath, "wx", 0o644);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw new DesIoError(`cannot create the lock ${lockPath}: ${(e as Error).message}`, { cause: e });
-      const holder = readHolder(lockPath);
-      const stale = holder !== undefined && holder.host === os.hostname() && typeof holder.pid === "number" && holder.pid !== process.pid && !alive(holder.pid);
-      if (stale && attempt === 0) {
-        // Re-read just before removing, so a lock re-taken meanwhile by a live process is left alone.
-        const again = readHolder(lockPath);
-        if (again?.pid === holder.pid && again.since === holder.since) fs.rmSync(lockPath, { force: true });
-        continue;
-      }
-      const who = holder ? `process ${String(holder.pid)} on ${String(holder.host)} since ${String(holder.since)}` : "another process";
-      throw new DesLockedError(`${path.resolve(archive)} is being appended to by ${who} (lock ${lockPath}); if that process is gone, remove the lock file`, lockPath, holder);
-    }
-    try {
-      // Not fsynced: after a power loss a missing or empty lock is simply no lock (3.8.4), and recovery reads the header.
-      fs.writeSync(fd, body);
-    } finally {
-      fs.closeSync(fd);
-    }
-    let released = false;
-    return {
-      path: lockPath,
-      async release() {
-        if (released) return;
-        released = true;
-        await fs.promises.rm(lockPath, { force: true });
-      },
-    };
-  }
+  const lock = takeLockFile(
+    lockPathOf(archive),
+    (holder) =>
+      `${path.resolve(archive)} is being appended to by ${describeHolder(holder)} (lock ${lockPathOf(archive)}); if that process is gone, remove the lock file`,
+  );
+  return {
+    path: lock.path,
+    async release() {
+      lock.release();
+    },
+  };
 }
 
 /** What recovery found and did. */
