@@ -1,23 +1,29 @@
 import { defineConfig } from "tsup";
 
+// No source maps in the package: they were most of its size, and the code is
+// not minified, so stack traces already point at readable lines.
 export default defineConfig([
   {
-    // The library: ESM + CJS + types. Each entry is a subpath export.
-    entry: { index: "src/index.ts", s3: "src/s3/index.ts" },
-    format: ["esm", "cjs"],
-    dts: true,
-    sourcemap: true,
+    // ESM: the library entries and the command line in one build, so the CLI
+    // imports the library's shared chunks instead of bundling its own copy.
+    entry: { index: "src/index.ts", s3: "src/s3/index.ts", cli: "src/cli/bin.ts" },
+    format: ["esm"],
+    dts: { entry: { index: "src/index.ts", s3: "src/s3/index.ts" } },
+    sourcemap: false,
     clean: true,
     target: "node20",
     splitting: true,
     treeshake: true,
   },
   {
-    // The command line: ESM only (it uses top-level await).
-    entry: { cli: "src/cli/bin.ts" },
-    format: ["esm"],
-    sourcemap: true,
+    // CJS for require(): the library entries only.
+    entry: { index: "src/index.ts", s3: "src/s3/index.ts" },
+    format: ["cjs"],
+    dts: true,
+    sourcemap: false,
+    clean: false,
     target: "node20",
-    banner: { js: "#!/usr/bin/env node" },
+    splitting: true,
+    treeshake: true,
   },
 ]);

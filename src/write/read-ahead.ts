@@ -36,8 +36,12 @@ const path = require("node:path");
 // root ends with the separator; names use "/", which every platform accepts.
 let root = "";
 let limit = 0;
-// O_NONBLOCK changes nothing for a regular file, and keeps a FIFO put in a file's place from blocking open().
-const O_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK || 0);
+// O_NONBLOCK changes nothing for a regular file, and keeps a FIFO put in a file's place from blocking open();
+// O_NOFOLLOW refuses a symbolic link put in a file's place after the walk saw a regular file.
+const O_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK || 0) | (fs.constants.O_NOFOLLOW || 0);
+// With stats on, each opened file is checked to be a regular file and its mode, mtime (ms),
+// uid, gid, dev, ino and nlink go back with the batch (STAT_FIELDS numbers per file).
+let withStats = false;
 let failed = false;
 const chunks = [];
 const free = [];
@@ -69,7 +73,13 @@ function readFile(f, bytes, used) {
     // An empty read is checked too: a FIFO (swapped in after the walk) reads as empty.
     const st = fs.fstatSync(f.fd);
     if (!st.isFile()) throw new Error("not a regular file");
-    if (st.size <= got || got < probe) return got;
+    if (got < probe) return got;
+    if (st.size <= got) {
+      // The size stat gives is not the content's (procfs and the like say 0): read to the end, or refuse.
+      got = readUpTo(f.fd, bytes, used, got, bytes.length - used);
+      if (used + got >= bytes.length) throw new Error("its size is unknown (stat says " + st.size + ") and it does not fit in a read buffer");
+      return got;
+    }
     f.size = st.size;
   }
   if (f.size > limit) return -1;
@@ -82,6 +92,7 @@ function fill(buffer) {
   const bytes = new Uint8Array(buffer);
   const first = chunk.next;
   const lens = [];
+  const stats = [];
   let used = 0;
   let error;
   while (chunk.next < chunk.names.length) {
@@ -97,6 +108,11 @@ function fill(buffer) {
     }
     let len;
     try {
+      if (withStats && !f.stat) {
+        const st = fs.fstatSync(f.fd);
+        if (!st.isFile()) throw new Error("not a regular file");
+        f.stat = [st.mode, st.mtimeMs, st.uid, st.gid, st.dev, st.ino, st.nlink];
+      }
       len = readFile(f, bytes, used);
     } catch (e) {
       error = { index: chunk.next, message: String(e.message) };
@@ -108,6 +124,7 @@ function fill(buffer) {
     try { fs.closeSync(f.fd); } catch {}
     if (error) break;
     lens.push(len);
+    if (withStats) stats.push(...f.stat);
     if (len > 0) used += len;
     chunk.next++;
   }
@@ -115,13 +132,14 @@ function fill(buffer) {
   const done = chunk.next >= chunk.names.length;
   if (done) chunks.shift();
   const lengths = new Float64Array(lens);
-  parentPort.postMessage({ chunk: chunk.id, first, lengths, buffer, error, done }, [buffer, lengths.buffer]);
+  const st = new Float64Array(stats);
+  parentPort.postMessage({ chunk: chunk.id, first, lengths, stats: st, buffer, error, done }, [buffer, lengths.buffer, st.buffer]);
 }
 function pump() {
   while (free.length > 0 && chunks.length > 0 && !failed) fill(free.shift());
 }
 parentPort.on("message", (m) => {
-  if (m.root !== undefined) { root = m.root.endsWith(path.sep) ? m.root : m.root + path.sep; limit = m.limit; }
+  if (m.root !== undefined) { root = m.root.endsWith(path.sep) ? m.root : m.root + path.sep; limit = m.limit; withStats = m.stats; }
   if (m.chunk) chunks.push({ id: m.chunk.id, names: m.chunk.names.split("\\0"), next: 0 });
   if (m.buffer) free.push(m.buffer);
   pump();
@@ -132,6 +150,7 @@ interface Batch {
   readonly chunk: number;
   readonly first: number;
   readonly lengths: Float64Array;
+  readonly stats: Float64Array;
   readonly buffer: ArrayBuffer;
   readonly done: boolean;
   readonly error?: { index: number; message: string };
@@ -146,8 +165,13 @@ export interface ReadAheadOptions {
   readonly buffers?: number;
   /** Reader threads. Default 2 (1 on a single-core machine). */
   readonly workers?: number;
+  /** Check each opened file is a regular file and return its stat (see `ReadBatch.stats`). */
+  readonly stats?: boolean;
   readonly signal?: AbortSignal;
 }
+
+/** Numbers per file in `ReadBatch.stats`: mode, mtimeMs, uid, gid, dev, ino, nlink. */
+export const STAT_FIELDS = 7;
 
 /** Names per chunk: the unit dealt to one worker. */
 const CHUNK = 1024;
@@ -160,7 +184,7 @@ class ReaderThread {
   private waiting: { resolve: (b: Batch) => void; reject: (e: unknown) => void } | undefined;
   private broken: unknown;
 
-  constructor(root: string, limit: number) {
+  constructor(root: string, limit: number, stats: boolean) {
     // No inherited --import / --require flags: the worker uses only node builtins,
     // and a loader (tsx, a test runner's) would only slow its start. Its garbage is
     // short-lived (names, small objects per file): a small young generation keeps
@@ -174,7 +198,7 @@ class ReaderThread {
     });
     this.worker.on("error", (e) => this.fail(e));
     this.worker.on("exit", (code) => this.fail(new Error(`read-ahead worker exited (${code})`)));
-    this.worker.postMessage({ root, limit });
+    this.worker.postMessage({ root, limit, stats });
   }
 
   fail(e: unknown): void {
@@ -215,6 +239,8 @@ class ReaderThread {
 export interface ReadBatch {
   readonly names: readonly string[];
   readonly lengths: Float64Array;
+  /** With the `stats` option: STAT_FIELDS numbers per file, from fstat of the file that was read. */
+  readonly stats: Float64Array;
   readonly bytes: Uint8Array;
   /**
    * Gives the buffer back to its reader thread. Call it exactly once, after
@@ -244,7 +270,7 @@ export async function* readBatchesAhead(
   const workerCount = Math.max(1, first.length < CHUNK ? 1 : want);
   const threads: ReaderThread[] = [];
   try {
-    for (let i = 0; i < workerCount; i++) threads.push(new ReaderThread(root, opts.wholeLimit));
+    for (let i = 0; i < workerCount; i++) threads.push(new ReaderThread(root, opts.wholeLimit, opts.stats ?? false));
   } catch {
     await Promise.all(threads.map((t) => t.stop()));
     // No worker threads here (a restricted runtime): read in this thread, one file at a time.
@@ -321,6 +347,7 @@ export async function* readBatchesAhead(
         yield {
           names: names.slice(expect, expect + n),
           lengths: batch.lengths,
+          stats: batch.stats,
           bytes: new Uint8Array(buffer, 0, used),
           release: () => {
             if (released) return;
@@ -352,22 +379,31 @@ async function* readInThread(
   opts: ReadAheadOptions,
 ): AsyncGenerator<ReadBatch> {
   const release = (): void => undefined;
+  const flags = fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOFOLLOW ?? 0);
   for (let names = first; names.length > 0; names = await more(CHUNK)) {
     for (const name of names) {
       throwIfAborted(opts.signal);
       const p = path.join(root, name);
       let bytes: Buffer;
+      let stats: Float64Array;
+      const fh = await fs.promises.open(p, flags).catch((e: Error) => {
+        throw new DesInvalidArgumentError(`cannot read ${p}: ${e.message}`);
+      });
       try {
-        const st = await fs.promises.stat(p);
+        const st = await fh.stat();
+        if (!st.isFile()) throw new Error("not a regular file");
+        stats = opts.stats ? Float64Array.of(st.mode, st.mtimeMs, st.uid, st.gid, st.dev, st.ino, st.nlink) : new Float64Array(0);
         if (st.size > opts.wholeLimit) {
-          yield { names: [name], lengths: Float64Array.of(-1), bytes: new Uint8Array(0), release };
+          yield { names: [name], lengths: Float64Array.of(-1), stats, bytes: new Uint8Array(0), release };
           continue;
         }
-        bytes = await fs.promises.readFile(p);
+        bytes = await fh.readFile();
       } catch (e) {
         throw new DesInvalidArgumentError(`cannot read ${p}: ${(e as Error).message}`);
+      } finally {
+        await fh.close();
       }
-      yield { names: [name], lengths: Float64Array.of(bytes.length), bytes, release };
+      yield { names: [name], lengths: Float64Array.of(bytes.length), stats, bytes, release };
     }
   }
 }

@@ -209,8 +209,8 @@ export class DesWriter {
   }
 
   /** packDirectory's path (see `addPacked` below): one queued step for a whole read batch. */
-  private addPacked(names: readonly string[], bytes: Uint8Array, lengths: ArrayLike<number>, release?: () => void): Promise<void> {
-    return this.enqueue(() => this.addPackedNow(names, bytes, lengths, release));
+  private addPacked(names: readonly string[], bytes: Uint8Array, lengths: ArrayLike<number>, release?: () => void, metas?: readonly unknown[]): Promise<void> {
+    return this.enqueue(() => this.addPackedNow(names, bytes, lengths, release, metas));
   }
 
 
@@ -274,7 +274,7 @@ export class DesWriter {
    * With `release`, a sink that can (FileSink) keeps `bytes` without copying
    * and calls `release` once written; `release` is called exactly once.
    */
-  private async addPackedNow(names: readonly string[], bytes: Uint8Array, lengths: ArrayLike<number>, release?: () => void): Promise<void> {
+  private async addPackedNow(names: readonly string[], bytes: Uint8Array, lengths: ArrayLike<number>, release?: () => void, metas?: readonly unknown[]): Promise<void> {
     let handed = false;
     try {
       this.ensureOpen();
@@ -307,7 +307,8 @@ export class DesWriter {
         t.storedSize[i] = len;
         t.dataOffset[i] = base + used;
         t.dataHash[i] = len > 0 ? xxh64(bytes.subarray(used, used + len)) : 0n;
-        this.storeMeta(i, this.format === 1 ? utf8Encode(v1MetaJson(undefined, len, undefined)) : undefined);
+        const meta = metas?.[k];
+        this.storeMeta(i, this.format === 1 ? utf8Encode(v1MetaJson(meta, len, undefined)) : meta === undefined ? undefined : encodeMetaV2(meta));
         used += len;
         this.originalBytes += len;
       }
@@ -774,8 +775,15 @@ function writePageAt(rec: { at(i: number): V2RecordInput }, members: ArrayLike<n
  * `add` per entry would. `release` (called exactly once) says when `bytes`
  * may be reused; until then the sink may still be writing it.
  */
-export function addPacked(w: DesWriter, names: readonly string[], bytes: Uint8Array, lengths: ArrayLike<number>, release?: () => void): Promise<void> {
-  return w["addPacked"](names, bytes, lengths, release);
+export function addPacked(
+  w: DesWriter,
+  names: readonly string[],
+  bytes: Uint8Array,
+  lengths: ArrayLike<number>,
+  release?: () => void,
+  metas?: readonly unknown[],
+): Promise<void> {
+  return w["addPacked"](names, bytes, lengths, release, metas);
 }
 
 /** True when `addPacked` can take bodies up to `maxLength` bytes at once (else add them one by one). */
