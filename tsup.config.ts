@@ -1,4 +1,7 @@
+import fs from "node:fs";
 import { defineConfig } from "tsup";
+
+const { version } = JSON.parse(fs.readFileSync("package.json", "utf8")) as { version: string };
 
 // No source maps in the package: they were most of its size, and the code is
 // not minified, so stack traces already point at readable lines.
@@ -14,6 +17,7 @@ export default defineConfig([
     target: "node20",
     splitting: true,
     treeshake: true,
+    define: { __DES_PACK_VERSION__: JSON.stringify(version) },
   },
   {
     // CJS for require(): the library entries only.

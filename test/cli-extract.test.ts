@@ -8,7 +8,7 @@ import { tempDir } from "./helpers/tmp.js";
 
 type Spec = [name: string, body: string, meta?: unknown];
 
-const link = (target: string): Spec[number] => target;
+const link = (target: string): string => target;
 const symlinkMeta = fsMetaValue({ kind: "symlink", mode: 0o777, mtimeSeconds: 1_600_000_000, mtimeNanos: 0 });
 
 /** Writes a crafted archive with DesWriter (names the CLI's own pack would never produce). */
@@ -199,7 +199,7 @@ describe("extract and get never destroy existing files", () => {
     expect(fs.readFileSync(dest, "utf8")).toBe("precious");
     const bad = path.join(dir, "bad.des");
     const bytes = fs.readFileSync(archive);
-    bytes[20] ^= 0xff; // inside "a"'s body
+    bytes[20] = bytes[20]! ^ 0xff; // inside "a"'s body
     fs.writeFileSync(bad, bytes);
     const corrupt = cli(["get", bad, "a", "-o", dest]);
     expect(corrupt.code).toBe(1);

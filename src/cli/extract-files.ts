@@ -31,6 +31,8 @@ export class Placer {
   private readonly dirMeta: { p: string; st: FileStat }[] = [];
   /** Temp files and new files being written (removed on interrupt). */
   readonly inFlight = new Set<string>();
+  /** Partial files removed after a failure or an interrupt. */
+  removed = 0;
   private seq = 0;
 
   constructor(
@@ -90,18 +92,25 @@ export class Placer {
   writeFile(parts: readonly string[], body: Uint8Array, st: FileStat): string {
     this.ensureParents(parts);
     const p = path.join(this.root, ...parts);
-    const existing = this.checkExisting(p, false);
-    const into = existing ? this.tempName(p) : p;
-    this.inFlight.add(into);
+    let into = p;
     let fd: number | undefined;
     try {
-      fd = fs.openSync(into, CREATE, 0o600);
+      // Most targets are new: try to create the name first (one system call), look at what is there only when it exists.
+      fd = fs.openSync(p, CREATE, 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST" && (e as NodeJS.ErrnoException).code !== "ELOOP") throw e;
+      this.checkExisting(p, false);
+      into = this.tempName(p);
+    }
+    this.inFlight.add(into);
+    try {
+      fd ??= fs.openSync(into, CREATE, 0o600);
       let at = 0;
       while (at < body.length) at += fs.writeSync(fd, body, at, body.length - at);
       this.finishFd(fd, st, 0o644);
       fs.closeSync(fd);
       fd = undefined;
-      if (existing) fs.renameSync(into, p);
+      if (into !== p) fs.renameSync(into, p);
     } catch (e) {
       if (fd !== undefined) fs.closeSync(fd);
       fs.rmSync(into, { force: true });
@@ -137,6 +146,7 @@ export class Placer {
       fs.renameSync(tmp, p);
     } catch (e) {
       fs.rmSync(tmp, { force: true });
+      this.removed++;
       throw e;
     } finally {
       this.inFlight.delete(tmp);
@@ -194,12 +204,11 @@ export class Placer {
 
   /** Removes whatever is half-written (on interrupt). */
   cleanup(): number {
-    let n = 0;
     for (const p of this.inFlight) {
       fs.rmSync(p, { force: true });
-      n++;
+      this.removed++;
     }
     this.inFlight.clear();
-    return n;
+    return this.removed;
   }
 }
