@@ -1,5 +1,5 @@
 /**
- * File-system metadata of an entry (spec section 5): kind, permission bits,
+ * File-system metadata of an entry (spec: "File-system metadata"): kind, permission bits,
  * modification time, owner and hard links, carried in the entry's meta
  * under the reserved key `des:fs`.
  */

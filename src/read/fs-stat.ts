@@ -2,7 +2,7 @@ import { decodeFsMeta, mtimeMsOf } from "../format/fs-meta.js";
 import type { FsKind, FsMeta } from "../format/fs-meta.js";
 import type { DesReader } from "./reader.js";
 
-/** What an entry was on disk when packed (spec section 5). */
+/** What an entry was on disk when packed (spec: "File-system metadata"). */
 export interface FileStat {
   readonly name: string;
   readonly kind: FsKind;

@@ -24,7 +24,7 @@ export interface PackDirectoryOptions extends WriterOptions {
   /** Called after each entry is added (size -1 for a file that was streamed). */
   onEntry?: (name: string, size: number) => void;
   /**
-   * Store file-system metadata (spec section 5): kind, mode, mtime, uid/gid,
+   * Store file-system metadata (spec: "File-system metadata"): kind, mode, mtime, uid/gid,
    * hard links; directories and symbolic links become entries of their own;
    * special files are skipped (see `onSkip`). Default false.
    */
