@@ -2,8 +2,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
-import { DesReader, HttpSource, LocalFolderStore } from "../index.js";
-import type { ByteSink, ReaderOptions, WriterOptions } from "../index.js";
+import { DesReader, LocalFolderStore, parseArchiveLocation } from "../index.js";
+import type { ByteSink, Location, ReaderOptions, WriterOptions } from "../index.js";
 import { CliError, UsageError } from "./output.js";
 
 /** Where an archive argument points. */
@@ -30,10 +30,21 @@ export function parseArchive(spec: string): ArchiveRef {
   return { kind: "file", path: spec };
 }
 
-async function s3Client(opts: RemoteOptions): Promise<{ client: import("@aws-sdk/client-s3").S3Client; s3: typeof import("../s3/index.js") }> {
+/**
+ * The Location holding a remote archive and its key there: `s3://` through
+ * des-pack/s3 (loaded only then, with the AWS SDK), http(s) through the root
+ * entry's read-only HttpLocation.
+ */
+async function remoteLocation(spec: string, opts: RemoteOptions): Promise<{ location: Location; key: string; close: () => void }> {
+  if (!/^s3:/i.test(spec)) {
+    const { location, key } = parseArchiveLocation(spec);
+    return { location, key, close: () => undefined };
+  }
+  let s3: typeof import("../s3/index.js");
   let sdk: typeof import("@aws-sdk/client-s3");
   try {
     sdk = await import("@aws-sdk/client-s3");
+    s3 = await import("../s3/index.js");
   } catch {
     throw new CliError("s3:// archives need the AWS SDK: npm install @aws-sdk/client-s3 @aws-sdk/lib-storage");
   }
@@ -42,8 +53,8 @@ async function s3Client(opts: RemoteOptions): Promise<{ client: import("@aws-sdk
     ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
     region: process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? "us-east-1",
   });
-  const s3 = await import("../s3/index.js");
-  return { client, s3 };
+  const { location, key } = s3.parseArchiveLocation(spec, { client });
+  return { location, key, close: () => client.destroy() };
 }
 
 /** An open archive and how to let go of it. */
@@ -87,17 +98,25 @@ export async function openArchive(spec: string, opts: RemoteOptions = {}, reader
         throw e;
       }
     }
-    case "s3": {
-      const { client, s3 } = await s3Client(opts);
-      const reader = await s3.S3DesReader.open({ client, bucket: ref.bucket, key: ref.key }, { ...readerOpts, ...external });
-      return { reader, localPath: undefined, close: async () => {
-        await reader.close();
-        client.destroy();
-      } };
-    }
+    case "s3":
     case "http": {
-      const reader = await DesReader.open(new HttpSource(ref.url), { ...readerOpts, ...external });
-      return { reader, localPath: undefined, close: () => reader.close() };
+      const { location, key, close } = await remoteLocation(spec, opts);
+      try {
+        const source = await location.source(key);
+        const reader = await DesReader.open(source, { archiveKey: key, externalStore: location.externalStore(), ...readerOpts, ...external });
+        return {
+          reader,
+          localPath: undefined,
+          close: async () => {
+            await reader.close();
+            await source.close?.();
+            close();
+          },
+        };
+      } catch (e) {
+        close();
+        throw e;
+      }
     }
   }
 }
@@ -118,7 +137,11 @@ class StdoutSink implements ByteSink {
 }
 
 /** Where `pack` writes: a path (checked here: its folder must exist), stdout or S3. */
-export async function archiveTarget(spec: string, overwrite: boolean, opts: RemoteOptions): Promise<{ target: string | ByteSink; writerOpts: WriterOptions; localPath: string | undefined }> {
+export async function archiveTarget(
+  spec: string,
+  overwrite: boolean,
+  opts: RemoteOptions,
+): Promise<{ target: string | ByteSink; writerOpts: WriterOptions; localPath: string | undefined; close?: () => void }> {
   const ref = parseArchive(spec);
   const external = opts.externalDir ? { externalStore: new LocalFolderStore(opts.externalDir) } : {};
   switch (ref.kind) {
@@ -132,17 +155,15 @@ export async function archiveTarget(spec: string, overwrite: boolean, opts: Remo
       if (process.stdout.isTTY) throw new UsageError("refusing to write an archive to a terminal (redirect stdout, or name a file)");
       return { target: new StdoutSink(), writerOpts: { ...external }, localPath: undefined };
     case "s3": {
-      const { client, s3 } = await s3Client(opts);
-      const sink = await s3.S3Sink.create({ client, bucket: ref.bucket, key: ref.key, overwrite });
-      const dir = ref.key.includes("/") ? ref.key.slice(0, ref.key.lastIndexOf("/")) : undefined;
-      return {
-        target: sink,
-        writerOpts: {
-          externalStore: opts.externalDir ? new LocalFolderStore(opts.externalDir) : new s3.S3ExternalStore({ client, bucket: ref.bucket, overwrite }),
-          ...(dir !== undefined ? { externalPrefix: dir } : {}),
-        },
-        localPath: undefined,
-      };
+      const { location, key, close } = await remoteLocation(spec, opts);
+      let sink: ByteSink;
+      try {
+        sink = await location.sink(key, { overwrite });
+      } catch (e) {
+        close();
+        throw e;
+      }
+      return { target: sink, writerOpts: { externalStore: opts.externalDir ? new LocalFolderStore(opts.externalDir) : location.externalStore() }, localPath: undefined, close };
     }
     case "http":
       throw new UsageError(`${spec}: http(s) archives can be read, not written (use s3://bucket/key)`);

@@ -68,3 +68,16 @@ export function cli(args: readonly string[], opts: { input?: string | Uint8Array
 export function cliChild(args: readonly string[], opts: { cwd?: string } = {}): ReturnType<typeof spawn> {
   return spawn(process.execPath, [builtCli(), ...args], { stdio: ["ignore", "pipe", "pipe"], ...(opts.cwd ? { cwd: opts.cwd } : {}) });
 }
+
+/** Runs the built CLI without blocking this process (for servers the test itself runs). */
+export function cliAsync(args: readonly string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [builtCli(), ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.env } });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? -1, out, err }));
+  });
+}

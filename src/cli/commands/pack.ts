@@ -50,7 +50,26 @@ export async function packCommand(operands: readonly string[], flags: PackFlags)
   const { compress, auto } = compression(flags.compress);
   if (flags.format === 1 && compress !== "none") throw new UsageError("--format 1 archives cannot be compressed (use --compress none)");
   const base = path.resolve(flags.directory ?? ".");
-  const { target, writerOpts, localPath } = await archiveTarget(archive, flags.overwrite, flags);
+  const { target, writerOpts, localPath, close } = await archiveTarget(archive, flags.overwrite, flags);
+  try {
+    return await packInto(archive, inputs, base, target, writerOpts, localPath, flags, compress, auto, started);
+  } finally {
+    close?.();
+  }
+}
+
+async function packInto(
+  archive: string,
+  inputs: readonly string[],
+  base: string,
+  target: string | import("../../index.js").ByteSink,
+  writerOpts: import("../../index.js").WriterOptions,
+  localPath: string | undefined,
+  flags: PackFlags,
+  compress: Compression,
+  auto: boolean,
+  started: number,
+): Promise<number> {
 
   const excludes = flags.exclude.map((g) => picomatch(g, { dot: true }));
   const includes = flags.include.map((g) => picomatch(g, { dot: true }));
