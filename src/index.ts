@@ -48,3 +48,7 @@ export {
   DES_ERROR_CODES,
 } from "./errors.js";
 export type { DesErrorCode, ChecksumSubject } from "./errors.js";
+export { fileStat, fileStatMany, toFileStat } from "./read/fs-stat.js";
+export type { FileStat } from "./read/fs-stat.js";
+export { FS_META_KEY, decodeFsMeta, fsMetaValue } from "./format/fs-meta.js";
+export type { FsKind, FsMeta } from "./format/fs-meta.js";
