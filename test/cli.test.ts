@@ -1,14 +1,10 @@
-import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { cli as run } from "./helpers/cli.js";
 import { tempDir } from "./helpers/tmp.js";
 
-const bin = path.resolve("src/cli/bin.ts");
-function cli(...args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", bin, ...args], { encoding: "utf8" });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
-}
+const cli = (...args: string[]): { code: number; out: string; err: string } => run(args);
 
 describe("des-pack CLI", () => {
   const dir = tempDir();

@@ -42,7 +42,7 @@ export class Placer {
     this.dirsOk.add(root);
   }
 
-  private modeOf(st: FileStat, fallback: number): number {
+  modeOf(st: FileStat, fallback: number): number {
     const m = st.mode ?? fallback;
     // setuid/setgid/sticky only for root: an archive should not make set-id programs for a user.
     const bits = ROOT ? m & 0o7777 : m & 0o777;

@@ -10,6 +10,8 @@ import { CliError, Out, Progress, escapeName, humanBytes } from "../output.js";
 import { recordBatches } from "../records.js";
 import { safeName } from "../safe-path.js";
 import { trackingSelector } from "../select.js";
+import { WritePool } from "../write-pool.js";
+import type { PoolFile } from "../write-pool.js";
 
 export interface ExtractFlags extends RemoteOptions {
   readonly directory: string;
@@ -28,6 +30,11 @@ const STREAM_ABOVE = 64 << 20;
 /** One batch of reads: this many entries or bytes at most. */
 const BATCH_ENTRIES = 2048;
 const BATCH_BYTES = 64 << 20;
+
+interface Job extends PoolFile {
+  readonly p: Planned;
+  readonly st: FileStat;
+}
 
 interface Planned {
   readonly name: string;
@@ -103,6 +110,7 @@ export async function extractCommand(archive: string, patterns: readonly string[
   const counts = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, bytes: 0, failed: 0 };
   const failures: string[] = [];
   let placer: Placer | undefined;
+  let pool: WritePool<Job> | undefined;
   const out = new Out();
   try {
     const reader = a.reader;
@@ -134,6 +142,25 @@ export async function extractCommand(archive: string, patterns: readonly string[
     const verbose = async (p: string): Promise<void> => {
       if (flags.verbose) await out.line(escapeName(path.relative(root, p)));
     };
+    // New files go through worker threads (unless owners are restored, which the main thread does).
+    const retry: Job[] = [];
+    pool = flags.sameOwner
+      ? undefined
+      : new WritePool<Job>((files, failed) => {
+          const bad = new Set(failed.map((f) => f.file));
+          for (const f of failed) {
+            if (f.code === "EEXIST" || f.code === "ELOOP") retry.push(f.file);
+            else fail(f.file.p.name, new Error(`${f.file.path}: ${f.message}`));
+          }
+          for (const f of files) {
+            if (bad.has(f)) continue;
+            written.set(f.p.name, f.path);
+            counts.files++;
+            counts.bytes += f.body.length;
+            progress.add(1, f.body.length);
+            if (flags.verbose) void out.line(escapeName(path.relative(root, f.path)));
+          }
+        });
     for (let i = 0; i < planned.length; ) {
       // A batch of entries to read together.
       let j = i;
@@ -178,6 +205,15 @@ export async function extractCommand(archive: string, patterns: readonly string[
           links.push({ p, st, target: Buffer.from(body).toString("utf8") });
           continue;
         }
+        if (pool) {
+          try {
+            const at = placer.ensureParents(p.parts);
+            await pool.add({ path: path.join(at, p.parts[p.parts.length - 1]!), body, mode: placer.modeOf(st, 0o644), mtime: st.mtimeMs !== undefined ? st.mtimeMs / 1000 : NaN, p, st });
+          } catch (e) {
+            fail(name, e);
+          }
+          continue;
+        }
         try {
           const at = placer.writeFile(p.parts, body, st);
           written.set(name, at);
@@ -190,6 +226,21 @@ export async function extractCommand(archive: string, patterns: readonly string[
         }
       }
       if (interrupted) throw new Error("interrupted");
+    }
+    if (pool) {
+      await pool.drain();
+      // Names that existed: the main thread decides (an error, or --force replaces them).
+      for (const { p, st, body } of retry) {
+        try {
+          const at = placer.writeFile(p.parts, body, st);
+          written.set(p.name, at);
+          counts.files++;
+          counts.bytes += body.length;
+          await verbose(at);
+        } catch (e) {
+          fail(p.name, e);
+        }
+      }
     }
     // Hard links: to the file extracted under the first name, else the body itself.
     for (const { p, st } of hard) {
@@ -236,6 +287,8 @@ export async function extractCommand(archive: string, patterns: readonly string[
     }
     return counts.failed ? 1 : 0;
   } catch (e) {
+    // Files handed to the writer threads are finished (each is written whole), never left half-written.
+    await pool?.drain().catch(() => undefined);
     if (interrupted) {
       const removed = placer?.cleanup() ?? 0;
       await out.flush().catch(() => undefined);
@@ -249,6 +302,7 @@ export async function extractCommand(archive: string, patterns: readonly string[
     throw e;
   } finally {
     process.off("SIGINT", onSigint);
+    await pool?.close();
     await a.close().catch(() => undefined);
   }
 }
