@@ -1,9 +1,6 @@
 import fs from "node:fs";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { DesError } from "../index.js";
-import { extractCommand } from "./commands/extract.js";
-import { packCommand } from "./commands/pack.js";
-import { catCommand, infoCommand, listCommand, verifyCommand } from "./commands/read.js";
 import { CliError, quietOnEpipe } from "./output.js";
 
 declare const __DES_PACK_VERSION__: string | undefined;
@@ -43,7 +40,7 @@ function remote(g: Globals): { endpoint?: string; externalDir?: string } {
   return { ...(g.endpoint ? { endpoint: g.endpoint } : {}), ...(g.externalDir ? { externalDir: g.externalDir } : {}) };
 }
 
-/** Builds the program; `setCode` receives each command's exit code. */
+/** Builds the program; `setCode` receives each command's exit code. Commands load their modules when they run. */
 export function program(setCode: (code: number) => void): Command {
   const p = new Command("des-pack")
     .description("Pack many small files into one DES archive; list, read and extract them, from disk, stdin, S3 or HTTP.")
@@ -83,7 +80,7 @@ or an https:// URL (reading only). Exit codes: 0 ok, 1 failed, 2 bad usage.`,
     .action(async (operands: string[], o: Record<string, unknown>, cmd: Command) => {
       const g = cmd.optsWithGlobals<Globals>();
       setCode(
-        await packCommand(operands, {
+        await (await import("./commands/pack.js")).packCommand(operands, {
           ...remote(g),
           directory: o.directory as string | undefined,
           prefix: o.prefix as string | undefined,
@@ -114,7 +111,7 @@ or an https:// URL (reading only). Exit codes: 0 ok, 1 failed, 2 bad usage.`,
     .option("--sort", "sort by name (reads the whole index first)")
     .action(async (archive: string, names: string[], o: Record<string, unknown>, cmd: Command) => {
       const g = cmd.optsWithGlobals<Globals>();
-      setCode(await listCommand(archive, names, { ...remote(g), long: o.long === true, json: g.json === true, sort: o.sort === true }));
+      setCode(await (await import("./commands/read.js")).listCommand(archive, names, { ...remote(g), long: o.long === true, json: g.json === true, sort: o.sort === true }));
     });
 
   p.command("cat")
@@ -123,7 +120,7 @@ or an https:// URL (reading only). Exit codes: 0 ok, 1 failed, 2 bad usage.`,
     .argument("<names...>")
     .action(async (archive: string, names: string[], _o: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<Globals>();
-      setCode(await catCommand(archive, names, { ...remote(g), output: undefined, quiet: g.quiet === true }));
+      setCode(await (await import("./commands/read.js")).catCommand(archive, names, { ...remote(g), output: undefined, quiet: g.quiet === true }));
     });
 
   p.command("get")
@@ -133,7 +130,7 @@ or an https:// URL (reading only). Exit codes: 0 ok, 1 failed, 2 bad usage.`,
     .option("-o, --output <file>", "write to this file instead of stdout")
     .action(async (archive: string, name: string, o: { output?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<Globals>();
-      setCode(await catCommand(archive, [name], { ...remote(g), output: o.output, quiet: g.quiet === true }));
+      setCode(await (await import("./commands/read.js")).catCommand(archive, [name], { ...remote(g), output: o.output, quiet: g.quiet === true }));
     });
 
   const extract = (c: Command): Command =>
@@ -150,7 +147,7 @@ or an https:// URL (reading only). Exit codes: 0 ok, 1 failed, 2 bad usage.`,
     const g = cmd.optsWithGlobals<Globals>();
     if (o.force && o.keepOldFiles) throw new CliError("--force and --keep-old-files contradict each other", 2);
     setCode(
-      await extractCommand(archive, names, {
+      await (await import("./commands/extract.js")).extractCommand(archive, names, {
         ...remote(g),
         directory: (o.directory as string | undefined) ?? dir ?? ".",
         stripComponents: o.stripComponents as number,
@@ -182,7 +179,7 @@ or an https:// URL (reading only). Exit codes: 0 ok, 1 failed, 2 bad usage.`,
     .argument("<archive>")
     .action(async (archive: string, _o: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<Globals>();
-      setCode(await infoCommand(archive, { ...remote(g), json: g.json === true }));
+      setCode(await (await import("./commands/read.js")).infoCommand(archive, { ...remote(g), json: g.json === true }));
     });
 
   p.command("verify")
@@ -190,7 +187,7 @@ or an https:// URL (reading only). Exit codes: 0 ok, 1 failed, 2 bad usage.`,
     .argument("<archive>")
     .action(async (archive: string, _o: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<Globals>();
-      setCode(await verifyCommand(archive, { ...remote(g), json: g.json === true }));
+      setCode(await (await import("./commands/read.js")).verifyCommand(archive, { ...remote(g), json: g.json === true }));
     });
 
   return p;

@@ -14,7 +14,8 @@ function indexOf(reader: DesReader): ArchiveIndex {
  * first batch comes after one page read, whatever the archive's size, and
  * only one batch of records is held at a time.
  */
-export async function* recordBatches(reader: DesReader, signal?: AbortSignal): AsyncGenerator<EntryRecord[]> {
+export async function* recordBatches(reader: DesReader, opts: { signal?: AbortSignal; pageAtATime?: boolean } = {}): AsyncGenerator<EntryRecord[]> {
+  const signal = opts.signal;
   const index = indexOf(reader);
   if (index.version === 1) {
     const names = await index.list(signal);
@@ -25,10 +26,17 @@ export async function* recordBatches(reader: DesReader, signal?: AbortSignal): A
     return;
   }
   let batch: EntryRecord[] = [];
-  for await (const r of index.allRecords(signal)) {
+  // One page per read (local files: the first names come after one small read), or
+  // pages in coalesced groups (remote: one request for many pages).
+  const records = opts.pageAtATime
+    ? index.allRecords(signal, (_page, e) => {
+        throw e;
+      })
+    : index.allRecords(signal);
+  for await (const r of records) {
     if (r.flags & FLAG_TOMBSTONE) continue;
     batch.push(r);
-    if (batch.length >= 4096) {
+    if (batch.length >= (opts.pageAtATime ? 512 : 4096)) {
       yield batch;
       batch = [];
     }

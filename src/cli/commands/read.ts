@@ -35,12 +35,13 @@ function timeString(ms: number | undefined): string {
 
 /** `ls`: streams names page by page (first line after one page read); `-l` adds mode, size, time, codec. */
 export async function listCommand(archive: string, patterns: readonly string[], flags: ListFlags): Promise<number> {
-  const a = await openArchive(archive, flags);
+  // Each page is read once: a small page cache keeps memory flat whatever the archive's size.
+  const a = await openArchive(archive, flags, { pageCacheBytes: 4 << 20 });
   const out = new Out();
   const sel = trackingSelector(patterns);
   try {
     const r = a.reader;
-    let batches: AsyncIterable<{ name: string; size: number; flags: number; compression: string | undefined; storedSize: number }[]> = recordBatches(r);
+    let batches: AsyncIterable<{ name: string; size: number; flags: number; compression: string | undefined; storedSize: number }[]> = recordBatches(r, { pageAtATime: a.localPath !== undefined });
     if (flags.sort) {
       const names = await r.list();
       batches = (async function* () {
