@@ -15,6 +15,7 @@ export const DES_ERROR_CODES = [
   "DES_IO",
   "DES_EXTERNAL",
   "DES_CLOSED",
+  "DES_LOCKED",
 ] as const;
 
 export type DesErrorCode = (typeof DES_ERROR_CODES)[number];
@@ -132,6 +133,18 @@ export class DesExternalError extends DesError {
 export class DesClosedError extends DesError {
   constructor(what = "reader") {
     super("DES_CLOSED", `the ${what} is closed`);
+  }
+}
+
+/** Another writer holds the archive (an append in progress); the operation did not wait. */
+export class DesLockedError extends DesError {
+  /** The lock file, and what its holder wrote into it (pid, host, since) when readable. */
+  readonly lockPath: string;
+  readonly holder: { readonly pid?: number; readonly host?: string; readonly since?: string } | undefined;
+  constructor(message: string, lockPath: string, holder: DesLockedError["holder"]) {
+    super("DES_LOCKED", message);
+    this.lockPath = lockPath;
+    this.holder = holder;
   }
 }
 

@@ -4,7 +4,16 @@
  */
 export { DesReader } from "./read/reader.js";
 export type { ReaderOptions, ReadOptions, ManyOptions, EntryStat, VerifyReport, VerifyProblem } from "./read/reader.js";
+export type { GenerationInfo, SpaceUsage } from "./read/generations.js";
 export { DesWriter } from "./write/writer.js";
+export { DesAppendWriter } from "./write/append.js";
+export type { AppendOptions, AppendAddOptions, AppendReport, AppendTarget, AppendSink } from "./write/append.js";
+export { recoverArchive } from "./write/append-lock.js";
+export { repack } from "./write/repack.js";
+export type { RepackOptions, RepackReport, RepackEntry } from "./write/repack.js";
+export { merge } from "./write/merge.js";
+export type { MergeOptions } from "./write/merge.js";
+export type { RecoveryOutcome } from "./write/append-lock.js";
 export type { WriterOptions, AddOptions, AddManyOptions, EntryData, WriterStats } from "./write/writer.js";
 export { FileSource } from "./sources/file.js";
 export { MemorySource } from "./sources/memory.js";
@@ -45,6 +54,7 @@ export {
   DesIoError,
   DesExternalError,
   DesClosedError,
+  DesLockedError,
   DES_ERROR_CODES,
 } from "./errors.js";
 export type { DesErrorCode, ChecksumSubject } from "./errors.js";

@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { ByteWriter } from "../src/format/bytes.js";
 import { FLAG_COMPRESSED, FLAG_ENCRYPTED, FLAG_TOMBSTONE, HEADER_SIZE } from "../src/format/constants.js";
-import { encodePage } from "../src/format/v2/page.js";
-import { encodeRoot, encodeV2Footer, encodeV2Header } from "../src/format/v2/footer.js";
+import { indexBytes, planV2Index, recordsOf } from "../src/format/v2/index-builder.js";
+import { encodeV2Footer, encodeV2Header } from "../src/format/v2/footer.js";
 import type { V2RecordInput } from "../src/format/v2/page.js";
 import { loadHasher, xxh64 } from "../src/format/hash.js";
 import { DesFormatError, DesNotFoundError, DesReader, DesUnsupportedError, MemorySource } from "../src/index.js";
@@ -35,22 +35,22 @@ function assemble(records: { name: string; body?: string; flags?: number; codec?
   const dataLength = w.length - HEADER_SIZE;
   inputs.sort((a, b) => Buffer.compare(a.name, b.name));
   const indexStart = w.length;
-  const page = encodePage(inputs);
-  const root = encodeRoot([page.length]);
-  w.bytes(page).bytes(root);
+  const plan = planV2Index(recordsOf(inputs));
+  expect(plan.pageBits).toBe(0);
+  w.bytes(indexBytes(plan));
   const footer = encodeV2Footer({
-    pageBits: 0,
+    pageBits: plan.pageBits,
     requiredFeatures: 0,
     dataStart: HEADER_SIZE,
     dataLength,
     metaStart: indexStart,
     metaLength: 0,
     indexStart,
-    indexLength: page.length + root.length,
-    entryCount: inputs.length,
+    indexLength: plan.indexLength,
+    entryCount: plan.entryCount,
     prevFooterOffset: 0,
     archiveLength: w.length + 128,
-    rootHash: xxh64(root),
+    rootHash: plan.rootHash,
   });
   footerPatch?.(footer);
   w.bytes(footer);
@@ -137,17 +137,24 @@ describe("format rules a reader must follow", () => {
   });
 
   it("rejects names out of order or in the wrong page", async () => {
-    const page = encodePage(
-      [
-        { n: "b", o: 16 },
-        { n: "a", o: 16 },
-      ].map(({ n, o }) => ({ name: enc(n), flags: 0, codec: 0, size: 0, storedSize: 0, dataOffset: o, dataHash: 0n, externalKey: undefined, metaLength: 0, metaOffset: 0, metaHash: 0n })),
+    const plan = planV2Index(
+      recordsOf(
+        ["a", "b"].map((n) => ({ name: enc(n), flags: 0, codec: 0, size: 0, storedSize: 0, dataOffset: 16, dataHash: 0n, externalKey: undefined, metaLength: 0, metaOffset: 0, metaHash: 0n })),
+      ),
     );
+    const index = indexBytes(plan);
+    // The builder writes "a" then "b" (5 bytes each after the count: name_len, name, flags, stored_len, meta_len); swap them and re-seal the page.
+    const pageLength = plan.pageLengths[0]!;
+    expect(pageLength).toBe(4 + 10 + 8);
+    expect(Array.from(index.subarray(4, 14))).toEqual([1, 0x61, 0, 0, 0, 1, 0x62, 0, 0, 0]);
+    const first = index.slice(4, 9);
+    index.copyWithin(4, 9, 14);
+    index.set(first, 9);
+    new DataView(index.buffer).setBigUint64(pageLength - 8, xxh64(index.subarray(0, pageLength - 8)), true);
     const w = new ByteWriter().bytes(encodeV2Header());
-    const root = encodeRoot([page.length]);
-    w.bytes(page).bytes(root);
+    w.bytes(index);
     w.bytes(
-      encodeV2Footer({ pageBits: 0, requiredFeatures: 0, dataStart: 16, dataLength: 0, metaStart: 16, metaLength: 0, indexStart: 16, indexLength: page.length + 4, entryCount: 2, prevFooterOffset: 0, archiveLength: w.length + 128, rootHash: xxh64(root) }),
+      encodeV2Footer({ pageBits: 0, requiredFeatures: 0, dataStart: 16, dataLength: 0, metaStart: 16, metaLength: 0, indexStart: 16, indexLength: plan.indexLength, entryCount: 2, prevFooterOffset: 0, archiveLength: w.length + 128, rootHash: plan.rootHash }),
     );
     const r = await DesReader.open(new MemorySource(w.finish()));
     await expect(r.list()).rejects.toBeInstanceOf(DesFormatError);

@@ -1,5 +1,6 @@
 import xxhash from "xxhash-wasm";
 import type { XXHashAPI } from "xxhash-wasm";
+import { DesInvalidArgumentError } from "../errors.js";
 
 let api: XXHashAPI | undefined;
 let loading: Promise<XXHashAPI> | undefined;
@@ -12,7 +13,7 @@ export async function loadHasher(): Promise<XXHashAPI> {
 }
 
 function hasher(): XXHashAPI {
-  if (!api) throw new Error("xxhash is not loaded: call loadHasher() first");
+  if (!api) throw new DesInvalidArgumentError("xxhash is not loaded: call loadHasher() first");
   return api;
 }
 

@@ -1,7 +1,5 @@
-import { sliceWant } from "./coalesce.js";
-import type { RangeWant } from "./coalesce.js";
-import { DesFormatError, DesUnsupportedError } from "../errors.js";
-import type { Fetcher } from "./fetcher.js";
+import { DesAbortedError, DesFormatError, DesUnsupportedError } from "../errors.js";
+import type { ByteRange, IndexBytes } from "./index-bytes.js";
 import { FLAG_TOMBSTONE, FOOTER_MAGIC, V1_FOOTER_SIZE, V2_FOOTER_SIZE, startsWith } from "../format/constants.js";
 import type { EntryRecord } from "../format/record.js";
 import { decodeV1Footer, decodeV1Index } from "../format/v1/layout.js";
@@ -27,12 +25,25 @@ export interface Tail {
  */
 export interface ArchiveIndex {
   readonly version: 1 | 2;
-  /** Live entries (tombstones and superseded v1 duplicates excluded). */
+  /**
+   * v1: live entries (superseded duplicates and deleted entries excluded).
+   * v2: the footer's entry_count, which counts tombstones too.
+   */
   readonly entryCount: number;
-  readonly dataRegion: { start: number; length: number };
   lookupMany(names: readonly string[], signal?: AbortSignal): Promise<(EntryRecord | undefined)[]>;
+  /**
+   * A lookup answered without I/O when it can be: the live record, `null`
+   * when the name is not in the archive, `undefined` when the page that
+   * would tell is not loaded (ask `lookupMany`).
+   */
+  peek(name: string): EntryRecord | null | undefined;
   /** Live names: v1 in first-added order, v2 sorted by UTF-8 bytes. */
   list(signal?: AbortSignal): Promise<string[]>;
+  /**
+   * Live records, a page at a time, each page read once: v1 one chunk in
+   * list order; v2 page by page, each page in name (UTF-8 byte) order.
+   */
+  recordPages(signal?: AbortSignal): AsyncGenerator<readonly EntryRecord[]>;
   /**
    * Every record, tombstones included, for verification. With `onBadPage`, a
    * page that fails its checks is reported and skipped instead of thrown.
@@ -40,22 +51,24 @@ export interface ArchiveIndex {
   allRecords(signal?: AbortSignal, onBadPage?: (page: number, error: Error) => void): AsyncGenerator<EntryRecord>;
   /** Index pages (v2); 0 for v1, whose index is one block. */
   readonly pageCount: number;
+  /** The raw ranges that make up the index (v1: the index; v2: every page), for warming a cache. */
+  indexRanges(): ByteRange[];
 }
 
 /** Recognises the version from the tail (section 1 of the spec) and opens the matching index. */
-export async function openIndex(tail: Tail, fetcher: Fetcher, pageCacheBytes: number, signal?: AbortSignal): Promise<ArchiveIndex> {
+export async function openIndex(tail: Tail, bytesOf: IndexBytes, pageCacheBytes: number, signal?: AbortSignal): Promise<ArchiveIndex> {
   const { bytes, size } = tail;
   const v1At = bytes.length - V1_FOOTER_SIZE;
   if (size >= 16 + V1_FOOTER_SIZE && startsWith(bytes, v1At, FOOTER_MAGIC) && bytes[v1At + 8] === 1) {
     const footer = decodeV1Footer(bytes.subarray(v1At), size);
-    return V1Index.open(footer, tail, fetcher, signal);
+    return V1Index.open(footer, tail, bytesOf, signal);
   }
   const v2At = bytes.length - V2_FOOTER_SIZE;
   if (size >= 16 + V2_FOOTER_SIZE && startsWith(bytes, v2At, FOOTER_MAGIC)) {
     const version = bytes[v2At + 8]!;
     if (version !== 2) throw new DesUnsupportedError(`archive format version ${version} is not supported (this reader knows 1 and 2)`);
     const footer = decodeV2Footer(bytes.subarray(v2At), size);
-    return V2Index.open(footer, fetcher, pageCacheBytes, signal);
+    return V2Index.open(footer, bytesOf, pageCacheBytes, signal);
   }
   throw new DesFormatError(size < 16 + V1_FOOTER_SIZE ? `too small to be a DES archive (${size} bytes)` : "no DES footer at the end of the data");
 }
@@ -63,19 +76,24 @@ export async function openIndex(tail: Tail, fetcher: Fetcher, pageCacheBytes: nu
 class V1Index implements ArchiveIndex {
   readonly version = 1 as const;
   private readonly byName: Map<string, EntryRecord>;
-  readonly dataRegion: { start: number; length: number };
 
-  private constructor(private readonly records: EntryRecord[], footer: V1Footer) {
+  private constructor(
+    private readonly records: EntryRecord[],
+    private readonly footer: V1Footer,
+  ) {
     // Python dict semantics: the last record of a name wins, listed at its first position.
     this.byName = new Map();
     for (const r of records) this.byName.set(r.name, r);
     for (const [name, r] of this.byName) if (r.flags & FLAG_TOMBSTONE) this.byName.delete(name);
-    this.dataRegion = { start: footer.dataStart, length: footer.dataLength };
   }
 
-  static async open(footer: V1Footer, tail: Tail, fetcher: Fetcher, signal?: AbortSignal): Promise<V1Index> {
-    const index = await fetcher.read(footer.indexStart, footer.indexLength, signal);
-    return new V1Index(decodeV1Index(index, footer, tail.size), footer);
+  static async open(footer: V1Footer, tail: Tail, bytesOf: IndexBytes, signal?: AbortSignal): Promise<V1Index> {
+    const [index] = await bytesOf.load([{ offset: footer.indexStart, length: footer.indexLength }], signal);
+    return new V1Index(decodeV1Index(index!, footer, tail.size), footer);
+  }
+
+  indexRanges(): ByteRange[] {
+    return [{ offset: this.footer.indexStart, length: this.footer.indexLength }];
   }
 
   get entryCount(): number {
@@ -86,12 +104,20 @@ class V1Index implements ArchiveIndex {
     return names.map((n) => this.byName.get(n));
   }
 
+  peek(name: string): EntryRecord | null {
+    return this.byName.get(name) ?? null;
+  }
+
   async list(): Promise<string[]> {
     return [...this.byName.keys()];
   }
 
   async *allRecords(): AsyncGenerator<EntryRecord> {
     yield* this.records;
+  }
+
+  async *recordPages(): AsyncGenerator<readonly EntryRecord[]> {
+    if (this.byName.size > 0) yield [...this.byName.values()];
   }
 
   readonly pageCount = 0;
@@ -126,21 +152,23 @@ function nameHash(name: string): bigint {
 class V2Index implements ArchiveIndex {
   readonly version = 2 as const;
   private readonly pages: ByteLru<number, IndexedPage>;
-  readonly dataRegion: { start: number; length: number };
 
   private constructor(
     private readonly footer: V2Footer,
     private readonly table: PageTable,
-    private readonly fetcher: Fetcher,
+    private readonly bytesOf: IndexBytes,
     pageCacheBytes: number,
   ) {
     this.pages = new ByteLru(pageCacheBytes);
-    this.dataRegion = { start: footer.dataStart, length: footer.dataLength };
   }
 
-  static async open(footer: V2Footer, fetcher: Fetcher, pageCacheBytes: number, signal?: AbortSignal): Promise<V2Index> {
-    const root = await fetcher.read(rootOffset(footer), rootLength(footer), signal);
-    return new V2Index(footer, decodeRoot(root, footer), fetcher, pageCacheBytes);
+  static async open(footer: V2Footer, bytesOf: IndexBytes, pageCacheBytes: number, signal?: AbortSignal): Promise<V2Index> {
+    const [root] = await bytesOf.load([{ offset: rootOffset(footer), length: rootLength(footer) }], signal);
+    return new V2Index(footer, decodeRoot(root!, footer), bytesOf, pageCacheBytes);
+  }
+
+  indexRanges(): ByteRange[] {
+    return this.allPageIds().map((id) => ({ offset: this.table.offsets[id]!, length: this.table.lengths[id]! }));
   }
 
   /** From the footer: counts tombstones too (only appended archives have any). */
@@ -160,40 +188,38 @@ class V2Index implements ArchiveIndex {
   }
 
   /**
-   * Loads pages: those inside the tail cost nothing, the rest are read in
-   * coalesced batches (pages are contiguous, so neighbours merge).
+   * Loads pages: decoded ones from the page cache, raw ones through
+   * IndexBytes (the tail, the index cache, then coalesced source reads;
+   * pages are contiguous, so neighbours merge).
    */
   private async loadPages(pageIds: readonly number[], signal?: AbortSignal): Promise<Map<number, IndexedPage>> {
     const out = new Map<number, IndexedPage>();
-    const wants: RangeWant<number>[] = [];
+    const missing: number[] = [];
     for (const id of new Set(pageIds)) {
       const cached = this.pages.get(id);
-      if (cached) {
-        out.set(id, cached);
-        continue;
-      }
-      const offset = this.table.offsets[id]!;
-      const length = this.table.lengths[id]!;
-      const inTail = this.fetcher.fromTail(offset, length);
-      if (inTail) {
-        out.set(id, await this.pages.getOrLoad(id, async () => this.decode(id, inTail)));
-      } else {
-        wants.push({ offset, length, item: id });
-      }
+      if (cached) out.set(id, cached);
+      else missing.push(id);
     }
-    if (wants.length === 1) {
-      const w = wants[0]!;
-      out.set(w.item, await this.pages.getOrLoad(w.item, async () => this.decode(w.item, await this.fetcher.read(w.offset, w.length, signal))));
-    } else if (wants.length > 1) {
-      await this.fetcher.readGroups(wants, signal, {}, (group, bytes) => {
-        for (const w of group.wants) {
-          const decoded = this.decode(w.item, sliceWant(group, bytes, w));
-          this.pages.set(w.item, decoded.value, decoded.bytes);
-          out.set(w.item, decoded.value);
-        }
-      });
+    if (missing.length === 0) return out;
+    const raw = await this.bytesOf.load(
+      missing.map((id) => ({ offset: this.table.offsets[id]!, length: this.table.lengths[id]! })),
+      signal,
+    );
+    for (let i = 0; i < missing.length; i++) {
+      const id = missing[i]!;
+      const decoded = this.decode(id, raw[i]!);
+      this.pages.set(id, decoded.value, decoded.bytes);
+      out.set(id, decoded.value);
     }
     return out;
+  }
+
+  peek(name: string): EntryRecord | null | undefined {
+    const bits = this.footer.pageBits;
+    const page = this.pages.get(bits === 0 ? 0 : pageOfHash(nameHash(name), bits));
+    if (!page) return undefined;
+    const rec = page.byName.get(name);
+    return rec && (rec.flags & FLAG_TOMBSTONE) === 0 ? rec : null;
   }
 
   async lookupMany(names: readonly string[], signal?: AbortSignal): Promise<(EntryRecord | undefined)[]> {
@@ -210,42 +236,102 @@ class V2Index implements ArchiveIndex {
     return Array.from({ length: this.pageCount }, (_, i) => i);
   }
 
-  async list(signal?: AbortSignal): Promise<string[]> {
-    const names: { bytes: Uint8Array; name: string }[] = [];
-    for await (const { page, id } of this.iteratePages(signal)) {
-      void id;
-      page.records.forEach((r, i) => {
-        if ((r.flags & FLAG_TOMBSTONE) === 0) names.push({ bytes: page.names[i]!, name: r.name });
-      });
-    }
-    names.sort((a, b) => Buffer.compare(a.bytes, b.bytes));
-    return names.map((n) => n.name);
+  private rangeOf(id: number): ByteRange {
+    return { offset: this.table.offsets[id]!, length: this.table.lengths[id]! };
   }
 
-  /** Walks pages in batches so a huge index is never held decoded all at once beyond the cache budget. */
-  private async *iteratePages(signal?: AbortSignal): AsyncGenerator<{ id: number; page: DecodedPage }> {
-    const ids = this.allPageIds();
-    const batch = 64;
-    for (let i = 0; i < ids.length; i += batch) {
-      const loaded = await this.loadPages(ids.slice(i, i + batch), signal);
-      for (const [id, page] of [...loaded].sort((a, b) => a[0] - b[0])) yield { id, page };
+  /** Decodes a page for a walk; kept in the page cache only if it fits without evicting anything. */
+  private decodeForWalk(id: number, bytes: Uint8Array): DecodedPage {
+    const decoded = decodePage(bytes, id, this.footer);
+    const cost = decodedPageCost(bytes.length, decoded.records.length);
+    if (this.pages.hasRoom(cost)) {
+      const byName = new Map<string, EntryRecord>();
+      for (const r of decoded.records) byName.set(r.name, r);
+      this.pages.set(id, { ...decoded, byName }, cost);
+    }
+    return decoded;
+  }
+
+  /**
+   * Every page in id order, each read once, WALK_BATCH pages a round (the
+   * reads of a round coalesce). A walk never evicts the page cache: on an
+   * index bigger than the cache, `list()` or `entries()` would otherwise
+   * push out every hot page and read each page again on the next lookup.
+   */
+  private async *walk(signal?: AbortSignal, onBadPage?: (page: number, error: Error) => void): AsyncGenerator<{ id: number; page: DecodedPage }> {
+    const count = this.pageCount;
+    for (let start = 0; start < count; start += WALK_BATCH) {
+      const ids: number[] = [];
+      for (let id = start; id < Math.min(count, start + WALK_BATCH); id++) ids.push(id);
+      const cached = ids.map((id) => this.pages.get(id));
+      const missing = ids.filter((_, k) => !cached[k]);
+      let raw: Uint8Array[] | undefined;
+      try {
+        raw = missing.length > 0 ? await this.bytesOf.load(missing.map((id) => this.rangeOf(id)), signal) : [];
+      } catch (e) {
+        if (!onBadPage || e instanceof DesAbortedError) throw e;
+        for (const id of missing) onBadPage(id, e as Error);
+      }
+      let m = 0;
+      for (let k = 0; k < ids.length; k++) {
+        const id = ids[k]!;
+        let page: DecodedPage | undefined = cached[k];
+        if (!page) {
+          const bytes = raw?.[m++];
+          if (!bytes) continue;
+          try {
+            page = this.decodeForWalk(id, bytes);
+          } catch (e) {
+            if (!onBadPage) throw e;
+            onBadPage(id, e as Error);
+            continue;
+          }
+        }
+        yield { id, page };
+      }
+    }
+  }
+
+  async list(signal?: AbortSignal): Promise<string[]> {
+    // Names only (no byte copies, no records kept): about one pointer per entry beyond the strings.
+    const names: string[] = [];
+    for await (const { page } of this.walk(signal)) {
+      for (const r of page.records) if ((r.flags & FLAG_TOMBSTONE) === 0) names.push(r.name);
+    }
+    return names.sort(compareUtf8);
+  }
+
+  async *recordPages(signal?: AbortSignal): AsyncGenerator<readonly EntryRecord[]> {
+    for await (const { page } of this.walk(signal)) {
+      const live = page.records.filter((r) => (r.flags & FLAG_TOMBSTONE) === 0);
+      if (live.length > 0) yield live;
     }
   }
 
   async *allRecords(signal?: AbortSignal, onBadPage?: (page: number, error: Error) => void): AsyncGenerator<EntryRecord> {
-    if (!onBadPage) {
-      for await (const { page } of this.iteratePages(signal)) yield* page.records;
-      return;
-    }
-    for (const id of this.allPageIds()) {
-      let page: DecodedPage | undefined;
-      try {
-        page = (await this.loadPages([id], signal)).get(id);
-      } catch (e) {
-        onBadPage(id, e as Error);
-      }
-      if (page) yield* page.records;
-    }
+    for await (const { page } of this.walk(signal, onBadPage)) yield* page.records;
   }
+}
 
+const WALK_BATCH = 64;
+
+/**
+ * Orders strings as their UTF-8 bytes would sort (the order of names in v2),
+ * without encoding them: UTF-16 code units sort the same except that
+ * surrogates (code points from U+10000, 4 UTF-8 bytes) must come after
+ * U+E000-U+FFFF (3 bytes).
+ */
+export function compareUtf8(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) {
+      x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+      y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+    }
+    return x - y;
+  }
+  return a.length - b.length;
 }

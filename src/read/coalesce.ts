@@ -1,4 +1,5 @@
 import { DesAbortedError, throwIfAborted } from "../errors.js";
+import { onAbort } from "./abort.js";
 
 /** One wanted byte range and what it is for. */
 export interface RangeWant<T> {
@@ -68,8 +69,7 @@ export function runBounded<I>(
   throwIfAborted(signal);
   if (items.length === 0) return Promise.resolve();
   const inner = new AbortController();
-  const onAbort = (): void => inner.abort(signal?.reason);
-  signal?.addEventListener("abort", onAbort, { once: true });
+  const unfollow = signal ? onAbort(signal, () => inner.abort(signal.reason)) : undefined;
   const limit = Math.min(items.length, Math.max(1, Math.floor(concurrency)));
   let next = 0;
   let running = 0;
@@ -77,7 +77,7 @@ export function runBounded<I>(
   return new Promise<void>((resolve, reject) => {
     const settle = (): void => {
       if (running > 0 || (next < items.length && !failure)) return;
-      signal?.removeEventListener("abort", onAbort);
+      unfollow?.();
       if (!failure) resolve();
       else if (signal?.aborted) reject(new DesAbortedError(undefined, { cause: signal.reason }));
       else reject(failure.error);

@@ -1,6 +1,7 @@
 import { coalesceRanges, runBounded } from "./coalesce.js";
 import type { RangeGroup, RangeWant } from "./coalesce.js";
 import { DesAbortedError, DesIoError } from "../errors.js";
+import { onAbort } from "./abort.js";
 import type { RangeSource, ReadHints } from "../io/source.js";
 
 /** What a reader has asked of its source, for tests, benchmarks and capacity planning. */
@@ -9,6 +10,14 @@ export interface IoStats {
   requests: number;
   /** Bytes those reads returned. */
   bytes: number;
+}
+
+/** The last bytes of an archive as its source returned them. */
+export interface TailRead {
+  readonly bytes: Uint8Array;
+  readonly size: number;
+  /** The source's version token (ETag, file identity), when it has one. */
+  readonly version: string | undefined;
 }
 
 /** One read in flight, shared by every caller that asked for the same range meanwhile. */
@@ -73,23 +82,24 @@ export class Fetcher {
     s.waiters++;
     if (!signal) return s.promise;
     return new Promise<Uint8Array>((resolve, reject) => {
-      const onAbort = (): void => {
+      let left = false;
+      const off = onAbort(signal, () => {
+        left = true;
         s.waiters--;
         if (s.waiters === 0) {
           if (this.inflight.get(key) === s) this.inflight.delete(key);
           s.controller?.abort(signal.reason);
         }
         reject(new DesAbortedError(undefined, { cause: signal.reason }));
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
+      });
       s.promise.then(
         (bytes) => {
-          signal.removeEventListener("abort", onAbort);
-          resolve(bytes);
+          off();
+          if (!left) resolve(bytes);
         },
         (e: unknown) => {
-          signal.removeEventListener("abort", onAbort);
-          reject(e);
+          off();
+          if (!left) reject(e);
         },
       );
     });
@@ -102,13 +112,23 @@ export class Fetcher {
     return t.bytes.subarray(offset - t.start, offset - t.start + length);
   }
 
-  async readTail(length: number, signal?: AbortSignal): Promise<{ bytes: Uint8Array; size: number }> {
+  /** Reads the tail from the source (one request); `adopt` it to serve reads inside it. */
+  async readTail(length: number, signal?: AbortSignal): Promise<TailRead> {
     this.stats.requests++;
     const tail = await this.source.readTail(length, signal);
     this.stats.bytes += tail.bytes.length;
+    return { bytes: tail.bytes, size: tail.size, version: tail.version };
+  }
+
+  /** Serves reads inside `tail` without a request and pins every later read to its version. */
+  adopt(tail: TailRead): void {
     this.tail = { bytes: tail.bytes, start: tail.size - tail.bytes.length };
     this.version = tail.version;
-    return tail;
+  }
+
+  /** The version token every read of this opening is pinned to. */
+  get pinnedVersion(): string | undefined {
+    return this.version;
   }
 
   /**

@@ -15,3 +15,5 @@ export { HttpSource, REMOTE_HINTS } from "../sources/http.js";
 export type { HttpSourceOptions, HttpSourceStats } from "../sources/http.js";
 export { S3Location, parseLocation, parseArchiveLocation } from "./location.js";
 export type { S3LocationOptions, ParseS3LocationOptions } from "./location.js";
+export { openS3Append, s3AppendTarget, s3AppendStats } from "./append.js";
+export type { S3AppendTarget, S3AppendStats } from "./append.js";

@@ -1,4 +1,6 @@
-import { bytesEqual } from "../format/bytes.js";
+import { FLAG_EXTERNAL } from "../format/constants.js";
+import type { IndexRecordSource } from "../format/v2/index-builder.js";
+import type { V2RecordInput } from "../format/v2/page.js";
 
 const encoder = new TextEncoder();
 
@@ -79,11 +81,6 @@ export class EntryTable {
     this.arena = a;
   }
 
-  /** The arena: entry `i`'s name is `nameLen[i]` bytes at `nameStart[i]`. */
-  get names(): Uint8Array {
-    return this.arena;
-  }
-
   /** Unsigned bytewise comparison of two entries' names (compareBytes without views). */
   compareNames(a: number, b: number): number {
     const arena = this.arena;
@@ -97,19 +94,6 @@ export class EntryTable {
       if (d !== 0) return d;
     }
     return la - lb;
-  }
-
-  /** True when the entries' names are in strictly ascending byte order. */
-  ascending(entries: ArrayLike<number>): boolean {
-    for (let k = 1; k < entries.length; k++) if (this.compareNames(entries[k - 1]!, entries[k]!) >= 0) return false;
-    return true;
-  }
-
-  /** Adds a name and returns its entry number; the caller then fills the columns. */
-  push(name: Uint8Array, hash: bigint): number {
-    this.reserveArena(name.length);
-    this.arena.set(name, this.arenaUsed);
-    return this.pushStaged(name.length, hash);
   }
 
   /**
@@ -128,11 +112,6 @@ export class EntryTable {
       arena[at + k] = c;
     }
     return n;
-  }
-
-  /** The staged name's bytes (a view, valid until the table changes). */
-  staged(length: number): Uint8Array {
-    return this.arena.subarray(this.arenaUsed, this.arenaUsed + length);
   }
 
   /** True when the staged name (`length` bytes, `hash`) is already an entry's name. */
@@ -175,12 +154,61 @@ export class EntryTable {
     return i;
   }
 
-  /** Forgets the most recently pushed entry (its body failed validation before any byte was written). */
-  pop(): void {
-    const i = --this.count;
-    this.lastAscii = undefined;
-    this.arenaUsed = this.nameStart[i]!;
-    if (this.slots.length > 0) this.rebuildSlots();
+  /**
+   * Fills entry `i`'s body and meta columns: the one place a row is written.
+   * `metaOffset` is relative to META (the writer's spill buffer) until close.
+   */
+  setRow(i: number, flags: number, codec: number, size: number, storedSize: number, dataOffset: number, dataHash: bigint, metaOffset: number, metaLength: number, metaHash: bigint): void {
+    this.flags[i] = flags;
+    this.codec[i] = codec;
+    this.size[i] = size;
+    this.storedSize[i] = storedSize;
+    this.dataOffset[i] = dataOffset;
+    this.dataHash[i] = dataHash;
+    this.metaOffset[i] = metaOffset;
+    this.metaLength[i] = metaLength;
+    this.metaHash[i] = metaHash;
+  }
+
+  /**
+   * The table as the v2 index builder's record source: one record object,
+   * refilled from the columns for each entry, so the index is encoded
+   * straight from the table without an object per entry. Meta offsets
+   * become absolute with `metaStart`.
+   */
+  records(metaStart: number): IndexRecordSource {
+    const rec = {
+      name: new Uint8Array(0) as Uint8Array,
+      flags: 0,
+      codec: 0,
+      size: 0,
+      storedSize: 0,
+      dataOffset: 0,
+      dataHash: 0n,
+      externalKey: undefined as Uint8Array | undefined,
+      metaLength: 0,
+      metaOffset: 0,
+      metaHash: 0n,
+    };
+    return {
+      count: this.count,
+      at: (i: number): V2RecordInput => {
+        rec.name = this.name(i);
+        rec.flags = this.flags[i]!;
+        rec.codec = this.codec[i]!;
+        rec.size = this.size[i]!;
+        rec.storedSize = this.storedSize[i]!;
+        rec.dataOffset = this.dataOffset[i]!;
+        rec.dataHash = this.dataHash[i]!;
+        rec.externalKey = rec.flags & FLAG_EXTERNAL ? this.externalKey.get(i) : undefined;
+        rec.metaLength = this.metaLength[i]!;
+        rec.metaOffset = rec.metaLength > 0 ? metaStart + this.metaOffset[i]! : 0;
+        rec.metaHash = this.metaHash[i]!;
+        return rec;
+      },
+      nameKey: (i: number): number => this.nameKey[i]!,
+      compareNames: (a: number, b: number): number => this.compareNames(a, b),
+    };
   }
 
   private grow(): void {
@@ -224,18 +252,6 @@ export class EntryTable {
   /** Enables the duplicate index on first use; keeps its load factor below 3/4. */
   private prepareSlots(): void {
     if (this.slots.length === 0 || this.count * 4 >= this.slots.length * 3) this.rebuildSlots();
-  }
-
-  /** True when an entry with these name bytes exists. Enables the duplicate index on first use. */
-  hasName(name: Uint8Array, hash: bigint): boolean {
-    this.prepareSlots();
-    const mask = this.slots.length - 1;
-    const key = hashKey(hash);
-    for (let s = key & mask; ; s = (s + 1) & mask) {
-      const e = this.slots[s]!;
-      if (e === 0) return false;
-      if (this.nameKey[e - 1] === key && this.nameHash[e - 1] === hash && bytesEqual(this.name(e - 1), name)) return true;
-    }
   }
 
   private insertSlot(i: number): void {

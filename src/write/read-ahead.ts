@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Worker } from "node:worker_threads";
-import { DesAbortedError, DesInvalidArgumentError, throwIfAborted } from "../errors.js";
+import { DesAbortedError, DesInvalidArgumentError, DesIoError, throwIfAborted } from "../errors.js";
 
 /**
  * Reading many small files is dominated by per-file system calls (open,
@@ -197,7 +197,7 @@ class ReaderThread {
       else this.ready.push(b);
     });
     this.worker.on("error", (e) => this.fail(e));
-    this.worker.on("exit", (code) => this.fail(new Error(`read-ahead worker exited (${code})`)));
+    this.worker.on("exit", (code) => this.fail(new DesIoError(`read-ahead worker exited (${code})`)));
     this.worker.postMessage({ root, limit, stats });
   }
 
@@ -337,7 +337,7 @@ export async function* readBatchesAhead(
       for (;;) {
         const batch = await t.next();
         if (batch.chunk !== c || batch.first !== expect) {
-          throw new Error(`read-ahead out of step: got chunk ${batch.chunk} at ${batch.first}, expected chunk ${c} at ${expect}`);
+          throw new DesIoError(`read-ahead out of step: got chunk ${batch.chunk} at ${batch.first}, expected chunk ${c} at ${expect}`);
         }
         const n = batch.lengths.length;
         let used = 0;

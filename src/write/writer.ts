@@ -1,141 +1,77 @@
-import fs from "node:fs";
-import { Readable } from "node:stream";
-import { ByteWriter, utf8Encode } from "../format/bytes.js";
-import { compressStream, compressSync } from "../format/compression.js";
-import { EntryTable, hashKey } from "./entry-table.js";
-import {
-  DesClosedError,
-  DesDuplicateError,
-  DesError,
-  DesInvalidArgumentError,
-  DesIoError,
-  throwIfAborted,
-} from "../errors.js";
-import { defaultExternalKey } from "../io/external.js";
-import type { ExternalStore } from "../io/external.js";
-import {
-  FLAG_COMPRESSED,
-  FLAG_EXTERNAL,
-  HEADER_SIZE,
-  MAX_NAME_BYTES,
-  MAX_PAGE_BITS,
-  MAX_PAGE_BYTES,
-  PAGE_OVERHEAD,
-  TARGET_PAGE_BYTES,
-  V2_FOOTER_SIZE,
-  codecId,
-} from "../format/constants.js";
-import type { Compression } from "../format/constants.js";
-import { encodeV1Footer, encodeV1Header, encodeV1Record } from "../format/v1/layout.js";
-import { encodeRoot, encodeV2Footer, encodeV2Header } from "../format/v2/footer.js";
-import { v2RecordLength, writeV2Record } from "../format/v2/page.js";
-import type { V2RecordInput } from "../format/v2/page.js";
-import { loadHasher, xxh64, xxh64Stream } from "../format/hash.js";
 import type { XXHashAPI } from "xxhash-wasm";
+import { utf8Encode } from "../format/bytes.js";
+import { FLAG_COMPRESSED, FLAG_EXTERNAL, codecId } from "../format/constants.js";
+import type { Compression } from "../format/constants.js";
+import { loadHasher, xxh64 } from "../format/hash.js";
 import { encodeMetaV2 } from "../format/meta.js";
-import { pyJsonDumps } from "../format/v1/pyjson.js";
-import { FileSink } from "../sinks/file.js";
+import { encodeV1Header } from "../format/v1/layout.js";
+import { encodeV2Header } from "../format/v2/footer.js";
+import { DesClosedError, DesDuplicateError, DesError, DesInvalidArgumentError, DesIoError, throwIfAborted } from "../errors.js";
+import { defaultExternalKey } from "../io/external.js";
 import type { ByteSink } from "../io/sink.js";
+import { FileSink } from "../sinks/file.js";
+import { closeBody, openBody } from "./body.js";
+import type { EntryData } from "./body.js";
+import { EntryTable, hashKey } from "./entry-table.js";
+import { finishArchive } from "./finish.js";
+import { stageEntryName } from "./names.js";
+import { resolveAddOptions, resolveWriterOptions } from "./options.js";
+import type { AddManyOptions, AddOptions, ResolvedOptions, WriterOptions, WriterStats } from "./options.js";
+import { Output, ioError } from "./output.js";
 import { SpillBuffer } from "./spill.js";
+import { writeExternal, writeInternal } from "./store-body.js";
+import type { StoredBody } from "./store-body.js";
+import { checkV1Meta, v1ExternalKey, v1MetaDocument } from "./v1-meta.js";
+import { invalidTarget } from "./append.js";
+import type { AppendOptions, AppendTarget, DesAppendWriter } from "./append.js";
+import { openLocalAppend } from "./append-file.js";
 
-/** A body to add: bytes, a Node stream, any async iterable of chunks, or a file on disk. */
-export type EntryData = Uint8Array | Readable | AsyncIterable<Uint8Array> | { readonly path: string };
+export type { EntryData } from "./body.js";
+export type { AddManyOptions, AddOptions, WriterOptions, WriterStats } from "./options.js";
 
-export interface WriterOptions {
-  /** 2 (default) or 1 for archives the Python DES reads. */
-  format?: 1 | 2;
-  /** Replace an existing file at the target. Default false (DesExistsError). */
-  overwrite?: boolean;
-  /** Default compression for entries (v2 only). Default "none". */
-  compress?: Compression;
-  /** gzip level (0-9) or brotli quality (0-11). Defaults: 6 and 5. */
-  compressLevel?: number;
-  /** Where bodies above `bigFileThreshold` go. Without a store every body is internal. */
-  externalStore?: ExternalStore;
-  /** Bodies larger than this many bytes go to the external store. Default 100 MiB (the Python default). */
-  bigFileThreshold?: number;
-  /** Prefix of external keys: `<prefix>/_bigFiles/<name>`. */
-  externalPrefix?: string;
-  /** Meta beyond this many bytes moves to a temporary file while data is written. Default 8 MiB. */
-  metaMemoryLimit?: number;
-}
-
-export interface AddOptions {
-  /** v2: any MessagePack value. v1: a plain object (or Map) of Python-JSON values. */
-  meta?: unknown;
-  /** Overrides the writer's default compression for this entry. */
-  compress?: Compression;
-  /** Length of a stream body, when known, so the big-file threshold can apply to it. */
-  size?: number;
-  /** Forces the body into the external store (or keeps it in, with false). */
-  external?: boolean;
-  signal?: AbortSignal;
-}
-
-export interface AddManyOptions {
-  /** Overrides the writer's default compression for these entries. */
-  compress?: Compression;
-  signal?: AbortSignal;
-}
-
-export interface WriterStats {
-  readonly location: string;
-  readonly formatVersion: 1 | 2;
-  readonly entries: number;
-  readonly externalEntries: number;
-  /** Bytes of DATA (stored, after compression). */
-  readonly dataBytes: number;
-  /** Original bytes of all bodies, external ones included. */
-  readonly originalBytes: number;
-  readonly metaBytes: number;
-  readonly indexBytes: number;
-  readonly indexPages: number;
-  readonly archiveBytes: number;
-}
-
-const V1_FORBIDDEN = /[/\\:*?"<>|]/;
 /** addMany copies small bodies together into groups of up to this many bytes, one sink write each. */
 const GROUP_BYTES = 4 << 20;
-const DEFAULT_BIG_FILE = 100 * 1024 * 1024;
 
 /**
  * Writes a DES archive in one pass: bodies stream straight to the sink, meta
  * waits in a spill buffer, the index is built at close from a compact entry
  * table. Crash-safe with a FileSink: nothing appears at the target until
  * `close()` succeeds.
+ *
+ * Errors: a refused add (a bad name, meta, body or option; a duplicate)
+ * throws before anything is written and leaves the writer usable. Any
+ * failure to write (data, the meta spill file, the sink), and a body that
+ * fails or is aborted after some of its bytes were written, poisons the
+ * writer: that add rejects, every later call rejects with DES_IO, and
+ * `close()` commits nothing.
  */
 export class DesWriter {
   readonly format: 1 | 2;
-  private readonly sink: ByteSink;
-  private readonly opts: WriterOptions;
+  private readonly out: Output;
+  private readonly opts: ResolvedOptions;
   private readonly table = new EntryTable();
   private readonly meta: SpillBuffer;
-  private position = 0;
   private originalBytes = 0;
   private state: "open" | "closing" | "closed" | "failed" = "open";
   private failure: unknown;
   /** Serialises adds: bodies must reach the sink one after another. */
   private queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(sink: ByteSink, opts: WriterOptions, private readonly hashApi: XXHashAPI) {
-    this.sink = sink;
+  private constructor(sink: ByteSink, opts: ResolvedOptions, private readonly hashApi: XXHashAPI) {
+    this.out = new Output(sink);
     this.opts = opts;
-    this.format = opts.format ?? 2;
-    this.meta = new SpillBuffer(opts.metaMemoryLimit ?? 8 << 20);
+    this.format = opts.format;
+    this.meta = new SpillBuffer(opts.metaMemoryLimit);
   }
 
-  /** Starts an archive at a path (crash-safe temp file + rename) or on any ByteSink. */
+  /** Starts an archive at a path (crash-safe temp file + rename) or on any ByteSink. Every option is checked first. */
   static async create(target: string | ByteSink, opts: WriterOptions = {}): Promise<DesWriter> {
-    const format = opts.format ?? 2;
-    if (format !== 1 && format !== 2) throw new DesInvalidArgumentError(`format must be 1 or 2, not ${String(format)}`);
-    if (format === 1 && opts.compress && opts.compress !== "none") {
-      throw new DesInvalidArgumentError("v1 archives cannot hold compressed entries");
-    }
+    const resolved = resolveWriterOptions(opts);
     const hashApi = await loadHasher();
-    const sink = typeof target === "string" ? await FileSink.create(target, { overwrite: opts.overwrite ?? false }) : target;
-    const w = new DesWriter(sink, opts, hashApi);
+    const sink = typeof target === "string" ? await FileSink.create(target, { overwrite: resolved.overwrite }) : target;
+    const w = new DesWriter(sink, resolved, hashApi);
     try {
-      await w.emit(format === 1 ? encodeV1Header() : encodeV2Header());
+      await w.out.write(resolved.format === 1 ? encodeV1Header() : encodeV2Header());
     } catch (e) {
       await w.abort();
       throw e;
@@ -158,29 +94,49 @@ export class DesWriter {
     return w.close();
   }
 
+  /**
+   * Opens the newest generation of an existing v2 archive for adding and
+   * deleting entries; `close()` writes the next generation (spec 3.8). A
+   * path is appended to in place (locked, crash-safe); `des-pack/s3` gives
+   * an AppendTarget for S3 objects.
+   */
+  static append(target: string | AppendTarget, opts: AppendOptions = {}): Promise<DesAppendWriter> {
+    if (typeof target === "string") return openLocalAppend(target, opts);
+    if (target && typeof target.openAppend === "function") return target.openAppend(opts);
+    return Promise.reject(invalidTarget(target));
+  }
+
   get entryCount(): number {
     return this.table.count;
   }
 
-  private async emit(bytes: Uint8Array): Promise<void> {
-    await this.sink.write(bytes);
-    this.position += bytes.length;
-  }
-
   private ensureOpen(): void {
-    if (this.state === "failed") {
-      throw new DesIoError("the writer failed earlier and must be aborted", { cause: this.failure });
+    if (this.state === "failed" || this.out.failure) {
+      throw new DesIoError("the writer failed earlier and must be aborted", { cause: this.out.failure ?? this.failure });
     }
     if (this.state !== "open") throw new DesClosedError("writer");
   }
 
+  /** Poisons the writer (see the class comment) and returns the DES_IO error it now fails with. */
+  private poison(e: unknown): DesIoError {
+    this.state = "failed";
+    const io = this.out.poison(e);
+    this.failure ??= io;
+    return io;
+  }
+
   /**
    * Adds one entry. Calls may overlap; they are applied in call order. A
-   * rejected name or meta leaves the writer usable; a failure while the body
-   * is being written fails the writer (abort it).
+   * refused name, meta, body or option leaves the writer usable; a failure
+   * once the body's bytes are being written poisons it (see the class comment).
    */
   add(name: string, data: EntryData, opts: AddOptions = {}): Promise<void> {
     return this.enqueue(() => this.addNow(name, data, opts));
+  }
+
+  /** Adds a file from disk, streamed. */
+  addFile(name: string, filePath: string, opts: AddOptions = {}): Promise<void> {
+    return this.add(name, { path: filePath }, opts);
   }
 
   /** Runs `step` after every step queued before it; a failed step does not stop the queue. */
@@ -203,7 +159,7 @@ export class DesWriter {
     try {
       list = Array.from(entries);
     } catch (e) {
-      return Promise.reject(e);
+      return Promise.reject(e instanceof DesError ? e : new DesInvalidArgumentError(`addMany: the entries cannot be iterated (${(e as Error)?.message ?? String(e)})`));
     }
     return this.enqueue(() => this.addManyNow(list, opts));
   }
@@ -213,17 +169,21 @@ export class DesWriter {
     return this.enqueue(() => this.addPackedNow(names, bytes, lengths, release, metas));
   }
 
+  /** True when a body of `size` bytes goes to the external store (v1: Python's `>=`; v2: above the threshold). */
+  private isBig(size: number): boolean {
+    if (this.opts.externalStore === undefined) return false;
+    const t = this.opts.bigFileThreshold;
+    return this.format === 1 ? size >= t : size > t;
+  }
 
-  /** True when bodies of these lengths can take the packed path: internal, stored as they are. */
+  /** True when bodies up to `maxLength` bytes can take the packed path: internal, stored as they are. */
   private packable(compression: Compression, maxLength: number): boolean {
-    if (compression !== "none") return false;
-    const store = this.opts.externalStore;
-    return store === undefined || maxLength <= (this.opts.bigFileThreshold ?? DEFAULT_BIG_FILE);
+    return compression === "none" && !this.isBig(maxLength);
   }
 
   private async addManyNow(list: readonly (readonly [string, Uint8Array])[], opts: AddManyOptions): Promise<void> {
     this.ensureOpen();
-    const compression = opts.compress ?? this.opts.compress ?? "none";
+    const plan = resolveAddOptions(opts, this.opts);
     let maxLength = 0;
     let allBytes = true;
     for (const e of list) {
@@ -231,13 +191,13 @@ export class DesWriter {
       if (!(body instanceof Uint8Array)) allBytes = false;
       else if (body.length > maxLength) maxLength = body.length;
     }
-    if (!allBytes || !this.packable(compression, maxLength)) {
-      const addOpts: AddOptions = { compress: compression, ...(opts.signal ? { signal: opts.signal } : {}) };
+    if (!allBytes || !this.packable(plan.compression, maxLength)) {
+      const addOpts: AddOptions = { compress: plan.compression, ...(plan.signal ? { signal: plan.signal } : {}) };
       for (const [name, body] of list) await this.addNow(name, body, addOpts);
       return;
     }
     for (let i = 0; i < list.length; ) {
-      throwIfAborted(opts.signal);
+      throwIfAborted(plan.signal);
       // A group: bodies copied together up to GROUP_BYTES, or one big body as it is.
       let j = i;
       let total = 0;
@@ -279,7 +239,7 @@ export class DesWriter {
     try {
       this.ensureOpen();
       const t = this.table;
-      const base = this.position;
+      const base = this.out.position;
       let used = 0;
       let rejected: unknown;
       const hashName = this.hashApi.h64;
@@ -288,7 +248,7 @@ export class DesWriter {
         const len = lengths[k]!;
         let nameLen: number;
         try {
-          nameLen = this.stageName(name);
+          nameLen = stageEntryName(t, name, this.format);
         } catch (e) {
           rejected = e;
           break;
@@ -300,34 +260,24 @@ export class DesWriter {
           rejected = new DesDuplicateError(name);
           break;
         }
-        const i = t.pushStaged(nameLen, nameHash, key, nameLen === name.length ? name : undefined);
-        t.flags[i] = 0;
-        t.codec[i] = 0;
-        t.size[i] = len;
-        t.storedSize[i] = len;
-        t.dataOffset[i] = base + used;
-        t.dataHash[i] = len > 0 ? xxh64(bytes.subarray(used, used + len)) : 0n;
-        const meta = metas?.[k];
-        this.storeMeta(i, this.format === 1 ? utf8Encode(v1MetaJson(meta, len, undefined)) : meta === undefined ? undefined : encodeMetaV2(meta));
+        const hash = len > 0 ? xxh64(bytes.subarray(used, used + len)) : 0n;
+        const given = metas?.[k];
+        const meta = this.format === 1 ? v1MetaDocument(given, len, undefined) : given === undefined ? undefined : encodeMetaV2(given);
+        this.pushRow(name, nameLen, nameHash, key, 0, 0, len, len, base + used, hash, undefined, meta);
         used += len;
-        this.originalBytes += len;
       }
       if (used > 0) {
+        // Entries are in the table before their bytes are in the sink: a failure here poisons the writer.
         const chunk = used === bytes.length ? bytes : bytes.subarray(0, used);
-        this.position += used;
         try {
-          const sink = this.sink;
-          if (release && sink instanceof FileSink) {
+          if (release) {
             handed = true;
-            await sink.writeRetained(chunk, release);
+            await this.out.writeRetained(chunk, release);
           } else {
-            await sink.write(chunk);
+            await this.out.write(chunk);
           }
         } catch (e) {
-          // Entries are in the table whose bytes may not be in the sink: the archive cannot be finished.
-          this.state = "failed";
-          this.failure = e;
-          throw e;
+          throw this.poison(e);
         }
       }
       if (rejected !== undefined) throw rejected;
@@ -336,224 +286,109 @@ export class DesWriter {
     }
   }
 
-  /** Adds a file from disk, streamed. */
-  addFile(name: string, filePath: string, opts: AddOptions = {}): Promise<void> {
-    return this.add(name, { path: filePath }, opts);
-  }
-
-  private validateName(name: string): Uint8Array {
-    if (typeof name !== "string") throw new DesInvalidArgumentError("entry names are strings");
-    const bytes = utf8Encode(name);
-    if (bytes.length === 0 || bytes.length > MAX_NAME_BYTES) {
-      throw new DesInvalidArgumentError(`entry names are 1..${MAX_NAME_BYTES} UTF-8 bytes (got ${bytes.length})`);
-    }
-    if (bytes.includes(0)) throw new DesInvalidArgumentError("entry names cannot contain NUL");
-    if (/[\uD800-\uDFFF]/.test(name) && !name.isWellFormed()) {
-      throw new DesInvalidArgumentError("entry names must be well-formed Unicode (no lone surrogates)");
-    }
-    if (this.format === 1 && V1_FORBIDDEN.test(name)) {
-      throw new DesInvalidArgumentError(`v1 entry names cannot contain / \\ : * ? " < > | (${JSON.stringify(name)})`);
-    }
-    return bytes;
-  }
-
-  /**
-   * validateName without an allocation: the name is encoded in place at the
-   * end of the entry table's arena (see EntryTable.stageName). The same
-   * checks in the same order, so the same errors.
-   */
-  private stageName(name: string): number {
-    if (typeof name !== "string") throw new DesInvalidArgumentError("entry names are strings");
-    // Every code unit is at least one byte: a name this long is refused before it is encoded.
-    const length = name.length > MAX_NAME_BYTES ? Buffer.byteLength(name, "utf8") : this.table.stageName(name);
-    if (length === 0 || length > MAX_NAME_BYTES) {
-      throw new DesInvalidArgumentError(`entry names are 1..${MAX_NAME_BYTES} UTF-8 bytes (got ${length})`);
-    }
-    if (name.includes("\0")) throw new DesInvalidArgumentError("entry names cannot contain NUL");
-    // Only a name with a character beyond ASCII encodes to more bytes than it has code units.
-    if (length !== name.length && /[\uD800-\uDFFF]/.test(name) && !name.isWellFormed()) {
-      throw new DesInvalidArgumentError("entry names must be well-formed Unicode (no lone surrogates)");
-    }
-    if (this.format === 1 && V1_FORBIDDEN.test(name)) {
-      throw new DesInvalidArgumentError(`v1 entry names cannot contain / \\ : * ? " < > | (${JSON.stringify(name)})`);
-    }
-    return length;
-  }
-
   private async addNow(name: string, data: EntryData, opts: AddOptions): Promise<void> {
     this.ensureOpen();
-    const nameBytes = this.validateName(name);
-    const nameHash = xxh64(nameBytes);
-    if (this.format === 2 && this.table.hasName(nameBytes, nameHash)) throw new DesDuplicateError(name);
-    const compression = opts.compress ?? this.opts.compress ?? "none";
-    if (this.format === 1 && compression !== "none") throw new DesInvalidArgumentError("v1 archives cannot hold compressed entries");
-    if (opts.size !== undefined && (!Number.isSafeInteger(opts.size) || opts.size < 0)) throw new DesInvalidArgumentError("size must be a non-negative integer");
-
-    const knownSize = await sizeOf(data, opts.size);
-    const store = this.opts.externalStore;
-    const external = opts.external ?? (store !== undefined && knownSize !== undefined && knownSize > (this.opts.bigFileThreshold ?? DEFAULT_BIG_FILE));
-    if (external && !store) throw new DesInvalidArgumentError(`${JSON.stringify(name)}: external entries need an externalStore`);
-    const externalKey = external ? defaultExternalKey(name, this.opts.externalPrefix) : undefined;
-
-    // v2 meta is encoded before any byte is written, so a bad meta leaves the writer intact.
-    // v1 meta needs the final size, which a stream only reveals at its end.
+    // The name stays staged at the end of the table's arena while the body is written (adds run one at a time).
+    const nameLen = stageEntryName(this.table, name, this.format);
+    const nameHash = this.hashApi.h64(name, 0n);
+    const key = hashKey(nameHash);
+    if (this.format === 2 && this.table.hasStaged(nameLen, nameHash, key)) throw new DesDuplicateError(name);
+    const plan = resolveAddOptions(opts, this.opts);
+    // Meta is checked (v2: encoded) before any byte is written, so a bad meta leaves the writer intact.
     const metaV2 = this.format === 2 && opts.meta !== undefined ? encodeMetaV2(opts.meta) : undefined;
     if (this.format === 1) checkV1Meta(opts.meta);
 
-    let body: { stored: number; original: number; hash: bigint; offset: number };
+    const body = await openBody(name, data, plan.size);
     try {
-      if (external) body = await this.writeExternal(store!, externalKey!, data, opts.signal);
-      else body = await this.writeBody(data, compression, opts.signal);
-    } catch (e) {
-      // Bytes may already be in the sink; the archive can no longer be finished correctly.
-      if (!external) {
-        this.state = "failed";
-        this.failure = e;
-      }
-      if (e instanceof DesError) throw e;
-      throw new DesIoError(`${JSON.stringify(name)}: reading the body failed: ${(e as Error).message}`, { cause: e });
-    }
-    if (knownSize !== undefined && opts.size !== undefined && body.original !== opts.size) {
-      this.state = "failed";
-      throw new DesIoError(`${JSON.stringify(name)}: body has ${body.original} bytes, size said ${opts.size}`);
-    }
+      const store = this.opts.externalStore;
+      const external = plan.external ?? (body.size !== undefined && this.isBig(body.size));
+      if (external && !store) throw new DesInvalidArgumentError(`${JSON.stringify(name)}: external entries need an externalStore`);
+      const prefix = this.opts.externalPrefix;
+      const externalKey = !external ? undefined : this.format === 1 ? v1ExternalKey(name, prefix) : defaultExternalKey(name, prefix);
+      const ext = externalKey === undefined ? undefined : { key: externalKey, prefix };
+      // v1 meta holds the size: checked now with the size known or, for a stream, the longest it could state.
+      let metaV1 = this.format === 1 ? v1MetaDocument(opts.meta, body.size ?? Number.MAX_SAFE_INTEGER, ext) : undefined;
+      throwIfAborted(plan.signal);
 
-    const metaBytes =
-      this.format === 2 ? metaV2 : utf8Encode(v1MetaJson(opts.meta, body.original, externalKey));
-    const i = this.table.push(nameBytes, nameHash);
+      const start = this.out.position;
+      let stored: StoredBody;
+      try {
+        stored = external ? await writeExternal(store!, externalKey!, body, plan.signal) : await writeInternal(this.out, body, plan.compression, this.opts.compressLevel, plan.signal);
+      } catch (e) {
+        if (this.out.failure) throw this.poison(e);
+        const typed = e instanceof DesError ? e : ioError(`${JSON.stringify(name)}: reading the body failed`, e);
+        // Some of the body's bytes are in DATA with no entry to describe them: the archive cannot be finished.
+        if (this.out.position !== start) this.poison(typed);
+        throw typed;
+      }
+      if (plan.size !== undefined && stored.original !== plan.size) {
+        const e = new DesInvalidArgumentError(`${JSON.stringify(name)}: the body had ${stored.original} bytes, size said ${plan.size}`);
+        if (this.out.position !== start) this.poison(e);
+        throw e;
+      }
+      if (this.format === 1 && body.size === undefined) metaV1 = v1MetaDocument(opts.meta, stored.original, ext);
+      const compressed = plan.compression !== "none" && !external && this.format === 2;
+      const flags = (external ? FLAG_EXTERNAL : 0) | (compressed ? FLAG_COMPRESSED : 0);
+      this.pushRow(name, nameLen, nameHash, key, flags, compressed ? codecId(plan.compression) : 0, stored.original, stored.stored, stored.offset, stored.hash, externalKey, metaV2 ?? metaV1);
+    } finally {
+      await closeBody(body);
+    }
+  }
+
+  /**
+   * Adds the staged name as an entry and fills its row: the one path every
+   * add takes into the table. Meta goes to META first (its offset is
+   * relative to META until close); a spill failure poisons the writer.
+   */
+  private pushRow(name: string, nameLen: number, nameHash: bigint, key: number, flags: number, codec: number, size: number, stored: number, offset: number, dataHash: bigint, externalKey: string | undefined, meta: Uint8Array | undefined): void {
     const t = this.table;
-    const compressed = compression !== "none" && !external;
-    t.flags[i] = (external ? FLAG_EXTERNAL : 0) | (compressed && this.format === 2 ? FLAG_COMPRESSED : 0);
-    t.codec[i] = compressed ? codecId(compression) : 0;
-    t.size[i] = body.original;
-    t.storedSize[i] = body.stored;
-    t.dataOffset[i] = body.offset;
-    t.dataHash[i] = body.hash;
+    const metaOffset = this.meta.length;
+    const hasMeta = meta !== undefined && meta.length > 0;
+    if (hasMeta) {
+      try {
+        this.meta.append(meta);
+      } catch (e) {
+        throw this.poison(e);
+      }
+    }
+    const i = t.pushStaged(nameLen, nameHash, key, nameLen === name.length ? name : undefined);
+    if (hasMeta) t.setRow(i, flags, codec, size, stored, offset, dataHash, metaOffset, meta.length, xxh64(meta));
+    else t.setRow(i, flags, codec, size, stored, offset, dataHash, 0, 0, 0n);
     if (externalKey !== undefined) t.externalKey.set(i, utf8Encode(externalKey));
-    this.storeMeta(i, metaBytes);
-    this.originalBytes += body.original;
+    this.originalBytes += size;
   }
 
-  /** Appends entry `i`'s meta to META (its offset is relative to META until close) and records it. */
-  private storeMeta(i: number, metaBytes: Uint8Array | undefined): void {
-    const t = this.table;
-    if (metaBytes && metaBytes.length > 0) {
-      t.metaOffset[i] = this.meta.length;
-      t.metaLength[i] = metaBytes.length;
-      t.metaHash[i] = xxh64(metaBytes);
-      this.meta.append(metaBytes);
-    } else {
-      t.metaOffset[i] = 0;
-      t.metaLength[i] = 0;
-      t.metaHash[i] = 0n;
-    }
-  }
-
-  private async writeBody(data: EntryData, compression: Compression, signal?: AbortSignal): Promise<{ stored: number; original: number; hash: bigint; offset: number }> {
-    const offset = this.position;
-    if (data instanceof Uint8Array) {
-      const stored = compressSync(compression, data, this.opts.compressLevel);
-      if (stored.length > 0) await this.emit(stored);
-      return { stored: stored.length, original: data.length, hash: stored.length > 0 ? xxh64(stored) : 0n, offset };
-    }
-    const hash = xxh64Stream();
-    let original = 0;
-    let stored = 0;
-    const source = chunksOf(data, signal);
-    const counted = async function* (): AsyncGenerator<Uint8Array> {
-      for await (const c of source) {
-        original += c.length;
-        yield c;
-      }
-    };
-    const out: AsyncIterable<Uint8Array> =
-      compression === "none" ? counted() : Readable.from(counted()).pipe(compressStream(compression, this.opts.compressLevel));
-    for await (const chunk of out) {
-      const c = chunk instanceof Uint8Array ? chunk : new Uint8Array(chunk as ArrayBuffer);
-      if (c.length === 0) continue;
-      hash.update(c);
-      stored += c.length;
-      await this.emit(c);
-    }
-    // An empty body keeps the offset where it would have started, as the Python writer records it.
-    return { stored, original, hash: stored > 0 ? hash.digest() : 0n, offset };
-  }
-
-  private async writeExternal(store: ExternalStore, key: string, data: EntryData, signal?: AbortSignal): Promise<{ stored: number; original: number; hash: bigint; offset: number }> {
-    const hash = xxh64Stream();
-    let n = 0;
-    const source = chunksOf(data, signal);
-    await store.put(
-      key,
-      (async function* () {
-        for await (const c of source) {
-          hash.update(c);
-          n += c.length;
-          yield c;
-        }
-      })(),
-      signal,
-    );
-    return { stored: n, original: n, hash: n > 0 ? hash.digest() : 0n, offset: 0 };
-  }
-
-  /** Writes META, the index and the footer, then commits the sink. */
+  /** Writes META, the index and the footer, then commits the sink. A poisoned writer commits nothing. */
   async close(): Promise<WriterStats> {
     await this.queue;
+    // A poisoned writer cleans up (no temporary file left) and rejects.
+    if (this.state === "failed" || this.out.failure) await this.abort();
     this.ensureOpen();
     this.state = "closing";
     try {
-      const dataLength = this.position - HEADER_SIZE;
-      const metaStart = this.position;
-      for await (const chunk of this.meta.read()) await this.emit(chunk);
-      const metaLength = this.position - metaStart;
-      const indexStart = this.position;
-      const pages = this.format === 1 ? await this.writeV1Index(metaStart) : await this.writeV2Index(metaStart);
-      const indexLength = this.position - indexStart;
-      if (this.format === 1) {
-        await this.emit(
-          encodeV1Footer({ dataStart: HEADER_SIZE, dataLength, metaStart, metaLength, indexStart, indexLength, fileCount: this.table.count }),
-        );
-      } else {
-        await this.emit(
-          encodeV2Footer({
-            pageBits: pages.bits,
-            requiredFeatures: 0,
-            dataStart: HEADER_SIZE,
-            dataLength,
-            metaStart,
-            metaLength,
-            indexStart,
-            indexLength,
-            entryCount: this.table.count,
-            prevFooterOffset: 0,
-            archiveLength: this.position + V2_FOOTER_SIZE,
-            rootHash: pages.rootHash,
-          }),
-        );
-      }
-      await this.sink.commit();
+      const done = await finishArchive(this.out, this.format, this.table, this.meta);
+      await this.out.commit();
       this.state = "closed";
       this.meta.dispose();
       let externalEntries = 0;
       for (let i = 0; i < this.table.count; i++) if (this.table.flags[i]! & FLAG_EXTERNAL) externalEntries++;
       return {
-        location: this.sink.location,
+        location: this.out.location,
         formatVersion: this.format,
         entries: this.table.count,
         externalEntries,
-        dataBytes: dataLength,
+        dataBytes: done.dataLength,
         originalBytes: this.originalBytes,
-        metaBytes: metaLength,
-        indexBytes: indexLength,
-        indexPages: this.format === 1 ? 0 : 2 ** pages.bits,
-        archiveBytes: this.position,
+        metaBytes: done.metaLength,
+        indexBytes: done.indexLength,
+        indexPages: done.indexPages,
+        archiveBytes: this.out.position,
       };
     } catch (e) {
       this.state = "failed";
       this.failure = e;
       await this.abort();
-      throw e;
+      throw e instanceof DesError ? e : ioError("closing the archive failed", e);
     }
   }
 
@@ -563,210 +398,8 @@ export class DesWriter {
     this.state = "failed";
     this.failure ??= new DesClosedError("writer");
     this.meta.dispose();
-    await this.sink.abort();
+    await this.out.abort();
   }
-
-  private async writeV1Index(metaStart: number): Promise<{ bits: number; rootHash: bigint }> {
-    const t = this.table;
-    const w = new ByteWriter(1 << 16);
-    for (let i = 0; i < t.count; i++) {
-      const external = (t.flags[i]! & FLAG_EXTERNAL) !== 0;
-      encodeV1Record(w, {
-        name: t.name(i),
-        dataOffset: external ? 0 : t.dataOffset[i]!,
-        dataLength: t.size[i]!,
-        metaOffset: metaStart + t.metaOffset[i]!,
-        metaLength: t.metaLength[i]!,
-        flags: t.flags[i]!,
-      });
-      if (w.length >= 1 << 20) {
-        await this.emit(w.finish());
-        w.length = 0;
-      }
-    }
-    if (w.length > 0) await this.emit(w.finish());
-    return { bits: 0, rootHash: 0n };
-  }
-
-  /** Index groups handed to the sink and not yet written (see emitGroup). */
-  private groupsInFlight: Promise<void>[] = [];
-
-  /**
-   * Emits a group of index pages. A FileSink takes it without a copy and
-   * writes it behind the data still queued while the next group is encoded
-   * (at most two groups wait there; commit waits for every write).
-   */
-  private async emitGroup(group: Uint8Array): Promise<void> {
-    const sink = this.sink;
-    if (!(sink instanceof FileSink)) return this.emit(group);
-    const waiting = this.groupsInFlight;
-    while (waiting.length > 1) await waiting.shift();
-    let release!: () => void;
-    waiting.push(new Promise<void>((resolve) => (release = resolve)));
-    await sink.writeRetained(group, release);
-    this.position += group.length;
-  }
-
-  /**
-   * Section 3.4: pick page_bits, bucket records by name hash, sort each page
-   * by name, write pages then root. Record sizes are computed, not encoded,
-   * so each record is encoded once, into its page (whose size is checked
-   * against the computed one).
-   */
-  private async writeV2Index(metaStart: number): Promise<{ bits: number; rootHash: bigint }> {
-    const t = this.table;
-    const n = t.count;
-    // Record sizes (section 3.5), from the same function the format's encoder is checked against.
-    const rec = recordCursor(t, metaStart);
-    const recLen = new Uint32Array(n);
-    let total = 0;
-    for (let i = 0; i < n; i++) {
-      const l = v2RecordLength(rec.at(i));
-      recLen[i] = l;
-      total += l;
-    }
-    let bits = total <= TARGET_PAGE_BYTES ? 0 : Math.min(MAX_PAGE_BITS, Math.ceil(Math.log2(total / TARGET_PAGE_BYTES)));
-    const pageOf = new Uint32Array(n);
-    let bytes = new Float64Array(0);
-    let counts = new Uint32Array(0);
-    for (;;) {
-      const P = 2 ** bits;
-      bytes = new Float64Array(P).fill(PAGE_OVERHEAD);
-      counts = new Uint32Array(P);
-      const shift = 32 - bits;
-      for (let i = 0; i < n; i++) {
-        // nameKey is the top 32 bits of the name's hash: the page is their top page_bits.
-        const p = bits === 0 ? 0 : t.nameKey[i]! >>> shift;
-        pageOf[i] = p;
-        bytes[p] = bytes[p]! + recLen[i]!;
-        counts[p] = counts[p]! + 1;
-      }
-      let fits = true;
-      for (let p = 0; p < P; p++) if (bytes[p]! > MAX_PAGE_BYTES && counts[p]! > 1) fits = false;
-      if (fits || bits >= MAX_PAGE_BITS) break;
-      bits++;
-    }
-    const P = 2 ** bits;
-    const lengths: number[] = Array.from(bytes);
-    // Pages are encoded straight from the table's columns, and each page's
-    // length was computed above from the same fields: a difference would be a
-    // bug, so it is checked.
-    const check = (p: number, end: number, expected: number): void => {
-      if (end !== expected) throw new Error(`internal error: index page ${p} ends at ${end}, not ${expected}`);
-    };
-    if (t.inOrder) {
-      // Entries were added in name order, so each page's entries are in entry
-      // order. Groups of pages (about 1/8 of the index, at least 1 MiB) are
-      // encoded in one pass over the entries each: the columns are read in
-      // order, where a pass per page would read them nearly at random.
-      const groupBytes = Math.max(1 << 20, Math.ceil(total / 8));
-      const cursor = new Float64Array(P);
-      for (let g0 = 0; g0 < P; ) {
-        let g1 = g0;
-        let size = 0;
-        while (g1 < P && (g1 === g0 || size + bytes[g1]! <= groupBytes)) size += bytes[g1++]!;
-        const buf = new Uint8Array(size);
-        const view = new DataView(buf.buffer);
-        for (let p = g0, at = 0; p < g1; at += bytes[p++]!) {
-          view.setUint32(at, counts[p]!, true);
-          cursor[p] = at + 4;
-        }
-        for (let i = 0; i < n; i++) {
-          const p = pageOf[i]!;
-          if (p >= g0 && p < g1) cursor[p] = writeV2Record(buf, view, cursor[p]!, rec.at(i));
-        }
-        for (let p = g0, at = 0; p < g1; at += bytes[p++]!) {
-          const end = at + bytes[p]! - 8;
-          check(p, cursor[p]!, end);
-          view.setBigUint64(end, xxh64(buf.subarray(at, end)), true);
-        }
-        await this.emitGroup(buf);
-        g0 = g1;
-      }
-    } else {
-      // Counting sort by page (stable: each page's entries stay in the order added), then each page by name bytes.
-      const starts = new Uint32Array(P + 1);
-      for (let i = 0; i < n; i++) starts[pageOf[i]! + 1] = starts[pageOf[i]! + 1]! + 1;
-      for (let p = 0; p < P; p++) starts[p + 1]! += starts[p]!;
-      const order = new Uint32Array(n);
-      const fill = starts.slice(0, P);
-      for (let i = 0; i < n; i++) order[fill[pageOf[i]!]!++] = i;
-      // Pages go to the sink about 1 MiB at a time.
-      let buf = new Uint8Array(1 << 20);
-      let view = new DataView(buf.buffer);
-      let used = 0;
-      for (let p = 0; p < P; p++) {
-        let members: ArrayLike<number> = order.subarray(starts[p]!, starts[p + 1]!);
-        if (!t.ascending(members)) members = Array.from(members).sort((a, b) => t.compareNames(a, b));
-        const pageLength = bytes[p]!;
-        if (used + pageLength > buf.length) {
-          if (used > 0) await this.emit(buf.subarray(0, used));
-          used = 0;
-          if (pageLength > buf.length) {
-            buf = new Uint8Array(pageLength);
-            view = new DataView(buf.buffer);
-          }
-        }
-        const end = writePageAt(rec, members, buf, view, used);
-        check(p, end, used + pageLength);
-        used = end;
-      }
-      if (used > 0) await this.emit(buf.subarray(0, used));
-    }
-    const root = encodeRoot(lengths);
-    await this.emit(root);
-    return { bits, rootHash: xxh64(root) };
-  }
-}
-
-/**
- * One record object, refilled from the table's columns for each entry:
- * the format's own encoder then writes straight from the table without an
- * object per entry.
- */
-function recordCursor(t: EntryTable, metaStart: number): { at(i: number): V2RecordInput } {
-  const rec = {
-    name: new Uint8Array(0) as Uint8Array,
-    flags: 0,
-    codec: 0,
-    size: 0,
-    storedSize: 0,
-    dataOffset: 0,
-    dataHash: 0n,
-    externalKey: undefined as Uint8Array | undefined,
-    metaLength: 0,
-    metaOffset: 0,
-    metaHash: 0n,
-  };
-  return {
-    at(i: number): V2RecordInput {
-      rec.name = t.name(i);
-      rec.flags = t.flags[i]!;
-      rec.codec = t.codec[i]!;
-      rec.size = t.size[i]!;
-      rec.storedSize = t.storedSize[i]!;
-      rec.dataOffset = t.dataOffset[i]!;
-      rec.dataHash = t.dataHash[i]!;
-      rec.externalKey = rec.flags & FLAG_EXTERNAL ? t.externalKey.get(i) : undefined;
-      rec.metaLength = t.metaLength[i]!;
-      rec.metaOffset = rec.metaLength > 0 ? metaStart + t.metaOffset[i]! : 0;
-      rec.metaHash = t.metaHash[i]!;
-      return rec;
-    },
-  };
-}
-
-/**
- * Writes the index page (section 3.4) of entries `members`, in this order,
- * at `at` of `buf`, which has room for it: record count, records, xxh64 of
- * the page so far. Returns the offset after it.
- */
-function writePageAt(rec: { at(i: number): V2RecordInput }, members: ArrayLike<number>, buf: Uint8Array, view: DataView, at: number): number {
-  view.setUint32(at, members.length, true);
-  let o = at + 4;
-  for (let k = 0; k < members.length; k++) o = writeV2Record(buf, view, o, rec.at(members[k]!));
-  view.setBigUint64(o, xxh64(buf.subarray(at, o)), true);
-  return o + 8;
 }
 
 /**
@@ -788,85 +421,5 @@ export function addPacked(
 
 /** True when `addPacked` can take bodies up to `maxLength` bytes at once (else add them one by one). */
 export function canAddPacked(w: DesWriter, maxLength: number): boolean {
-  return w["packable"](w["opts"].compress ?? "none", maxLength);
-}
-
-async function sizeOf(data: EntryData, hint: number | undefined): Promise<number | undefined> {
-  if (data instanceof Uint8Array) return data.length;
-  if (isFileInput(data)) {
-    try {
-      return (await fs.promises.stat(data.path)).size;
-    } catch (e) {
-      throw new DesInvalidArgumentError(`cannot read ${data.path}: ${(e as Error).message}`);
-    }
-  }
-  return hint;
-}
-
-function isFileInput(data: EntryData): data is { readonly path: string } {
-  return typeof data === "object" && data !== null && !(data instanceof Uint8Array) && typeof (data as { path?: unknown }).path === "string" && !(Symbol.asyncIterator in data);
-}
-
-const SMALL_FILE = 1 << 20;
-
-/** Normalises every accepted body form into chunks of bytes. */
-async function* chunksOf(data: EntryData, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
-  if (data instanceof Uint8Array) {
-    yield data;
-    return;
-  }
-  if (isFileInput(data)) {
-    const fh = await fs.promises.open(data.path, "r");
-    try {
-      const size = (await fh.stat()).size;
-      if (size <= SMALL_FILE) {
-        // One read for small files: most archives are made of them.
-        const buf = Buffer.allocUnsafe(size);
-        let got = 0;
-        while (got < size) {
-          const { bytesRead } = await fh.read(buf, got, size - got, got);
-          if (bytesRead === 0) break;
-          got += bytesRead;
-        }
-        if (got > 0) yield buf.subarray(0, got);
-        return;
-      }
-      for await (const c of fh.createReadStream({ highWaterMark: 1 << 20, signal, autoClose: false })) yield c as Uint8Array;
-    } finally {
-      await fh.close();
-    }
-    return;
-  }
-  for await (const c of data as AsyncIterable<unknown>) {
-    if (signal?.aborted) throw signal.reason;
-    if (typeof c === "string") yield utf8Encode(c);
-    else if (c instanceof Uint8Array) yield c;
-    else throw new DesInvalidArgumentError("body chunks must be Uint8Array (or strings)");
-  }
-}
-
-function checkV1Meta(meta: unknown): void {
-  if (meta === undefined || meta === null || meta instanceof Map) return;
-  if (typeof meta !== "object" || Array.isArray(meta) || meta instanceof Uint8Array) {
-    throw new DesInvalidArgumentError("v1 meta must be a plain object or a Map");
-  }
-  pyJsonDumps(meta);
-}
-
-/**
- * The meta document the Python writer stores: the caller's keys in order,
- * then `size` (replacing a caller's `size` in place), then for external
- * entries `is_external` and `external_key`. Map.set keeps an existing key's
- * position, exactly like a Python dict.
- */
-function v1MetaJson(meta: unknown, size: number, externalKey: string | undefined): string {
-  const m = new Map<string, unknown>();
-  if (meta instanceof Map) for (const [k, v] of meta) m.set(String(k), v);
-  else if (meta && typeof meta === "object") for (const [k, v] of Object.entries(meta)) m.set(k, v);
-  m.set("size", size);
-  if (externalKey !== undefined) {
-    m.set("is_external", true);
-    m.set("external_key", externalKey);
-  }
-  return pyJsonDumps(m);
+  return w["packable"](w["opts"].compress, maxLength);
 }

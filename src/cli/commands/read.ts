@@ -7,7 +7,7 @@ import { FLAG_EXTERNAL } from "../../format/constants.js";
 import { openArchive } from "../archive.js";
 import type { RemoteOptions } from "../archive.js";
 import { CliError, Out, escapeName, humanBytes, writeStdout } from "../output.js";
-import { dataRegion, pageCount, recordBatches } from "../records.js";
+import { pageCount, recordBatches } from "../records.js";
 import { trackingSelector } from "../select.js";
 
 export interface ListFlags extends RemoteOptions {
@@ -41,7 +41,7 @@ export async function listCommand(archive: string, patterns: readonly string[], 
   const sel = trackingSelector(patterns);
   try {
     const r = a.reader;
-    let batches: AsyncIterable<{ name: string; size: number; flags: number; compression: string | undefined; storedSize: number }[]> = recordBatches(r, { pageAtATime: a.localPath !== undefined });
+    let batches: AsyncIterable<{ name: string; size: number; flags: number; compression: string | undefined; storedSize: number }[]> = recordBatches(r);
     if (flags.sort) {
       const names = await r.list();
       batches = (async function* () {
@@ -176,8 +176,9 @@ export async function infoCommand(archive: string, flags: InfoFlags): Promise<nu
         metaBytes += e.metaLength;
       }
     }
-    const data = dataRegion(r);
-    const generations = await countGenerations(r);
+    const gens = await r.generations();
+    const generations = gens.length;
+    const space = r.formatVersion === 2 ? await r.spaceUsage() : undefined;
     const overhead = r.size - stored;
     const info = {
       archive,
@@ -188,9 +189,9 @@ export async function infoCommand(archive: string, flags: InfoFlags): Promise<nu
       external,
       originalBytes: original,
       storedBytes: stored,
-      dataSectionBytes: data.length,
       metaBytes,
-      indexPages: pageCount(r),
+      ...(space ? { liveBytes: space.liveBytes, reclaimableBytes: space.reclaimableBytes, indexBytes: space.indexBytes } : {}),
+      indexPages: await pageCount(r),
       overheadBytes: overhead,
       overheadPerEntry: entries ? Number((overhead / entries).toFixed(1)) : 0,
     };
@@ -204,6 +205,7 @@ export async function infoCommand(archive: string, flags: InfoFlags): Promise<nu
       `entries      ${entries}${external ? ` (${external} external)` : ""}`,
       `content      ${humanBytes(original)} (${humanBytes(stored)} stored)`,
       `meta         ${humanBytes(metaBytes)}`,
+      ...(space ? [`live / dead  ${humanBytes(space.liveBytes)} live, ${humanBytes(space.reclaimableBytes)} reclaimable by repack`] : []),
       `index pages  ${info.indexPages}`,
       `overhead     ${humanBytes(overhead)}, ${info.overheadPerEntry} bytes per entry`,
     ];
@@ -212,22 +214,6 @@ export async function infoCommand(archive: string, flags: InfoFlags): Promise<nu
   } finally {
     await a.close();
   }
-}
-
-/** Generations: v2 footers chained through prev_footer_offset (one for an archive never appended to). */
-async function countGenerations(r: import("../../index.js").DesReader): Promise<number> {
-  if (r.formatVersion === 1) return 1;
-  let n = 0;
-  let end = r.size;
-  const src = r.source;
-  while (end >= 144 && n < 100_000) {
-    const f = await src.read(end - 128, 128);
-    n++;
-    const prev = Number(Buffer.from(f.buffer, f.byteOffset, f.byteLength).readBigUInt64LE(72));
-    if (prev === 0) break;
-    end = prev + 128;
-  }
-  return n;
 }
 
 export interface VerifyFlags extends RemoteOptions {

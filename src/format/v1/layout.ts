@@ -1,6 +1,7 @@
 import { ByteReader, ByteWriter, utf8Decode } from "../bytes.js";
 import { DesFormatError } from "../../errors.js";
 import {
+  FLAG_COMPRESSED,
   FLAG_EXTERNAL,
   FOOTER_MAGIC,
   HEADER_MAGIC,
@@ -111,7 +112,8 @@ export function decodeV1Index(index: Uint8Array, footer: V1Footer, archiveSize: 
     records.push({
       name,
       flags,
-      compression: "none",
+      // Flag 0x02 is Python's compression, whose codec v1 does not record (spec 2.4): unreadable, not raw.
+      compression: flags & FLAG_COMPRESSED ? undefined : "none",
       size: dataLength,
       storedSize: dataLength,
       dataOffset: external ? 0 : dataOffset,

@@ -25,6 +25,8 @@ export interface V2Footer {
   readonly prevFooterOffset: number;
   readonly archiveLength: number;
   readonly rootHash: bigint;
+  /** Section 3.8.1: 0 in generation 1 (and when unknown), else the generation's number. Optional for writers; decoded always. */
+  readonly generation?: number;
 }
 
 /** Feature bits this reader implements (none are defined yet). */
@@ -51,7 +53,8 @@ export function encodeV2Footer(f: V2Footer): Uint8Array {
     .u64(f.prevFooterOffset)
     .u64(f.archiveLength)
     .u64big(f.rootHash)
-    .zeros(24);
+    .u64(f.generation ?? 0)
+    .zeros(16);
   w.u64big(xxh64(w.view_()));
   return w.finish();
 }
@@ -80,6 +83,7 @@ export function decodeV2Footer(bytes: Uint8Array, archiveSize: number): V2Footer
     prevFooterOffset: r.u64("prev_footer_offset"),
     archiveLength: r.u64("archive_length"),
     rootHash: r.u64big(),
+    generation: safeOrZero(r.u64big()),
   };
   if ((requiredFeatures & ~KNOWN_FEATURES) !== 0) {
     throw new DesUnsupportedError(`archive requires features 0x${requiredFeatures.toString(16)} this reader lacks`);
@@ -139,3 +143,8 @@ export function encodeRoot(pageLengths: readonly number[]): Uint8Array {
   return w.finish();
 }
 
+
+/** A reserved-turned-optional field: a value no writer of this spec produces reads as 0 ("unknown"). */
+function safeOrZero(v: bigint): number {
+  return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : 0;
+}

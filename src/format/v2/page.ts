@@ -1,4 +1,4 @@
-import { ByteReader, ByteWriter, compareBytes, putVarint, utf8Decode, varintLength } from "../bytes.js";
+import { ByteReader, compareBytes, putVarint, utf8Decode, varintLength } from "../bytes.js";
 import { DesChecksumError, DesFormatError } from "../../errors.js";
 import { xxh64 } from "../hash.js";
 import {
@@ -91,23 +91,10 @@ export function writeV2Record(buf: Uint8Array, view: DataView, o: number, rec: V
   return o;
 }
 
-function encodeV2Record(w: ByteWriter, rec: V2RecordInput): void {
-  const { buf, view, at } = w.reserve(v2RecordLength(rec));
-  w.length = writeV2Record(buf, view, at, rec);
-}
-
-/** A decoded index page: records sorted by name bytes, for binary search. */
+/** A decoded index page: records (and their name bytes) in ascending name-byte order. */
 export interface DecodedPage {
   readonly names: readonly Uint8Array[];
   readonly records: readonly EntryRecord[];
-}
-
-export function encodePage(records: readonly V2RecordInput[]): Uint8Array {
-  const w = new ByteWriter(64 + records.length * 48);
-  w.u32(records.length);
-  for (const rec of records) encodeV2Record(w, rec);
-  w.u64big(xxh64(w.view_()));
-  return w.finish();
 }
 
 /**

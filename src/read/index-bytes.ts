@@ -1,0 +1,103 @@
+import type { CacheLink } from "./cache-link.js";
+import type { Fetcher } from "./fetcher.js";
+import { sliceWant } from "./coalesce.js";
+import type { RangeWant } from "./coalesce.js";
+import { SharedRegistry } from "./shared.js";
+
+export interface ByteRange {
+  readonly offset: number;
+  readonly length: number;
+}
+
+/**
+ * Raw bytes of index structures (v2 pages and root, the v1 index) for one
+ * opening: from the tail read at open, else the cache, else the source in
+ * coalesced reads (then stored in the cache). Concurrent misses of one range
+ * share one fetch: process-wide through a cache, per opening without one.
+ */
+export class IndexBytes {
+  private readonly local = new SharedRegistry();
+
+  constructor(
+    readonly fetcher: Fetcher,
+    private readonly link: CacheLink | undefined,
+  ) {}
+
+  /** Caching needs a version token: a cached range must name the exact bytes it came from. */
+  private get version(): string | undefined {
+    return this.link ? this.fetcher.pinnedVersion : undefined;
+  }
+
+  private keyOf(r: ByteRange): string {
+    const v = this.version;
+    return v !== undefined ? this.link!.rangeKey(v, r.offset, r.length) : `${r.offset}+${r.length}`;
+  }
+
+  private get registry(): SharedRegistry {
+    return this.version !== undefined ? this.link!.inflight : this.local;
+  }
+
+  /** The bytes of every range, in order. */
+  async load(ranges: readonly ByteRange[], signal?: AbortSignal): Promise<Uint8Array[]> {
+    const out: Uint8Array[] = new Array(ranges.length);
+    const waits: Promise<void>[] = [];
+    const fresh: ByteRange[] = [];
+    const freshKeys: string[] = [];
+    const freshAt: number[] = [];
+    const registry = this.registry;
+    for (let i = 0; i < ranges.length; i++) {
+      const r = ranges[i]!;
+      const inTail = this.fetcher.fromTail(r.offset, r.length);
+      if (inTail) {
+        out[i] = inTail;
+        continue;
+      }
+      const key = this.keyOf(r);
+      const running = registry.get<Map<string, Uint8Array>>(key);
+      if (running) {
+        const at = i;
+        waits.push(running.join(signal).then((m) => void (out[at] = m.get(key)!)));
+      } else {
+        fresh.push(r);
+        freshKeys.push(key);
+        freshAt.push(i);
+      }
+    }
+    if (fresh.length > 0) {
+      const task = registry.start(freshKeys, (sig) => this.fetch(fresh, freshKeys, sig));
+      waits.push(
+        task.join(signal).then((m) => {
+          for (let j = 0; j < freshKeys.length; j++) out[freshAt[j]!] = m.get(freshKeys[j]!)!;
+        }),
+      );
+    }
+    await Promise.all(waits);
+    return out;
+  }
+
+  /** Cache first (one round trip for the batch), then the source for what it lacks. */
+  private async fetch(ranges: readonly ByteRange[], keys: readonly string[], signal: AbortSignal): Promise<Map<string, Uint8Array>> {
+    const got = new Map<string, Uint8Array>();
+    const version = this.version;
+    const wants: RangeWant<number>[] = [];
+    const cached = version !== undefined ? await this.link!.getRanges(version, ranges, signal) : undefined;
+    for (let i = 0; i < ranges.length; i++) {
+      const hit = cached?.[i];
+      if (hit) got.set(keys[i]!, hit);
+      else wants.push({ offset: ranges[i]!.offset, length: ranges[i]!.length, item: i });
+    }
+    const store = (i: number, bytes: Uint8Array): void => {
+      got.set(keys[i]!, bytes);
+      if (version !== undefined) this.link!.putRange(version, ranges[i]!.offset, bytes);
+    };
+    if (wants.length === 1) {
+      const w = wants[0]!;
+      store(w.item, await this.fetcher.read(w.offset, w.length, signal));
+    } else if (wants.length > 1) {
+      await this.fetcher.readGroups(wants, signal, {}, (group, bytes) => {
+        for (const w of group.wants) store(w.item, sliceWant(group, bytes, w));
+      });
+    }
+    return got;
+  }
+}

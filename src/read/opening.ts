@@ -1,0 +1,165 @@
+import { DesChangedError, DesClosedError } from "../errors.js";
+import type { RangeSource, ReadHints } from "../io/source.js";
+import { openIndex } from "./archive-index.js";
+import type { ArchiveIndex, Tail } from "./archive-index.js";
+import type { CacheLink } from "./cache-link.js";
+import { Fetcher } from "./fetcher.js";
+import type { IoStats, TailRead } from "./fetcher.js";
+import { IndexBytes } from "./index-bytes.js";
+import { committedPrefix } from "./prefix.js";
+import { SharedTask } from "./shared.js";
+
+export interface OpeningConfig {
+  readonly tailSize: number;
+  readonly pageCacheBytes: number;
+  readonly hints: ReadHints;
+  readonly cache: CacheLink | undefined;
+}
+
+/**
+ * One opened generation of an archive: the tail it was opened from, its
+ * version token, its index and the fetcher every read of it goes through
+ * (pinned to that version). Records found in an opening are only ever read
+ * with that opening's fetcher.
+ */
+export class Opening {
+  readonly fetcher: Fetcher;
+  readonly index: ArchiveIndex;
+  readonly tail: Tail;
+  readonly version: string | undefined;
+  /** Whether the tail came from the index cache (no request to the source). */
+  readonly warm: boolean;
+  readonly bytes: IndexBytes;
+
+  private constructor(fetcher: Fetcher, bytes: IndexBytes, index: ArchiveIndex, tail: TailRead, warm: boolean) {
+    this.fetcher = fetcher;
+    this.bytes = bytes;
+    this.index = index;
+    this.tail = { bytes: tail.bytes, start: tail.size - tail.bytes.length, size: tail.size };
+    this.version = tail.version;
+    this.warm = warm;
+  }
+
+  get size(): number {
+    return this.tail.size;
+  }
+
+  static async load(source: RangeSource, cfg: OpeningConfig, signal?: AbortSignal): Promise<Opening> {
+    const fetcher = new Fetcher(source, cfg.hints);
+    const link = cfg.cache;
+    let tail: TailRead;
+    let warm = false;
+    if (link) {
+      // Concurrent opens of one archive through one cache share one lookup and one tail read.
+      const got = await link.shared(
+        link.tailKey,
+        async (sig) => {
+          const cached = await link.getTail(sig);
+          if (cached) return { tail: cached as TailRead, warm: true };
+          const read = await fetcher.readTail(cfg.tailSize, sig);
+          link.putTail(read);
+          return { tail: read, warm: false };
+        },
+        signal,
+      );
+      tail = got.tail;
+      warm = got.warm;
+    } else {
+      tail = await fetcher.readTail(cfg.tailSize, signal);
+    }
+    fetcher.adopt(tail);
+    const bytes = new IndexBytes(fetcher, link);
+    let index: ArchiveIndex;
+    try {
+      index = await openIndex({ bytes: tail.bytes, start: tail.size - tail.bytes.length, size: tail.size }, bytes, cfg.pageCacheBytes, signal);
+    } catch (e) {
+      // A torn tail (an append in progress or crashed, spec 3.8.3): open the committed prefix, uncached.
+      const prefix = await committedPrefix(e, fetcher, tail.size, signal);
+      if (!prefix) throw e;
+      return Opening.load(prefix, { ...cfg, cache: undefined }, signal);
+    }
+    return new Opening(fetcher, bytes, index, tail, warm);
+  }
+}
+
+/**
+ * The current opening of an archive and the one consistency rule: an
+ * operation runs against one opening; if the source reports that the archive
+ * changed, the cached index of that archive is dropped, the archive is
+ * reopened once (one reopen shared by every caller that saw the change) and
+ * the whole operation runs again on the new opening. A second change is a
+ * DesChangedError.
+ */
+export class Openings {
+  private now: Opening;
+  private reopening: SharedTask<Opening> | undefined;
+  private readonly retired: IoStats = { requests: 0, bytes: 0 };
+  closed = false;
+
+  constructor(
+    private readonly source: RangeSource,
+    private readonly cfg: OpeningConfig,
+    first: Opening,
+  ) {
+    this.now = first;
+  }
+
+  get current(): Opening {
+    return this.now;
+  }
+
+  /** Requests and bytes of every opening so far. */
+  get stats(): IoStats {
+    const s = this.now.fetcher.stats;
+    return { requests: this.retired.requests + s.requests, bytes: this.retired.bytes + s.bytes };
+  }
+
+  /**
+   * Runs `op` on the current opening; on a change, reopens and runs it once
+   * more from the start on the new one. `mayRetry` is asked first: an
+   * operation that already handed out results from the old opening says no,
+   * and the change is then reported as it is.
+   */
+  run<T>(op: (o: Opening) => Promise<T>, signal?: AbortSignal, mayRetry?: () => boolean): Promise<T> {
+    if (this.closed) return Promise.reject(new DesClosedError());
+    const first = this.now;
+    // Promise chaining rather than an async frame: a pending call holds as little as possible.
+    return op(first).catch((e: unknown) => this.retry(e, op, first, signal, mayRetry));
+  }
+
+  private async retry<T>(e: unknown, op: (o: Opening) => Promise<T>, first: Opening, signal?: AbortSignal, mayRetry?: () => boolean): Promise<T> {
+    if (!(e instanceof DesChangedError) || (mayRetry && !mayRetry())) throw e;
+    const next = await this.reopen(first, signal);
+    try {
+      return await op(next);
+    } catch (e2) {
+      if (e2 instanceof DesChangedError) throw new DesChangedError(`${this.source.key} changed again while being read`, { cause: e2 });
+      throw e2;
+    }
+  }
+
+  /** The opening after `stale`: one reopen, shared, under its own controller. */
+  private reopen(stale: Opening, signal?: AbortSignal): Promise<Opening> {
+    if (this.now !== stale) return Promise.resolve(this.now);
+    let task = this.reopening;
+    if (!task || task.cancelled) {
+      const t = new SharedTask<Opening>(async (sig) => {
+        // The cached tail and pages describe the old object: drop them before reading the new one.
+        await this.cfg.cache?.purge();
+        const next = await Opening.load(this.source, this.cfg, sig);
+        const s = stale.fetcher.stats;
+        this.retired.requests += s.requests;
+        this.retired.bytes += s.bytes;
+        this.now = next;
+        return next;
+      });
+      task = t;
+      this.reopening = t;
+      const clear = (): void => {
+        if (this.reopening === t) this.reopening = undefined;
+      };
+      t.promise.then(clear, clear);
+    }
+    return task.join(signal);
+  }
+}

@@ -1,0 +1,147 @@
+import { DesInvalidArgumentError } from "../errors.js";
+import type { IndexCache } from "../io/cache.js";
+import type { ExternalStore } from "../io/external.js";
+import type { ReadHints } from "../io/source.js";
+
+export interface ReaderOptions {
+  /** Bytes read from the end at open. Default 64 KiB. */
+  tailSize?: number;
+  /** Check data and meta checksums on every read (v2). Default true. */
+  verify?: boolean;
+  /** Coalescing and concurrency; defaults come from the source (`source.hints`). */
+  maxGap?: number;
+  maxSpan?: number;
+  concurrency?: number;
+  /**
+   * When `source` is a path: read with synchronous pread (see
+   * `FileSourceOptions.syncReads`). Default false.
+   */
+  syncReads?: boolean;
+  /**
+   * Largest entry `get`, `getMany`, `iterMany` and `verify` will hold in
+   * memory, by its original size (compressed entries inflate to it). Bigger
+   * entries are refused with DesInvalidArgumentError: read them with
+   * `stream`. Guards against archives that claim absurd sizes. Default 1 GiB.
+   */
+  maxEntryBytes?: number;
+  /**
+   * Decoded bytes one `getMany` / `iterMany` / `getMetaMany` call may hold at
+   * once, by the sizes the index states. `getMany` refuses a batch above it
+   * (a batch of one entry is bounded by `maxEntryBytes` instead); `iterMany`
+   * reads in waves within it, waiting for the consumer. Default 256 MiB.
+   */
+  maxBatchBytes?: number;
+  /** Budget for decoded index pages, in bytes. Default 64 MiB. */
+  pageCacheBytes?: number;
+  /** Where external ("big") entries are fetched from. */
+  externalStore?: ExternalStore;
+  /**
+   * The archive's key in the external store's namespace, for v1 entries
+   * without `meta.external_key`: the body is then looked up at
+   * `<dirname(archiveKey)>/_bigFiles/<name>`.
+   */
+  archiveKey?: string;
+  /**
+   * The prefix external keys of this archive live under: a key must start
+   * with `<externalPrefix>/_bigFiles/`. Default: `dirname(archiveKey)`
+   * (`_bigFiles/` when there is no archive key).
+   */
+  externalPrefix?: string;
+  /**
+   * Let entries name external keys outside the archive's external prefix.
+   * Default false: an archive cannot make a reader holding credentials for a
+   * whole bucket return an arbitrary object.
+   */
+  allowExternalKeysOutsidePrefix?: boolean;
+  /**
+   * A cache of raw tail and index bytes shared by readers (see
+   * docs/caching.md). A warm open makes no request to the source.
+   */
+  cache?: IndexCache;
+  /** Time to live of what this reader stores in `cache`, ms. Default: the cache's own policy. */
+  cacheTtlMs?: number;
+  /** Open this generation (1 = the archive as first written) instead of the newest (spec 3.8). */
+  generation?: number;
+}
+
+export interface ReadOptions {
+  signal?: AbortSignal;
+  /** Overrides the reader's `verify` for this call. */
+  verify?: boolean;
+  /** getMeta / getMetaMany of v1 entries: objects as Maps in document order (Python's key order and integer-like keys kept). */
+  maps?: boolean;
+}
+
+export interface ManyOptions extends ReadOptions {
+  /** Names not in the archive: "throw" (default, before any data is read) or "skip". */
+  missing?: "throw" | "skip";
+  maxGap?: number;
+  maxSpan?: number;
+  concurrency?: number;
+  /** Overrides the reader's `maxBatchBytes` for this call. */
+  maxBatchBytes?: number;
+}
+
+export const DEFAULT_MAX_ENTRY_BYTES = 2 ** 30;
+export const DEFAULT_MAX_BATCH_BYTES = 256 * 2 ** 20;
+export const DEFAULT_PAGE_CACHE_BYTES = 64 << 20;
+const MAX_CONCURRENCY = 4096;
+
+/** Checks that `value`, when given, is an integer in [min, max]. */
+export function checkInt(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): void {
+  if (value === undefined) return;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new DesInvalidArgumentError(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
+  }
+}
+
+function checkBool(name: string, value: unknown): void {
+  if (value !== undefined && typeof value !== "boolean") throw new DesInvalidArgumentError(`${name} must be a boolean, got ${String(value)}`);
+}
+
+function checkHints(o: { maxGap?: unknown; maxSpan?: unknown; concurrency?: unknown; maxBatchBytes?: unknown; verify?: unknown }): void {
+  checkInt("maxGap", o.maxGap, 0);
+  checkInt("maxSpan", o.maxSpan, 1);
+  checkInt("concurrency", o.concurrency, 1, MAX_CONCURRENCY);
+  checkInt("maxBatchBytes", o.maxBatchBytes, 1);
+  checkBool("verify", o.verify);
+}
+
+export function checkReaderOptions(o: ReaderOptions): void {
+  if (o === null || typeof o !== "object") throw new DesInvalidArgumentError("reader options must be an object");
+  checkInt("tailSize", o.tailSize, 256, 2 ** 30);
+  checkHints(o);
+  checkInt("maxEntryBytes", o.maxEntryBytes, 0);
+  checkInt("pageCacheBytes", o.pageCacheBytes, 0);
+  checkInt("cacheTtlMs", o.cacheTtlMs, 1);
+  checkBool("syncReads", o.syncReads);
+  checkBool("allowExternalKeysOutsidePrefix", o.allowExternalKeysOutsidePrefix);
+  if (o.cache !== undefined && (typeof o.cache !== "object" || o.cache === null || typeof o.cache.get !== "function")) {
+    throw new DesInvalidArgumentError("cache must be an IndexCache");
+  }
+}
+
+export function checkReadOptions(o: ReadOptions): void {
+  if (o === null || typeof o !== "object") throw new DesInvalidArgumentError("options must be an object");
+  checkBool("verify", o.verify);
+  checkBool("maps", o.maps);
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new DesInvalidArgumentError("signal must be an AbortSignal");
+}
+
+export function checkManyOptions(o: ManyOptions): void {
+  if (o === null || typeof o !== "object") throw new DesInvalidArgumentError("options must be an object");
+  checkHints(o);
+  if (o.missing !== undefined && o.missing !== "throw" && o.missing !== "skip") {
+    throw new DesInvalidArgumentError(`missing must be "throw" or "skip", got ${String(o.missing)}`);
+  }
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new DesInvalidArgumentError("signal must be an AbortSignal");
+}
+
+/** Per-call overrides of the reader's coalescing. */
+export function hintsOf(opts: ManyOptions): Partial<ReadHints> {
+  const h: { -readonly [K in keyof ReadHints]?: number } = {};
+  if (opts.maxGap !== undefined) h.maxGap = opts.maxGap;
+  if (opts.maxSpan !== undefined) h.maxSpan = opts.maxSpan;
+  if (opts.concurrency !== undefined) h.concurrency = opts.concurrency;
+  return h;
+}

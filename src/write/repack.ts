@@ -1,0 +1,260 @@
+/**
+ * Compaction (spec 3.8.2): `repack` copies the live entries of one archive's
+ * newest generation into a new single-generation archive; `merge.ts` does
+ * the same for several archives. Stored bytes and checksums are copied as
+ * they are (never inflated) unless re-encoding is asked for; reads are
+ * coalesced and go in batches of bounded size, so memory does not grow
+ * with the bodies (only the records are held, as the new index needs them).
+ */
+import type { RangeGroup, RangeWant } from "../read/coalesce.js";
+import { compressSync, decompressSync } from "../format/compression.js";
+import { DesChecksumError, DesInvalidArgumentError, DesUnsupportedError, throwIfAborted } from "../errors.js";
+import { DEFAULT_TAIL_SIZE, FLAG_COMPRESSED, FLAG_EXTERNAL, HEADER_SIZE, KNOWN_FLAGS, codecId } from "../format/constants.js";
+import type { Compression } from "../format/constants.js";
+import type { EntryRecord } from "../format/record.js";
+import { loadHasher, xxh64 } from "../format/hash.js";
+import { decodeMetaV1, encodeMetaV2 } from "../format/meta.js";
+import { encodeV2Header } from "../format/v2/footer.js";
+import type { ByteSink } from "../io/sink.js";
+import type { RangeSource } from "../io/source.js";
+import { liveRecords, openGeneration } from "../read/generations.js";
+import { DesReader } from "../read/reader.js";
+import type { OpenedGeneration } from "../read/generations.js";
+import { FileSink } from "../sinks/file.js";
+import { FileSource } from "../sources/file.js";
+import { GenerationWriter, NameArena, carriedRecord } from "./generation.js";
+import { DesWriter } from "./writer.js";
+
+/** What a filter sees of an entry. */
+export interface RepackEntry {
+  readonly name: string;
+  readonly size: number;
+  readonly storedSize: number;
+  readonly compression: Compression;
+  readonly external: boolean;
+  readonly metaLength: number;
+}
+
+export interface RepackOptions {
+  /** Keep only the entries for which this returns true (purge by predicate). Default: all. */
+  filter?: (entry: RepackEntry) => boolean;
+  /** Format of the new archive. Default 2. 1 writes what the Python DES reads (bodies inflated, meta as JSON). */
+  format?: 1 | 2;
+  /** Re-encode every body with this compression. Default: keep each entry's stored bytes as they are. */
+  compress?: Compression;
+  compressLevel?: number;
+  /** Replace an existing target. Default false. */
+  overwrite?: boolean;
+  /** Check stored bytes against their checksums while copying. Default true. */
+  verify?: boolean;
+  /** Stored bytes read per batch (bounds memory; one batch is read ahead). Default 1 MiB. */
+  batchBytes?: number;
+  signal?: AbortSignal;
+}
+
+/** What a repack or merge did. */
+export interface RepackReport {
+  readonly location: string;
+  /** Entries written to the new archive. */
+  readonly added: number;
+  /** Live entries of the source(s) left out (by the filter, or as duplicates). */
+  readonly deleted: number;
+  readonly bytesWritten: number;
+  /** Bytes of the source(s) (all generations). */
+  readonly sourceBytes: number;
+  /** Dead bytes in the new archive: always 0. */
+  readonly reclaimableBytes: 0;
+}
+
+export function repackEntry(r: EntryRecord): RepackEntry {
+  return {
+    name: r.name,
+    size: r.size,
+    storedSize: r.storedSize,
+    compression: r.compression ?? "none",
+    external: (r.flags & FLAG_EXTERNAL) !== 0,
+    metaLength: r.metaLength,
+  };
+}
+
+/** Opens a path or source for copying (the newest committed generation). */
+export async function openForCopy(source: string | RangeSource, signal?: AbortSignal): Promise<{ opened: OpenedGeneration; close: () => Promise<void> }> {
+  await loadHasher();
+  const src = typeof source === "string" ? await FileSource.open(source) : source;
+  try {
+    const opened = await openGeneration(src, src.hints, { tailSize: DEFAULT_TAIL_SIZE, pageCacheBytes: 16 << 20 }, signal);
+    return { opened, close: async () => (typeof source === "string" ? src.close?.() : undefined) };
+  } catch (e) {
+    if (typeof source === "string") await src.close?.();
+    throw e;
+  }
+}
+
+/** Where a copy writes: a new v2 archive (header written) on a path or a sink. */
+export interface CopyTarget {
+  readonly sink: ByteSink;
+  readonly gen: GenerationWriter;
+}
+
+export async function createCopyTarget(target: string | ByteSink, overwrite: boolean): Promise<CopyTarget> {
+  const sink = typeof target === "string" ? await FileSink.create(target, { overwrite }) : target;
+  try {
+    await sink.write(encodeV2Header());
+  } catch (e) {
+    await sink.abort();
+    throw e;
+  }
+  return { sink, gen: new GenerationWriter(sink, HEADER_SIZE) };
+}
+
+/** Writes the index and footer of a copy and commits it. */
+export async function finishCopy(t: CopyTarget): Promise<number> {
+  const { footer, stats } = await t.gen.finish({ prevFooterOffset: 0, generation: 0 });
+  await t.sink.write(footer);
+  await t.sink.commit();
+  return stats.archiveLength;
+}
+
+function checkCopyable(r: EntryRecord): void {
+  if (r.flags & ~KNOWN_FLAGS || r.compression === undefined) {
+    throw new DesUnsupportedError(`entry ${JSON.stringify(r.name)} uses flags or a codec this writer does not know; it cannot be copied`);
+  }
+}
+
+/**
+ * Copies `records` (live records of `from`) into `t.gen`, in the order of
+ * their stored bytes, batch by batch. v2 -> v2 without `compress` copies
+ * stored bytes and meta verbatim; otherwise bodies are inflated, re-encoded
+ * and checksummed anew (v1 sources always take that path: v1 has no checksums).
+ */
+export async function copyEntries(t: CopyTarget, from: OpenedGeneration, records: readonly EntryRecord[], opts: RepackOptions): Promise<void> {
+  const verify = opts.verify ?? true;
+  const batchBytes = opts.batchBytes ?? 1 << 20;
+  const v1 = from.index.version === 1;
+  const reencode = v1 || opts.compress !== undefined;
+  const ordered = [...records].sort((a, b) => a.dataOffset - b.dataOffset);
+  const hints = { maxGap: 64 << 10, maxSpan: batchBytes };
+  const names = new NameArena();
+  const batches: EntryRecord[][] = [];
+  for (let i = 0; i < ordered.length; ) {
+    let j = i;
+    let bytes = 0;
+    while (j < ordered.length && (j === i || bytes + ordered[j]!.storedSize <= batchBytes)) bytes += ordered[j++]!.storedSize;
+    batches.push(ordered.slice(i, j));
+    i = j;
+  }
+  for (const batch of batches) {
+    for (const r of batch) {
+      checkCopyable(r);
+      if (v1 && r.flags & FLAG_EXTERNAL) throw new DesUnsupportedError(`${JSON.stringify(r.name)}: external entries of v1 archives are not converted`);
+    }
+  }
+  // Views into the merged reads, not copies: each batch is written out before the next is let go.
+  const readBatch = async (batch: readonly EntryRecord[]): Promise<{ bodies: Map<EntryRecord, Uint8Array>; metas: Map<EntryRecord, Uint8Array> }> => {
+    const bodies = new Map<EntryRecord, Uint8Array>();
+    const metas = new Map<EntryRecord, Uint8Array>();
+    const dataWants: RangeWant<EntryRecord>[] = [];
+    const metaWants: RangeWant<EntryRecord>[] = [];
+    for (const r of batch) {
+      if (!(r.flags & FLAG_EXTERNAL) && r.storedSize > 0) dataWants.push({ offset: r.dataOffset, length: r.storedSize, item: r });
+      if (r.metaLength > 0) metaWants.push({ offset: r.metaOffset, length: r.metaLength, item: r });
+    }
+    // Meta waits in the spill buffer until the end: copied, so it does not pin the whole read.
+    const view = (map: Map<EntryRecord, Uint8Array>, copy: boolean) => (g: RangeGroup<EntryRecord>, b: Uint8Array) => {
+      for (const w of g.wants) {
+        const v = b.subarray(w.offset - g.offset, w.offset - g.offset + w.length);
+        map.set(w.item, copy ? new Uint8Array(v) : v);
+      }
+    };
+    await from.fetcher.readGroups(dataWants, opts.signal, hints, view(bodies, false));
+    await from.fetcher.readGroups(metaWants, opts.signal, hints, view(metas, true));
+    return { bodies, metas };
+  };
+  // One batch read ahead, so reading overlaps writing.
+  let next = batches.length > 0 ? readBatch(batches[0]!) : undefined;
+  next?.catch(() => undefined);
+  for (let k = 0; k < batches.length; k++) {
+    throwIfAborted(opts.signal);
+    const batch = batches[k]!;
+    const { bodies, metas } = await next!;
+    next = k + 1 < batches.length ? readBatch(batches[k + 1]!) : undefined;
+    next?.catch(() => undefined);
+    for (const r of batch) {
+      const stored = bodies.get(r) ?? new Uint8Array(0);
+      const meta = metas.get(r);
+      if (!v1 && verify) {
+        if (stored.length > 0 && xxh64(stored) !== r.dataHash) throw new DesChecksumError({ kind: "data", name: r.name });
+        if (meta && xxh64(meta) !== r.metaHash) throw new DesChecksumError({ kind: "meta", name: r.name });
+      }
+      if (!reencode || r.flags & FLAG_EXTERNAL) {
+        const at = await t.gen.writeData(stored);
+        t.gen.putCopied(r.name, carriedRecord(r, names), at, meta);
+        continue;
+      }
+      const codec = opts.compress ?? "none";
+      const body = v1 ? stored : decompressSync(r.compression!, stored, r.size, r.name);
+      const out = compressSync(codec, body, opts.compressLevel);
+      const at = await t.gen.writeData(out);
+      const metaBytes = v1 && meta ? encodeMetaV2(decodeMetaV1(meta, r.name)) : meta;
+      const rec = carriedRecord(r, names);
+      t.gen.put(r.name, rec.name, { flags: codec === "none" ? 0 : FLAG_COMPRESSED, codec: codecId(codec), size: body.length, dataHash: out.length > 0 ? xxh64(out) : 0n }, at, out.length, metaBytes);
+    }
+  }
+}
+
+/** Copies records into a v1 archive (what the Python DES reads): bodies inflated, meta as Python JSON. */
+export async function copyToV1(w: DesWriter, from: OpenedGeneration, records: readonly EntryRecord[], opts: RepackOptions): Promise<void> {
+  const reader = await DesReader.open(from.source);
+  try {
+    const ordered = [...records].sort((a, b) => a.dataOffset - b.dataOffset);
+    for (const r of ordered) {
+      throwIfAborted(opts.signal);
+      if (r.flags & FLAG_EXTERNAL) throw new DesUnsupportedError(`${JSON.stringify(r.name)}: external entries are not converted to v1`);
+      const body = await reader.get(r.name, opts.signal ? { signal: opts.signal } : {});
+      const meta = r.metaLength > 0 ? await reader.getMeta(r.name) : undefined;
+      await w.add(r.name, body, meta !== undefined && meta !== null ? { meta } : {});
+    }
+  } finally {
+    await reader.close();
+  }
+}
+
+/**
+ * Copies the live entries of `source`'s newest generation (those `filter`
+ * keeps) into a new single-generation archive at `target`.
+ */
+export async function repack(source: string | RangeSource, target: string | ByteSink, opts: RepackOptions = {}): Promise<RepackReport> {
+  const format = opts.format ?? 2;
+  if (format !== 1 && format !== 2) throw new DesInvalidArgumentError(`format must be 1 or 2, not ${String(format)}`);
+  if (format === 1 && opts.compress && opts.compress !== "none") throw new DesInvalidArgumentError("v1 archives cannot hold compressed entries");
+  const { opened, close } = await openForCopy(source, opts.signal);
+  try {
+    const keep: EntryRecord[] = [];
+    let dropped = 0;
+    for await (const r of liveRecords(opened.index, opts.signal, opened)) {
+      if (!opts.filter || opts.filter(repackEntry(r))) keep.push(r);
+      else dropped++;
+    }
+    let bytesWritten: number;
+    let location: string;
+    if (format === 1) {
+      const stats = await DesWriter.write(target, { format: 1, overwrite: opts.overwrite ?? false }, (w) => copyToV1(w, opened, keep, opts));
+      bytesWritten = stats.archiveBytes;
+      location = stats.location;
+    } else {
+      const t = await createCopyTarget(target, opts.overwrite ?? false);
+      try {
+        await copyEntries(t, opened, keep, opts);
+        bytesWritten = await finishCopy(t);
+      } catch (e) {
+        t.gen.dispose();
+        await t.sink.abort();
+        throw e;
+      }
+      location = t.sink.location;
+    }
+    return { location, added: keep.length, deleted: dropped, bytesWritten, sourceBytes: opened.size, reclaimableBytes: 0 };
+  } finally {
+    await close();
+  }
+}
