@@ -174,6 +174,88 @@ or an https:// URL (reading only). Exit codes: 0 ok, 1 failed, 2 bad usage.`,
     .argument("[dir]")
     .action((archive: string, dir: string | undefined, o: Record<string, unknown>, cmd: Command) => runExtract(archive, [], dir, o, cmd));
 
+  const modifyFlags = (g: Globals): { quiet: boolean; verbose: boolean; json: boolean; endpoint?: string; externalDir?: string } => ({
+    ...remote(g),
+    quiet: g.quiet === true,
+    verbose: g.verbose === true,
+    json: g.json === true,
+  });
+  const codec = (v: string | undefined): "none" | "gzip" | "brotli" | undefined => {
+    if (v === undefined || v === "none" || v === "gzip" || v === "brotli") return v;
+    throw new CliError(`--compress must be none, gzip or brotli, not ${JSON.stringify(v)}`, 2);
+  };
+
+  p.command("append")
+    .description("add files and folders to an archive as a new generation (nothing already written moves)")
+    .argument("<archive>")
+    .argument("<inputs...>")
+    .option("-C, --directory <dir>", "resolve inputs from this folder (names are the paths as given)")
+    .option("--prefix <prefix>", "put every new name under this prefix")
+    .option("--replace", "replace entries whose names are already in the archive")
+    .option("--compress <codec>", "none, gzip or brotli")
+    .option("--no-metadata", "file bytes only (no modes, times, folders or links)")
+    .action(async (archive: string, inputs: string[], o: Record<string, unknown>, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Globals>();
+      const m = await import("./commands/modify.js");
+      setCode(
+        await m.appendCommand(archive, inputs, {
+          ...modifyFlags(g),
+          directory: o.directory as string | undefined,
+          prefix: o.prefix as string | undefined,
+          replace: o.replace === true,
+          compress: codec(o.compress as string | undefined),
+          metadata: o.metadata !== false,
+        }),
+      );
+    });
+
+  p.command("rm")
+    .description("delete entries (names, folders or globs) as a new generation; repack reclaims the space")
+    .argument("<archive>")
+    .argument("<names...>")
+    .action(async (archive: string, names: string[], _o: unknown, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Globals>();
+      setCode(await (await import("./commands/modify.js")).rmCommand(archive, names, modifyFlags(g)));
+    });
+
+  p.command("repack")
+    .description("write a compacted copy (in place without <out>): only live entries, stored bytes copied as they are")
+    .argument("<archive>")
+    .argument("[out]")
+    .option("--exclude <glob>", "leave out entries matching the glob (repeatable)", collect, [])
+    .addOption(new Option("--format <n>", "format of the new archive").choices(["1", "2"]))
+    .option("--compress <codec>", "re-encode every body: none, gzip or brotli")
+    .option("--overwrite", "replace an existing <out>")
+    .action(async (archive: string, out: string | undefined, o: Record<string, unknown>, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Globals>();
+      setCode(
+        await (await import("./commands/modify.js")).repackCommand(archive, out, {
+          ...modifyFlags(g),
+          exclude: o.exclude as string[],
+          format: o.format === undefined ? undefined : (Number(o.format) as 1 | 2),
+          compress: codec(o.compress as string | undefined),
+          overwrite: o.overwrite === true,
+        }),
+      );
+    });
+
+  p.command("merge")
+    .description("write one archive from several")
+    .argument("<out>")
+    .argument("<archives...>")
+    .addOption(new Option("--on-duplicate <rule>", "a name in several archives: error, first or last").choices(["error", "first", "last"]).default("error"))
+    .option("--overwrite", "replace an existing <out>")
+    .action(async (out: string, archives: string[], o: Record<string, unknown>, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Globals>();
+      setCode(
+        await (await import("./commands/modify.js")).mergeCommand(out, archives, {
+          ...modifyFlags(g),
+          onDuplicate: o.onDuplicate as "error" | "first" | "last",
+          overwrite: o.overwrite === true,
+        }),
+      );
+    });
+
   p.command("info")
     .description("format, generations, entries, section sizes, index pages, overhead per entry")
     .argument("<archive>")
