@@ -14,7 +14,7 @@ import type { BenchReport, BenchRow, Benchmark } from "./lib.js";
 import { DATA_DIR, DEFAULT_TREE, ensureTree, median } from "./tree.js";
 import { DesWriter } from "../src/write/writer.js";
 
-const ROUNDS = 3;
+const ROUNDS = Number(process.env.DES_BENCH_ROUNDS ?? 3);
 const CLI = path.resolve("dist/cli.js");
 const LS_ENTRIES = 1_000_000;
 

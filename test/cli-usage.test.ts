@@ -132,4 +132,40 @@ describe("Ctrl-C during extract", () => {
   });
 });
 
+describe("Ctrl-C during pack", () => {
+  const dir = tempDir();
+  beforeAll(() => void builtCli());
+
+  it("leaves no temporary file and no archive (exit 130)", async () => {
+    const src = path.join(dir, "src");
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, "small"), "x");
+    // A sparse 2 GiB file: streamed by pack, long enough to be interrupted.
+    fs.writeFileSync(path.join(src, "huge"), "");
+    fs.truncateSync(path.join(src, "huge"), 2 ** 31);
+    const outDir = path.join(dir, "out");
+    fs.mkdirSync(outDir);
+    const child = cliChild(["pack", src, path.join(outDir, "x.des")]);
+    let err = "";
+    child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const deadline = Date.now() + 20_000;
+    let sawTemp = false;
+    while (Date.now() < deadline && child.exitCode === null) {
+      const tmp = fs.readdirSync(outDir).find((n) => n.endsWith(".tmp"));
+      if (tmp && fs.statSync(path.join(outDir, tmp)).size > 1 << 20) {
+        sawTemp = true;
+        child.kill("SIGINT");
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const code = await exited;
+    expect(sawTemp).toBe(true);
+    expect(code).toBe(130);
+    expect(err).toContain("interrupted: nothing written");
+    expect(fs.readdirSync(outDir)).toEqual([]);
+  });
+});
+
 void spawn;

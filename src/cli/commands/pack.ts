@@ -96,8 +96,13 @@ async function packInto(
   const progress = new Progress("packing", { quiet: flags.quiet || archive === "-" });
   const log = flags.verbose ? (name: string): void => void process.stderr.write(`${name}\n`) : undefined;
   let skipped = 0;
+  // Ctrl-C aborts the writer: its temporary file is removed and nothing is committed.
+  const stop = new AbortController();
+  const onSigint = (): void => stop.abort();
+  process.once("SIGINT", onSigint);
   const opts: PackDirectoryOptions = {
     ...writerOpts,
+    signal: stop.signal,
     format: flags.format as 1 | 2,
     compress,
     autoCompress: auto,
@@ -130,12 +135,14 @@ async function packInto(
     }
   } catch (e) {
     progress.done();
+    if (stop.signal.aborted) throw new CliError(`interrupted: nothing written to ${archive}`, 130);
     const m = (e as Error).message ?? "";
     if (flags.format === 1 && /v1 entry names cannot contain/.test(m)) {
       throw new CliError(`--format 1 archives hold a flat folder only (no subfolders, no links): ${m.replace(/^.*\(/, "").replace(/\)$/, "")} cannot be stored; use --format 2`);
     }
     throw e;
   }
+  process.off("SIGINT", onSigint);
   progress.done();
   const secs = (performance.now() - started) / 1000;
   if (flags.json) {
