@@ -99,7 +99,8 @@ async function plan(reader: DesReader, patterns: readonly string[], strip: numbe
 
 export async function extractCommand(archive: string, patterns: readonly string[], flags: ExtractFlags): Promise<number> {
   const started = performance.now();
-  const a = await openArchive(archive, flags);
+  // Pages are read in order, a batch at a time: a small cache is enough, and keeps memory flat.
+  const a = await openArchive(archive, flags, { pageCacheBytes: 16 << 20 });
   const stop = new AbortController();
   let interrupted = false;
   const onSigint = (): void => {
