@@ -29,18 +29,26 @@ export interface ExtractFlags extends RemoteOptions {
 const STREAM_ABOVE = 64 << 20;
 /** One batch of reads: this many entries or bytes at most. */
 const BATCH_ENTRIES = 2048;
-const BATCH_BYTES = 64 << 20;
+const BATCH_BYTES = 16 << 20;
 
 interface Job extends PoolFile {
   readonly p: Planned;
   readonly st: FileStat;
 }
 
-interface Planned {
-  readonly name: string;
-  readonly parts: readonly string[];
-  readonly dir: boolean;
-  readonly size: number;
+/** A checked entry; its path components are worked out again when needed (less memory per entry). */
+class Planned {
+  constructor(
+    readonly name: string,
+    readonly size: number,
+    readonly dir: boolean,
+    private readonly strip: number,
+  ) {}
+
+  get parts(): readonly string[] {
+    const s = safeName(this.name, this.strip);
+    return "parts" in s ? s.parts : [];
+  }
 }
 
 /**
@@ -81,7 +89,7 @@ async function plan(reader: DesReader, patterns: readonly string[], strip: numbe
         }
         if (!mustBeDir.has(parent)) mustBeDir.set(parent, r.name);
       }
-      planned.push({ name: r.name, parts: s.parts, dir: s.dir, size: r.size });
+      planned.push(new Planned(r.name, r.size, s.dir, strip));
       bytes += r.size;
     }
   }
@@ -133,13 +141,23 @@ export async function extractCommand(archive: string, patterns: readonly string[
     const progress = new Progress("extracting", { quiet: flags.quiet, totalFiles: planned.length, totalBytes });
     const fail = (name: string, e: unknown): void => {
       counts.failed++;
+      failedNames.add(name);
       const msg = e instanceof Error ? e.message : String(e);
       if (failures.length < 20) failures.push(`${escapeName(name)}: ${msg}`);
     };
     const links: { p: Planned; st: FileStat; target: string }[] = [];
     const hard: { p: Planned; st: FileStat }[] = [];
-    const written = new Map<string, string>();
-    const wantLinkTargets = new Set<string>();
+    // Names that could not be written (a hard link to one of them gets the bytes instead).
+    const failedNames = new Set<string>();
+    const linkSel = trackingSelector(patterns);
+    /** Where the file `name` was extracted in this run, if it was. */
+    const extractedAt = (name: string): string | undefined => {
+      if (failedNames.has(name) || (linkSel && !linkSel.test(name))) return undefined;
+      const s = safeName(name, flags.stripComponents);
+      if (!("parts" in s) || s.dir) return undefined;
+      const at = path.join(root, ...s.parts);
+      return fs.lstatSync(at, { throwIfNoEntry: false })?.isFile() ? at : undefined;
+    };
     const verbose = async (p: string): Promise<void> => {
       if (flags.verbose) await out.line(escapeName(path.relative(root, p)));
     };
@@ -155,7 +173,6 @@ export async function extractCommand(archive: string, patterns: readonly string[
           }
           for (const f of files) {
             if (bad.has(f)) continue;
-            written.set(f.p.name, f.path);
             counts.files++;
             counts.bytes += f.body.length;
             progress.add(1, f.body.length);
@@ -184,13 +201,11 @@ export async function extractCommand(archive: string, patterns: readonly string[
           }
         } else if (st.kind === "hardlink" && st.linkTo !== undefined) {
           hard.push({ p, st });
-          wantLinkTargets.add(st.linkTo);
         } else if (p.size > STREAM_ABOVE && st.kind !== "symlink") {
           try {
             await verbose(await placer.streamFile(p.parts, reader, p.name, st, stop.signal));
             counts.files++;
             counts.bytes += p.size;
-            written.set(p.name, path.join(root, ...p.parts));
             progress.add(1, p.size);
           } catch (e) {
             if (interrupted) throw e;
@@ -217,7 +232,6 @@ export async function extractCommand(archive: string, patterns: readonly string[
         }
         try {
           const at = placer.writeFile(p.parts, body, st);
-          written.set(name, at);
           counts.files++;
           counts.bytes += body.length;
           progress.add(1, body.length);
@@ -234,7 +248,6 @@ export async function extractCommand(archive: string, patterns: readonly string[
       for (const { p, st, body } of retry) {
         try {
           const at = placer.writeFile(p.parts, body, st);
-          written.set(p.name, at);
           counts.files++;
           counts.bytes += body.length;
           await verbose(at);
@@ -246,13 +259,13 @@ export async function extractCommand(archive: string, patterns: readonly string[
     // Hard links: to the file extracted under the first name, else the body itself.
     for (const { p, st } of hard) {
       try {
-        const to = written.get(st.linkTo!);
+        const to = extractedAt(st.linkTo!);
         if (to !== undefined) {
           await verbose(placer.makeHardLink(p.parts, to));
           counts.hardlinks++;
         } else {
           const body = await reader.get(p.name, { signal: stop.signal });
-          written.set(p.name, placer.writeFile(p.parts, body, { ...st, kind: "file" }));
+          placer.writeFile(p.parts, body, { ...st, kind: "file" });
           counts.files++;
           counts.bytes += body.length;
         }
