@@ -83,6 +83,46 @@ describe("DesWriter.append", () => {
     await expect(DesReader.open(file, { generation: 3 })).rejects.toMatchObject({ code: "DES_INVALID_ARGUMENT" });
   });
 
+  it("a multi-page index: every name lands in its page, in order, deletes and replacements included", async () => {
+    const file = path.join(dir, "pages.des");
+    const model = new Map<string, string>();
+    await DesWriter.write(file, {}, async (w) => {
+      for (let i = 0; i < 6000; i++) {
+        const name = `some/longer/path/${String(i).padStart(5, "0")}/${"x".repeat(i % 40)}`;
+        model.set(name, `v${i}`);
+        await w.add(name, enc(`v${i}`));
+      }
+    });
+    const before = await DesReader.open(file);
+    const pages1 = (await before.verify()).pages;
+    expect(pages1).toBeGreaterThan(4);
+    await before.close();
+    const w = await DesWriter.append(file);
+    const names = [...model.keys()];
+    for (let i = 0; i < names.length; i += 7) {
+      await w.delete(names[i]!);
+      model.delete(names[i]!);
+    }
+    for (let i = 3; i < names.length; i += 11) {
+      if (!model.has(names[i]!)) continue;
+      await w.delete(names[i]!);
+      await w.add(names[i]!, enc(`r${i}`));
+      model.set(names[i]!, `r${i}`);
+    }
+    for (let i = 0; i < 700; i++) {
+      await w.add(`new/${i}`, enc(`n${i}`));
+      model.set(`new/${i}`, `n${i}`);
+    }
+    await w.close();
+    const r = await DesReader.open(file);
+    const v = await r.verify();
+    expect(v.ok).toBe(true);
+    expect(v.pages).toBe(pages1);
+    expect(await everything(file)).toEqual(model);
+    for (let i = 0; i < names.length; i += 7) expect(await r.has(names[i]!)).toBe(false);
+    await r.close();
+  });
+
   it("refuses duplicates, unknown deletes, and names the format rules", async () => {
     const file = await base("rules.des");
     const w = await DesWriter.append(file);
@@ -90,6 +130,8 @@ describe("DesWriter.append", () => {
     await expect(w.delete("nope")).rejects.toBeInstanceOf(DesNotFoundError);
     await expect(w.add("", enc("x"))).rejects.toMatchObject({ code: "DES_INVALID_ARGUMENT" });
     await expect(w.add("a\0b", enc("x"))).rejects.toMatchObject({ code: "DES_INVALID_ARGUMENT" });
+    await expect(w.add("z", enc("x"), { compress: "zstd" as "gzip" })).rejects.toMatchObject({ code: "DES_INVALID_ARGUMENT" });
+    await expect(w.add("z", 42 as unknown as Uint8Array)).rejects.toMatchObject({ code: "DES_INVALID_ARGUMENT" });
     // Added then deleted in the same generation: gone, nothing else changes.
     await w.add("temp", enc("t"));
     await w.delete("temp");

@@ -150,9 +150,16 @@ export async function listGenerations(g: Pick<OpenedGeneration, "footer" | "size
  * keeps. For the writers, which need every record exactly once.
  */
 export async function* scanRecords(g: Pick<OpenedGeneration, "footer" | "fetcher" | "index">, signal?: AbortSignal): AsyncGenerator<EntryRecord> {
+  for await (const page of scanPages(g, signal)) yield* page.records;
+}
+
+/** `scanRecords` by page, with each record's name bytes (views into the pages read: no re-encoding). */
+export async function* scanPages(g: Pick<OpenedGeneration, "footer" | "fetcher" | "index">, signal?: AbortSignal): AsyncGenerator<{ readonly records: readonly EntryRecord[]; readonly names: readonly Uint8Array[] | undefined }> {
   const f = g.footer;
   if (!f) {
-    yield* g.index.allRecords(signal);
+    const records: EntryRecord[] = [];
+    for await (const r of g.index.allRecords(signal)) records.push(r);
+    yield { records, names: undefined };
     return;
   }
   const table = decodeRoot(await g.fetcher.read(rootOffset(f), rootLength(f), signal), f);
@@ -162,7 +169,7 @@ export async function* scanRecords(g: Pick<OpenedGeneration, "footer" | "fetcher
     let bytes = 0;
     while (q < P && (q === p || bytes + table.lengths[q]! <= SCAN_BYTES)) bytes += table.lengths[q++]!;
     const chunk = await g.fetcher.read(table.offsets[p]!, bytes, signal);
-    for (let i = p, at = 0; i < q; at += table.lengths[i++]!) yield* decodePage(chunk.subarray(at, at + table.lengths[i]!), i, f).records;
+    for (let i = p, at = 0; i < q; at += table.lengths[i++]!) yield decodePage(chunk.subarray(at, at + table.lengths[i]!), i, f);
     p = q;
   }
 }

@@ -21,9 +21,17 @@ export class PrefixSource implements RangeSource {
   readonly hints: ReadHints;
   readonly readMany?: RangeSource["readMany"];
 
+  /**
+   * `pin`: pin the prefix's reads to the source's version learnt at each
+   * `readTail` (an older generation: a replaced object then reads as a
+   * change). Unpinned (a torn tail): an append still running changes a
+   * local file's version with every write, while the committed prefix
+   * stays the same bytes.
+   */
   constructor(
     readonly inner: RangeSource,
     readonly size: number,
+    private readonly pin = true,
   ) {
     this.key = `${inner.key}#length=${size}`;
     this.hints = inner.hints;
@@ -45,8 +53,9 @@ export class PrefixSource implements RangeSource {
     const whole = await this.inner.readTail(1, signal);
     if (whole.size < this.size) throw new DesFormatError(`${this.inner.key} has ${whole.size} bytes, fewer than the ${this.size} of the generation being read`);
     const n = Math.min(length, this.size);
-    const bytes = await this.inner.read(this.size - n, n, signal, whole.version);
-    return whole.version === undefined ? { bytes, size: this.size } : { bytes, size: this.size, version: whole.version };
+    const version = this.pin ? whole.version : undefined;
+    const bytes = await this.inner.read(this.size - n, n, signal, version);
+    return version === undefined ? { bytes, size: this.size } : { bytes, size: this.size, version };
   }
 
   close(): Promise<void> {
@@ -69,6 +78,6 @@ export async function committedPrefix(error: unknown, fetcher: Fetcher, size: nu
   if (source instanceof PrefixSource || !isTornTailError(error) || size < MIN_V2_ARCHIVE) return undefined;
   const pending = decodePendingLength(await fetcher.read(0, HEADER_SIZE, signal));
   if (pending === undefined || pending < MIN_V2_ARCHIVE || pending >= size) return undefined;
-  return new PrefixSource(source, pending);
+  return new PrefixSource(source, pending, false);
 }
 

@@ -9,10 +9,12 @@ import { FLAG_COMPRESSED, FLAG_TOMBSTONE, V2_FOOTER_SIZE, codecId } from "../for
 import type { Compression } from "../format/constants.js";
 import { encodeMetaV2 } from "../format/meta.js";
 import type { ByteSink } from "../io/sink.js";
-import { scanRecords, spaceUsage } from "../read/generations.js";
+import { scanPages, spaceUsage } from "../read/generations.js";
 import type { OpenedGeneration } from "../read/generations.js";
-import { GenerationWriter, NameArena, carriedRecord, checkName } from "./generation.js";
+import { GenerationWriter, carriedRecord, checkName } from "./generation.js";
+import { CarriedRecords } from "./carried.js";
 import { closeBody, openBody } from "./body.js";
+import { checkCompression, checkCount, checkLevel } from "./options.js";
 import type { Body, EntryData } from "./body.js";
 import { writeInternal } from "./store-body.js";
 
@@ -92,11 +94,18 @@ export class DesAppendWriter {
    */
   static async begin(sink: AppendSink, base: OpenedGeneration, opts: AppendOptions, signal?: AbortSignal): Promise<DesAppendWriter> {
     const w = new DesAppendWriter(sink, base, opts);
-    const names = new NameArena();
-    for await (const r of scanRecords(base, signal)) {
-      if (r.flags & FLAG_TOMBSTONE) continue; // tombstones of earlier generations are not carried (spec 3.8.1)
-      w.gen.keep(r.name, carriedRecord(r, names));
+    const carried = new CarriedRecords(base.footer?.pageBits ?? 0);
+    let p = 0;
+    for await (const page of scanPages(base, signal)) {
+      const { records, names } = page;
+      for (let i = 0; i < records.length; i++) {
+        const r = records[i]!;
+        if (r.flags & FLAG_TOMBSTONE) continue; // tombstones of earlier generations are not carried (spec 3.8.1)
+        carried.push(p, carriedRecord(r, names?.[i]));
+      }
+      p++;
     }
+    w.gen.carry(carried);
     return w;
   }
 
@@ -118,7 +127,7 @@ export class DesAppendWriter {
 
   /** True when `name` is live in the generation being built (old and not deleted, or added now). */
   has(name: string): boolean {
-    return this.gen.isLive(name);
+    return this.gen.isLive(name, checkName(name));
   }
 
   add(name: string, data: EntryData, opts: AppendAddOptions = {}): Promise<void> {
@@ -146,7 +155,7 @@ export class DesAppendWriter {
     return this.enqueue(async () => {
       this.ensureOpen();
       const nameBytes = checkName(name);
-      if (!this.gen.isLive(name)) throw new DesNotFoundError(name);
+      if (!this.gen.isLive(name, nameBytes)) throw new DesNotFoundError(name);
       if (this.addedNow.delete(name)) {
         // Added in this generation: forget it (its bytes are dead); an old record it replaced stays deleted.
         if (this.deletedOld.has(name)) this.gen.tombstone(name, nameBytes);
@@ -161,10 +170,11 @@ export class DesAppendWriter {
   private async addNow(name: string, data: EntryData, opts: AppendAddOptions): Promise<void> {
     this.ensureOpen();
     const nameBytes = checkName(name);
-    if (this.gen.isLive(name)) {
+    if (this.gen.isLive(name, nameBytes)) {
       throw new DesDuplicateError(name);
     }
-    const compression = opts.compress ?? this.opts.compress ?? "none";
+    const compression = checkCompression(opts.compress ?? this.opts.compress ?? "none", 2, JSON.stringify(name));
+    checkLevel(compression, checkCount("compressLevel", this.opts.compressLevel, 0, 11));
     const metaBytes = opts.meta !== undefined ? encodeMetaV2(opts.meta) : undefined;
     throwIfAborted(opts.signal);
     // A body that is not one is refused before anything is written: the append stays usable.

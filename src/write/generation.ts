@@ -17,6 +17,7 @@ import { planV2Index, recordsOf } from "../format/v2/index-builder.js";
 import { entryNameBytes } from "./names.js";
 import { Output } from "./output.js";
 import { SpillBuffer } from "./spill.js";
+import type { CarriedRecords } from "./carried.js";
 
 /** A record of the index being built; `metaRelative` until META's place is known. Every one is made by `record()`, so all share one shape. */
 export interface PendingRecord extends V2RecordInput {
@@ -93,12 +94,12 @@ export function checkName(name: string): Uint8Array {
 }
 
 /** A decoded record as the index builder's input, refusing what this writer could not carry over byte for byte. */
-export function carriedRecord(r: EntryRecord, names?: NameArena): PendingRecord {
+export function carriedRecord(r: EntryRecord, names?: NameArena | Uint8Array): PendingRecord {
   if (r.flags & ~KNOWN_FLAGS || r.compression === undefined) {
     throw new DesUnsupportedError(`entry ${JSON.stringify(r.name)} uses flags or a codec this writer does not know; it cannot be carried into a new generation`);
   }
   return record(
-    names ? names.encode(r.name) : utf8Encode(r.name),
+    names instanceof Uint8Array ? names : names ? names.encode(r.name) : utf8Encode(r.name),
     r.flags,
     codecId(r.compression),
     r.size,
@@ -114,7 +115,10 @@ export function carriedRecord(r: EntryRecord, names?: NameArena): PendingRecord 
 }
 
 export class GenerationWriter {
+  /** Records written or decided in this generation (new, copied, tombstones), by name. */
   private readonly records = new Map<string, PendingRecord>();
+  /** Generation n's live records (append), kept by page. */
+  private carried: CarriedRecords | undefined;
   private readonly meta: SpillBuffer;
   private tombstoneCount = 0;
   /** The sink as the writer's Output: its position is the archive offset of the next byte; a failed write poisons it. */
@@ -136,17 +140,19 @@ export class GenerationWriter {
   }
 
   get size(): number {
-    return this.records.size;
+    return this.records.size + (this.carried?.live ?? 0);
   }
 
-  has(name: string): boolean {
-    return this.records.has(name);
+  /** Starts from generation n's live records (append). */
+  carry(c: CarriedRecords): void {
+    this.carried = c;
   }
 
-  /** True when the index being built holds `name` as a live record. */
-  isLive(name: string): boolean {
+  /** True when the index being built holds `name` (its UTF-8 bytes: `nameBytes`) as a live record. */
+  isLive(name: string, nameBytes: Uint8Array): boolean {
     const r = this.records.get(name);
-    return r !== undefined && (r.flags & FLAG_TOMBSTONE) === 0;
+    if (r !== undefined) return (r.flags & FLAG_TOMBSTONE) === 0;
+    return this.carried?.find(nameBytes) !== undefined;
   }
 
   /** Drops `name` from the index being built (its bytes, if any, stay written: dead bytes). */
@@ -156,12 +162,9 @@ export class GenerationWriter {
     return this.records.delete(name);
   }
 
-  /** Carries a record over unchanged (from `carriedRecord`): its offsets point into older regions of the same archive. */
-  keep(name: string, rec: PendingRecord): void {
-    this.records.set(name, rec);
-  }
-
   tombstone(name: string, nameBytes: Uint8Array): void {
+    const old = this.carried?.find(nameBytes);
+    if (old) this.carried!.drop(old);
     if (!this.isTombstone(name)) this.tombstoneCount++;
     this.records.set(name, record(nameBytes, FLAG_TOMBSTONE, 0, 0, 0, 0, 0n, undefined, 0, 0, 0n, false));
   }
@@ -226,9 +229,11 @@ export class GenerationWriter {
     for await (const chunk of this.meta.read()) await out.write(chunk);
     this.meta.dispose();
     const metaLength = out.position - metaStart;
+    // Carried records come out in page and name order, the new ones merged in: the builder then has nothing to sort.
+    const all = this.carried ? this.carried.merged(this.records.values()) : this.records.values();
     const list: V2RecordInput[] = [];
     let live = 0;
-    for (const r of this.records.values()) {
+    for (const r of all) {
       if (r.metaRelative) {
         r.metaOffset += metaStart;
         r.metaRelative = false;

@@ -1,4 +1,4 @@
-import { FOOTER_MAGIC, HEADER_MAGIC, HEADER_SIZE, V2_FOOTER_SIZE, startsWith } from "../constants.js";
+import { HEADER_MAGIC, HEADER_SIZE, V2_FOOTER_SIZE, startsWith } from "../constants.js";
 
 /** Section 3.8.3: header bytes 9..15, u56 little-endian. */
 export const PENDING_OFFSET = 9;
@@ -29,8 +29,3 @@ export function decodePendingLength(header: Uint8Array): number | undefined {
 
 /** The smallest v2 archive: header and footer (and an index of at least one page and its root). */
 export const MIN_V2_ARCHIVE = HEADER_SIZE + V2_FOOTER_SIZE;
-
-/** True when `bytes` (the last bytes of something) end in what looks like a footer's magic. */
-export function endsLikeFooter(bytes: Uint8Array): boolean {
-  return startsWith(bytes, bytes.length - V2_FOOTER_SIZE, FOOTER_MAGIC);
-}
