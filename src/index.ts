@@ -79,3 +79,7 @@ export type { FsIndexCacheOptions, FsIndexCacheStats } from "./cache/fs.js";
 export { TieredIndexCache } from "./cache/tiered.js";
 export type { TieredIndexCacheStats } from "./cache/tiered.js";
 export type { IndexCache, IndexCacheStats } from "./io/cache.js";
+export { fileStat, fileStatMany, toFileStat } from "./read/fs-stat.js";
+export type { FileStat } from "./read/fs-stat.js";
+export { FS_META_KEY, decodeFsMeta, fsMetaValue } from "./format/fs-meta.js";
+export type { FsKind, FsMeta } from "./format/fs-meta.js";

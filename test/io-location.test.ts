@@ -140,3 +140,52 @@ describe("LocalFolderStore reads at most the declared size + 1 (issue 7 item 15)
     await expect(new LocalFolderStore(root).get("p")).rejects.toMatchObject({ code: "DES_EXTERNAL", message: expect.stringMatching(/not a regular file/) });
   });
 });
+
+describe("HttpLocation (read-only, against a loopback server with Range support)", () => {
+  it("sources read archives, stat is a HEAD, the external store reads bounded bodies, writes are refused", async () => {
+    const { createServer } = await import("node:http");
+    const root = path.join(dir, "served");
+    const loc0 = new FolderLocation(root);
+    const w = await DesWriter.create(await loc0.sink("sub/a.des"));
+    await w.add("hello", utf8("hello over http"));
+    await w.close();
+    fs.mkdirSync(path.join(root, "sub", "_bigFiles"), { recursive: true });
+    fs.writeFileSync(path.join(root, "sub", "_bigFiles", "big"), new Uint8Array(5000).fill(5));
+    const server = createServer((req, res) => {
+      const file = path.join(root, decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname));
+      if (!fs.existsSync(file) || !fs.statSync(file).isFile()) return void res.writeHead(404).end();
+      const all = fs.readFileSync(file);
+      const etag = `"${fs.statSync(file).mtimeMs}"`;
+      if (req.method === "HEAD") return void res.writeHead(200, { "content-length": all.length, etag }).end();
+      const m = /^bytes=(\d*)-(\d*)$/.exec(String(req.headers.range ?? ""));
+      if (!m) return void res.writeHead(200, { "content-length": all.length, etag }).end(all);
+      const start = m[1] === "" ? Math.max(0, all.length - Number(m[2])) : Number(m[1]);
+      const end = m[1] === "" || m[2] === "" ? all.length - 1 : Math.min(Number(m[2]), all.length - 1);
+      res.writeHead(206, { "content-range": `bytes ${start}-${end}/${all.length}`, "content-length": end - start + 1, etag }).end(all.subarray(start, end + 1));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    try {
+      const base = `http://127.0.0.1:${(server.address() as { port: number }).port}/sub`;
+      const loc = parseLocation(base);
+      expect(loc).toBeInstanceOf(HttpLocation);
+      const r = await DesReader.open(await loc.source("a.des"));
+      expect(Buffer.from(await r.get("hello")).toString()).toBe("hello over http");
+      await r.close();
+      expect((await loc.stat("a.des"))?.size).toBe(fs.statSync(path.join(root, "sub", "a.des")).size);
+      expect(await loc.stat("nope.des")).toBeUndefined();
+      const store = loc.externalStore();
+      expect((await store.get("_bigFiles/big", undefined, { maxBytes: 5000 })).length).toBe(5000);
+      await expect(store.get("_bigFiles/big", undefined, { maxBytes: 4999 })).rejects.toMatchObject({ code: "DES_EXTERNAL", message: expect.stringMatching(/5000 bytes, more than the 4999/) });
+      await expect(store.get("_bigFiles/none")).rejects.toMatchObject({ code: "DES_EXTERNAL" });
+      await expect(loc.sink("b.des")).rejects.toMatchObject({ code: "DES_UNSUPPORTED" });
+      await expect(loc.delete("a.des")).rejects.toMatchObject({ code: "DES_UNSUPPORTED" });
+      await expect(store.put("k", (async function* () {})())).rejects.toMatchObject({ code: "DES_UNSUPPORTED" });
+      await expect((async () => {
+        for await (const e of loc.list()) void e;
+      })()).rejects.toMatchObject({ code: "DES_UNSUPPORTED" });
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+});

@@ -1,182 +1,312 @@
 import fs from "node:fs";
-import path from "node:path";
-import { pipeline } from "node:stream/promises";
-import { parseArgs } from "node:util";
-import { DesError, DesReader, LocalFolderStore, packDirectory } from "../index.js";
-import type { Compression } from "../index.js";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { DesError } from "../index.js";
+import { CliError, quietOnEpipe } from "./output.js";
 
-const USAGE = `des-pack: many small files in one DES archive
+declare const __DES_PACK_VERSION__: string | undefined;
 
-usage:
-  des-pack pack <dir> <out.des> [--format 1|2] [--compress none|gzip|brotli] [--overwrite]
-                [--external-dir DIR --big-file-threshold BYTES]
-  des-pack list <archive> [--long]
-  des-pack get <archive> <name> [-o FILE]        (stdout without -o)
-  des-pack unpack <archive> <dir>
-  des-pack verify <archive> [--external-dir DIR]
-  des-pack info <archive>
-
-exit codes: 0 ok, 1 failed (the message names the error code), 2 usage`;
-
-class UsageError extends Error {}
-
-function need(args: string[], n: number, what: string): void {
-  if (args.length !== n) throw new UsageError(`${what} takes ${n} argument${n === 1 ? "" : "s"}`);
-}
-
-function parseCompression(v: string | undefined): Compression | undefined {
-  if (v === undefined) return undefined;
-  if (v === "none" || v === "gzip" || v === "brotli") return v;
-  throw new UsageError(`--compress must be none, gzip or brotli, not ${v}`);
-}
-
-async function withReader<T>(file: string, externalDir: string | undefined, fn: (r: DesReader) => Promise<T>): Promise<T> {
-  const r = await DesReader.open(file, externalDir ? { externalStore: new LocalFolderStore(externalDir) } : {});
+function version(): string {
+  if (typeof __DES_PACK_VERSION__ === "string") return __DES_PACK_VERSION__;
   try {
-    return await fn(r);
-  } finally {
-    await r.close();
+    const url = new URL("../../package.json", import.meta.url);
+    return (JSON.parse(fs.readFileSync(url, "utf8")) as { version: string }).version;
+  } catch {
+    return "unknown";
   }
 }
 
-function humanBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let u = 0;
-  while (n >= 1024 && u < units.length - 1) {
-    n /= 1024;
-    u++;
-  }
-  return `${n.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
+function int(what: string, min: number): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${what} must be a whole number >= ${min}`);
+    return n;
+  };
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      format: { type: "string" },
-      compress: { type: "string" },
-      overwrite: { type: "boolean" },
-      long: { type: "boolean" },
-      output: { type: "string", short: "o" },
-      "external-dir": { type: "string" },
-      "big-file-threshold": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+interface Globals {
+  quiet?: boolean;
+  verbose?: boolean;
+  debug?: boolean;
+  json?: boolean;
+  endpoint?: string;
+  externalDir?: string;
+}
+
+function remote(g: Globals): { endpoint?: string; externalDir?: string } {
+  return { ...(g.endpoint ? { endpoint: g.endpoint } : {}), ...(g.externalDir ? { externalDir: g.externalDir } : {}) };
+}
+
+/** Builds the program; `setCode` receives each command's exit code. Commands load their modules when they run. */
+export function program(setCode: (code: number) => void): Command {
+  const p = new Command("des-pack")
+    .description("Pack many small files into one DES archive; list, read and extract them, from disk, stdin, S3 or HTTP.")
+    .version(version(), "-V, --version")
+    .option("-q, --quiet", "no progress and no summary")
+    .option("-v, --verbose", "name each entry as it is packed or extracted")
+    .option("--json", "print a JSON summary (ls: one JSON object per entry)")
+    .option("--debug", "print stack traces on errors")
+    .option("--endpoint <url>", "S3 endpoint for s3:// archives (default: AWS_ENDPOINT_URL)")
+    .option("--external-dir <dir>", "folder holding the archive's external bodies")
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .showHelpAfterError("(run des-pack help <command> for its options)")
+    .addHelpText(
+      "after",
+      `
+<archive> is a path, - (stdout for pack, stdin for reading), s3://bucket/key,
+or an https:// URL (reading only). Exit codes: 0 ok, 1 failed, 2 bad usage.`,
+    );
+
+  p.command("pack")
+    .description("pack folders and files into an archive (folders: names relative to the folder when it is the only input)")
+    .argument("<inputs-and-archive...>", "inputs (folders, files) then the archive")
+    .option("-C, --directory <dir>", "resolve inputs from this folder")
+    .option("--prefix <prefix>", "put every name under this prefix")
+    .option("--exclude <glob>", "leave out names matching the glob (repeatable)", collect, [])
+    .option("--include <glob>", "keep only files matching the glob (repeatable)", collect, [])
+    .option("-T, --files-from <file>", "read more inputs from a file, one per line (- for stdin)")
+    .addOption(new Option("--compress <codec>", "none, gzip, brotli, or auto (gzip where it helps, not for already-compressed types)").default("none"))
+    .option("--level <n>", "compression level (gzip 1-9, brotli 0-11)", int("--level", 0))
+    .addOption(new Option("--format <n>", "archive format: 2, or 1 for the Python DES (a flat folder only)").default("2").choices(["1", "2"]))
+    .option("--big-file-threshold <bytes>", "with --external-dir: store bigger files outside the archive", int("--big-file-threshold", 0))
+    .option("-L, --follow-symlinks", "store what links point to instead of the links")
+    .option("--no-metadata", "store file bytes only (no modes, times, folders or links)")
+    .option("--no-owner", "do not store uid and gid")
+    .option("--overwrite", "replace an existing archive")
+    .action(async (operands: string[], o: Record<string, unknown>, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Globals>();
+      setCode(
+        await (await import("./commands/pack.js")).packCommand(operands, {
+          ...remote(g),
+          directory: o.directory as string | undefined,
+          prefix: o.prefix as string | undefined,
+          exclude: o.exclude as string[],
+          include: o.include as string[],
+          filesFrom: o.filesFrom as string | undefined,
+          compress: o.compress as string,
+          level: o.level as number | undefined,
+          format: Number(o.format),
+          bigFileThreshold: o.bigFileThreshold as number | undefined,
+          followSymlinks: o.followSymlinks === true,
+          metadata: o.metadata !== false,
+          owner: o.owner !== false,
+          overwrite: o.overwrite === true,
+          quiet: g.quiet === true,
+          verbose: g.verbose === true,
+          json: g.json === true,
+        }),
+      );
+    });
+
+  p.command("ls")
+    .alias("list")
+    .description("list entries (in index order as they are read; --sort for name order)")
+    .argument("<archive>")
+    .argument("[names...]", "names, folders or globs to list")
+    .option("-l, --long", "mode, size, time, codec and name")
+    .option("--sort", "sort by name (reads the whole index first)")
+    .action(async (archive: string, names: string[], o: Record<string, unknown>, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Globals>();
+      setCode(await (await import("./commands/read.js")).listCommand(archive, names, { ...remote(g), long: o.long === true, json: g.json === true, sort: o.sort === true }));
+    });
+
+  p.command("cat")
+    .description("write entries to stdout, each verified before its bytes are written")
+    .argument("<archive>")
+    .argument("<names...>")
+    .action(async (archive: string, names: string[], _o: unknown, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Globals>();
+      setCode(await (await import("./commands/read.js")).catCommand(archive, names, { ...remote(g), output: undefined, quiet: g.quiet === true }));
+    });
+
+  p.command("get")
+    .description("write one entry to stdout or to -o FILE (replaced only once the entry is verified)")
+    .argument("<archive>")
+    .argument("<name>")
+    .option("-o, --output <file>", "write to this file instead of stdout")
+    .action(async (archive: string, name: string, o: { output?: string }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Globals>();
+      setCode(await (await import("./commands/read.js")).catCommand(archive, [name], { ...remote(g), output: o.output, quiet: g.quiet === true }));
+    });
+
+  const extract = (c: Command): Command =>
+    c
+      .option("-C, --directory <dir>", "extract into this folder (created if missing)")
+      .option("--strip-components <n>", "drop this many leading name components", int("--strip-components", 0), 0)
+      .option("-k, --keep-old-files", "never replace existing files: report them as failures (the default)")
+      .option("-f, --force", "replace existing files (never the archive being read)")
+      .option("--no-same-permissions", "apply the umask to stored modes")
+      .option("--same-owner", "restore uid/gid (as root)")
+      .option("--allow-unsafe-links", "also create links that point outside the target folder");
+
+  const runExtract = async (archive: string, names: string[], dir: string | undefined, o: Record<string, unknown>, cmd: Command): Promise<void> => {
+    const g = cmd.optsWithGlobals<Globals>();
+    if (o.force && o.keepOldFiles) throw new CliError("--force and --keep-old-files contradict each other", 2);
+    setCode(
+      await (await import("./commands/extract.js")).extractCommand(archive, names, {
+        ...remote(g),
+        directory: (o.directory as string | undefined) ?? dir ?? ".",
+        stripComponents: o.stripComponents as number,
+        force: o.force === true,
+        samePermissions: o.samePermissions !== false,
+        sameOwner: o.sameOwner === true,
+        allowUnsafeLinks: o.allowUnsafeLinks === true,
+        quiet: g.quiet === true,
+        verbose: g.verbose === true,
+        json: g.json === true,
+      }),
+    );
+  };
+
+  extract(p.command("extract").alias("x"))
+    .description("extract entries (all, or the names, folders and globs given) safely into a folder")
+    .argument("<archive>")
+    .argument("[names...]")
+    .action((archive: string, names: string[], o: Record<string, unknown>, cmd: Command) => runExtract(archive, names, undefined, o, cmd));
+
+  extract(p.command("unpack"))
+    .description("extract everything into <dir> (the same as extract <archive> -C <dir>)")
+    .argument("<archive>")
+    .argument("[dir]")
+    .action((archive: string, dir: string | undefined, o: Record<string, unknown>, cmd: Command) => runExtract(archive, [], dir, o, cmd));
+
+  const modifyFlags = (g: Globals): { quiet: boolean; verbose: boolean; json: boolean; endpoint?: string; externalDir?: string } => ({
+    ...remote(g),
+    quiet: g.quiet === true,
+    verbose: g.verbose === true,
+    json: g.json === true,
   });
-  const [command, ...args] = positionals;
-  if (values.help || !command) {
-    process.stdout.write(USAGE + "\n");
-    return command || values.help ? 0 : 2;
-  }
-  const externalDir = values["external-dir"];
-  switch (command) {
-    case "pack": {
-      need(args, 2, "pack");
-      const [dir, out] = args as [string, string];
-      const format = values.format === undefined ? 2 : Number(values.format);
-      if (format !== 1 && format !== 2) throw new UsageError("--format must be 1 or 2");
-      const compress = parseCompression(values.compress);
-      const threshold = values["big-file-threshold"];
-      await fs.promises.mkdir(path.dirname(path.resolve(out)), { recursive: true });
-      const t0 = performance.now();
-      const stats = await packDirectory(dir, out, {
-        format,
-        overwrite: values.overwrite ?? false,
-        ...(compress ? { compress } : {}),
-        ...(externalDir ? { externalStore: new LocalFolderStore(externalDir) } : {}),
-        ...(threshold !== undefined ? { bigFileThreshold: Number(threshold) } : {}),
-      });
-      const secs = (performance.now() - t0) / 1000;
-      process.stdout.write(
-        `${stats.location}: ${stats.entries} entries, ${humanBytes(stats.originalBytes)} in, ${humanBytes(stats.archiveBytes)} archive (v${stats.formatVersion}, ${stats.indexPages} index pages) in ${secs.toFixed(2)} s\n`,
+  const codec = (v: string | undefined): "none" | "gzip" | "brotli" | undefined => {
+    if (v === undefined || v === "none" || v === "gzip" || v === "brotli") return v;
+    throw new CliError(`--compress must be none, gzip or brotli, not ${JSON.stringify(v)}`, 2);
+  };
+
+  p.command("append")
+    .description("add files and folders to an archive as a new generation (nothing already written moves)")
+    .argument("<archive>")
+    .argument("<inputs...>")
+    .option("-C, --directory <dir>", "resolve inputs from this folder (names are the paths as given)")
+    .option("--prefix <prefix>", "put every new name under this prefix")
+    .option("--replace", "replace entries whose names are already in the archive")
+    .option("--compress <codec>", "none, gzip or brotli")
+    .option("--no-metadata", "file bytes only (no modes, times, folders or links)")
+    .action(async (archive: string, inputs: string[], o: Record<string, unknown>, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Globals>();
+      const m = await import("./commands/modify.js");
+      setCode(
+        await m.appendCommand(archive, inputs, {
+          ...modifyFlags(g),
+          directory: o.directory as string | undefined,
+          prefix: o.prefix as string | undefined,
+          replace: o.replace === true,
+          compress: codec(o.compress as string | undefined),
+          metadata: o.metadata !== false,
+        }),
       );
-      return 0;
-    }
-    case "list": {
-      need(args, 1, "list");
-      await withReader(args[0]!, externalDir, async (r) => {
-        const names = await r.list();
-        if (!values.long) {
-          process.stdout.write(names.map((n) => n + "\n").join(""));
-          return;
-        }
-        for (let i = 0; i < names.length; i += 1000) {
-          const batch = names.slice(i, i + 1000);
-          const stats = await Promise.all(batch.map((n) => r.stat(n)));
-          process.stdout.write(
-            stats
-              .map((s) => `${String(s.size).padStart(12)} ${s.compression.padEnd(6)} ${s.external ? "ext" : "   "} ${s.name}\n`)
-              .join(""),
-          );
-        }
-      });
-      return 0;
-    }
-    case "get": {
-      need(args, 2, "get");
-      await withReader(args[0]!, externalDir, async (r) => {
-        const out = values.output ? fs.createWriteStream(values.output) : process.stdout;
-        await pipeline(r.stream(args[1]!), out);
-      });
-      return 0;
-    }
-    case "unpack": {
-      need(args, 2, "unpack");
-      const [file, dir] = args as [string, string];
-      const root = path.resolve(dir);
-      await withReader(file, externalDir, async (r) => {
-        const names = await r.list();
-        for (let i = 0; i < names.length; i += 1000) {
-          const batch = names.slice(i, i + 1000);
-          for await (const [name, body] of r.iterMany(batch)) {
-            const target = path.resolve(root, name);
-            // Archive names are data: never let one write outside the target folder.
-            if (!target.startsWith(root + path.sep)) throw new UsageError(`refusing to unpack ${JSON.stringify(name)} outside ${root}`);
-            await fs.promises.mkdir(path.dirname(target), { recursive: true });
-            await fs.promises.writeFile(target, body);
-          }
-        }
-        process.stdout.write(`${names.length} entries unpacked into ${root}\n`);
-      });
-      return 0;
-    }
-    case "verify": {
-      need(args, 1, "verify");
-      const report = await withReader(args[0]!, externalDir, (r) => r.verify());
-      process.stdout.write(
-        `v${report.formatVersion}: ${report.entries} entries, ${report.dataChecked} bodies and ${report.metaChecked} metas checked, ${report.pages} index pages` +
-          (report.externalSkipped ? `, ${report.externalSkipped} external entries not checked (no --external-dir)` : "") +
-          "\n",
+    });
+
+  p.command("rm")
+    .description("delete entries (names, folders or globs) as a new generation; repack reclaims the space")
+    .argument("<archive>")
+    .argument("<names...>")
+    .action(async (archive: string, names: string[], _o: unknown, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Globals>();
+      setCode(await (await import("./commands/modify.js")).rmCommand(archive, names, modifyFlags(g)));
+    });
+
+  p.command("repack")
+    .description("write a compacted copy (in place without <out>): only live entries, stored bytes copied as they are")
+    .argument("<archive>")
+    .argument("[out]")
+    .option("--exclude <glob>", "leave out entries matching the glob (repeatable)", collect, [])
+    .addOption(new Option("--format <n>", "format of the new archive").choices(["1", "2"]))
+    .option("--compress <codec>", "re-encode every body: none, gzip or brotli")
+    .option("--overwrite", "replace an existing <out>")
+    .action(async (archive: string, out: string | undefined, o: Record<string, unknown>, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Globals>();
+      setCode(
+        await (await import("./commands/modify.js")).repackCommand(archive, out, {
+          ...modifyFlags(g),
+          exclude: o.exclude as string[],
+          format: o.format === undefined ? undefined : (Number(o.format) as 1 | 2),
+          compress: codec(o.compress as string | undefined),
+          overwrite: o.overwrite === true,
+        }),
       );
-      for (const p of report.problems) process.stdout.write(`  ${p.code} ${p.name ?? (p.page !== undefined ? `page ${p.page}` : "")}: ${p.message}\n`);
-      process.stdout.write(report.ok ? "ok\n" : "FAILED\n");
-      return report.ok ? 0 : 1;
-    }
-    case "info": {
-      need(args, 1, "info");
-      await withReader(args[0]!, externalDir, async (r) => {
-        process.stdout.write(`format v${r.formatVersion}\nsize ${r.size} bytes\nentries ${r.entryCount}\n`);
-      });
-      return 0;
-    }
-    default:
-      throw new UsageError(`unknown command ${JSON.stringify(command)}`);
-  }
+    });
+
+  p.command("merge")
+    .description("write one archive from several")
+    .argument("<out>")
+    .argument("<archives...>")
+    .addOption(new Option("--on-duplicate <rule>", "a name in several archives: error, first or last").choices(["error", "first", "last"]).default("error"))
+    .option("--overwrite", "replace an existing <out>")
+    .action(async (out: string, archives: string[], o: Record<string, unknown>, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Globals>();
+      setCode(
+        await (await import("./commands/modify.js")).mergeCommand(out, archives, {
+          ...modifyFlags(g),
+          onDuplicate: o.onDuplicate as "error" | "first" | "last",
+          overwrite: o.overwrite === true,
+        }),
+      );
+    });
+
+  p.command("info")
+    .description("format, generations, entries, section sizes, index pages, overhead per entry")
+    .argument("<archive>")
+    .action(async (archive: string, _o: unknown, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Globals>();
+      setCode(await (await import("./commands/read.js")).infoCommand(archive, { ...remote(g), json: g.json === true }));
+    });
+
+  p.command("verify")
+    .description("check every checksum of the archive (exit 1 when anything is wrong)")
+    .argument("<archive>")
+    .action(async (archive: string, _o: unknown, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Globals>();
+      setCode(await (await import("./commands/read.js")).verifyCommand(archive, { ...remote(g), json: g.json === true }));
+    });
+
+  return p;
+}
+
+/** Library words users never typed, in the flags they do type. */
+function userWords(message: string): string {
+  return message
+    .replace(/\bexternalStore\b/g, "--external-dir")
+    .replace(/\bbigFileThreshold\b/g, "--big-file-threshold")
+    .replace(/\boverwrite: true\b/g, "--overwrite")
+    .replace(/\bstream\(\)/g, "cat");
 }
 
 export async function run(argv: string[]): Promise<void> {
+  quietOnEpipe();
+  let code = 0;
+  const p = program((c) => (code = c));
+  const debug = argv.includes("--debug");
   try {
-    process.exitCode = await main(argv);
+    await p.parseAsync(argv, { from: "user" });
+    process.exitCode = code;
   } catch (e) {
-    if (e instanceof UsageError || (e as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
-      process.stderr.write(`des-pack: ${(e as Error).message}\n\n${USAGE}\n`);
-      process.exitCode = 2;
+    if (e instanceof CommanderError) {
+      process.exitCode = e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help" ? 0 : 2;
+      return;
+    }
+    if (debug) process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
+    if (e instanceof CliError) {
+      process.stderr.write(`des-pack: ${userWords(e.message)}\n`);
+      process.exitCode = e.exitCode;
     } else if (e instanceof DesError) {
-      process.stderr.write(`des-pack: ${e.code}: ${e.message}\n`);
+      process.stderr.write(`des-pack: ${userWords(e.message)} (${e.code})\n`);
       process.exitCode = 1;
     } else {
-      process.stderr.write(`des-pack: ${(e as Error).stack ?? String(e)}\n`);
+      const err = e as NodeJS.ErrnoException;
+      process.stderr.write(`des-pack: ${err.message ?? String(e)}${debug ? "" : err.code ? "" : " (run with --debug for details)"}\n`);
       process.exitCode = 1;
     }
   }

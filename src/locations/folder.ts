@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { DesIoError } from "../errors.js";
+import { DesIoError, throwIfAborted } from "../errors.js";
 import { LocalFolderStore } from "../io/external.js";
 import type { ExternalStore } from "../io/external.js";
 import type { Location, LocationEntry } from "../io/location.js";
@@ -84,7 +84,7 @@ export class FolderLocation implements Location {
   }
 
   private async *walk(dir: string, base: string, want: string, signal: AbortSignal | undefined): AsyncIterable<LocationEntry> {
-    signal?.throwIfAborted();
+    throwIfAborted(signal);
     let names: fs.Dirent[];
     try {
       names = await fs.promises.readdir(dir, { withFileTypes: true });

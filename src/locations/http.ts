@@ -1,5 +1,6 @@
-import { DesInvalidArgumentError, DesIoError, DesUnsupportedError } from "../errors.js";
-import type { ExternalStore } from "../io/external.js";
+import { DesError, DesExternalError, DesInvalidArgumentError, DesIoError, DesUnsupportedError } from "../errors.js";
+import { maxBytesOf } from "../io/external.js";
+import type { ExternalGetOptions, ExternalStore } from "../io/external.js";
 import type { Location, LocationEntry } from "../io/location.js";
 import type { ByteSink } from "../io/sink.js";
 import type { RangeSource } from "../io/source.js";
@@ -55,12 +56,30 @@ export class HttpLocation implements Location {
     return Promise.reject(new DesUnsupportedError(`${this.url} is an HTTP location: read-only (writing needs a folder or s3:// location)`));
   }
 
+  /**
+   * External bodies under the base URL, read-only: a body is one GET of its
+   * last byte (which tells its size and version), then one pinned range GET
+   * of the whole body, refused when it is longer than `maxBytes`.
+   */
   externalStore(): ExternalStore {
-    const url = this.url;
+    const get = async (key: string, signal?: AbortSignal, opts?: ExternalGetOptions): Promise<Uint8Array> => {
+      const max = maxBytesOf(opts);
+      const src = new HttpSource(this.urlOf(key), this.opts);
+      try {
+        const { size, version } = await src.readTail(1, signal);
+        if (max !== undefined && size > max) throw new DesExternalError(`external body ${src.url} is ${size} bytes, more than the ${max} expected`);
+        return await src.read(0, size, signal, version);
+      } catch (e) {
+        if (e instanceof DesExternalError || (e instanceof DesError && (e.code === "DES_ABORTED" || e.code === "DES_INVALID_ARGUMENT"))) throw e;
+        throw new DesExternalError(`external body ${src.url} is not readable: ${(e as Error).message}`, { cause: e });
+      }
+    };
     return {
-      put: () => Promise.reject(new DesUnsupportedError(`${url}: external bodies cannot be stored over HTTP`)),
-      get: () => Promise.reject(new DesUnsupportedError(`${url}: external bodies are not served over HTTP`)),
-      stream: () => readOnly(url, "external bodies"),
+      put: () => Promise.reject(new DesUnsupportedError(`${this.url}: external bodies cannot be stored over HTTP`)),
+      get,
+      stream: async function* (key: string, signal?: AbortSignal, opts?: ExternalGetOptions) {
+        yield await get(key, signal, opts);
+      },
     };
   }
 

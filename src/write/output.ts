@@ -69,7 +69,8 @@ export class Output {
       release();
       throw e;
     }
-    // Taken before the write: `release` may hand the buffer back to its owner (a worker), detaching it.
+    // The length before the write: `release` may hand the buffer back to its owner
+    // (a read-ahead thread), which detaches it and leaves `bytes` empty.
     const length = bytes.length;
     try {
       await sink.writeRetained(bytes, release);

@@ -1,10 +1,16 @@
 import fs from "node:fs";
 import path from "node:path";
 import { DesInvalidArgumentError, throwIfAborted } from "../errors.js";
-import { readBatchesAhead } from "./read-ahead.js";
+import { compressSync } from "../format/compression.js";
+import { fsMetaValue, splitMs } from "../format/fs-meta.js";
+import type { FsMeta } from "../format/fs-meta.js";
+import { STAT_FIELDS, readBatchesAhead } from "./read-ahead.js";
+import { SortedWalk } from "./tree-walk.js";
+import type { OtherEntry } from "./tree-walk.js";
 import { DesWriter, addPacked, canAddPacked } from "./writer.js";
-import type { WriterOptions, WriterStats } from "./writer.js";
+import type { AddOptions, WriterOptions, WriterStats } from "./writer.js";
 import type { ByteSink } from "../io/sink.js";
+import type { Compression } from "../format/constants.js";
 
 export interface PackDirectoryOptions extends WriterOptions {
   /**
@@ -13,10 +19,30 @@ export interface PackDirectoryOptions extends WriterOptions {
    * hashed and written. Default 4 (16 MiB with two threads); minimum 2.
    */
   readAhead?: number;
-  /** Return false to leave a file out (its archive name and full path). */
+  /** Return false to leave a file out (its archive name and full path; directories end with "/"). */
   filter?: (name: string, fullPath: string) => boolean;
-  /** Called after each file is added. */
+  /** Called after each entry is added (size -1 for a file that was streamed). */
   onEntry?: (name: string, size: number) => void;
+  /**
+   * Store file-system metadata (spec: "File-system metadata"): kind, mode, mtime, uid/gid,
+   * hard links; directories and symbolic links become entries of their own;
+   * special files are skipped (see `onSkip`). Default false.
+   */
+  metadata?: boolean;
+  /** With `metadata`: leave out uid and gid. */
+  noOwner?: boolean;
+  /** Follow symbolic links instead of storing them (linked folders are walked once). */
+  followSymlinks?: boolean;
+  /**
+   * With `compress` gzip or brotli: leave already-compressed types (by name:
+   * .gz, .zip, .png, .jpg, ...) stored as they are, and store any other body
+   * compressed only when that is smaller.
+   */
+  autoCompress?: boolean;
+  /** Put every name under this prefix (joined with "/"). */
+  prefix?: string;
+  /** Called once at the end with the special files left out (at most 100 named) and their count. */
+  onSkip?: (names: readonly string[], count: number) => void;
   signal?: AbortSignal;
 }
 
@@ -28,6 +54,10 @@ const READ_WHOLE = 1 << 20;
  * best against 1 and 4 MiB for trees of small files.
  */
 const BUFFER_BYTES = 2 << 20;
+
+/** Names whose bodies are already compressed: compressing them again only costs time. */
+const COMPRESSED_TYPES =
+  /\.(?:gz|tgz|bz2|tbz2?|xz|txz|zst|lz4|lzma|br|7z|zip|jar|war|apk|rar|png|jpe?g|gif|webp|avif|heic|mp[34]|m4[av]|mkv|mov|avi|webm|ogg|opus|flac|aac|woff2?|pdf|docx|xlsx|pptx|odt|whl|nupkg|deb|rpm)$/i;
 
 /**
  * Lists the regular files under `root` as archive names: POSIX relative
@@ -43,153 +73,163 @@ export async function listTree(root: string): Promise<{ name: string; fullPath: 
   return out;
 }
 
-interface WalkEntry {
-  /** The name, plus "/" for a directory: sorting by it sorts the whole tree (see SortedWalk). */
-  readonly key: string;
-  readonly name: string;
-  readonly dir: boolean;
+function fsMetaOf(kind: FsMeta["kind"], mode: number, mtimeMs: number, uid: number | undefined, gid: number | undefined, linkTo?: string): FsMeta {
+  return {
+    kind,
+    mode: mode & 0o7777,
+    ...splitMs(mtimeMs),
+    ...(uid !== undefined ? { uid } : {}),
+    ...(gid !== undefined ? { gid } : {}),
+    ...(linkTo !== undefined ? { linkTo } : {}),
+  };
 }
 
-/**
- * Walks a tree depth-first, handing out file names already in global UTF-8
- * order, a few at a time, so packing starts before the walk ends and the
- * whole list is never held. Each directory's entries are sorted with a "/"
- * after directory names: every path under directory `d` starts with `d/`,
- * so comparing `d/` with a sibling decides the order of all of them against
- * it, and depth-first order is the sorted order of full paths.
- */
-class SortedWalk {
-  private readonly stack: { dir: string; prefix: string; entries: WalkEntry[]; next: number }[] = [];
+/** Hard-link detection and the meta of each entry, for packDirectory with `metadata`. */
+class MetaMaker {
+  private readonly firstName = new Map<string, string>();
+  constructor(private readonly owner: boolean) {}
 
-  private constructor(private readonly filter?: (name: string, fullPath: string) => boolean) {}
-
-  static async open(root: string, filter?: (name: string, fullPath: string) => boolean): Promise<SortedWalk> {
-    const st = await fs.promises.stat(root).catch(() => undefined);
-    if (!st?.isDirectory()) throw new DesInvalidArgumentError(`${root} is not a directory`);
-    const w = new SortedWalk(filter);
-    w.enter(root, "");
-    return w;
+  /** The meta of a file from its stat numbers (mode, mtimeMs, uid, gid, dev, ino, nlink). */
+  file(name: string, mode: number, mtimeMs: number, uid: number, gid: number, dev: number, ino: number, nlink: number): unknown {
+    let linkTo: string | undefined;
+    if (nlink > 1) {
+      const id = `${dev}:${ino}`;
+      linkTo = this.firstName.get(id);
+      if (linkTo === undefined) this.firstName.set(id, name);
+    }
+    const u = this.owner ? uid : undefined;
+    const g = this.owner ? gid : undefined;
+    return fsMetaValue(fsMetaOf(linkTo !== undefined ? "hardlink" : "file", mode, mtimeMs, u, g, linkTo));
   }
 
-  /**
-   * Reads one directory synchronously: a few tens of microseconds for a
-   * directory of a hundred files, where an asynchronous readdir would wait
-   * for a thread-pool round trip (and for the event loop, busy writing), and
-   * reading ahead would stall for names.
-   */
-  private enter(dir: string, prefix: string): void {
-    const items = fs.readdirSync(dir, { withFileTypes: true });
-    const entries: WalkEntry[] = [];
-    for (const item of items) {
-      if (item.isDirectory()) entries.push({ key: `${item.name}/`, name: item.name, dir: true });
-      else if (item.isFile()) entries.push({ key: item.name, name: item.name, dir: false });
-    }
-    this.stack.push({ dir, prefix, entries: sortUtf8(entries), next: 0 });
-  }
-
-  /** Up to `max` more names, in order; an empty array at the end. */
-  async next(max: number): Promise<string[]> {
-    const out: string[] = [];
-    while (out.length < max && this.stack.length > 0) {
-      const top = this.stack[this.stack.length - 1]!;
-      const e = top.entries[top.next++];
-      if (!e) {
-        this.stack.pop();
-        continue;
-      }
-      const name = top.prefix ? `${top.prefix}/${e.name}` : e.name;
-      if (e.dir) this.enter(path.join(top.dir, e.name), name);
-      else if (!this.filter || this.filter(name, path.join(top.dir, e.name))) out.push(name);
-    }
-    return out;
+  other(e: OtherEntry, name: string): unknown {
+    const s = e.stat;
+    if (e.kind === "file") return this.file(name, s.mode, s.mtimeMs, s.uid, s.gid, s.dev, s.ino, s.nlink);
+    return fsMetaValue(fsMetaOf(e.kind, s.mode, s.mtimeMs, this.owner ? s.uid : undefined, this.owner ? s.gid : undefined));
   }
 }
 
-/**
- * Sorts entries by the UTF-8 bytes of their keys without encoding them.
- * UTF-16 code unit order is UTF-8 byte order except between a surrogate (an
- * astral character, 4 UTF-8 bytes) and U+E000..U+FFFF (3 bytes), so only
- * keys holding such characters need the slower comparison.
- */
-function sortUtf8(entries: WalkEntry[]): WalkEntry[] {
-  const high = /[\uD800-\uFFFF]/;
-  if (!entries.some((e) => high.test(e.key))) return entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const rank = (u: number): number => (u < 0xd800 ? u : u < 0xe000 ? u + 0x2000 : u - 0x800);
-  return entries.sort(({ key: a }, { key: b }) => {
-    const n = Math.min(a.length, b.length);
-    for (let i = 0; i < n; i++) {
-      const x = a.charCodeAt(i);
-      const y = b.charCodeAt(i);
-      if (x !== y) return rank(x) - rank(y);
-    }
-    return a.length - b.length;
-  });
+/** Whether a body is worth storing compressed: not an already-compressed type, and smaller once compressed. */
+function worthCompressing(name: string, body: Uint8Array, codec: Compression, level: number | undefined): boolean {
+  if (body.length < 64 || COMPRESSED_TYPES.test(name)) return false;
+  // A sample decides for big bodies, the whole body for small ones.
+  const sample = body.length > 256 << 10 ? body.subarray(0, 256 << 10) : body;
+  return compressSync(codec, sample, level).length < sample.length;
 }
 
 /**
- * Packs every regular file under `root` into one archive. The tree is walked
- * in sorted order as packing goes; reader threads read the files ahead (see
- * read-ahead.ts) while this thread hashes and writes them, so per-file system
- * calls overlap with writing and the event loop stays free. Each batch the
- * readers return is added in one step (names checked and hashed, bodies
- * hashed, one sink write of the batch's buffer as it is: the bodies already
- * lie back to back, as DATA wants them), with the same bytes and errors as
- * one `add` per file. Any failure aborts the archive (nothing is left at
- * the target).
+ * Packs every regular file under `root` into one archive (with `metadata`,
+ * directories and symbolic links too). The tree is walked in sorted order as
+ * packing goes; reader threads read the files ahead (see read-ahead.ts)
+ * while this thread hashes and writes them, so per-file system calls overlap
+ * with writing and the event loop stays free. Each batch the readers return
+ * is added in one step (names checked and hashed, bodies hashed, one sink
+ * write of the batch's buffer as it is: the bodies already lie back to back,
+ * as DATA wants them), with the same bytes and errors as one `add` per
+ * file. Any failure aborts the archive (nothing is left at the target).
  */
 export async function packDirectory(root: string, target: string | ByteSink, opts: PackDirectoryOptions = {}): Promise<WriterStats> {
-  const walk = await SortedWalk.open(root, opts.filter);
+  const metadata = opts.metadata ?? false;
+  const prefix = opts.prefix ? opts.prefix.replace(/\/+$/, "") + "/" : "";
+  if (prefix === "/") throw new DesInvalidArgumentError("prefix cannot be only slashes");
+  const walk = await SortedWalk.open(root, {
+    ...(opts.filter ? { filter: opts.filter } : {}),
+    metadata,
+    followSymlinks: opts.followSymlinks ?? false,
+  });
   const buffers = Math.max(2, Math.floor(opts.readAhead ?? 4));
   const batches = readBatchesAhead(root, (max) => walk.next(max), {
     wholeLimit: READ_WHOLE,
     bufferBytes: BUFFER_BYTES,
     buffers,
+    stats: metadata,
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
-  // Reading starts now (the reader threads take a few tens of milliseconds to
+  const maker = new MetaMaker(!opts.noOwner);
+  const codec = opts.compress ?? "none";
+  const auto = (opts.autoCompress ?? false) && codec !== "none";
+  // First reading starts now (the reader threads take a few tens of milliseconds to
   // start), while the writer sets up its file and hasher.
   const first = batches.next();
   first.catch(() => undefined);
   try {
-    return await DesWriter.write(target, opts, async (w) => {
+    return await DesWriter.write(target, auto ? { ...opts, compress: "none" } : opts, async (w) => {
       const packed = canAddPacked(w, READ_WHOLE);
-      const addOpts = opts.signal ? { signal: opts.signal } : {};
+      const signal = opts.signal ? { signal: opts.signal } : {};
+      const addOne = async (name: string, body: Uint8Array | { path: string }, meta: unknown): Promise<void> => {
+        const o: AddOptions = { ...signal, ...(meta !== undefined ? { meta } : {}) };
+        if (auto && body instanceof Uint8Array && worthCompressing(name, body, codec, opts.compressLevel)) o.compress = codec;
+        else if (auto && !(body instanceof Uint8Array) && !COMPRESSED_TYPES.test(name)) o.compress = codec;
+        await w.add(prefix + name, body, o);
+      };
       for (let next = await first; !next.done; next = await batches.next()) {
         const batch = next.value;
         throwIfAborted(opts.signal);
-        const { names, lengths, bytes } = batch;
+        const { names, lengths, bytes, stats } = batch;
         const n = names.length;
+        const metaOf = (k: number): unknown => {
+          if (!metadata) return undefined;
+          const s = k * STAT_FIELDS;
+          return maker.file(names[k]!, stats[s]!, stats[s + 1]!, stats[s + 2]!, stats[s + 3]!, stats[s + 4]!, stats[s + 5]!, stats[s + 6]!);
+        };
         let released = false;
         let at = 0;
         // Runs of files read whole go in one step each; bigger files stream one by one.
         for (let k = 0; k < n; ) {
           if (lengths[k]! < 0) {
-            await w.add(names[k]!, { path: path.join(root, names[k]!) }, addOpts);
-            opts.onEntry?.(names[k]!, -1);
+            await addOne(names[k]!, { path: path.join(root, names[k]!) }, metaOf(k));
+            opts.onEntry?.(prefix + names[k]!, -1);
             k++;
             continue;
           }
           let j = k;
           let end = at;
           while (j < n && lengths[j]! >= 0) end += lengths[j++]!;
-          if (packed) {
+          if (packed && !auto) {
             // The last run hands the buffer over: the sink writes it as it is and releases it when done.
             const last = j === n;
             if (last) released = true;
-            await addPacked(w, k === 0 && last ? names : names.slice(k, j), bytes.subarray(at, end), lengths.subarray(k, j), last ? batch.release : undefined);
+            const runNames = k === 0 && last && !prefix ? names : names.slice(k, j).map((x) => prefix + x);
+            const metas = metadata ? Array.from({ length: j - k }, (_, q) => metaOf(k + q)) : undefined;
+            await addPacked(w, runNames, bytes.subarray(at, end), lengths.subarray(k, j), last ? batch.release : undefined, metas);
           } else {
-            for (let q = k, o = at; q < j; o += lengths[q++]!) await w.add(names[q]!, bytes.subarray(o, o + lengths[q]!), addOpts);
+            for (let q = k, o = at; q < j; o += lengths[q++]!) await addOne(names[q]!, bytes.subarray(o, o + lengths[q]!), metaOf(q));
           }
-          if (opts.onEntry) for (let q = k; q < j; q++) opts.onEntry(names[q]!, lengths[q]!);
+          if (opts.onEntry) for (let q = k; q < j; q++) opts.onEntry(prefix + names[q]!, lengths[q]!);
           k = j;
           at = end;
         }
         // add() has copied or written every body by the time it resolves.
         if (!released) batch.release();
       }
+      // Directories, symbolic links and files reached through links, gathered by the walk.
+      for (const e of walk.others) {
+        throwIfAborted(opts.signal);
+        const meta = metadata ? maker.other(e, e.name) : undefined;
+        if (e.kind === "directory") await w.add(prefix + e.name, new Uint8Array(0), { ...signal, meta });
+        else if (e.kind === "symlink") await w.add(prefix + e.name, Buffer.from(e.target ?? "", "utf8"), { ...signal, meta });
+        else await addOne(e.name, await readRegular(e.fullPath), meta);
+        opts.onEntry?.(prefix + e.name, e.kind === "directory" ? 0 : e.stat.size);
+      }
+      opts.onSkip?.(walk.skipped, walk.skippedCount);
     });
   } finally {
     // Stops the reader threads when packing ended early (a no-op after the last batch).
     await batches.return(undefined);
+  }
+}
+
+/** Reads a file reached through a symbolic link (the link was followed on purpose); big ones stream. */
+async function readRegular(p: string): Promise<Uint8Array | { path: string }> {
+  const fh = await fs.promises.open(p, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0)).catch((e: Error) => {
+    throw new DesInvalidArgumentError(`cannot read ${p}: ${e.message}`);
+  });
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new DesInvalidArgumentError(`cannot read ${p}: not a regular file`);
+    if (st.size > READ_WHOLE) return { path: p };
+    return await fh.readFile();
+  } finally {
+    await fh.close();
   }
 }

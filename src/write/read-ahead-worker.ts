@@ -13,6 +13,8 @@ import { parentPort } from "node:worker_threads";
 export interface ReadAheadRequest {
   readonly root?: string;
   readonly limit?: number;
+  /** Check each opened file is a regular file and send back its stat (STAT_FIELDS numbers per file). */
+  readonly stats?: boolean;
   /** Names joined with NUL: one string is far cheaper to pass between threads than an array. */
   readonly chunk?: { readonly id: number; readonly names: string };
   readonly buffer?: ArrayBuffer;
@@ -23,6 +25,8 @@ export interface ReadAheadBatch {
   readonly chunk: number;
   readonly first: number;
   readonly lengths: Float64Array;
+  /** With `stats`: mode, mtimeMs, uid, gid, dev, ino, nlink of each file read (from fstat of the opened file). */
+  readonly stats: Float64Array;
   readonly buffer: ArrayBuffer;
   readonly done: boolean;
   readonly error?: { index: number; message: string };
@@ -32,6 +36,7 @@ interface OpenFile {
   readonly fd: number;
   /** -1 until measured. */
   size: number;
+  stat?: number[];
 }
 
 interface Chunk {
@@ -43,8 +48,10 @@ interface Chunk {
 // root ends with the separator; names use "/", which every platform accepts.
 let root = "";
 let limit = 0;
-// O_NONBLOCK changes nothing for a regular file, and keeps a FIFO put in a file's place from blocking open().
-const O_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK || 0);
+// O_NONBLOCK changes nothing for a regular file, and keeps a FIFO put in a file's place from blocking open();
+// O_NOFOLLOW refuses a symbolic link put in a file's place after the walk saw a regular file.
+const O_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK || 0) | (fs.constants.O_NOFOLLOW || 0);
+let withStats = false;
 let failed = false;
 const chunks: Chunk[] = [];
 const free: ArrayBuffer[] = [];
@@ -81,7 +88,13 @@ function readFile(f: OpenFile, bytes: Uint8Array, used: number): number | undefi
     // An empty read is checked too: a FIFO (swapped in after the walk) reads as empty.
     const st = fs.fstatSync(f.fd);
     if (!st.isFile()) throw new Error("not a regular file");
-    if (st.size <= got || got < probe) return got;
+    if (got < probe) return got;
+    if (st.size <= got) {
+      // The size stat gives is not the content's (procfs and the like say 0): read to the end, or refuse.
+      got = readUpTo(f.fd, bytes, used, got, bytes.length - used);
+      if (used + got >= bytes.length) throw new Error(`its size is unknown (stat says ${st.size}) and it does not fit in a read buffer`);
+      return got;
+    }
     f.size = st.size;
   }
   if (f.size > limit) return -1;
@@ -95,6 +108,7 @@ function fill(buffer: ArrayBuffer): void {
   const bytes = new Uint8Array(buffer);
   const first = chunk.next;
   const lens: number[] = [];
+  const stats: number[] = [];
   let used = 0;
   let error: { index: number; message: string } | undefined;
   while (chunk.next < chunk.names.length) {
@@ -110,6 +124,11 @@ function fill(buffer: ArrayBuffer): void {
     }
     let len: number | undefined;
     try {
+      if (withStats && !f.stat) {
+        const st = fs.fstatSync(f.fd);
+        if (!st.isFile()) throw new Error("not a regular file");
+        f.stat = [st.mode, st.mtimeMs, st.uid, st.gid, st.dev, st.ino, st.nlink];
+      }
       len = readFile(f, bytes, used);
     } catch (e) {
       error = { index: chunk.next, message: String((e as Error).message) };
@@ -125,6 +144,7 @@ function fill(buffer: ArrayBuffer): void {
     }
     if (error || len === undefined) break;
     lens.push(len);
+    if (withStats) stats.push(...f.stat!);
     if (len > 0) used += len;
     chunk.next++;
   }
@@ -132,8 +152,9 @@ function fill(buffer: ArrayBuffer): void {
   const done = chunk.next >= chunk.names.length;
   if (done) chunks.shift();
   const lengths = new Float64Array(lens);
-  const batch: ReadAheadBatch = error ? { chunk: chunk.id, first, lengths, buffer, error, done } : { chunk: chunk.id, first, lengths, buffer, done };
-  parentPort!.postMessage(batch, [buffer, lengths.buffer]);
+  const st = new Float64Array(stats);
+  const batch: ReadAheadBatch = error ? { chunk: chunk.id, first, lengths, stats: st, buffer, error, done } : { chunk: chunk.id, first, lengths, stats: st, buffer, done };
+  parentPort!.postMessage(batch, [buffer, lengths.buffer, st.buffer]);
 }
 
 function pump(): void {
@@ -144,6 +165,7 @@ parentPort?.on("message", (m: ReadAheadRequest) => {
   if (m.root !== undefined) {
     root = m.root.endsWith(path.sep) ? m.root : m.root + path.sep;
     limit = m.limit ?? 0;
+    withStats = m.stats ?? false;
   }
   if (m.chunk) chunks.push({ id: m.chunk.id, names: m.chunk.names.split("\0"), next: 0 });
   if (m.buffer) free.push(m.buffer);

@@ -41,8 +41,13 @@ export interface ReadAheadOptions {
   readonly buffers?: number;
   /** Reader threads. Default 2 (1 on a single-core machine). */
   readonly workers?: number;
+  /** Check each opened file is a regular file and return its stat (see `ReadBatch.stats`). */
+  readonly stats?: boolean;
   readonly signal?: AbortSignal;
 }
+
+/** Numbers per file in `ReadBatch.stats`: mode, mtimeMs, uid, gid, dev, ino, nlink. */
+export const STAT_FIELDS = 7;
 
 /** Names per chunk: the unit dealt to one worker. */
 const CHUNK = 1024;
@@ -55,7 +60,7 @@ class ReaderThread {
   private waiting: { resolve: (b: Batch) => void; reject: (e: unknown) => void } | undefined;
   private broken: unknown;
 
-  constructor(root: string, limit: number) {
+  constructor(root: string, limit: number, stats: boolean) {
     // No inherited --import / --require flags: the worker uses only node builtins,
     // and a loader (tsx, a test runner's) would only slow its start. Its garbage is
     // short-lived (names, small objects per file): a small young generation keeps
@@ -69,7 +74,7 @@ class ReaderThread {
     });
     this.worker.on("error", (e) => this.fail(e));
     this.worker.on("exit", (code) => this.fail(new DesIoError(`read-ahead worker exited (${code})`)));
-    this.worker.postMessage({ root, limit });
+    this.worker.postMessage({ root, limit, stats });
   }
 
   fail(e: unknown): void {
@@ -110,6 +115,8 @@ class ReaderThread {
 export interface ReadBatch {
   readonly names: readonly string[];
   readonly lengths: Float64Array;
+  /** With the `stats` option: STAT_FIELDS numbers per file, from fstat of the file that was read. */
+  readonly stats: Float64Array;
   readonly bytes: Uint8Array;
   /**
    * Gives the buffer back to its reader thread. Call it exactly once, after
@@ -139,7 +146,7 @@ export async function* readBatchesAhead(
   const workerCount = Math.max(1, first.length < CHUNK ? 1 : want);
   const threads: ReaderThread[] = [];
   try {
-    for (let i = 0; i < workerCount; i++) threads.push(new ReaderThread(root, opts.wholeLimit));
+    for (let i = 0; i < workerCount; i++) threads.push(new ReaderThread(root, opts.wholeLimit, opts.stats ?? false));
   } catch {
     await Promise.all(threads.map((t) => t.stop()));
     // No worker threads here (a restricted runtime): read in this thread, one file at a time.
@@ -216,6 +223,7 @@ export async function* readBatchesAhead(
         yield {
           names: names.slice(expect, expect + n),
           lengths: batch.lengths,
+          stats: batch.stats,
           bytes: new Uint8Array(buffer, 0, used),
           release: () => {
             if (released) return;
@@ -247,22 +255,31 @@ async function* readInThread(
   opts: ReadAheadOptions,
 ): AsyncGenerator<ReadBatch> {
   const release = (): void => undefined;
+  const flags = fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOFOLLOW ?? 0);
   for (let names = first; names.length > 0; names = await more(CHUNK)) {
     for (const name of names) {
       throwIfAborted(opts.signal);
       const p = path.join(root, name);
       let bytes: Buffer;
+      let stats: Float64Array;
+      const fh = await fs.promises.open(p, flags).catch((e: Error) => {
+        throw new DesInvalidArgumentError(`cannot read ${p}: ${e.message}`);
+      });
       try {
-        const st = await fs.promises.stat(p);
+        const st = await fh.stat();
+        if (!st.isFile()) throw new Error("not a regular file");
+        stats = opts.stats ? Float64Array.of(st.mode, st.mtimeMs, st.uid, st.gid, st.dev, st.ino, st.nlink) : new Float64Array(0);
         if (st.size > opts.wholeLimit) {
-          yield { names: [name], lengths: Float64Array.of(-1), bytes: new Uint8Array(0), release };
+          yield { names: [name], lengths: Float64Array.of(-1), stats, bytes: new Uint8Array(0), release };
           continue;
         }
-        bytes = await fs.promises.readFile(p);
+        bytes = await fh.readFile();
       } catch (e) {
         throw new DesInvalidArgumentError(`cannot read ${p}: ${(e as Error).message}`);
+      } finally {
+        await fh.close();
       }
-      yield { names: [name], lengths: Float64Array.of(bytes.length), bytes, release };
+      yield { names: [name], lengths: Float64Array.of(bytes.length), stats, bytes, release };
     }
   }
 }

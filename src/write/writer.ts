@@ -165,8 +165,8 @@ export class DesWriter {
   }
 
   /** packDirectory's path (see `addPacked` below): one queued step for a whole read batch. */
-  private addPacked(names: readonly string[], bytes: Uint8Array, lengths: ArrayLike<number>, release?: () => void): Promise<void> {
-    return this.enqueue(() => this.addPackedNow(names, bytes, lengths, release));
+  private addPacked(names: readonly string[], bytes: Uint8Array, lengths: ArrayLike<number>, release?: () => void, metas?: readonly unknown[]): Promise<void> {
+    return this.enqueue(() => this.addPackedNow(names, bytes, lengths, release, metas));
   }
 
   /** True when a body of `size` bytes goes to the external store (v1: Python's `>=`; v2: above the threshold). */
@@ -234,7 +234,7 @@ export class DesWriter {
    * With `release`, a sink that can (FileSink) keeps `bytes` without copying
    * and calls `release` once written; `release` is called exactly once.
    */
-  private async addPackedNow(names: readonly string[], bytes: Uint8Array, lengths: ArrayLike<number>, release?: () => void): Promise<void> {
+  private async addPackedNow(names: readonly string[], bytes: Uint8Array, lengths: ArrayLike<number>, release?: () => void, metas?: readonly unknown[]): Promise<void> {
     let handed = false;
     try {
       this.ensureOpen();
@@ -261,7 +261,8 @@ export class DesWriter {
           break;
         }
         const hash = len > 0 ? xxh64(bytes.subarray(used, used + len)) : 0n;
-        const meta = this.format === 1 ? v1MetaDocument(undefined, len, undefined) : undefined;
+        const given = metas?.[k];
+        const meta = this.format === 1 ? v1MetaDocument(given, len, undefined) : given === undefined ? undefined : encodeMetaV2(given);
         this.pushRow(name, nameLen, nameHash, key, 0, 0, len, len, base + used, hash, undefined, meta);
         used += len;
       }
@@ -407,8 +408,15 @@ export class DesWriter {
  * `add` per entry would. `release` (called exactly once) says when `bytes`
  * may be reused; until then the sink may still be writing it.
  */
-export function addPacked(w: DesWriter, names: readonly string[], bytes: Uint8Array, lengths: ArrayLike<number>, release?: () => void): Promise<void> {
-  return w["addPacked"](names, bytes, lengths, release);
+export function addPacked(
+  w: DesWriter,
+  names: readonly string[],
+  bytes: Uint8Array,
+  lengths: ArrayLike<number>,
+  release?: () => void,
+  metas?: readonly unknown[],
+): Promise<void> {
+  return w["addPacked"](names, bytes, lengths, release, metas);
 }
 
 /** True when `addPacked` can take bodies up to `maxLength` bytes at once (else add them one by one). */

@@ -1,0 +1,28 @@
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { builtCli } from "./helpers/cli.js";
+
+describe("package", () => {
+  it("ships a LICENSE and dist without source maps; the CLI imports the library chunks, no second copy", () => {
+    builtCli();
+    const r = spawnSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    const files = (JSON.parse(r.stdout) as { files: { path: string; size: number }[] }[])[0]!.files.map((f) => f.path);
+    expect(files).toContain("LICENSE");
+    expect(files).toContain("dist/cli.js");
+    expect(files.filter((f) => f.endsWith(".map"))).toEqual([]);
+    const pkg = JSON.parse(fs.readFileSync("package.json", "utf8")) as { scripts: Record<string, string>; bin: Record<string, string> };
+    expect(pkg.scripts.prepare).toBeDefined();
+    expect(pkg.scripts.prepack).toBeDefined();
+    const cliText = fs.readFileSync(path.resolve(pkg.bin["des-pack"]!), "utf8");
+    expect(cliText.startsWith("#!/usr/bin/env node\n")).toBe(true);
+    // The reader class is defined once, in a shared chunk, and the CLI imports it.
+    const defines = /var DesReader = class\b|class DesReader\b/;
+    expect(cliText).not.toMatch(defines);
+    const defining = fs.readdirSync("dist").filter((f) => f.endsWith(".js") && defines.test(fs.readFileSync(path.join("dist", f), "utf8")));
+    expect(defining).toHaveLength(1);
+    expect(cliText).toContain(`from './${defining[0]}'`);
+  });
+});
