@@ -62,7 +62,10 @@ export class Opening {
         link.tailKey,
         async (sig) => {
           const cached = await link.getTail(sig);
-          if (cached) return { tail: cached as TailRead, warm: true };
+          // A source that knows its current version without a request (a local file) vetoes a stale cached tail.
+          if (cached && (source.currentVersion === undefined || (await source.currentVersion(sig)) === cached.version)) {
+            return { tail: cached as TailRead, warm: true };
+          }
           const read = await fetcher.readTail(cfg.tailSize, sig);
           link.putTail(read);
           return { tail: read, warm: false };
