@@ -89,4 +89,25 @@ describe("planned batches on a local file (cost model), every body right", () =>
     }
     await r.close();
   });
+
+  it("keeps maxInflightBytes on the batched (readMany) path, getMany and iterMany", async () => {
+    const src = new Tracked(await FileSource.open(await archive()));
+    const r = await DesReader.open(src);
+    const names = Array.from({ length: N }, (_, i) => nameOf(i));
+    const cost = { maxInflightBytes: 100_000, maxSpan: 50_000 };
+    const got = await r.getMany(names, { cost });
+    for (let i = 0; i < N; i++) expect(Buffer.from(got.get(nameOf(i))!).equals(Buffer.from(body(i, sizeOf(i))))).toBe(true);
+    expect(src.peak).toBeGreaterThan(50_000);
+    expect(src.peak).toBeLessThanOrEqual(100_000);
+    src.reset();
+    let n = 0;
+    for await (const [name, bytes] of r.iterMany(names, { cost, maxBatchBytes: 400_000 })) {
+      const i = Number(name.slice(1));
+      expect(Buffer.from(bytes).equals(Buffer.from(body(i, sizeOf(i))))).toBe(true);
+      n++;
+    }
+    expect(n).toBe(N);
+    expect(src.peak).toBeLessThanOrEqual(100_000);
+    await r.close();
+  });
 });
