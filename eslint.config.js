@@ -17,6 +17,11 @@ export default tseslint.config(
     },
   },
   {
+    // Plain JavaScript scripts (examples, build scripts) run on Node.
+    files: ["**/*.mjs", "**/*.cjs", "**/*.js"],
+    languageOptions: { globals: { process: "readonly", console: "readonly" } },
+  },
+  {
     // Tests and benchmarks may poke at internals and build hostile inputs.
     files: ["test/**", "bench/**", "spec/**"],
     rules: { "@typescript-eslint/no-non-null-assertion": "off" },

@@ -358,6 +358,7 @@ const DUMPS_TABLE: Array<[unknown, string]> = [
   [9999999999999998, "9999999999999998.0"],
   [1e16, "1e+16"],
   [-1e17, "-1e+17"],
+  // eslint-disable-next-line no-loss-of-precision -- the literal rounds to the double whose repr is tested
   [123456789012345678, "1.2345678901234568e+17"],
   [1e21, "1e+21"],
   [1e22, "1e+22"],

@@ -67,6 +67,13 @@ export interface RangeSource {
    * batches and `read` for everything else. Same contract as `read` per range.
    */
   readMany?(ranges: readonly { offset: number; length: number }[], signal?: AbortSignal, version?: string): Promise<Uint8Array[]>;
+  /**
+   * Optional: the version token `readTail` would return now, for sources that
+   * can tell it without a request (a local file: one `stat`). A reader opening
+   * from a cached tail checks it against this, so an archive changed in place
+   * (an append) is never served from the index of its previous version.
+   */
+  currentVersion?(signal?: AbortSignal): Promise<string | undefined>;
   close?(): Promise<void>;
 }
 

@@ -160,7 +160,7 @@ export class Fetcher {
       return;
     }
     if (this.source.readMany && groups.length >= BATCH_MIN) {
-      await this.readBatched(groups, signal, onGroup);
+      await this.readBatched(groups, signal, onGroup, budget);
       return;
     }
     await runBounded(groups, concurrency, async (group, inner) => onGroup(group, await this.read(group.offset, group.length, inner)), signal, budget);
@@ -181,11 +181,16 @@ export class Fetcher {
     return { groups: p.groups, concurrency: p.concurrency, budget: model.maxInflightBytes };
   }
 
-  /** Many groups through `source.readMany`, two batches in flight so decoding overlaps reading. */
+  /**
+   * Many groups through `source.readMany`, two batches in flight so decoding
+   * overlaps reading; with a `budget` (maxInflightBytes) a batch holds at most
+   * half of it, and the next batch is read ahead only when both fit in it.
+   */
   private async readBatched<T>(
     groups: readonly RangeGroup<T>[],
     signal: AbortSignal | undefined,
     onGroup: (group: RangeGroup<T>, bytes: Uint8Array) => void,
+    budget?: number,
   ): Promise<void> {
     const rest: RangeGroup<T>[] = [];
     for (const g of groups) {
@@ -193,17 +198,22 @@ export class Fetcher {
       if (inTail) onGroup(g, inTail);
       else rest.push(g);
     }
-    const batches = this.batchesOf(rest);
+    const batches = this.batchesOf(rest, budget === undefined ? BATCH_BYTES : Math.max(1, Math.min(BATCH_BYTES, Math.floor(budget / 2))));
+    const bytesOf = (b: readonly RangeGroup<T>[] | undefined): number => (b ? b.reduce((n, g) => n + g.length, 0) : 0);
+    const fits = (a: readonly RangeGroup<T>[] | undefined, b: readonly RangeGroup<T>[] | undefined): boolean => budget === undefined || bytesOf(a) + bytesOf(b) <= budget;
     const read = (b: RangeGroup<T>[]): Promise<Uint8Array[]> => {
       const p = this.source.readMany!(b, signal, this.version);
       // Observed now, awaited later: a read failing while an earlier one is awaited must not count as unhandled.
       p.catch(() => undefined);
       return p;
     };
-    let ahead: [Promise<Uint8Array[]>?, Promise<Uint8Array[]>?] = [batches[0] ? read(batches[0]) : undefined, batches[1] ? read(batches[1]) : undefined];
+    let now = batches[0] ? read(batches[0]) : undefined;
+    let ahead = batches[1] && fits(batches[0], batches[1]) ? read(batches[1]) : undefined;
     for (let k = 0; k < batches.length; k++) {
-      const results = await ahead[0]!;
-      ahead = [ahead[1], batches[k + 2] ? read(batches[k + 2]!) : undefined];
+      const results = await now!;
+      // Batch k + 1 (already ahead, or started now), and k + 2 ahead of it when both fit in the budget.
+      now = ahead ?? (batches[k + 1] ? read(batches[k + 1]!) : undefined);
+      ahead = batches[k + 2] && fits(batches[k + 1], batches[k + 2]) ? read(batches[k + 2]!) : undefined;
       const done = batches[k]!;
       this.stats.requests += done.length;
       for (let i = 0; i < done.length; i++) {
@@ -221,13 +231,13 @@ export class Fetcher {
    * BATCH_BYTES bytes a batch, the first one smaller so the caller starts
    * decoding early.
    */
-  private batchesOf<T>(groups: readonly RangeGroup<T>[]): RangeGroup<T>[][] {
+  private batchesOf<T>(groups: readonly RangeGroup<T>[], maxBytes: number): RangeGroup<T>[][] {
     const out: RangeGroup<T>[][] = [];
     let batch: RangeGroup<T>[] = [];
     let bytes = 0;
     let limit = BATCH_FIRST;
     for (const g of groups) {
-      if (batch.length > 0 && (batch.length >= limit || bytes + g.length > BATCH_BYTES)) {
+      if (batch.length > 0 && (batch.length >= limit || bytes + g.length > maxBytes)) {
         out.push(batch);
         batch = [];
         bytes = 0;

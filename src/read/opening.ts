@@ -62,7 +62,12 @@ export class Opening {
         link.tailKey,
         async (sig) => {
           const cached = await link.getTail(sig);
-          if (cached) return { tail: cached as TailRead, warm: true };
+          // A source that knows its current version without a request (a local file) vetoes a stale cached tail.
+          if (cached) {
+            if (source.currentVersion === undefined || (await source.currentVersion(sig)) === cached.version) return { tail: cached as TailRead, warm: true };
+            // What the cache holds describes an older version: drop it, as a reopen after a change does.
+            await link.purge();
+          }
           const read = await fetcher.readTail(cfg.tailSize, sig);
           link.putTail(read);
           return { tail: read, warm: false };

@@ -46,14 +46,18 @@ export function planCost(model: CostModel, requests: number, bytes: number): num
   return objective.perRequest * requests + objective.perByte * bytes + objective.perMs * wall;
 }
 
-/** Wanted ranges that overlap or touch, merged: reading them together costs nothing extra. */
+/**
+ * Wanted ranges that overlap, or touch within `maxSpan`, merged: reading them
+ * together costs nothing extra. Touching ranges past `maxSpan` stay apart
+ * (the bodies of a packed archive all touch: one atom would be the whole batch).
+ */
 interface Atom<T> {
   readonly start: number;
   end: number;
   readonly wants: RangeWant<T>[];
 }
 
-function atomsOf<T>(wants: readonly RangeWant<T>[]): Atom<T>[] {
+function atomsOf<T>(wants: readonly RangeWant<T>[], maxSpan: number): Atom<T>[] {
   let inOrder = true;
   for (let i = 1; i < wants.length && inOrder; i++) {
     const a = wants[i - 1]!;
@@ -65,7 +69,7 @@ function atomsOf<T>(wants: readonly RangeWant<T>[]): Atom<T>[] {
   let cur: Atom<T> | undefined;
   for (const w of sorted) {
     const end = w.offset + w.length;
-    if (cur && w.offset <= cur.end) {
+    if (cur && (w.offset < cur.end || (w.offset === cur.end && end - cur.start <= maxSpan))) {
       cur.wants.push(w);
       if (end > cur.end) cur.end = end;
       continue;
@@ -94,7 +98,7 @@ function atomsOf<T>(wants: readonly RangeWant<T>[]): Atom<T>[] {
  * the plan is then the best of the sweep rather than a proven optimum.
  */
 export function planReads<T>(wants: readonly RangeWant<T>[], model: CostModel): ReadPlan<T> {
-  const atoms = atomsOf(wants);
+  const atoms = atomsOf(wants, model.maxSpan);
   const n = atoms.length;
   if (n === 0) return { groups: [], concurrency: 1, requests: 0, bytes: 0, wallMs: 0 };
   let bytes = 0;

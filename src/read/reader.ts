@@ -334,14 +334,12 @@ export class DesReader {
   stream(name: string, opts: ReadOptions = {}): Readable {
     const verify = opts.verify ?? this.verifyDefault;
     const signal = opts.signal;
-    const self = this;
+    const external = this.batch.external;
+    const found = (): Promise<{ opening: Opening; rec: EntryRecord }> =>
+      this.run(async (o) => ({ opening: o, rec: (await lookup(o, [name], "throw", signal))[0]! }), signal);
     async function* chunks(): AsyncGenerator<Uint8Array> {
-      let opening: Opening | undefined;
-      const rec = await self.run(async (o) => {
-        opening = o;
-        return (await lookup(o, [name], "throw", signal))[0]!;
-      }, signal);
-      yield* entryChunks(opening!, rec, self.batch.external, verify, signal);
+      const { opening, rec } = await found();
+      yield* entryChunks(opening, rec, external, verify, signal);
     }
     return Readable.from(chunks(), { objectMode: false });
   }

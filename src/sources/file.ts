@@ -283,6 +283,20 @@ export class FileSource implements RangeSource {
     return { bytes, size: this.fileSize, version: h.token };
   }
 
+  /**
+   * The token `readTail` would return now, from one `stat` of the path (the
+   * open descriptor's `fstat` when the path is gone): an append in place
+   * changes the size, a replacement the inode.
+   */
+  async currentVersion(signal?: AbortSignal): Promise<string> {
+    throwIfAborted(signal);
+    const h = this.handle;
+    if (h === undefined) throw new DesIoError(`${this.key} is closed`);
+    const now = await fs.promises.stat(this.key, { bigint: true }).catch(() => undefined);
+    if (now !== undefined) return fileVersion(now);
+    return fileVersion(fs.fstatSync(h.fd, { bigint: true }));
+  }
+
   /** Closes the file once every read in flight (single or batch) has settled. Safe to call twice. */
   async close(): Promise<void> {
     const h = this.handle;

@@ -228,7 +228,7 @@ export class PageView {
     let o = 4;
     let prevAt = 0;
     let prevLen = 0;
-    let v = 0;
+    let v: number;
     const fail = (i: number, what: string): never => {
       throw new DesFormatError(`v2 page ${this.pageIndex}: record ${i}: ${what}`);
     };
