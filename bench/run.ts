@@ -15,7 +15,7 @@ import type { BenchReport, BenchRow, Benchmark } from "./lib.js";
 import { BENCH_DIR, DATA_DIR } from "./tree.js";
 
 /** In this order; a module that is not there (s3-coalescing is optional) is skipped. */
-const MODULES = ["pack", "read", "open-lookup", "cold", "planning", "s3-coalescing"];
+const MODULES = ["pack", "read", "open-lookup", "cold", "planning", "s3-coalescing", "read-memory"];
 
 interface Machine {
   node: string;

@@ -276,3 +276,35 @@ describe("a reader with an IndexCache", () => {
     expect(cache.keys()).toEqual([]);
   });
 });
+
+describe("a local file under a cache", () => {
+  it("a warm open makes no read; a file replaced by rename is detected by its version token, purged and reopened", async () => {
+    const { tempDir } = await import("./helpers/tmp.js");
+    const fs = await import("node:fs");
+    const path = await import("node:path");
+    const dir = tempDir("des-cache-file-");
+    const file = path.join(dir, "a.des");
+    fs.writeFileSync(file, await archive(N, "a"));
+    const cache = new MapCache();
+    const first = await DesReader.open(file, { cache });
+    expect(dec(await first.get(nameOf(9)))).toBe("a 9");
+    await first.close();
+    const tailKey = [...cache.map.keys()].find((k) => k.endsWith("|tail"))!;
+    expect(tailKey).toBe(`des1|${path.resolve(file)}|tail`);
+
+    const warm = await DesReader.open(file, { cache });
+    expect(warm.ioStats.requests).toBe(0);
+    expect(dec(await warm.get(nameOf(9)))).toBe("a 9");
+    expect(warm.ioStats.requests).toBe(1);
+    await warm.close();
+
+    // Replaced the way writers do it (temporary file, then rename): a new inode, so a new version token.
+    fs.writeFileSync(`${file}.tmp`, await archive(N, "b"));
+    fs.renameSync(`${file}.tmp`, file);
+    const after = await DesReader.open(file, { cache });
+    expect(after.ioStats.requests).toBe(0); // the stale tail, until a data read says otherwise
+    expect(dec(await after.get(nameOf(9)))).toBe("b 9");
+    expect(cache.calls.deletePrefix).toBe(1);
+    await after.close();
+  });
+});

@@ -7,6 +7,8 @@ import { loadHasher, xxh64 } from "../src/format/hash.js";
 import { encodePage } from "../src/format/v2/page.js";
 import { encodeRoot, encodeV2Footer, encodeV2Header } from "../src/format/v2/footer.js";
 import { concatBytes } from "../src/format/bytes.js";
+import zlib from "node:zlib";
+import type { ExternalStore } from "../src/index.js";
 import { tempDir } from "./helpers/tmp.js";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -59,6 +61,17 @@ describe("U+FEFF at the start of a name is kept (issue 7.1)", () => {
     const v = await r.verify();
     expect(v.problems).toEqual([]);
     expect(v.dataChecked).toBe(6003);
+  });
+});
+
+describe("U+FEFF at the start of a v2 meta string or key is kept (issue 7.1)", () => {
+  it("short and long (over 200 bytes, where the MessagePack library decodes with a default TextDecoder)", async () => {
+    const meta: Record<string, string> = {};
+    for (const n of [1, 50, 199, 200, 201, 300, 5000]) meta[`\ufeff${"k".repeat(n)}`] = `\ufeff${"v".repeat(n)}`;
+    meta["plain"] = "\ufeff\ufeff" + "x".repeat(400);
+    const bytes = await archive({}, async (w) => w.add("a", enc("x"), { meta }));
+    const r = await DesReader.open(new MemorySource(bytes));
+    expect(await r.getMeta("a")).toEqual(meta);
   });
 });
 
@@ -318,5 +331,82 @@ describe("verify() checks what a read serves (issue 7.23)", () => {
     expect(v.problems).toEqual([]);
     expect(v.entries).toBe(2);
     expect(v.ok).toBe(true);
+  });
+});
+
+describe("records sharing one data range (issue 7.14)", () => {
+  it("verify() inflates the shared bytes once, reports every overlap, and finishes in bounded time", async () => {
+    const size = 64 * 2 ** 20;
+    const stream = zlib.gzipSync(new Uint8Array(size), { level: 1 });
+    const n = 1000;
+    const names = Array.from({ length: n }, (_, i) => `r${String(i).padStart(4, "0")}`);
+    const page = encodePage(
+      names.map((name) => ({
+        name: enc(name),
+        flags: 0x02,
+        codec: 1,
+        size,
+        storedSize: stream.length,
+        dataOffset: 16,
+        dataHash: xxh64(stream),
+        externalKey: undefined,
+        metaLength: 0,
+        metaOffset: 0,
+        metaHash: 0n,
+      })),
+    );
+    const root = encodeRoot([page.length]);
+    const indexStart = 16 + stream.length;
+    const total = indexStart + page.length + root.length + 128;
+    const footer = encodeV2Footer({
+      pageBits: 0,
+      requiredFeatures: 0,
+      dataStart: 16,
+      dataLength: stream.length,
+      metaStart: indexStart,
+      metaLength: 0,
+      indexStart,
+      indexLength: page.length + root.length,
+      entryCount: n,
+      prevFooterOffset: 0,
+      archiveLength: total,
+      rootHash: xxh64(root),
+    });
+    const r = await DesReader.open(new MemorySource(concatBytes([encodeV2Header(), stream, page, root, footer])));
+    const t0 = Date.now();
+    const v = await r.verify();
+    expect(Date.now() - t0).toBeLessThan(20_000); // 1,000 x 64 MiB of inflation would take minutes
+    expect(v.ok).toBe(false);
+    expect(v.dataChecked).toBe(1);
+    expect(v.problems).toHaveLength(n - 1);
+    expect(v.problems.every((p) => p.code === "DES_FORMAT" && /overlaps/.test(p.message))).toBe(true);
+    // A batch of them is refused before anything is inflated: 1,000 x 64 MiB is above maxBatchBytes.
+    await expect(r.getMany(names)).rejects.toMatchObject({ code: "DES_INVALID_ARGUMENT" });
+    expect((await r.get(names[7]!)).length).toBe(size);
+  });
+});
+
+describe("external bodies are read at most declared size + 1 (issue 7.15)", () => {
+  it("passes maxBytes to the store and refuses a longer body", async () => {
+    const root = tempDir("des-maxbytes-");
+    const store = new LocalFolderStore(root);
+    const sink = new MemorySink();
+    const w = await DesWriter.create(sink, { externalStore: store, bigFileThreshold: 10 });
+    await w.add("big", new Uint8Array(100).fill(7));
+    await w.close();
+    const asked: (number | undefined)[] = [];
+    const spy: ExternalStore = {
+      put: (k, b, s) => store.put(k, b, s),
+      stream: (k, s, o) => store.stream(k, s, o),
+      get: async (k, s, o) => {
+        asked.push(o?.maxBytes);
+        return store.get(k, s);
+      },
+    };
+    const r = await DesReader.open(new MemorySource(sink.bytes()), { externalStore: spy });
+    expect((await r.get("big")).length).toBe(100);
+    expect(asked).toEqual([100]); // the declared size: the store reads at most one byte more
+    fs.writeFileSync(path.join(root, "_bigFiles", "big"), new Uint8Array(5000));
+    await expect(r.get("big")).rejects.toMatchObject({ code: "DES_EXTERNAL" });
   });
 });

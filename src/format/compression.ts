@@ -42,7 +42,9 @@ export function decompressSync(codec: Compression, stored: Uint8Array, size: num
   if (codec === "none") return stored;
   let out: Buffer;
   try {
-    const opts = { maxOutputLength: Math.max(1, size) };
+    // One output chunk big enough for the whole entry: zlib's default 16 KiB chunks are
+    // concatenated at the end, which holds the entry twice (2x the size at the peak).
+    const opts = { maxOutputLength: Math.max(1, size), chunkSize: Math.max(64, size + 64) };
     out = codec === "gzip" ? zlib.gunzipSync(stored, opts) : zlib.brotliDecompressSync(stored, opts);
   } catch (e) {
     throw new DesFormatError(`entry ${JSON.stringify(name)}: ${codec} data does not inflate to ${size} bytes`, { cause: e });

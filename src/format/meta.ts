@@ -1,4 +1,5 @@
-import { Decoder, Encoder } from "@msgpack/msgpack";
+import { Encoder } from "@msgpack/msgpack";
+import { bomKeepingDecoder } from "./msgpack-decoder.js";
 import { DesFormatError, DesInvalidArgumentError } from "../errors.js";
 import { pyJsonLoads } from "./v1/pyjson.js";
 import type { PyJsonValue } from "./v1/pyjson.js";
@@ -19,7 +20,8 @@ export type MetaValue =
   | PyJsonValue;
 
 const encoder = new Encoder({ useBigInt64: true, ignoreUndefined: true });
-const decoder = new Decoder({ useBigInt64: true });
+// Keeps a leading U+FEFF in strings and keys (the library's own decoder drops it above 200 bytes).
+const decoder = bomKeepingDecoder({ useBigInt64: true });
 
 export function encodeMetaV2(meta: unknown): Uint8Array {
   let bytes: Uint8Array;

@@ -1,4 +1,4 @@
-import { DesFormatError, DesUnsupportedError } from "../errors.js";
+import { DesAbortedError, DesFormatError, DesUnsupportedError } from "../errors.js";
 import type { ByteRange, IndexBytes } from "./index-bytes.js";
 import { FLAG_TOMBSTONE, FOOTER_MAGIC, V1_FOOTER_SIZE, V2_FOOTER_SIZE, startsWith } from "../format/constants.js";
 import type { EntryRecord } from "../format/record.js";
@@ -31,8 +31,19 @@ export interface ArchiveIndex {
    */
   readonly entryCount: number;
   lookupMany(names: readonly string[], signal?: AbortSignal): Promise<(EntryRecord | undefined)[]>;
+  /**
+   * A lookup answered without I/O when it can be: the live record, `null`
+   * when the name is not in the archive, `undefined` when the page that
+   * would tell is not loaded (ask `lookupMany`).
+   */
+  peek(name: string): EntryRecord | null | undefined;
   /** Live names: v1 in first-added order, v2 sorted by UTF-8 bytes. */
   list(signal?: AbortSignal): Promise<string[]>;
+  /**
+   * Live records, a page at a time, each page read once: v1 one chunk in
+   * list order; v2 page by page, each page in name (UTF-8 byte) order.
+   */
+  recordPages(signal?: AbortSignal): AsyncGenerator<readonly EntryRecord[]>;
   /**
    * Every record, tombstones included, for verification. With `onBadPage`, a
    * page that fails its checks is reported and skipped instead of thrown.
@@ -93,12 +104,20 @@ class V1Index implements ArchiveIndex {
     return names.map((n) => this.byName.get(n));
   }
 
+  peek(name: string): EntryRecord | null {
+    return this.byName.get(name) ?? null;
+  }
+
   async list(): Promise<string[]> {
     return [...this.byName.keys()];
   }
 
   async *allRecords(): AsyncGenerator<EntryRecord> {
     yield* this.records;
+  }
+
+  async *recordPages(): AsyncGenerator<readonly EntryRecord[]> {
+    if (this.byName.size > 0) yield [...this.byName.values()];
   }
 
   readonly pageCount = 0;
@@ -181,6 +200,15 @@ class V2Index implements ArchiveIndex {
     return out;
   }
 
+  /** Without I/O when the name's page is cached: searched in its raw bytes like a lookup. */
+  peek(name: string): EntryRecord | null | undefined {
+    const e = encodeName(name, this.footer.pageBits);
+    const view = this.pages.get(e.page);
+    if (!view) return undefined;
+    const rec = view.find(e.bytes, isWellFormed(name) ? name : undefined);
+    return rec && (rec.flags & FLAG_TOMBSTONE) === 0 && rec.name === name ? rec : null;
+  }
+
   /** Each name's page is searched in its raw bytes; only the records asked for are decoded. */
   async lookupMany(names: readonly string[], signal?: AbortSignal): Promise<(EntryRecord | undefined)[]> {
     const bits = this.footer.pageBits;
@@ -199,42 +227,110 @@ class V2Index implements ArchiveIndex {
     return Array.from({ length: this.pageCount }, (_, i) => i);
   }
 
-  async list(signal?: AbortSignal): Promise<string[]> {
-    const names: { bytes: Uint8Array; name: string }[] = [];
-    for await (const { page, id } of this.iteratePages(signal)) {
-      void id;
-      page.records.forEach((r, i) => {
-        if ((r.flags & FLAG_TOMBSTONE) === 0) names.push({ bytes: page.names[i]!, name: r.name });
-      });
-    }
-    names.sort((a, b) => Buffer.compare(a.bytes, b.bytes));
-    return names.map((n) => n.name);
+  private rangeOf(id: number): ByteRange {
+    return { offset: this.table.offsets[id]!, length: this.table.lengths[id]! };
   }
 
-  /** Walks pages in batches so a huge index is never held decoded all at once beyond the cache budget. */
-  private async *iteratePages(signal?: AbortSignal): AsyncGenerator<{ id: number; page: DecodedPage }> {
-    const ids = this.allPageIds();
-    const batch = 64;
-    for (let i = 0; i < ids.length; i += batch) {
-      const loaded = await this.loadPages(ids.slice(i, i + batch), signal);
-      for (const [id, view] of [...loaded].sort((a, b) => a[0] - b[0])) yield { id, page: view.decodeAll() };
+  /**
+   * Decodes a page for a walk (every record, every check); its view is kept
+   * in the page cache only if it fits without evicting anything.
+   */
+  private decodeForWalk(id: number, bytes: Uint8Array): DecodedPage {
+    const view = new PageView(bytes, id, this.footer);
+    const decoded = view.decodeAll();
+    if (this.pages.hasRoom(view.cost)) this.pages.set(id, view, view.cost);
+    return decoded;
+  }
+
+  /**
+   * Every page in id order, each read once, WALK_BATCH pages a round (the
+   * reads of a round coalesce). A walk never evicts the page cache: on an
+   * index bigger than the cache, `list()` or `entries()` would otherwise
+   * push out every hot page and read each page again on the next lookup.
+   */
+  private async *walk(signal?: AbortSignal, onBadPage?: (page: number, error: Error) => void): AsyncGenerator<{ id: number; page: DecodedPage }> {
+    const count = this.pageCount;
+    for (let start = 0; start < count; start += WALK_BATCH) {
+      const ids: number[] = [];
+      for (let id = start; id < Math.min(count, start + WALK_BATCH); id++) ids.push(id);
+      const cached = ids.map((id) => this.pages.get(id));
+      const missing = ids.filter((_, k) => !cached[k]);
+      let raw: Uint8Array[] | undefined;
+      try {
+        raw = missing.length > 0 ? await this.bytesOf.load(missing.map((id) => this.rangeOf(id)), signal) : [];
+      } catch (e) {
+        if (!onBadPage || e instanceof DesAbortedError) throw e;
+        for (const id of missing) onBadPage(id, e as Error);
+      }
+      let m = 0;
+      for (let k = 0; k < ids.length; k++) {
+        const id = ids[k]!;
+        let page: DecodedPage | undefined;
+        const view = cached[k];
+        if (view) {
+          try {
+            page = view.decodeAll();
+          } catch (e) {
+            if (!onBadPage) throw e;
+            onBadPage(id, e as Error);
+            continue;
+          }
+        } else {
+          const bytes = raw?.[m++];
+          if (!bytes) continue;
+          try {
+            page = this.decodeForWalk(id, bytes);
+          } catch (e) {
+            if (!onBadPage) throw e;
+            onBadPage(id, e as Error);
+            continue;
+          }
+        }
+        yield { id, page };
+      }
+    }
+  }
+
+  async list(signal?: AbortSignal): Promise<string[]> {
+    // Names only (no byte copies, no records kept): about one pointer per entry beyond the strings.
+    const names: string[] = [];
+    for await (const { page } of this.walk(signal)) {
+      for (const r of page.records) if ((r.flags & FLAG_TOMBSTONE) === 0) names.push(r.name);
+    }
+    return names.sort(compareUtf8);
+  }
+
+  async *recordPages(signal?: AbortSignal): AsyncGenerator<readonly EntryRecord[]> {
+    for await (const { page } of this.walk(signal)) {
+      const live = page.records.filter((r) => (r.flags & FLAG_TOMBSTONE) === 0);
+      if (live.length > 0) yield live;
     }
   }
 
   async *allRecords(signal?: AbortSignal, onBadPage?: (page: number, error: Error) => void): AsyncGenerator<EntryRecord> {
-    if (!onBadPage) {
-      for await (const { page } of this.iteratePages(signal)) yield* page.records;
-      return;
-    }
-    for (const id of this.allPageIds()) {
-      let page: DecodedPage | undefined;
-      try {
-        page = (await this.loadPages([id], signal)).get(id)?.decodeAll();
-      } catch (e) {
-        onBadPage(id, e as Error);
-      }
-      if (page) yield* page.records;
-    }
+    for await (const { page } of this.walk(signal, onBadPage)) yield* page.records;
   }
+}
 
+const WALK_BATCH = 64;
+
+/**
+ * Orders strings as their UTF-8 bytes would sort (the order of names in v2),
+ * without encoding them: UTF-16 code units sort the same except that
+ * surrogates (code points from U+10000, 4 UTF-8 bytes) must come after
+ * U+E000-U+FFFF (3 bytes).
+ */
+export function compareUtf8(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) {
+      x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+      y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+    }
+    return x - y;
+  }
+  return a.length - b.length;
 }

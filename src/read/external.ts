@@ -60,11 +60,11 @@ export function storeOf(rec: EntryRecord, cfg: ExternalConfig): ExternalStore {
   return cfg.store;
 }
 
-/** Fetches an external body (at most its stored size + 1 bytes), checks its size, checksum and inflation. */
+/** Fetches an external body (the store reads at most its stored size + 1 bytes), checks its size, checksum and inflation. */
 export async function fetchExternal(rec: EntryRecord, key: string, cfg: ExternalConfig, verify: boolean, signal?: AbortSignal): Promise<Uint8Array> {
   const store = storeOf(rec, cfg);
   checkExternalKey(key, rec, cfg);
-  const body = await store.get(key, signal, { maxBytes: rec.storedSize + 1 });
+  const body = await store.get(key, signal, { maxBytes: rec.storedSize });
   if (body.length !== rec.storedSize) {
     throw new DesExternalError(`external body ${JSON.stringify(key)} has ${body.length > rec.storedSize ? "more than " : ""}${body.length} bytes, index says ${rec.storedSize}`);
   }

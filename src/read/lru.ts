@@ -46,6 +46,11 @@ export class ByteLru<K, V> {
     }
   }
 
+  /** Whether `bytes` more fit without evicting anything. */
+  hasRoom(bytes: number): boolean {
+    return this.used + bytes <= this.maxBytes;
+  }
+
   /** The cached value, or the result of `load` shared by every concurrent caller. */
   async getOrLoad(key: K, load: () => Promise<{ value: V; bytes: number }>): Promise<V> {
     const hit = this.get(key);

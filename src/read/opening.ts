@@ -44,13 +44,17 @@ export class Opening {
     return this.tail.size;
   }
 
-  static async load(source: RangeSource, cfg: OpeningConfig, signal?: AbortSignal): Promise<Opening> {
+  /** Opens from the cached tail when there is one, unless `fresh` (a reopen after a change reads the source). */
+  static async load(source: RangeSource, cfg: OpeningConfig, signal?: AbortSignal, fresh = false): Promise<Opening> {
     const fetcher = new Fetcher(source, cfg.hints);
     const link = cfg.cache;
     let tail: TailRead;
     let warm = false;
-    if (link) {
-      await loadHasher(); // cache values are framed with a checksum
+    if (link) await loadHasher(); // cache values are framed with a checksum
+    if (link && fresh) {
+      tail = await fetcher.readTail(cfg.tailSize, signal);
+      link.putTail(tail);
+    } else if (link) {
       // Concurrent opens of one archive through one cache share one lookup and one tail read.
       const got = await link.shared(
         link.tailKey,
@@ -115,20 +119,21 @@ export class Openings {
    * operation that already handed out results from the old opening says no,
    * and the change is then reported as it is.
    */
-  async run<T>(op: (o: Opening) => Promise<T>, signal?: AbortSignal, mayRetry?: () => boolean): Promise<T> {
-    if (this.closed) throw new DesClosedError();
+  run<T>(op: (o: Opening) => Promise<T>, signal?: AbortSignal, mayRetry?: () => boolean): Promise<T> {
+    if (this.closed) return Promise.reject(new DesClosedError());
     const first = this.now;
+    // Promise chaining rather than an async frame: a pending call holds as little as possible.
+    return op(first).catch((e: unknown) => this.retry(e, op, first, signal, mayRetry));
+  }
+
+  private async retry<T>(e: unknown, op: (o: Opening) => Promise<T>, first: Opening, signal?: AbortSignal, mayRetry?: () => boolean): Promise<T> {
+    if (!(e instanceof DesChangedError) || (mayRetry && !mayRetry())) throw e;
+    const next = await this.reopen(first, signal);
     try {
-      return await op(first);
-    } catch (e) {
-      if (!(e instanceof DesChangedError) || (mayRetry && !mayRetry())) throw e;
-      const next = await this.reopen(first, signal);
-      try {
-        return await op(next);
-      } catch (e2) {
-        if (e2 instanceof DesChangedError) throw new DesChangedError(`${this.source.key} changed again while being read`, { cause: e2 });
-        throw e2;
-      }
+      return await op(next);
+    } catch (e2) {
+      if (e2 instanceof DesChangedError) throw new DesChangedError(`${this.source.key} changed again while being read`, { cause: e2 });
+      throw e2;
     }
   }
 
@@ -140,7 +145,7 @@ export class Openings {
       const t = new SharedTask<Opening>(async (sig) => {
         // The cached tail and pages describe the old object: drop them before reading the new one.
         await this.cfg.cache?.purge();
-        const next = await Opening.load(this.source, this.cfg, sig);
+        const next = await Opening.load(this.source, this.cfg, sig, true);
         const s = stale.fetcher.stats;
         this.retired.requests += s.requests;
         this.retired.bytes += s.bytes;

@@ -136,6 +136,12 @@ export function checkReaderOptions(o: ReaderOptions): void {
   }
 }
 
+export function checkReadOptions(o: ReadOptions): void {
+  if (o === null || typeof o !== "object") throw new DesInvalidArgumentError("options must be an object");
+  checkBool("verify", o.verify);
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new DesInvalidArgumentError("signal must be an AbortSignal");
+}
+
 export function checkManyOptions(o: ManyOptions): void {
   if (o === null || typeof o !== "object") throw new DesInvalidArgumentError("options must be an object");
   checkHints(o);

@@ -1,18 +1,19 @@
 import { Readable } from "node:stream";
-import { DesAbortedError, DesClosedError, DesInvalidArgumentError } from "../errors.js";
+import { DesClosedError, DesInvalidArgumentError, DesNotFoundError } from "../errors.js";
 import { DEFAULT_TAIL_SIZE } from "../format/constants.js";
 import { REMOTE_COST } from "../io/cost.js";
 import type { CostModel } from "../io/cost.js";
 import type { MetaValue } from "../format/meta.js";
+import type { EntryRecord } from "../format/record.js";
 import type { ReadHints, RangeSource } from "../io/source.js";
 import { FileSource } from "../sources/file.js";
-import { onAbort } from "./abort.js";
-import { declaredBytes, lookup, readBodies, readMetas } from "./batch.js";
+import { deliveries } from "./deliveries.js";
+import { checkInMemory, declaredBytes, lookup, readBodies, readMetas } from "./batch.js";
 import type { BatchConfig, BatchPlan } from "./batch.js";
 import { CacheLink } from "./cache-link.js";
-import { isExternal, toStat } from "./entry.js";
+import { decodeBody, isExternal, toStat } from "./entry.js";
 import type { EntryStat } from "./entry.js";
-import { resolveExternalKey } from "./external.js";
+import { fetchExternal, resolveExternalKey } from "./external.js";
 import { readMetaOf } from "./batch.js";
 import type { IoStats } from "./fetcher.js";
 import { Opening, Openings } from "./opening.js";
@@ -23,6 +24,7 @@ import {
   DEFAULT_PAGE_CACHE_BYTES,
   checkInt,
   checkManyOptions,
+  checkReadOptions,
   checkReaderOptions,
   hintsOf,
 } from "./options.js";
@@ -130,12 +132,22 @@ export class DesReader {
     return this.openings.run(op, signal, mayRetry);
   }
 
+  /** The record of `name` in opening `o`: no I/O when its page is decoded; null when absent. */
+  private async find(o: Opening, name: string, signal?: AbortSignal): Promise<EntryRecord | null> {
+    const rec = o.index.peek(name);
+    return rec !== undefined ? rec : ((await o.index.lookupMany([name], signal))[0] ?? null);
+  }
+
   async has(name: string, opts: { signal?: AbortSignal } = {}): Promise<boolean> {
-    return this.run(async (o) => (await o.index.lookupMany([name], opts.signal))[0] !== undefined, opts.signal);
+    return this.run(async (o) => (await this.find(o, name, opts.signal)) !== null, opts.signal);
   }
 
   async stat(name: string, opts: { signal?: AbortSignal } = {}): Promise<EntryStat> {
-    return this.run(async (o) => toStat((await lookup(o, [name], "throw", opts.signal))[0]!), opts.signal);
+    return this.run(async (o) => {
+      const rec = await this.find(o, name, opts.signal);
+      if (rec === null) throw new DesNotFoundError(name);
+      return toStat(rec);
+    }, opts.signal);
   }
 
   /** Live names: v1 in the order first added, v2 sorted by UTF-8 bytes. Reads only the index. */
@@ -143,9 +155,48 @@ export class DesReader {
     return this.run((o) => o.index.list(opts.signal), opts.signal);
   }
 
-  async get(name: string, opts: ReadOptions = {}): Promise<Uint8Array> {
-    const all = await this.getMany([name], opts);
-    return all.get(name)!;
+  /**
+   * One entry. The same as `getMany([name]).get(name)`, on a path of its own:
+   * a server may hold a hundred thousand of these pending at once, so a
+   * pending `get` costs a lookup (no I/O when its page is decoded), one
+   * shared read and no batch machinery.
+   */
+  /**
+   * Every live entry's stat, streamed a page at a time: each index page is
+   * read once (in coalesced rounds of 64 pages) and only one round is held,
+   * so walking a huge archive (`list --long`) costs one pass over its index
+   * whatever the page cache size. Order: v1 as `list()`; v2 page by page,
+   * each page in name (UTF-8 byte) order (pages are hash buckets, so the
+   * whole walk is not globally sorted: sort `list()` for that).
+   */
+  async *entries(opts: { signal?: AbortSignal } = {}): AsyncGenerator<EntryStat> {
+    if (this.closed) throw new DesClosedError();
+    const o = this.openings.current;
+    for await (const page of o.index.recordPages(opts.signal)) for (const r of page) yield toStat(r);
+  }
+
+  get(name: string, opts: ReadOptions = {}): Promise<Uint8Array> {
+    try {
+      checkReadOptions(opts);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const verify = opts.verify ?? this.verifyDefault;
+    const signal = opts.signal;
+    return this.run(async (o) => {
+      // Inline rather than `find`: one async frame less per pending get.
+      let rec = o.index.peek(name);
+      if (rec === undefined) rec = (await o.index.lookupMany([name], signal))[0] ?? null;
+      if (rec === null) throw new DesNotFoundError(name);
+      checkInMemory(rec, this.batch.maxEntryBytes);
+      if (isExternal(rec)) {
+        const r = rec;
+        const key = await resolveExternalKey(r, this.batch.external, () => readMetaOf(o, r, true, signal));
+        return fetchExternal(r, key, this.batch.external, verify, signal);
+      }
+      if (rec.storedSize === 0) return new Uint8Array(0);
+      return decodeBody(rec, await o.fetcher.read(rec.dataOffset, rec.storedSize, signal), verify);
+    }, signal);
   }
 
   private plan(opts: ManyOptions, signal: AbortSignal | undefined, drained?: () => Promise<void>): BatchPlan {
@@ -199,73 +250,16 @@ export class DesReader {
   async *iterMany(names: Iterable<string>, opts: ManyOptions = {}): AsyncGenerator<[string, Uint8Array]> {
     checkManyOptions(opts);
     const wanted = [...new Set(names)];
-    // Our own controller, following the caller's: leaving the loop early must cancel the reads.
-    const stop = new AbortController();
-    const unfollow = opts.signal ? onAbort(opts.signal, () => stop.abort(opts.signal?.reason)) : undefined;
-    if (opts.signal?.aborted) stop.abort(opts.signal.reason);
-    const signal = stop.signal;
-    let ready: [string, Uint8Array][] = [];
-    let head = 0;
-    let yielded = 0;
-    let wake: (() => void) | undefined;
-    let drainedWake: (() => void) | undefined;
-    let outcome: { error: unknown } | "done" | undefined;
-    const drained = (): Promise<void> => {
-      if (head >= ready.length || signal.aborted) return Promise.resolve();
-      return new Promise<void>((resolve) => (drainedWake = resolve));
-    };
-    const plan = this.plan(opts, signal, drained);
-    const reading = this.run(
-      async (o) => {
-        const recs = await lookup(o, wanted, opts.missing ?? "throw", signal);
-        await readBodies(o, recs, this.batch, plan, (name, bytes) => {
-          ready.push([name, bytes]);
-          wake?.();
-        });
-      },
-      signal,
-      () => {
-        if (yielded > 0) return false;
-        ready = [];
-        head = 0;
-        return true;
-      },
-    ).then(
-      () => {
-        outcome = "done";
-        wake?.();
-      },
-      (error: unknown) => {
-        outcome = { error };
-        wake?.();
-      },
+    yield* deliveries(opts.signal, (deliver, drained, signal, mayRetry) =>
+      this.run(
+        async (o) => {
+          const recs = await lookup(o, wanted, opts.missing ?? "throw", signal);
+          await readBodies(o, recs, this.batch, this.plan(opts, signal, drained), deliver);
+        },
+        signal,
+        mayRetry,
+      ),
     );
-    try {
-      for (;;) {
-        if (head < ready.length) {
-          const item = ready[head]!;
-          ready[head++] = undefined as unknown as [string, Uint8Array]; // let it go once yielded
-          if (head === ready.length) {
-            ready = [];
-            head = 0;
-            drainedWake?.();
-            drainedWake = undefined;
-          }
-          yielded++;
-          yield item;
-          continue;
-        }
-        if (outcome === "done") return;
-        if (outcome) throw outcome.error;
-        await new Promise<void>((resolve) => (wake = resolve));
-        wake = undefined;
-      }
-    } finally {
-      unfollow?.();
-      if (!outcome) stop.abort(new DesAbortedError("the consumer stopped iterating"));
-      drainedWake?.();
-      await reading;
-    }
   }
 
   /** The key of an external entry: v2 records it; v1 keeps it in the meta, else the reader's convention. */

@@ -17,7 +17,7 @@ async function* storedChunks(o: Opening, rec: EntryRecord, cfg: ExternalConfig, 
     const store = storeOf(rec, cfg);
     const key = await resolveExternalKey(rec, cfg, () => readMetaOf(o, rec, true, signal));
     checkExternalKey(key, rec, cfg);
-    yield* store.stream(key, signal);
+    yield* store.stream(key, signal, { maxBytes: rec.storedSize });
     return;
   }
   const end = rec.dataOffset + rec.storedSize;

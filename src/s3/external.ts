@@ -3,10 +3,15 @@ import { GetObjectCommand } from "@aws-sdk/client-s3";
 import type { GetObjectCommandInput, GetObjectCommandOutput, S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { DesAbortedError, DesChangedError, DesError, DesExistsError, DesExternalError, DesInvalidArgumentError, throwIfAborted } from "../errors.js";
-import type { ExternalStore } from "../io/external.js";
-import { backoffDelay, sleep } from "../sources/http.js";
-import { BodyError, bodyChunks, discardBody } from "./body.js";
-import { describeS3Error, isAbort, isNotFound, isPreconditionFailed } from "./errors.js";
+import { maxBytesOf } from "../io/external.js";
+import type { ExternalGetOptions, ExternalStore } from "../io/external.js";
+import { parseContentRange } from "../io/range-response.js";
+import { TransientError, pauseBeforeRetry, retryPolicy } from "../io/retry.js";
+import type { RetryPolicy } from "../io/retry.js";
+import { Attempt, timeouts } from "../io/timeout.js";
+import type { Timeouts } from "../io/timeout.js";
+import { bodyChunks, destroyOnAbort, discardBody } from "./body.js";
+import { describeS3Error, isAbort, isInvalidRange, isNotFound, isPreconditionFailed } from "./errors.js";
 import { concatBytes } from "../format/bytes.js";
 
 export interface S3ExternalStoreOptions {
@@ -26,6 +31,16 @@ export interface S3ExternalStoreOptions {
   readonly bodyRetries?: number;
   readonly retryBaseMs?: number;
   readonly retryMaxMs?: number;
+  /**
+   * Prepended to every key (`<prefix><key>`), so the store's keys can be
+   * relative to a folder of the bucket (an S3Location's external store).
+   * Default: none, keys are bucket keys.
+   */
+  readonly prefix?: string;
+  /** Longest wait for the response headers of a GET, ms. Default 30,000; a timeout is retried (`bodyRetries`). */
+  readonly responseTimeoutMs?: number;
+  /** Longest pause between two chunks of a body, ms. Default 30,000. */
+  readonly bodyTimeoutMs?: number;
 }
 
 /**
@@ -37,6 +52,8 @@ export class S3ExternalStore implements ExternalStore {
   readonly client: S3Client;
   readonly bucket: string;
   private readonly opts: S3ExternalStoreOptions;
+  private readonly policy: RetryPolicy;
+  private readonly limits: Timeouts;
 
   constructor(opts: S3ExternalStoreOptions) {
     if (!opts?.client) throw new DesInvalidArgumentError("S3ExternalStore needs an S3Client");
@@ -44,10 +61,16 @@ export class S3ExternalStore implements ExternalStore {
     this.client = opts.client;
     this.bucket = opts.bucket;
     this.opts = opts;
+    this.policy = retryPolicy(opts.bodyRetries, opts.retryBaseMs, opts.retryMaxMs, 2);
+    this.limits = timeouts(opts);
   }
 
   private where(key: string): string {
-    return `s3://${this.bucket}/${key}`;
+    return `s3://${this.bucket}/${this.objectKey(key)}`;
+  }
+
+  private objectKey(key: string): string {
+    return (this.opts.prefix ?? "") + key;
   }
 
   async put(key: string, body: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<void> {
@@ -56,7 +79,7 @@ export class S3ExternalStore implements ExternalStore {
     const stream = Readable.from(body, { objectMode: false });
     const upload = new Upload({
       client: this.client,
-      params: { Bucket: this.bucket, Key: key, Body: stream, ...(this.opts.overwrite ? {} : { IfNoneMatch: "*" }) },
+      params: { Bucket: this.bucket, Key: this.objectKey(key), Body: stream, ...(this.opts.overwrite ? {} : { IfNoneMatch: "*" }) },
       partSize: this.opts.partSize ?? 8 << 20,
       queueSize: this.opts.queueSize ?? 2,
       leavePartsOnError: false,
@@ -78,66 +101,85 @@ export class S3ExternalStore implements ExternalStore {
     }
   }
 
-  async get(key: string, signal?: AbortSignal): Promise<Uint8Array> {
+  async get(key: string, signal?: AbortSignal, opts?: ExternalGetOptions): Promise<Uint8Array> {
     const chunks: Uint8Array[] = [];
-    for await (const c of this.stream(key, signal)) chunks.push(c);
+    for await (const c of this.stream(key, signal, opts)) chunks.push(c);
     return concatBytes(chunks);
   }
 
   /**
-   * Streams one object. A body that breaks or ends early is resumed from the
+   * Streams one object. With `maxBytes`, every GET is a Range GET ending at
+   * byte `maxBytes` (so at most `maxBytes + 1` bytes come back) and an object
+   * whose size (from `Content-Range`) exceeds it fails before its body is
+   * read. A body that breaks, ends early or times out is resumed from the
    * next byte with a ranged GET pinned to the first response's ETag (at most
    * `bodyRetries` times), so a replaced object never splices two versions.
    */
-  async *stream(key: string, signal?: AbortSignal): AsyncIterable<Uint8Array> {
+  async *stream(key: string, signal?: AbortSignal, opts?: ExternalGetOptions): AsyncIterable<Uint8Array> {
     checkKey(key);
-    const retries = this.opts.bodyRetries ?? 2;
+    const max = maxBytesOf(opts);
     let etag: string | undefined;
     let total: number | undefined;
     let got = 0;
     for (let attempt = 0; ; attempt++) {
       throwIfAborted(signal);
-      const input: GetObjectCommandInput = { Bucket: this.bucket, Key: key };
-      if (attempt > 0) {
-        input.Range = `bytes=${got}-`;
-        if (etag !== undefined) input.IfMatch = etag;
-      }
-      let out: GetObjectCommandOutput;
+      const input: GetObjectCommandInput = { Bucket: this.bucket, Key: this.objectKey(key) };
+      if (attempt > 0 || max !== undefined) input.Range = `bytes=${got}-${max ?? ""}`;
+      if (attempt > 0 && etag !== undefined) input.IfMatch = etag;
+      const t = new Attempt(signal, this.limits, `GET ${this.where(key)}`);
+      let failure: unknown;
       try {
-        out = await this.client.send(new GetObjectCommand(input), signal ? { abortSignal: signal } : {});
-      } catch (e) {
-        if (isAbort(e, signal)) throw new DesAbortedError(undefined, { cause: signal?.reason ?? e });
-        if (isPreconditionFailed(e)) throw new DesChangedError(`external body ${this.where(key)} changed while being read`, { cause: e });
-        if (isNotFound(e)) throw new DesExternalError(`external body ${this.where(key)} does not exist`, { cause: e });
-        throw new DesExternalError(`external body ${this.where(key)} is not readable: ${describeS3Error(e)}`, { cause: e });
-      }
-      if (attempt === 0) {
-        etag = out.ETag;
-        total = out.ContentLength;
-      } else if (etag !== undefined && out.ETag !== undefined && out.ETag !== etag) {
-        discardBody(out.Body);
-        throw new DesChangedError(`external body ${this.where(key)} changed while being read`);
-      }
-      const onAbort = (): void => (out.Body as { destroy?: (e?: Error) => void } | undefined)?.destroy?.(new DesAbortedError());
-      signal?.addEventListener("abort", onAbort, { once: true });
-      let broke: unknown;
-      try {
-        for await (const c of bodyChunks(out.Body)) {
-          got += c.length;
-          if (total !== undefined && got > total) throw new DesExternalError(`external body ${this.where(key)} is longer than its ${total} bytes`);
-          yield c;
+        let out: GetObjectCommandOutput;
+        try {
+          out = await this.client.send(new GetObjectCommand(input), { abortSignal: t.signal });
+        } catch (e) {
+          if (t.timedOut) throw t.timeoutError();
+          if (isAbort(e, signal)) throw new DesAbortedError(undefined, { cause: signal?.reason ?? e });
+          if (isPreconditionFailed(e)) throw new DesChangedError(`external body ${this.where(key)} changed while being read`, { cause: e });
+          if (isNotFound(e)) throw new DesExternalError(`external body ${this.where(key)} does not exist`, { cause: e });
+          // A range starting at 0 of an empty object.
+          if (isInvalidRange(e) && got === 0 && attempt === 0) return;
+          throw new DesExternalError(`external body ${this.where(key)} is not readable: ${describeS3Error(e)}`, { cause: e });
         }
+        const size = out.ContentRange !== undefined ? parseContentRange(out.ContentRange)?.total : out.ContentLength;
+        if (attempt === 0) {
+          etag = out.ETag;
+          total = size;
+        } else if (etag !== undefined && out.ETag !== undefined && out.ETag !== etag) {
+          discardBody(out.Body);
+          throw new DesChangedError(`external body ${this.where(key)} changed while being read`);
+        }
+        if (max !== undefined && total !== undefined && total > max) {
+          discardBody(out.Body);
+          throw new DesExternalError(`external body ${this.where(key)} is ${total} bytes, more than the ${max} expected`);
+        }
+        const release = destroyOnAbort(out.Body, t.signal);
+        t.body();
+        try {
+          for await (const c of bodyChunks(out.Body)) {
+            got += c.length;
+            if (total !== undefined && got > total) throw new DesExternalError(`external body ${this.where(key)} is longer than its ${total} bytes`);
+            if (max !== undefined && got > max) throw new DesExternalError(`external body ${this.where(key)} is longer than the ${max} bytes expected`);
+            t.pause();
+            yield c;
+            t.body();
+          }
+        } catch (e) {
+          if (e instanceof DesError) throw e;
+          if (t.timedOut) throw t.timeoutError();
+          if (signal?.aborted) throw new DesAbortedError(undefined, { cause: signal.reason });
+          throw new TransientError(`external body ${this.where(key)} broke after ${got} bytes: ${(e as Error).message}`, { cause: e });
+        } finally {
+          release();
+        }
+        if (total === undefined || got === total) return;
+        throw new TransientError(`external body ${this.where(key)} ended after ${got} of ${total} bytes`);
       } catch (e) {
-        if (e instanceof DesError) throw e;
-        if (signal?.aborted) throw new DesAbortedError(undefined, { cause: signal.reason });
-        broke = new BodyError(`external body ${this.where(key)} broke after ${got} bytes: ${(e as Error).message}`, { cause: e });
+        failure = e;
       } finally {
-        signal?.removeEventListener("abort", onAbort);
+        t.done();
       }
-      if (broke === undefined && (total === undefined || got === total)) return;
-      if (broke === undefined) broke = new BodyError(`external body ${this.where(key)} ended after ${got} of ${total} bytes`);
-      if (attempt >= retries) throw new DesExternalError(`${(broke as Error).message} (gave up after ${attempt + 1} GETs)`, { cause: broke });
-      await sleep(backoffDelay(attempt + 1, this.opts.retryBaseMs ?? 100, this.opts.retryMaxMs ?? 2000), signal);
+      await pauseBeforeRetry(this.policy, attempt, failure, signal, (e, attempts) => new DesExternalError(`${e.message} (gave up after ${attempts} GETs)`, { cause: e }));
     }
   }
 }

@@ -13,3 +13,5 @@ export { S3Sink, createS3Writer, uploadArchive } from "./sink.js";
 export type { S3WriteTarget, S3UploadResult } from "./sink.js";
 export { HttpSource, REMOTE_HINTS } from "../sources/http.js";
 export type { HttpSourceOptions, HttpSourceStats } from "../sources/http.js";
+export { S3Location, parseLocation, parseArchiveLocation } from "./location.js";
+export type { S3LocationOptions, ParseS3LocationOptions } from "./location.js";

@@ -18,8 +18,11 @@ export interface S3ReaderOptions extends ReaderOptions, Omit<S3SourceOptions, "h
  */
 export const S3DesReader = {
   async open(ref: S3ObjectRef, opts: S3ReaderOptions = {}): Promise<DesReader> {
-    const { bodyRetries, retryBaseMs, retryMaxMs, ifMatch, ...readerOpts } = opts;
+    const { bodyRetries, retryBaseMs, retryMaxMs, ifMatch, responseTimeoutMs, bodyTimeoutMs, requireRanges, ...readerOpts } = opts;
     const sourceOpts: S3SourceOptions = {};
+    if (responseTimeoutMs !== undefined) sourceOpts.responseTimeoutMs = responseTimeoutMs;
+    if (bodyTimeoutMs !== undefined) sourceOpts.bodyTimeoutMs = bodyTimeoutMs;
+    if (requireRanges !== undefined) sourceOpts.requireRanges = requireRanges;
     if (bodyRetries !== undefined) sourceOpts.bodyRetries = bodyRetries;
     if (retryBaseMs !== undefined) sourceOpts.retryBaseMs = retryBaseMs;
     if (retryMaxMs !== undefined) sourceOpts.retryMaxMs = retryMaxMs;
@@ -28,7 +31,14 @@ export const S3DesReader = {
     return DesReader.open(source, {
       ...readerOpts,
       archiveKey: readerOpts.archiveKey ?? ref.key,
-      externalStore: readerOpts.externalStore ?? new S3ExternalStore({ client: ref.client, bucket: ref.bucket }),
+      externalStore:
+        readerOpts.externalStore ??
+        new S3ExternalStore({
+          client: ref.client,
+          bucket: ref.bucket,
+          ...(responseTimeoutMs !== undefined ? { responseTimeoutMs } : {}),
+          ...(bodyTimeoutMs !== undefined ? { bodyTimeoutMs } : {}),
+        }),
     });
   },
 };

@@ -1,10 +1,16 @@
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import type { GetObjectCommandInput, GetObjectCommandOutput, S3Client } from "@aws-sdk/client-s3";
-import { DesChangedError, DesInvalidArgumentError, DesIoError, throwIfAborted } from "../errors.js";
-import { REMOTE_HINTS, backoffDelay, parseContentRange, sleep } from "../sources/http.js";
+import { DesInvalidArgumentError, DesIoError, throwIfAborted } from "../errors.js";
+import { REMOTE_HINTS } from "../sources/http.js";
 import { checkRange } from "../io/source.js";
 import type { RangeSource, ReadHints } from "../io/source.js";
-import { BodyError, discardBody, readBody } from "./body.js";
+import { collectBody, describeAsk, planRangeBody } from "../io/range-response.js";
+import type { BodyPlan, RangeAsk, RangeExpect } from "../io/range-response.js";
+import { retryPolicy, withRetries } from "../io/retry.js";
+import type { RetryPolicy } from "../io/retry.js";
+import { Attempt, timeouts } from "../io/timeout.js";
+import type { Timeouts } from "../io/timeout.js";
+import { bodyChunks, destroyOnAbort, discardBody } from "./body.js";
 import { isInvalidRange, mapGetError } from "./errors.js";
 
 /** One S3 object. With `versionId`, every read is of that version. */
@@ -22,13 +28,25 @@ export interface S3SourceOptions {
   /** Overrides of the coalescing defaults (S3_HINTS). */
   hints?: Partial<ReadHints>;
   /**
-   * Extra GETs after a body that ended short or broke midway (the SDK only
-   * retries failures that happen before the response arrives). Default 2.
+   * Extra GETs after a body that ended short or broke midway, or a request
+   * that timed out (the SDK retries only failures it sees before the
+   * response arrives, and none of our timeouts). Default 2.
    * Statuses (500, 503 SlowDown, throttling) and connection errors before
    * the response are left to the client's own retry strategy, so one range
    * costs at most `(1 + bodyRetries) x client maxAttempts` requests.
    */
   bodyRetries?: number;
+  /**
+   * Longest wait from sending a GET to its response headers, ms (connecting
+   * included). Default 30,000. Applies whatever the client's own request
+   * handler is configured with; a timeout is retried (`bodyRetries`), then
+   * DES_IO.
+   */
+  responseTimeoutMs?: number;
+  /** Longest pause between two chunks of a body, ms. Default 30,000; retried too. */
+  bodyTimeoutMs?: number;
+  /** Fail with DES_IO when an S3-compatible server ignores `Range`. Default false: only the bytes up to the end of the range are read. */
+  requireRanges?: boolean;
   /** First backoff step of our body retries, ms (doubling, jittered). Default 100. */
   retryBaseMs?: number;
   /** Largest backoff step, ms. Default 2000. */
@@ -63,9 +81,9 @@ export class S3Source implements RangeSource {
   readonly key: string;
   readonly hints: ReadHints;
   readonly stats: S3SourceStats = { requests: 0, bytes: 0, retries: 0 };
-  private readonly bodyRetries: number;
-  private readonly retryBaseMs: number;
-  private readonly retryMaxMs: number;
+  private readonly policy: RetryPolicy;
+  private readonly limits: Timeouts;
+  private readonly requireRanges: boolean;
   private readonly pinned: string | undefined;
   private knownSize: number | undefined;
   private currentEtag: string | undefined;
@@ -80,10 +98,9 @@ export class S3Source implements RangeSource {
     this.versionId = ref.versionId;
     this.key = `s3://${ref.bucket}/${ref.key}${ref.versionId ? `?versionId=${encodeURIComponent(ref.versionId)}` : ""}`;
     this.hints = { ...S3_HINTS, ...opts.hints };
-    this.bodyRetries = opts.bodyRetries ?? 2;
-    this.retryBaseMs = opts.retryBaseMs ?? 100;
-    this.retryMaxMs = opts.retryMaxMs ?? 2000;
-    if (!Number.isSafeInteger(this.bodyRetries) || this.bodyRetries < 0) throw new DesInvalidArgumentError("bodyRetries must be a non-negative integer");
+    this.policy = retryPolicy(opts.bodyRetries, opts.retryBaseMs, opts.retryMaxMs, 2);
+    this.limits = timeouts(opts);
+    this.requireRanges = opts.requireRanges ?? false;
     this.pinned = opts.ifMatch;
     this.currentEtag = opts.ifMatch;
   }
@@ -100,28 +117,12 @@ export class S3Source implements RangeSource {
   async readTail(length: number, signal?: AbortSignal): Promise<{ bytes: Uint8Array; size: number; version?: string }> {
     if (!Number.isSafeInteger(length) || length <= 0) throw new DesInvalidArgumentError(`invalid tail length ${length}`);
     // Unpinned (unless the caller pinned an ETag): a reopen must learn the new ETag.
-    const got = await this.fetch(`bytes=-${length}`, this.pinned, signal, (out) => {
-      const cr = parseContentRange(out.ContentRange);
-      if (cr === undefined) return { expected: undefined, total: undefined }; // 200: the whole object
-      if (cr.start === undefined || cr.end === undefined || cr.total === undefined || cr.end < cr.start || cr.end >= cr.total) {
-        throw new DesIoError(`${this.key}: unusable Content-Range ${JSON.stringify(out.ContentRange)}`);
-      }
-      return { expected: cr.end - cr.start + 1, total: cr.total };
-    });
-    if (got === "empty") return this.learn(new Uint8Array(0), 0, this.pinned);
-    const { bytes, total, etag } = got;
-    if (this.pinned !== undefined && etag !== undefined && etag !== this.pinned) throw new DesChangedError(`${this.key} is no longer ${this.pinned} (now ${etag})`);
-    if (total === undefined) {
-      const n = Math.min(length, bytes.length);
-      return this.learn(bytes.subarray(bytes.length - n), bytes.length, etag);
-    }
-    return this.learn(bytes, total, etag);
-  }
-
-  private learn(bytes: Uint8Array, size: number, etag: string | undefined): { bytes: Uint8Array; size: number; version?: string } {
+    const got = await this.fetch({ tail: length }, this.pinned, { version: this.pinned, requireRanges: this.requireRanges }, signal);
+    const size = got.total ?? got.bytes.length;
+    const etag = got.etag ?? this.pinned;
     this.knownSize = size;
     this.currentEtag = etag;
-    return etag === undefined ? { bytes, size } : { bytes, size, version: etag };
+    return etag === undefined ? { bytes: got.bytes, size } : { bytes: got.bytes, size, version: etag };
   }
 
   async read(offset: number, length: number, signal?: AbortSignal, version?: string): Promise<Uint8Array> {
@@ -129,74 +130,66 @@ export class S3Source implements RangeSource {
     checkRange(offset, length, this.knownSize, this.key);
     if (length === 0) return new Uint8Array(0);
     const expect = version ?? this.currentEtag;
-    const size = this.knownSize;
-    const got = await this.fetch(`bytes=${offset}-${offset + length - 1}`, expect, signal, (out) => {
-      if (expect !== undefined && out.ETag !== undefined && out.ETag !== expect) {
-        throw new DesChangedError(`${this.key} changed (${expect} -> ${out.ETag})`);
-      }
-      const cr = parseContentRange(out.ContentRange);
-      if (cr === undefined) return { expected: undefined, total: undefined }; // 200: the server ignored Range
-      if (cr.total !== undefined && size !== undefined && cr.total !== size) throw new DesChangedError(`${this.key} changed size (${size} -> ${cr.total})`);
-      if (cr.start !== offset || cr.end !== offset + length - 1) {
-        throw new DesIoError(`${this.key}: asked for bytes ${offset}-${offset + length - 1}, got ${JSON.stringify(out.ContentRange)}`);
-      }
-      return { expected: length, total: cr.total };
-    });
-    if (got === "empty") throw new DesChangedError(`${this.key} no longer holds bytes ${offset}+${length}`);
-    if (got.total === undefined) {
-      // A whole-object answer: usable only if it is still the object we opened.
-      if (size !== undefined && got.bytes.length !== size) throw new DesChangedError(`${this.key} changed size (${size} -> ${got.bytes.length})`);
-      return got.bytes.slice(offset, offset + length);
-    }
+    const got = await this.fetch({ offset, length }, expect, { size: this.knownSize, version: expect, requireRanges: this.requireRanges }, signal);
     return got.bytes;
   }
 
   /**
    * One logical GET: the SDK's own retries cover statuses and connection
    * errors; we add up to `bodyRetries` more GETs for bodies that come back
-   * short or break midway. `plan` checks the headers and says how many body
-   * bytes to expect (undefined: the whole body).
+   * short or break midway and for timeouts. The answer is checked by the
+   * shared range-response check, and only the bytes asked for are read.
    */
-  private async fetch(
-    range: string,
+  private fetch(
+    ask: RangeAsk,
     ifMatch: string | undefined,
+    expect: RangeExpect,
     signal: AbortSignal | undefined,
-    plan: (out: GetObjectCommandOutput) => { expected: number | undefined; total: number | undefined },
-  ): Promise<{ bytes: Uint8Array; total: number | undefined; etag: string | undefined } | "empty"> {
+  ): Promise<{ bytes: Uint8Array; total: number | undefined; etag: string | undefined }> {
+    const range = describeAsk(ask);
     const input: GetObjectCommandInput = { Bucket: this.bucket, Key: this.objectKey, Range: range };
     if (ifMatch !== undefined) input.IfMatch = ifMatch;
     if (this.versionId !== undefined) input.VersionId = this.versionId;
-    for (let attempt = 0; ; attempt++) {
-      throwIfAborted(signal);
-      this.stats.requests++;
-      let out: GetObjectCommandOutput;
-      try {
-        out = await this.client.send(new GetObjectCommand(input), signal ? { abortSignal: signal } : {});
-      } catch (e) {
-        // 416 on a suffix range: the object is empty. On a pinned read: it shrank.
-        if (isInvalidRange(e)) return "empty";
-        throw mapGetError(e, this.key, signal);
-      }
-      let expected: number | undefined;
-      let total: number | undefined;
-      try {
-        ({ expected, total } = plan(out));
-      } catch (e) {
-        discardBody(out.Body);
-        throw e;
-      }
-      try {
-        const bytes = await readBody(out.Body, expected, signal);
-        this.stats.bytes += bytes.length;
-        return { bytes, total, etag: out.ETag };
-      } catch (e) {
-        if (!(e instanceof BodyError)) throw e;
-        if (attempt >= this.bodyRetries) {
-          throw new DesIoError(`GET ${this.key} ${range}: ${e.message} (gave up after ${attempt + 1} GETs)`, { cause: e });
+    return withRetries(
+      this.policy,
+      signal,
+      async () => {
+        const attempt = new Attempt(signal, this.limits, `GET ${this.key} ${range}`);
+        try {
+          this.stats.requests++;
+          let out: GetObjectCommandOutput | undefined;
+          let plan: BodyPlan;
+          try {
+            out = await this.client.send(new GetObjectCommand(input), { abortSignal: attempt.signal });
+          } catch (e) {
+            if (attempt.timedOut) throw attempt.timeoutError();
+            // 416 on a suffix range: the object is empty. On a pinned read: it shrank.
+            if (!isInvalidRange(e)) throw mapGetError(e, this.key, signal);
+          }
+          const answer = out
+            ? { status: out.ContentRange ? 206 : 200, contentRange: out.ContentRange, contentLength: out.ContentLength, version: out.ETag }
+            : { status: 416, contentRange: undefined, contentLength: undefined, version: undefined };
+          try {
+            plan = planRangeBody(ask, answer, expect, this.key);
+          } catch (e) {
+            discardBody(out?.Body);
+            throw e;
+          }
+          const release = destroyOnAbort(out?.Body, attempt.signal);
+          try {
+            const body = await collectBody(out ? bodyChunks(out.Body) : undefined, plan, attempt, this.key);
+            this.stats.bytes += body.received;
+            return { bytes: body.bytes, total: body.total, etag: out?.ETag };
+          } finally {
+            release();
+            discardBody(out?.Body);
+          }
+        } finally {
+          attempt.done();
         }
-        this.stats.retries++;
-        await sleep(backoffDelay(attempt + 1, this.retryBaseMs, this.retryMaxMs), signal);
-      }
-    }
+      },
+      (e, attempts) => new DesIoError(`GET ${this.key} ${range}: ${e.message} (gave up after ${attempts} GETs)`, { cause: e }),
+      () => this.stats.retries++,
+    );
   }
 }

@@ -74,6 +74,11 @@ export class FileSink implements ByteSink {
     return new FileSink(full, tmp, fd, opts.overwrite ?? false);
   }
 
+  /** Bytes accepted so far (buffered ones included). */
+  get bytesWritten(): number {
+    return this.position + this.used;
+  }
+
   /** Waits for the background write, if any; throws its failure. */
   private async settle(): Promise<void> {
     const p = this.inflight;

@@ -6,6 +6,7 @@ export class MemorySink implements ByteSink {
   readonly location: string;
   private chunks: Uint8Array[] = [];
   private committed: Uint8Array | undefined;
+  private written = 0;
 
   constructor(location = "memory:") {
     this.location = location;
@@ -14,6 +15,12 @@ export class MemorySink implements ByteSink {
   async write(chunk: Uint8Array): Promise<void> {
     // A copy: writers may reuse the chunk's memory once write() resolves (Buffer#slice would not copy).
     this.chunks.push(new Uint8Array(chunk));
+    this.written += chunk.length;
+  }
+
+  /** Bytes accepted so far. */
+  get bytesWritten(): number {
+    return this.written;
   }
 
   async commit(): Promise<void> {

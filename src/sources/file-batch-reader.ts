@@ -1,5 +1,7 @@
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import { DesAbortedError, DesIoError } from "../errors.js";
+import { startWorker } from "../io/worker-script.js";
+import type { BatchReply, BatchRequest } from "./file-batch-worker.js";
 
 /**
  * Many small positional reads of one file descriptor, done in a worker
@@ -11,44 +13,11 @@ import { DesAbortedError, DesIoError } from "../errors.js";
  * A batch of a few hundred ranges costs one message each way instead, and
  * the event loop never blocks on the disk.
  *
- * The worker is plain JavaScript evaluated from a string (no separate file
- * in the ESM or CJS build, nothing for a bundler to miss). It is started on
- * first use, shared by every FileSource, and holds the process open only
- * while a batch is in flight.
+ * The worker is a module of its own (file-batch-worker.ts, built as its own
+ * entry), started on first use, shared by every FileSource, and holding the
+ * process open only while a batch is in flight.
  */
-const SOURCE = `
-"use strict";
-const { parentPort } = require("node:worker_threads");
-const fs = require("node:fs");
-parentPort.on("message", (m) => {
-  try {
-    // One buffer per range, transferred: the caller gets independent memory without a copy.
-    const buffers = [];
-    for (let i = 0; i < m.offsets.length; i++) {
-      const off = m.offsets[i];
-      const len = m.lengths[i];
-      const buffer = new ArrayBuffer(len);
-      const bytes = new Uint8Array(buffer);
-      let got = 0;
-      while (got < len) {
-        const n = fs.readSync(m.fd, bytes, got, len - got, off + got);
-        if (n === 0) throw new Error("ended at " + (off + got) + ", expected " + (off + len) + " bytes");
-        got += n;
-      }
-      buffers.push(buffer);
-    }
-    parentPort.postMessage({ id: m.id, buffers }, buffers);
-  } catch (e) {
-    parentPort.postMessage({ id: m.id, error: String(e && e.message) });
-  }
-});
-`;
-
-interface Reply {
-  readonly id: number;
-  readonly buffers?: ArrayBuffer[];
-  readonly error?: string;
-}
+type Reply = BatchReply;
 
 /**
  * One reader thread for the whole process: the descriptor travels with each
@@ -67,7 +36,7 @@ class BatchReader {
     let w: Worker;
     try {
       // No inherited --import / --require flags: the worker needs only node builtins.
-      w = new Worker(SOURCE, { eval: true, execArgv: [] });
+      w = startWorker(import.meta.url, "file-batch-worker", { execArgv: [] });
     } catch (e) {
       this.failed = e;
       throw e;
@@ -129,7 +98,8 @@ class BatchReader {
     const id = this.nextId++;
     const reply = new Promise<Reply>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     w.ref();
-    w.postMessage({ id, fd, offsets, lengths }, [offsets.buffer, lengths.buffer]);
+    const request: BatchRequest = { id, fd, offsets, lengths };
+    w.postMessage(request, [offsets.buffer, lengths.buffer]);
     const r = await reply;
     if (signal?.aborted) throw new DesAbortedError(undefined, { cause: signal.reason });
     if (r.error !== undefined || !r.buffers || r.buffers.length !== ranges.length) {

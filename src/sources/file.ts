@@ -1,9 +1,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { batchReader } from "./file-batch-reader.js";
-import { DesAbortedError, DesIoError, throwIfAborted } from "../errors.js";
+import { DesAbortedError, DesChangedError, DesInvalidArgumentError, DesIoError, throwIfAborted } from "../errors.js";
 import { checkRange, LOCAL_HINTS, type RangeSource, type ReadHints } from "../io/source.js";
-
 
 export interface FileSourceOptions extends Partial<ReadHints> {
   /**
@@ -15,68 +14,190 @@ export interface FileSourceOptions extends Partial<ReadHints> {
    * latency-sensitive server. Default false.
    */
   syncReads?: boolean;
+  /**
+   * How often, at most, a read pinned to a version looks at the path again
+   * (one `stat`) to notice that the file was replaced or rewritten, ms.
+   * Default 1000; 0 checks on every pinned read. Between checks, reads are
+   * served from the descriptor opened for that version (a replaced file's
+   * old bytes stay readable through it, so they are never mixed with new ones).
+   */
+  checkIntervalMs?: number;
+}
+
+// O_NONBLOCK: opening a FIFO must not wait for a writer; it changes nothing for regular files.
+const OPEN_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0);
+
+/** One open descriptor and the version of the file it reads; closed when its last reader is done. */
+interface Handle {
+  readonly fd: number;
+  token: string;
+  users: number;
+  retired: boolean;
+  closed: Promise<void> | undefined;
+  settle: (() => void) | undefined;
+}
+
+/**
+ * The version token of a local file: device, inode, size and modification
+ * time in nanoseconds (spec "Local files: version tokens"). A file replaced
+ * by a rename changes inode; one rewritten in place changes size or mtime.
+ */
+export function fileVersion(st: fs.BigIntStats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
+}
+
+function openFd(filePath: string): Promise<{ fd: number; st: fs.BigIntStats }> {
+  return new Promise((resolve, reject) =>
+    fs.open(filePath, OPEN_FLAGS, (e, fd) => {
+      if (e) return reject(new DesIoError(`cannot open ${filePath}: ${e.message}`, { cause: e }));
+      fs.fstat(fd, { bigint: true }, (e2, st) => {
+        if (e2 || !st.isFile()) {
+          fs.close(fd, () => undefined);
+          if (e2) return reject(new DesIoError(`cannot stat ${filePath}: ${e2.message}`, { cause: e2 }));
+          return reject(new DesInvalidArgumentError(`${filePath} is not a regular file (a FIFO, device, socket or directory cannot be read as an archive)`));
+        }
+        resolve({ fd, st });
+      });
+    }),
+  );
 }
 
 /**
  * Positional reads from a local file. By default never blocks the event
  * loop: single reads use callback `fs.read` (libuv's thread pool), batches go
  * to one shared reader thread. `syncReads` trades that for latency.
+ *
+ * Versions: `readTail` returns the file's version token and, if the path now
+ * names another file, switches to it (like an S3 source learning a new
+ * ETag). A read pinned to a version that is no longer current, or that finds
+ * the path changed at its periodic check, fails with DesChangedError.
+ * A descriptor is closed only after every read using it has settled, so a
+ * read never fails with EBADF or reads a reused descriptor.
  */
 export class FileSource implements RangeSource {
   readonly key: string;
   readonly hints: ReadHints;
   readonly stats = { reads: 0, bytesRead: 0 };
-  private fd: number | undefined;
+  private handle: Handle | undefined;
   private fileSize: number;
-  /** Batches in flight on the shared reader thread; close() waits for them (they use the descriptor). */
-  private readonly batches = new Set<Promise<unknown>>();
-
   private readonly syncReads: boolean;
+  private readonly checkIntervalMs: number;
+  private lastCheck: number;
 
-  private constructor(filePath: string, fd: number, size: number, hints: ReadHints, syncReads: boolean) {
+  private constructor(filePath: string, fd: number, st: fs.BigIntStats, hints: ReadHints, syncReads: boolean, checkIntervalMs: number) {
     this.key = path.resolve(filePath);
-    this.fd = fd;
-    this.fileSize = size;
+    this.handle = FileSource.handleOf(fd, st);
+    this.fileSize = Number(st.size);
     this.hints = hints;
     this.syncReads = syncReads;
+    this.checkIntervalMs = checkIntervalMs;
+    this.lastCheck = Date.now();
   }
 
+  private static handleOf(fd: number, st: fs.BigIntStats): Handle {
+    return { fd, token: fileVersion(st), users: 0, retired: false, closed: undefined, settle: undefined };
+  }
+
+  /** Opens without blocking (a FIFO never hangs) and refuses anything but a regular file. */
   static async open(filePath: string, opts: FileSourceOptions = {}): Promise<FileSource> {
-    const { syncReads = false, ...hints } = opts;
-    let fd: number;
-    try {
-      fd = await new Promise<number>((resolve, reject) => fs.open(filePath, "r", (e, d) => (e ? reject(e) : resolve(d))));
-    } catch (e) {
-      throw new DesIoError(`cannot open ${filePath}: ${(e as Error).message}`, { cause: e });
-    }
-    const st = fs.fstatSync(fd);
-    return new FileSource(filePath, fd, st.size, { ...LOCAL_HINTS, ...hints }, syncReads);
+    const { syncReads = false, checkIntervalMs = 1000, ...hints } = opts;
+    if (!Number.isFinite(checkIntervalMs) || checkIntervalMs < 0) throw new DesInvalidArgumentError("checkIntervalMs must be a non-negative number");
+    const { fd, st } = await openFd(filePath);
+    return new FileSource(filePath, fd, st, { ...LOCAL_HINTS, ...hints }, syncReads, checkIntervalMs);
   }
 
   get size(): number {
     return this.fileSize;
   }
 
-  async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
+  /** The version token of the file being read (see `fileVersion`). */
+  get version(): string | undefined {
+    return this.handle?.token;
+  }
+
+  /** Takes the current descriptor for one read; checks the version the read is pinned to. */
+  private acquire(version: string | undefined): Handle {
+    const h = this.handle;
+    if (h === undefined) throw new DesIoError(`${this.key} is closed`);
+    if (version !== undefined) {
+      if (version !== h.token) throw new DesChangedError(`${this.key} changed (${version} -> ${h.token})`);
+      const now = Date.now();
+      if (now - this.lastCheck >= this.checkIntervalMs) {
+        this.lastCheck = now;
+        this.checkPath(h);
+      }
+    }
+    h.users++;
+    return h;
+  }
+
+  private release(h: Handle): void {
+    h.users--;
+    if (h.users === 0 && h.retired) this.closeHandle(h);
+  }
+
+  /** One `stat` of the path: the file replaced, rewritten or grown since this version was taken is a change. */
+  private checkPath(h: Handle): void {
+    let st: fs.BigIntStats | undefined;
+    try {
+      st = fs.statSync(this.key, { bigint: true, throwIfNoEntry: false });
+    } catch {
+      st = undefined;
+    }
+    // A removed path leaves the open file readable, as it is.
+    if (st !== undefined && fileVersion(st) !== h.token) throw new DesChangedError(`${this.key} changed (${h.token} -> ${fileVersion(st)})`);
+  }
+
+  /** Stops handing out `h`; it closes once its last read has settled. */
+  private retire(h: Handle): Promise<void> {
+    h.retired = true;
+    h.closed ??= new Promise<void>((resolve) => {
+      h.settle = resolve;
+    });
+    if (h.users === 0) this.closeHandle(h);
+    return h.closed;
+  }
+
+  private closeHandle(h: Handle): void {
+    const settle = h.settle;
+    h.settle = undefined;
+    if (settle) fs.close(h.fd, () => settle());
+  }
+
+  async read(offset: number, length: number, signal?: AbortSignal, version?: string): Promise<Uint8Array> {
     throwIfAborted(signal);
     checkRange(offset, length, this.fileSize, this.key);
-    const fd = this.fd;
-    if (fd === undefined) throw new DesIoError(`${this.key} is closed`);
-    if (this.syncReads) return this.readNow(fd, offset, length);
-    const buf = Buffer.allocUnsafe(length);
-    let done = 0;
-    while (done < length) {
-      const n = await new Promise<number>((resolve, reject) =>
-        fs.read(fd, buf, done, length - done, offset + done, (e, got) => (e ? reject(new DesIoError(`read of ${this.key} failed: ${e.message}`, { cause: e })) : resolve(got))),
-      );
-      // A file that shrank under us must not yield a short or zero-filled result.
-      if (n === 0) throw new DesIoError(`${this.key} ended at ${offset + done}, expected ${offset + length} bytes`);
-      done += n;
+    const h = this.acquire(version);
+    try {
+      if (this.syncReads) return this.readNow(h.fd, offset, length);
+      const buf = Buffer.allocUnsafe(length);
+      let done = 0;
+      while (done < length) {
+        const n = await new Promise<number>((resolve, reject) =>
+          fs.read(h.fd, buf, done, length - done, offset + done, (e, got) => (e ? reject(new DesIoError(`read of ${this.key} failed: ${e.message}`, { cause: e })) : resolve(got))),
+        );
+        // A file that shrank under us must not yield a short or zero-filled result.
+        if (n === 0) throw this.endedError(h, offset + done, offset + length);
+        done += n;
+      }
+      if (signal?.aborted) throw new DesAbortedError(undefined, { cause: signal.reason });
+      this.stats.reads++;
+      this.stats.bytesRead += length;
+      return new Uint8Array(buf.buffer, buf.byteOffset, length);
+    } finally {
+      this.release(h);
     }
-    if (signal?.aborted) throw new DesAbortedError(undefined, { cause: signal.reason });
-    this.stats.reads++;
-    this.stats.bytesRead += length;
-    return new Uint8Array(buf.buffer, buf.byteOffset, length);
+  }
+
+  /** A read that hit the end early: the file was truncated (a change) or is broken. */
+  private endedError(h: Handle, at: number, expected: number): DesIoError | DesChangedError {
+    try {
+      const st = fs.fstatSync(h.fd, { bigint: true });
+      if (fileVersion(st) !== h.token) return new DesChangedError(`${this.key} changed while being read (now ${st.size} bytes)`);
+    } catch {
+      // report the short read
+    }
+    return new DesIoError(`${this.key} ended at ${at}, expected ${expected} bytes`);
   }
 
   /**
@@ -84,36 +205,32 @@ export class FileSource implements RangeSource {
    * of a thread-pool round trip each. Until that thread is up (or where
    * worker threads are unavailable), one `read` per range, eight at a time.
    */
-  async readMany(ranges: readonly { offset: number; length: number }[], signal?: AbortSignal): Promise<Uint8Array[]> {
+  async readMany(ranges: readonly { offset: number; length: number }[], signal?: AbortSignal, version?: string): Promise<Uint8Array[]> {
     throwIfAborted(signal);
     for (const r of ranges) checkRange(r.offset, r.length, this.fileSize, this.key);
-    const fd = this.fd;
-    if (fd === undefined) throw new DesIoError(`${this.key} is closed`);
-    if (this.syncReads) return ranges.map((r) => this.readNow(fd, r.offset, r.length));
-    const reader = batchReader();
-    if (!reader.ready()) {
-      const out: Uint8Array[] = new Array(ranges.length);
-      let next = 0;
-      const lane = async (): Promise<void> => {
-        while (next < ranges.length) {
-          const i = next++;
-          out[i] = await this.read(ranges[i]!.offset, ranges[i]!.length, signal);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(8, ranges.length) }, lane));
-      return out;
-    }
-    const pending = reader.read(fd, ranges, this.key, signal);
-    this.batches.add(pending);
-    let out: Uint8Array[];
+    const h = this.acquire(version);
     try {
-      out = await pending;
+      if (this.syncReads) return ranges.map((r) => this.readNow(h.fd, r.offset, r.length));
+      const reader = batchReader();
+      if (!reader.ready()) {
+        const out: Uint8Array[] = new Array(ranges.length);
+        let next = 0;
+        const lane = async (): Promise<void> => {
+          while (next < ranges.length) {
+            const i = next++;
+            out[i] = await this.read(ranges[i]!.offset, ranges[i]!.length, signal, version === undefined ? undefined : h.token);
+          }
+        };
+        await Promise.all(Array.from({ length: Math.min(8, ranges.length) }, lane));
+        return out;
+      }
+      const out = await reader.read(h.fd, ranges, this.key, signal);
+      this.stats.reads += ranges.length;
+      for (const r of ranges) this.stats.bytesRead += r.length;
+      return out;
     } finally {
-      this.batches.delete(pending);
+      this.release(h);
     }
-    this.stats.reads += ranges.length;
-    for (const r of ranges) this.stats.bytesRead += r.length;
-    return out;
   }
 
   /** One synchronous pread (syncReads mode). */
@@ -135,17 +252,41 @@ export class FileSource implements RangeSource {
     return new Uint8Array(buf.buffer, buf.byteOffset, length);
   }
 
-  async readTail(length: number, signal?: AbortSignal): Promise<{ bytes: Uint8Array; size: number }> {
-    if (this.fd !== undefined) this.fileSize = fs.fstatSync(this.fd).size;
+  /**
+   * The last `length` bytes, the size and the version token. When the path
+   * now names another file (replaced by a rename), the source switches to it
+   * first: reads pinned to the old version then fail with DesChangedError.
+   */
+  async readTail(length: number, signal?: AbortSignal): Promise<{ bytes: Uint8Array; size: number; version: string }> {
+    throwIfAborted(signal);
+    let h = this.handle;
+    if (h === undefined) throw new DesIoError(`${this.key} is closed`);
+    let st = fs.fstatSync(h.fd, { bigint: true });
+    const now = fs.statSync(this.key, { bigint: true, throwIfNoEntry: false });
+    if (now !== undefined && (now.dev !== st.dev || now.ino !== st.ino)) {
+      const next = await openFd(this.key);
+      if (this.handle !== h) {
+        // closed or switched meanwhile
+        fs.close(next.fd, () => undefined);
+        return this.readTail(length, signal);
+      }
+      this.handle = FileSource.handleOf(next.fd, next.st);
+      void this.retire(h);
+      h = this.handle;
+      st = next.st;
+    }
+    h.token = fileVersion(st);
+    this.fileSize = Number(st.size);
+    this.lastCheck = Date.now();
     const n = Math.min(length, this.fileSize);
-    return { bytes: await this.read(this.fileSize - n, n, signal), size: this.fileSize };
+    const bytes = await this.read(this.fileSize - n, n, signal, h.token);
+    return { bytes, size: this.fileSize, version: h.token };
   }
 
+  /** Closes the file once every read in flight (single or batch) has settled. Safe to call twice. */
   async close(): Promise<void> {
-    const fd = this.fd;
-    this.fd = undefined;
-    // Batches in flight still use the descriptor: let them finish before it closes.
-    await Promise.allSettled(this.batches);
-    if (fd !== undefined) await new Promise<void>((resolve) => fs.close(fd, () => resolve()));
+    const h = this.handle;
+    this.handle = undefined;
+    if (h) await this.retire(h);
   }
 }

@@ -1,7 +1,9 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { startWorker } from "../io/worker-script.js";
+import type { ReadAheadBatch } from "./read-ahead-worker.js";
 import { DesAbortedError, DesInvalidArgumentError, throwIfAborted } from "../errors.js";
 
 /**
@@ -25,117 +27,10 @@ import { DesAbortedError, DesInvalidArgumentError, throwIfAborted } from "../err
  * which may be after later batches (packDirectory releases a buffer once
  * the sink has written it, without copying).
  *
- * The worker is plain JavaScript evaluated from a string, so it needs no
- * separate file in either the ESM or the CJS build.
+ * The worker is a module of its own (read-ahead-worker.ts, built as its
+ * own entry).
  */
-const WORKER_SOURCE = `
-"use strict";
-const { parentPort } = require("node:worker_threads");
-const fs = require("node:fs");
-const path = require("node:path");
-// root ends with the separator; names use "/", which every platform accepts.
-let root = "";
-let limit = 0;
-// O_NONBLOCK changes nothing for a regular file, and keeps a FIFO put in a file's place from blocking open().
-const O_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK || 0);
-let failed = false;
-const chunks = [];
-const free = [];
-// A file of the current chunk, opened and measured, that did not fit in the previous buffer.
-let carry;
-// Reads the file from offset from into bytes[at + from, at + max) until that is full or the file ends;
-// returns the file offset reached.
-function readUpTo(fd, bytes, at, from, max) {
-  let got = from;
-  while (got < max) {
-    const n = fs.readSync(fd, bytes, at + got, max - got, got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got;
-}
-// The first read of a file asks for this much at most: reading on until read() returns 0 finds
-// the length of a smaller file without an fstat (a tenth of the cost of a small file); a bigger
-// one is measured first, so a file that is then streamed costs one probe, not a buffer's worth.
-const PROBE = 64 * 1024;
-// Reads the next file into bytes at used: its length, -1 when it is over the limit (not read),
-// or undefined when it does not fit (then it is the carry for the next buffer).
-function readFile(f, bytes, used) {
-  let got = 0;
-  if (f.size < 0) {
-    const probe = Math.min(bytes.length - used, PROBE);
-    got = readUpTo(f.fd, bytes, used, 0, probe);
-    if (got < probe && got > 0) return got;
-    // An empty read is checked too: a FIFO (swapped in after the walk) reads as empty.
-    const st = fs.fstatSync(f.fd);
-    if (!st.isFile()) throw new Error("not a regular file");
-    if (st.size <= got || got < probe) return got;
-    f.size = st.size;
-  }
-  if (f.size > limit) return -1;
-  if (used + f.size > bytes.length) return undefined;
-  // A carried file starts over in its new buffer; a measured one goes on after the probe.
-  return readUpTo(f.fd, bytes, used, got, f.size);
-}
-function fill(buffer) {
-  const chunk = chunks[0];
-  const bytes = new Uint8Array(buffer);
-  const first = chunk.next;
-  const lens = [];
-  let used = 0;
-  let error;
-  while (chunk.next < chunk.names.length) {
-    let f = carry;
-    carry = undefined;
-    if (!f) {
-      try {
-        f = { fd: fs.openSync(root + chunk.names[chunk.next], O_FLAGS), size: -1 };
-      } catch (e) {
-        error = { index: chunk.next, message: String(e.message) };
-        break;
-      }
-    }
-    let len;
-    try {
-      len = readFile(f, bytes, used);
-    } catch (e) {
-      error = { index: chunk.next, message: String(e.message) };
-    }
-    if (len === undefined && !error) {
-      carry = f;
-      break;
-    }
-    try { fs.closeSync(f.fd); } catch {}
-    if (error) break;
-    lens.push(len);
-    if (len > 0) used += len;
-    chunk.next++;
-  }
-  if (error) failed = true;
-  const done = chunk.next >= chunk.names.length;
-  if (done) chunks.shift();
-  const lengths = new Float64Array(lens);
-  parentPort.postMessage({ chunk: chunk.id, first, lengths, buffer, error, done }, [buffer, lengths.buffer]);
-}
-function pump() {
-  while (free.length > 0 && chunks.length > 0 && !failed) fill(free.shift());
-}
-parentPort.on("message", (m) => {
-  if (m.root !== undefined) { root = m.root.endsWith(path.sep) ? m.root : m.root + path.sep; limit = m.limit; }
-  if (m.chunk) chunks.push({ id: m.chunk.id, names: m.chunk.names.split("\\0"), next: 0 });
-  if (m.buffer) free.push(m.buffer);
-  pump();
-});
-`;
-
-interface Batch {
-  readonly chunk: number;
-  readonly first: number;
-  readonly lengths: Float64Array;
-  readonly buffer: ArrayBuffer;
-  readonly done: boolean;
-  readonly error?: { index: number; message: string };
-}
+type Batch = ReadAheadBatch;
 
 export interface ReadAheadOptions {
   /** Files above this size are not read: the iterator yields `undefined` and the caller streams them. */
@@ -165,7 +60,7 @@ class ReaderThread {
     // and a loader (tsx, a test runner's) would only slow its start. Its garbage is
     // short-lived (names, small objects per file): a small young generation keeps
     // it from growing to V8's default of tens of megabytes per thread.
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2 } });
+    this.worker = startWorker(import.meta.url, "read-ahead-worker", { execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2 } });
     this.worker.on("message", (b: Batch) => {
       const w = this.waiting;
       this.waiting = undefined;

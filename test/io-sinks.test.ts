@@ -1,0 +1,48 @@
+import fs from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { DesWriter, FileSink, MemorySink } from "../src/index.js";
+import type { ByteSink } from "../src/index.js";
+import { tempDir } from "./helpers/tmp.js";
+
+const dir = tempDir("des-io-sinks-");
+
+async function fill(sink: ByteSink & { bytesWritten: number }): Promise<number[]> {
+  const seen: number[] = [sink.bytesWritten];
+  const w = await DesWriter.create(sink);
+  for (let i = 0; i < 40; i++) {
+    await w.add(`e${i}`, new Uint8Array(i * 3000 + (i % 2 ? 300_000 : 7)).fill(i));
+    seen.push(sink.bytesWritten);
+  }
+  await w.close();
+  seen.push(sink.bytesWritten);
+  return seen;
+}
+
+describe("ByteSink.bytesWritten (issue 6 item 6)", () => {
+  it("FileSink counts every byte accepted, buffered or not, and ends at the file's size", async () => {
+    const target = path.join(dir, "a.des");
+    const sink = await FileSink.create(target);
+    const seen = await fill(sink);
+    expect(seen[0]).toBe(0);
+    for (let i = 1; i < seen.length; i++) expect(seen[i]!).toBeGreaterThanOrEqual(seen[i - 1]!);
+    expect(seen.at(-1)).toBe(fs.statSync(target).size);
+    // Raw writes: small (buffered), large (direct) and retained.
+    const raw = await FileSink.create(path.join(dir, "raw.bin"));
+    await raw.write(new Uint8Array(10));
+    expect(raw.bytesWritten).toBe(10);
+    await raw.write(new Uint8Array(2 << 20));
+    expect(raw.bytesWritten).toBe(10 + (2 << 20));
+    await raw.writeRetained(new Uint8Array(100_000), () => undefined);
+    expect(raw.bytesWritten).toBe(10 + (2 << 20) + 100_000);
+    await raw.commit();
+    expect(fs.statSync(path.join(dir, "raw.bin")).size).toBe(raw.bytesWritten);
+  });
+
+  it("MemorySink counts the same and ends at bytes().length", async () => {
+    const sink = new MemorySink();
+    const seen = await fill(sink);
+    expect(seen.at(-1)).toBe(sink.bytes().length);
+    expect(seen[1]!).toBeGreaterThan(0);
+  });
+});
