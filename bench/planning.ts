@@ -109,7 +109,7 @@ async function runShape(shape: Shape, link: "per-connection" | "shared", rows: B
     maxConcurrency: CONCURRENCY,
     maxInflightBytes: REMOTE_COST.maxInflightBytes,
     maxSpan: REMOTE_COST.maxSpan,
-    ...(link === "shared" ? { linkBytesPerMs: LINK_BYTES_PER_MS } : {}),
+    linkBytesPerMs: link === "shared" ? LINK_BYTES_PER_MS : Infinity,
   };
   const server = await startRangeServer(shape.workload.des, timing);
   const reader = await DesReader.open(new HttpSource(server.url), { cost: model });
