@@ -103,6 +103,14 @@ describe("batches planned by the source's cost model", () => {
     await reader.getMany(names);
     expect(src.ranges.length).toBe(planReads(wants, { ...MODEL, maxConcurrency: 1, objective: { perRequest: 1, perByte: 0, perMs: 0 } }).requests);
     await expect(DesReader.open(src, { cost: { bytesPerMs: -1 } })).rejects.toThrow(/bytesPerMs/);
+    // Infinity lifts the shared link of the model it overrides.
+    const linked = new Recorder(archive, { ...MODEL, linkBytesPerMs: 100 });
+    const unlimited = await DesReader.open(linked, { cost: { linkBytesPerMs: Infinity } });
+    await unlimited.getMetaMany(names); // loads the index pages (no entry has meta)
+    linked.ranges.length = 0;
+    await unlimited.getMany(names);
+    expect(linked.ranges.length).toBe(planReads(wants, { ...MODEL, linkBytesPerMs: Infinity }).requests);
+    expect(linked.ranges.length).not.toBe(planReads(wants, { ...MODEL, linkBytesPerMs: 100 }).requests);
     await expect(DesReader.open(src, { cost: { objective: "fast" as never } })).rejects.toThrow(/objective/);
   });
 

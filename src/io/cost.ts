@@ -12,7 +12,8 @@ export interface CostModel {
   readonly maxConcurrency: number;
   /**
    * Rate of a link all connections share (a Lambda far from its bucket, a
-   * CDN edge), in bytes per ms. Default: no shared limit.
+   * CDN edge), in bytes per ms. Absent or Infinity: no shared limit (an
+   * override must say Infinity to lift the limit of the model it overrides).
    */
   readonly linkBytesPerMs?: number;
   /** Bytes of planned reads in flight at once; a read bigger than this runs alone. */

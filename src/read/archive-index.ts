@@ -200,12 +200,12 @@ class V2Index implements ArchiveIndex {
     return out;
   }
 
-  /** The record of `name` if its page is already cached (null: not there), without I/O; undefined when the page is not cached. */
+  /** Without I/O when the name's page is cached: searched in its raw bytes like a lookup. */
   peek(name: string): EntryRecord | null | undefined {
     const e = encodeName(name, this.footer.pageBits);
-    const page = this.pages.get(e.page);
-    if (!page) return undefined;
-    const rec = page.find(e.bytes);
+    const view = this.pages.get(e.page);
+    if (!view) return undefined;
+    const rec = view.find(e.bytes, isWellFormed(name) ? name : undefined);
     return rec && (rec.flags & FLAG_TOMBSTONE) === 0 && rec.name === name ? rec : null;
   }
 
@@ -231,11 +231,15 @@ class V2Index implements ArchiveIndex {
     return { offset: this.table.offsets[id]!, length: this.table.lengths[id]! };
   }
 
-  /** Decodes a page for a walk; kept in the page cache only if it fits without evicting anything. */
+  /**
+   * Decodes a page for a walk (every record, every check); its view is kept
+   * in the page cache only if it fits without evicting anything.
+   */
   private decodeForWalk(id: number, bytes: Uint8Array): DecodedPage {
     const view = new PageView(bytes, id, this.footer);
+    const decoded = view.decodeAll();
     if (this.pages.hasRoom(view.cost)) this.pages.set(id, view, view.cost);
-    return view.decodeAll();
+    return decoded;
   }
 
   /**
@@ -261,17 +265,26 @@ class V2Index implements ArchiveIndex {
       let m = 0;
       for (let k = 0; k < ids.length; k++) {
         const id = ids[k]!;
+        let page: DecodedPage | undefined;
         const view = cached[k];
-        const bytes = view ? undefined : raw?.[m++];
-        if (!view && !bytes) continue;
-        let page: DecodedPage;
-        try {
-          // A cached view was checked as a page; its records are checked only now.
-          page = view ? view.decodeAll() : this.decodeForWalk(id, bytes!);
-        } catch (e) {
-          if (!onBadPage) throw e;
-          onBadPage(id, e as Error);
-          continue;
+        if (view) {
+          try {
+            page = view.decodeAll();
+          } catch (e) {
+            if (!onBadPage) throw e;
+            onBadPage(id, e as Error);
+            continue;
+          }
+        } else {
+          const bytes = raw?.[m++];
+          if (!bytes) continue;
+          try {
+            page = this.decodeForWalk(id, bytes);
+          } catch (e) {
+            if (!onBadPage) throw e;
+            onBadPage(id, e as Error);
+            continue;
+          }
         }
         yield { id, page };
       }

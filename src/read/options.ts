@@ -190,7 +190,8 @@ export function checkCost(c: Partial<CostModel> | undefined): void {
     throw new DesInvalidArgumentError(`cost.firstByteMs must be a non-negative number, got ${String(c.firstByteMs)}`);
   }
   positive("bytesPerMs", c.bytesPerMs);
-  positive("linkBytesPerMs", c.linkBytesPerMs);
+  // Infinity lifts a shared-link limit the source's model has.
+  if (c.linkBytesPerMs !== Infinity) positive("linkBytesPerMs", c.linkBytesPerMs);
   checkInt("cost.maxConcurrency", c.maxConcurrency, 1, MAX_CONCURRENCY);
   checkInt("cost.maxInflightBytes", c.maxInflightBytes, 1);
   checkInt("cost.maxSpan", c.maxSpan, 1);
