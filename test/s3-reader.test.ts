@@ -137,7 +137,7 @@ describe("open", () => {
   it("pins later GETs with If-Match (VersionId-free) and only the open is unpinned", async () => {
     await put("open/b.des", await batchArchive(1));
     resetCounts();
-    const seen: { range?: string; ifMatch?: string }[] = [];
+    const seen: { range?: string | undefined; ifMatch?: string | undefined }[] = [];
     const { client: c2 } = countingClient(proxy!.endpoint);
     c2.middlewareStack.add(
       (next) => async (args) => {

@@ -158,6 +158,8 @@ describe("createS3Writer", () => {
     let maxAhead = 0;
     let inFlight = 0;
     let maxInFlight = 0;
+    // Assigned below, after the middleware that reads it is installed.
+    // eslint-disable-next-line prefer-const
     let sink: S3Sink | undefined;
     slow.middlewareStack.add(
       (next, context) => async (args) => {

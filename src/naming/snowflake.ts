@@ -13,19 +13,19 @@ export interface SnowflakeOptions {
    */
   readonly wrapBits?: number;
   /** Epoch milliseconds. Default `Date.now`. */
-  readonly clock?: () => number;
+  readonly clock?: (() => number) | undefined;
   /**
    * The time zone of the name's day, an IANA name such as "Europe/Warsaw".
    * Default UTC. (The Python generator uses the machine's local date.)
    */
-  readonly timeZone?: string;
+  readonly timeZone?: string | undefined;
   /** Computes the day of a name from its epoch milliseconds; overrides `timeZone`. */
-  readonly day?: (epochMs: number) => string | Date;
+  readonly day?: ((epochMs: number) => string | Date) | undefined;
   /**
    * Continue after a name minted earlier with this node id (a restart): names
    * come from a later millisecond, or from the same one with a higher seq.
    */
-  readonly after?: { readonly ms: number; readonly seq: number };
+  readonly after?: { readonly ms: number; readonly seq: number } | undefined;
 }
 
 export interface NextOptions {

@@ -19,7 +19,7 @@ import type { Fetcher } from "./fetcher.js";
 export class PrefixSource implements RangeSource {
   readonly key: string;
   readonly hints: ReadHints;
-  readonly readMany?: RangeSource["readMany"];
+  readonly readMany?: NonNullable<RangeSource["readMany"]>;
 
   /**
    * `pin`: pin the prefix's reads to the source's version learnt at each
