@@ -18,7 +18,13 @@ export default defineConfig([
     // ESM: the library entries, the workers and the command line in one
     // build, so the CLI imports the library's shared chunks (and starts the
     // same worker files) instead of bundling its own copy.
-    entry: { index: "src/index.ts", s3: "src/s3/index.ts", redis: "src/redis/index.ts", cli: "src/cli/bin.ts", ...workers },
+    entry: {
+      index: "src/index.ts",
+      s3: "src/s3/index.ts",
+      redis: "src/redis/index.ts",
+      cli: "src/cli/bin.ts",
+      ...workers,
+    },
     format: ["esm"],
     dts: { entry: { index: "src/index.ts", s3: "src/s3/index.ts", redis: "src/redis/index.ts" } },
     sourcemap: false,

@@ -77,7 +77,10 @@ export const benchmark: Benchmark = {
     const files = treeFiles(DEFAULT_TREE);
     const baseNames = files.map((f) => f.rel);
     const baseBodies = bodies(files, 1);
-    const extraFiles = treeFiles({ ...DEFAULT_TREE, seed: 7, files: APPEND }).map((f, i) => ({ rel: `added/${String(i).padStart(4, "0")}/${f.rel}`, size: f.size }));
+    const extraFiles = treeFiles({ ...DEFAULT_TREE, seed: 7, files: APPEND }).map((f, i) => ({
+      rel: `added/${String(i).padStart(4, "0")}/${f.rel}`,
+      size: f.size,
+    }));
     const extraBodies = bodies(extraFiles, 2);
     const newBodyBytes = extraBodies.reduce((n, b) => n + b.length, 0);
     const base = path.join(dir, "base.des");
@@ -91,7 +94,9 @@ export const benchmark: Benchmark = {
     let rewriteBytes = 0;
     // Round 0 of each measurement warms the JIT and is not counted.
     for (let k = 0; k <= ROUNDS; k++) {
-      const { ms, cpuMs, result } = await timedCpu(() => writeArchive(path.join(dir, "rewrite.des"), allNames, allBodies));
+      const { ms, cpuMs, result } = await timedCpu(() =>
+        writeArchive(path.join(dir, "rewrite.des"), allNames, allBodies),
+      );
       if (k === 0) continue;
       rewriteMs.push(ms);
       rewriteCpu.push(cpuMs);
@@ -138,14 +143,22 @@ export const benchmark: Benchmark = {
       cpMs.push(performance.now() - t0);
       let i = 0;
       const keep = new Set(baseNames.filter(() => i++ % 2 === 0));
-      const { ms } = await timed(() => repack(base, path.join(dir, "half.des"), { overwrite: true, filter: (e) => keep.has(e.name) }));
+      const { ms } = await timed(() =>
+        repack(base, path.join(dir, "half.des"), { overwrite: true, filter: (e) => keep.has(e.name) }),
+      );
       repackMs.push(ms);
     }
     const cpThroughput = baseBytes / median(cpMs);
     const repackThroughput = baseBytes / median(repackMs);
 
     // S3: append 1,000 entries to a 20,000-entry archive, through +20 ms of latency.
-    const s3 = await s3Row(dir, baseNames.slice(0, S3_ENTRIES), baseBodies.slice(0, S3_ENTRIES), extraFiles, extraBodies);
+    const s3 = await s3Row(
+      dir,
+      baseNames.slice(0, S3_ENTRIES),
+      baseBodies.slice(0, S3_ENTRIES),
+      extraFiles,
+      extraBodies,
+    );
 
     const rows: BenchRow[] = [
       {
@@ -254,7 +267,14 @@ async function s3Row(
       return w;
     });
     const st = s3AppendStats(w)!;
-    return { uploaded, archive, copied: st.copiedBytes, downloaded: proxy.stats.bytesOut, requests: proxy.stats.requests, ms };
+    return {
+      uploaded,
+      archive,
+      copied: st.copiedBytes,
+      downloaded: proxy.stats.bytesOut,
+      requests: proxy.stats.requests,
+      ms,
+    };
   } finally {
     client.destroy();
     await proxy.close();

@@ -21,8 +21,21 @@ export interface CacheChildResult {
   redisRoundTrips: number;
 }
 
-const [mode, endpoint, bucket, key, name, where, prefix] = process.argv.slice(2) as [string, string, string, string, string, string, string | undefined];
-const client = new S3Client({ endpoint, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: "test", secretAccessKey: "test" } });
+const [mode, endpoint, bucket, key, name, where, prefix] = process.argv.slice(2) as [
+  string,
+  string,
+  string,
+  string,
+  string,
+  string,
+  string | undefined,
+];
+const client = new S3Client({
+  endpoint,
+  region: "us-east-1",
+  forcePathStyle: true,
+  credentials: { accessKeyId: "test", secretAccessKey: "test" },
+});
 const cache: IndexCache | undefined =
   mode === "redis"
     ? new RedisIndexCache({ url: where, keyPrefix: prefix ?? "des:", timeoutMs: 2000 })

@@ -72,7 +72,9 @@ async function bundleBaseline(outdir: string): Promise<Metafile> {
     minify: true,
     outExtension: { ".js": ".mjs" },
     // The same banner as the example's build (CommonJS parts of the SDK call require).
-    banner: { js: "import { createRequire as __desCreateRequire } from 'node:module'; const require = __desCreateRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as __desCreateRequire } from 'node:module'; const require = __desCreateRequire(import.meta.url);",
+    },
     metafile: true,
     logLevel: "warning",
   });
@@ -89,7 +91,10 @@ function importMs(file: string): { wall: number[]; cpu: number[] } {
   const wall: number[] = [];
   const cpu: number[] = [];
   for (let i = 0; i < IMPORT_RUNS; i++) {
-    const r = spawnSync(process.execPath, ["--input-type=module", "-e", code], { encoding: "utf8", env: { PATH: process.env.PATH ?? "", AWS_REGION: "us-east-1" } });
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", code], {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH ?? "", AWS_REGION: "us-east-1" },
+    });
     if (r.status !== 0) throw new Error(`importing ${file} failed: ${r.stderr.slice(-500)}`);
     const [w, c] = JSON.parse(r.stdout) as [number, number];
     wall.push(w);
@@ -102,7 +107,11 @@ const execFileAsync = promisify(execFile);
 
 /** A new process that opens and reads (asynchronously: the proxy it talks to runs in this process). */
 async function child(args: string[]): Promise<CacheChildResult> {
-  const { stdout } = await execFileAsync(process.execPath, ["--import", "tsx", path.join(ROOT, "bench/cache-child.ts"), ...args], { cwd: ROOT, encoding: "utf8" });
+  const { stdout } = await execFileAsync(
+    process.execPath,
+    ["--import", "tsx", path.join(ROOT, "bench/cache-child.ts"), ...args],
+    { cwd: ROOT, encoding: "utf8" },
+  );
   return JSON.parse(stdout.trim().split("\n").pop()!) as CacheChildResult;
 }
 
@@ -133,13 +142,21 @@ export const benchmark: Benchmark = {
       const redisCache = new RedisIndexCache({ url: redis.url, keyPrefix: prefix, timeoutMs: 2000 });
       const tiered = new TieredIndexCache([memory, new FsIndexCache({ dir, maxBytes: 1 << 30 }), redisCache]);
 
-      const measure = async (label: string, fn: () => Promise<{ ms: number; requests?: number; bytes?: number; extra?: string }>): Promise<{ requests: number; bytes: number; ms: number }> => {
+      const measure = async (
+        label: string,
+        fn: () => Promise<{ ms: number; requests?: number; bytes?: number; extra?: string }>,
+      ): Promise<{ requests: number; bytes: number; ms: number }> => {
         proxy.reset();
         const r = await fn();
         const requests = proxy.stats.requests;
         const bytes = proxy.stats.bytesOut;
         const warm = !label.startsWith("cold");
-        rows.push({ metric: `${label}: S3 requests (open + get)`, value: requests, unit: "requests", ...(warm ? { target: "1 (0 to open, 1 to get)", pass: requests === 1 } : {}) });
+        rows.push({
+          metric: `${label}: S3 requests (open + get)`,
+          value: requests,
+          unit: "requests",
+          ...(warm ? { target: "1 (0 to open, 1 to get)", pass: requests === 1 } : {}),
+        });
         rows.push({ metric: `${label}: S3 bytes`, value: bytes, unit: "B" });
         rows.push({ metric: `${label}: wall, open + get`, value: r.ms, unit: "ms" });
         if (r.extra) notes.push(`${label}: ${r.extra}`);
@@ -171,12 +188,42 @@ export const benchmark: Benchmark = {
       const redisWarm = await measure("Redis-warm, new process", async () => {
         const r = await child(["redis", proxy.endpoint, BUCKET, KEY, PICK, redis.url, prefix]);
         roundTrips = r.redisRoundTrips;
-        return { ms: r.openMs + r.getMs, extra: `open ${r.openMs.toFixed(1)} ms, get ${r.getMs.toFixed(1)} ms, ${r.redisRoundTrips} Redis round trips` };
+        return {
+          ms: r.openMs + r.getMs,
+          extra: `open ${r.openMs.toFixed(1)} ms, get ${r.getMs.toFixed(1)} ms, ${r.redisRoundTrips} Redis round trips`,
+        };
       });
-      rows.push({ metric: "Redis-warm: Redis round trips (open + get)", value: roundTrips, unit: "round trips", target: "<= 1 per open + 1 per page miss", pass: roundTrips <= 3 });
-      rows.push({ metric: "memory-warm wall vs cold", value: memWarm.ms, unit: "ms", baseline: "cold, no cache", baselineValue: uncached.ms, ratio: memWarm.ms / uncached.ms });
-      rows.push({ metric: "/tmp-warm wall vs cold (new processes)", value: fsWarm.ms, unit: "ms", baseline: "cold, new process", baselineValue: coldChild.ms, ratio: fsWarm.ms / coldChild.ms });
-      rows.push({ metric: "Redis-warm wall vs cold (new processes)", value: redisWarm.ms, unit: "ms", baseline: "cold, new process", baselineValue: coldChild.ms, ratio: redisWarm.ms / coldChild.ms });
+      rows.push({
+        metric: "Redis-warm: Redis round trips (open + get)",
+        value: roundTrips,
+        unit: "round trips",
+        target: "<= 1 per open + 1 per page miss",
+        pass: roundTrips <= 3,
+      });
+      rows.push({
+        metric: "memory-warm wall vs cold",
+        value: memWarm.ms,
+        unit: "ms",
+        baseline: "cold, no cache",
+        baselineValue: uncached.ms,
+        ratio: memWarm.ms / uncached.ms,
+      });
+      rows.push({
+        metric: "/tmp-warm wall vs cold (new processes)",
+        value: fsWarm.ms,
+        unit: "ms",
+        baseline: "cold, new process",
+        baselineValue: coldChild.ms,
+        ratio: fsWarm.ms / coldChild.ms,
+      });
+      rows.push({
+        metric: "Redis-warm wall vs cold (new processes)",
+        value: redisWarm.ms,
+        unit: "ms",
+        baseline: "cold, new process",
+        baselineValue: coldChild.ms,
+        ratio: redisWarm.ms / coldChild.ms,
+      });
       await tiered.close();
 
       // The Lambda bundle.
@@ -200,7 +247,9 @@ export const benchmark: Benchmark = {
         target: "<= +150 KB",
         pass: lambdaBytes - baseBytes <= 150_000,
       });
-      const redisChunk = Object.entries(lambdaMeta.outputs).filter(([o]) => !eagerBytesSet(lambdaMeta, rel(path.join(lambdaDir, "handler.mjs"))).has(o) && o.endsWith(".mjs"));
+      const redisChunk = Object.entries(lambdaMeta.outputs).filter(
+        ([o]) => !eagerBytesSet(lambdaMeta, rel(path.join(lambdaDir, "handler.mjs"))).has(o) && o.endsWith(".mjs"),
+      );
       notes.push(
         `bundle: +${((lambdaBytes - baseBytes) / 1024).toFixed(1)} KiB over client-s3 alone; lazily loaded chunks (ioredis when REDIS_URL is set, ...): ${(redisChunk.reduce((a, [, v]) => a + v.bytes, 0) / 1024).toFixed(1)} KiB`,
       );
@@ -218,12 +267,32 @@ export const benchmark: Benchmark = {
         bc.push(...b.cpu);
       }
       const [lcm, bcm, lwm, bwm] = [median(lc), median(bc), median(lw), median(bw)];
-      rows.push({ metric: "Lambda bundle, cold import CPU time (median)", value: lcm, unit: "ms", baseline: "@aws-sdk/client-s3 alone", baselineValue: bcm, ratio: lcm / bcm, target: "<= +15 ms", pass: lcm - bcm <= 15 });
-      rows.push({ metric: "Lambda bundle, cold import wall time (median)", value: lwm, unit: "ms", baseline: "@aws-sdk/client-s3 alone", baselineValue: bwm, ratio: lwm / bwm });
+      rows.push({
+        metric: "Lambda bundle, cold import CPU time (median)",
+        value: lcm,
+        unit: "ms",
+        baseline: "@aws-sdk/client-s3 alone",
+        baselineValue: bcm,
+        ratio: lcm / bcm,
+        target: "<= +15 ms",
+        pass: lcm - bcm <= 15,
+      });
+      rows.push({
+        metric: "Lambda bundle, cold import wall time (median)",
+        value: lwm,
+        unit: "ms",
+        baseline: "@aws-sdk/client-s3 alone",
+        baselineValue: bwm,
+        ratio: lwm / bwm,
+      });
       const f = (xs: number[]): string => xs.map((x) => x.toFixed(0)).join(", ");
       notes.push(`cold import, CPU ms: example ${f(lc)}; client-s3 ${f(bc)}`);
-      notes.push(`cold import, wall ms (dominated by waiting for a core when the machine is busy): example ${f(lw)}; client-s3 ${f(bw)}`);
-      notes.push(`the machine was shared with other work while this ran: wall times are noisy, request and byte counts are exact`);
+      notes.push(
+        `cold import, wall ms (dominated by waiting for a core when the machine is busy): example ${f(lw)}; client-s3 ${f(bw)}`,
+      );
+      notes.push(
+        `the machine was shared with other work while this ran: wall times are noisy, request and byte counts are exact`,
+      );
     } finally {
       direct.destroy();
       client.destroy();
@@ -246,7 +315,8 @@ function eagerBytesSet(meta: Metafile, entryOut: string): Set<string> {
   const visit = (out: string): void => {
     if (seen.has(out)) return;
     seen.add(out);
-    for (const imp of meta.outputs[out]?.imports ?? []) if (imp.kind === "import-statement" && !imp.external) visit(imp.path);
+    for (const imp of meta.outputs[out]?.imports ?? [])
+      if (imp.kind === "import-statement" && !imp.external) visit(imp.path);
   };
   visit(entryOut);
   return seen;

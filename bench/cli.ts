@@ -26,7 +26,11 @@ interface Run {
 /** Runs a command under /usr/bin/time; wall time and peak RSS. */
 function timedRun(argv: readonly string[], cwd?: string): Run {
   const t0 = performance.now();
-  const r = spawnSync("/usr/bin/time", ["-f", "%M", ...argv], { encoding: "utf8", maxBuffer: 1 << 30, ...(cwd ? { cwd } : {}) });
+  const r = spawnSync("/usr/bin/time", ["-f", "%M", ...argv], {
+    encoding: "utf8",
+    maxBuffer: 1 << 30,
+    ...(cwd ? { cwd } : {}),
+  });
   const ms = performance.now() - t0;
   if (r.status !== 0) throw new Error(`${argv.join(" ")} failed (${r.status}): ${r.stderr.slice(-2000)}`);
   const lines = r.stderr.trim().split("\n");
@@ -45,15 +49,35 @@ function firstLine(argv: readonly string[]): Promise<{ firstMs: number; totalMs:
       for (let i = d.indexOf(10); i >= 0; i = d.indexOf(10, i + 1)) lines++;
     });
     child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve({ firstMs, totalMs: performance.now() - t0, lines }) : reject(new Error(`${argv.join(" ")} exited ${code}`))));
+    child.on("close", (code) =>
+      code === 0
+        ? resolve({ firstMs, totalMs: performance.now() - t0, lines })
+        : reject(new Error(`${argv.join(" ")} exited ${code}`)),
+    );
   });
 }
 
-function ratioRow(metric: string, ours: number[], base: number[], baseline: string, target: number, unit = "ms"): BenchRow {
+function ratioRow(
+  metric: string,
+  ours: number[],
+  base: number[],
+  baseline: string,
+  target: number,
+  unit = "ms",
+): BenchRow {
   const value = median(ours);
   const baselineValue = median(base);
   const ratio = value / baselineValue;
-  return { metric, value: Math.round(value), unit, baseline, baselineValue: Math.round(baselineValue), ratio: Number(ratio.toFixed(2)), target: `<= ${target}x`, pass: ratio <= target };
+  return {
+    metric,
+    value: Math.round(value),
+    unit,
+    baseline,
+    baselineValue: Math.round(baselineValue),
+    ratio: Number(ratio.toFixed(2)),
+    target: `<= ${target}x`,
+    pass: ratio <= target,
+  };
 }
 
 function rssRow(metric: string, runs: Run[]): BenchRow {
@@ -93,10 +117,28 @@ async function treeRows(label: string, root: string, rows: BenchRow[], log: (s: 
       else extracts.push(timedRun([process.execPath, CLI, "extract", des, "-C", out, "-q"]));
     }
   }
-  const diff = spawnSync("diff", ["-r", "--no-dereference", path.join(work, "x-tar"), path.join(work, "x-des")], { encoding: "utf8" });
+  const diff = spawnSync("diff", ["-r", "--no-dereference", path.join(work, "x-tar"), path.join(work, "x-des")], {
+    encoding: "utf8",
+  });
   if (diff.status !== 0) throw new Error(`${label}: extracted trees differ: ${diff.stdout.slice(0, 500)}`);
-  rows.push(ratioRow(`${label}: pack`, packs.map((r) => r.ms), tarPacks.map((r) => r.ms), "tar -cf", 0.7));
-  rows.push(ratioRow(`${label}: extract`, extracts.map((r) => r.ms), tarExtracts.map((r) => r.ms), "tar -xf", 1.0));
+  rows.push(
+    ratioRow(
+      `${label}: pack`,
+      packs.map((r) => r.ms),
+      tarPacks.map((r) => r.ms),
+      "tar -cf",
+      0.7,
+    ),
+  );
+  rows.push(
+    ratioRow(
+      `${label}: extract`,
+      extracts.map((r) => r.ms),
+      tarExtracts.map((r) => r.ms),
+      "tar -xf",
+      1.0,
+    ),
+  );
   rows.push(rssRow(`${label}: pack peak RSS`, packs));
   rows.push(rssRow(`${label}: extract peak RSS`, extracts));
   fs.rmSync(work, { recursive: true, force: true });
@@ -139,11 +181,15 @@ async function lsRows(rows: BenchRow[], log: (s: string) => void): Promise<void>
   fs.mkdirSync(work, { recursive: true });
   const des = path.join(work, "1m.des");
   const tar = path.join(work, "1m.tar");
-  const names = Array.from({ length: LS_ENTRIES }, (_, i) => `d${String(i % 1000).padStart(3, "0")}/f${String(i).padStart(7, "0")}.txt`);
+  const names = Array.from(
+    { length: LS_ENTRIES },
+    (_, i) => `d${String(i % 1000).padStart(3, "0")}/f${String(i).padStart(7, "0")}.txt`,
+  );
   if (!fs.existsSync(des)) {
     log(`writing ${LS_ENTRIES} entries`);
     const w = await DesWriter.create(des, { overwrite: true });
-    for (let i = 0; i < names.length; i += 10_000) await w.addMany(names.slice(i, i + 10_000).map((n) => [n, new Uint8Array(0)] as const));
+    for (let i = 0; i < names.length; i += 10_000)
+      await w.addMany(names.slice(i, i + 10_000).map((n) => [n, new Uint8Array(0)] as const));
     await w.close();
     writeTar(tar, names);
   }
@@ -156,8 +202,22 @@ async function lsRows(rows: BenchRow[], log: (s: string) => void): Promise<void>
     ours.push(r);
   }
   const first = median(ours.map((r) => r.firstMs));
-  rows.push({ metric: `ls of ${LS_ENTRIES} entries: first line`, value: Math.round(first), unit: "ms", target: "< 100 ms", pass: first < 100 });
-  rows.push(ratioRow(`ls of ${LS_ENTRIES} entries: total`, ours.map((r) => r.totalMs), theirs.map((r) => r.totalMs), "tar -tf", 2));
+  rows.push({
+    metric: `ls of ${LS_ENTRIES} entries: first line`,
+    value: Math.round(first),
+    unit: "ms",
+    target: "< 100 ms",
+    pass: first < 100,
+  });
+  rows.push(
+    ratioRow(
+      `ls of ${LS_ENTRIES} entries: total`,
+      ours.map((r) => r.totalMs),
+      theirs.map((r) => r.totalMs),
+      "tar -tf",
+      2,
+    ),
+  );
   rows.push(rssRow(`ls of ${LS_ENTRIES} entries: peak RSS`, [timedRun([process.execPath, CLI, "ls", des, "-q"])]));
 }
 
@@ -175,7 +235,10 @@ export const benchmark: Benchmark = {
       name: "cli",
       workload: `the built CLI vs tar: ${tree.files.length} files of ${DEFAULT_TREE.minSize}-${DEFAULT_TREE.maxSize} bytes; the project's node_modules; ls of ${LS_ENTRIES} entries. Medians of ${ROUNDS}.`,
       rows,
-      notes: ["Wall times include process start for both sides.", "The machine was shared with other work while measuring: ratios matter, not absolute times."],
+      notes: [
+        "Wall times include process start for both sides.",
+        "The machine was shared with other work while measuring: ratios matter, not absolute times.",
+      ],
     };
   },
 };

@@ -69,7 +69,10 @@ function fileSource(file: string, sync: boolean): CountingSource {
   const read = async (offset: number, length: number): Promise<ArrayBuffer> => {
     const buf = Buffer.allocUnsafe(length);
     if (sync) fs.readSync(fd, buf, 0, length, offset);
-    else await new Promise<void>((resolve, reject) => fs.read(fd, buf, 0, length, offset, (e) => (e ? reject(e) : resolve())));
+    else
+      await new Promise<void>((resolve, reject) =>
+        fs.read(fd, buf, 0, length, offset, (e) => (e ? reject(e) : resolve())),
+      );
     return buf.buffer.slice(buf.byteOffset, buf.byteOffset + length) as ArrayBuffer;
   };
   const src: CountingSource = {
@@ -205,7 +208,10 @@ function runChild(task: ChildTask): Promise<ChildResult> {
   const arg = path.join(BENCH_DIR, ".data", `cold-task-${process.pid}.json`);
   fs.writeFileSync(arg, JSON.stringify(task));
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), "--child", arg], { cwd: path.dirname(BENCH_DIR), stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), "--child", arg], {
+      cwd: path.dirname(BENCH_DIR),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     let err = "";
     p.stdout.on("data", (d: Buffer) => (out += d.toString()));
@@ -227,7 +233,14 @@ function pick(w: Workload, count: number, seed: number): string[] {
 
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 
-async function coldCases(label: string, w: Workload, cotarFile: string, rows: BenchRow[], notes: string[], log: (s: string) => void): Promise<void> {
+async function coldCases(
+  label: string,
+  w: Workload,
+  cotarFile: string,
+  rows: BenchRow[],
+  notes: string[],
+  log: (s: string) => void,
+): Promise<void> {
   const server = await startRangeServer(w.des, { firstByteMs: HTTP_LATENCY_MS, bytesPerMs: 1e6 });
   const cotarServer = await startRangeServer(cotarFile, { firstByteMs: HTTP_LATENCY_MS, bytesPerMs: 1e6 });
   try {
@@ -248,14 +261,24 @@ async function coldCases(label: string, w: Workload, cotarFile: string, rows: Be
     };
     for (let i = 0; i < names.length; i++) {
       const sizes = Object.values(res).map((rs) => rs[i]!.bodyBytes);
-      if (new Set(sizes).size !== 1) throw new Error(`${names[i]}: bodies differ between readers (${sizes.join(", ")})`);
+      if (new Set(sizes).size !== 1)
+        throw new Error(`${names[i]}: bodies differ between readers (${sizes.join(", ")})`);
     }
     const entry = median(res.des.map((r) => r.bodyBytes));
     const ms = (rs: ChildResult[]): number => median(rs.map((r) => r.ms));
     const kib = (rs: ChildResult[]): number => round(median(rs.map((r) => r.bytes)) / 1024, 1);
     const cmp = (metric: string, ours: ChildResult[], theirs: ChildResult[], limit: number): void => {
       const ratio = ms(ours) / ms(theirs);
-      rows.push({ metric: `${label}: ${metric}`, value: round(ms(ours)), unit: "ms", baseline: "Cotar", baselineValue: round(ms(theirs)), ratio: round(ratio), target: `<= ${limit}x Cotar`, pass: ratio <= limit });
+      rows.push({
+        metric: `${label}: ${metric}`,
+        value: round(ms(ours)),
+        unit: "ms",
+        baseline: "Cotar",
+        baselineValue: round(ms(theirs)),
+        ratio: round(ratio),
+        target: `<= ${limit}x Cotar`,
+        pass: ratio <= limit,
+      });
     };
     cmp("open + first entry, local, syncReads (vs Cotar, sync pread)", res.desSync, res.cotarSync, 1.0);
     cmp("open + first entry, local, default (vs Cotar, fs.read)", res.des, res.cotar, 1.0);
@@ -270,9 +293,27 @@ async function coldCases(label: string, w: Workload, cotarFile: string, rows: Be
       target: `<= 16 KiB + the entry (${round(entry / 1024, 1)} KiB)`,
       pass: localBytes <= 16 * 1024 + entry,
     });
-    rows.push({ metric: `${label}: reads, open + first entry, local / HTTP`, value: median(res.des.map((r) => r.requests)), unit: "reads", baseline: "Cotar", baselineValue: median(res.cotar.map((r) => r.requests)) });
-    rows.push({ metric: `${label}: requests over HTTP`, value: median(res.desHttp.map((r) => r.requests)), unit: "requests", baseline: "Cotar", baselineValue: median(res.cotarHttp.map((r) => r.requests)) });
-    rows.push({ metric: `${label}: bytes over HTTP`, value: kib(res.desHttp), unit: "KiB", baseline: "Cotar", baselineValue: kib(res.cotarHttp) });
+    rows.push({
+      metric: `${label}: reads, open + first entry, local / HTTP`,
+      value: median(res.des.map((r) => r.requests)),
+      unit: "reads",
+      baseline: "Cotar",
+      baselineValue: median(res.cotar.map((r) => r.requests)),
+    });
+    rows.push({
+      metric: `${label}: requests over HTTP`,
+      value: median(res.desHttp.map((r) => r.requests)),
+      unit: "requests",
+      baseline: "Cotar",
+      baselineValue: median(res.cotarHttp.map((r) => r.requests)),
+    });
+    rows.push({
+      metric: `${label}: bytes over HTTP`,
+      value: kib(res.desHttp),
+      unit: "KiB",
+      baseline: "Cotar",
+      baselineValue: kib(res.cotarHttp),
+    });
     notes.push(
       `${label}: hash WebAssembly ready ${round(median(res.des.map((r) => r.hasherReadyMs!)))} ms after the library's import (started at import, overlapping the open); a fresh instantiation takes ${round(median(res.des.map((r) => r.hasherInstantiateMs!)))} ms in the same process.`,
     );
@@ -282,16 +323,21 @@ async function coldCases(label: string, w: Workload, cotarFile: string, rows: Be
       const batchNames = pick(w, count, 7 + count);
       const runs = async (impl: Impl, target: string): Promise<ChildResult[]> => {
         const out: ChildResult[] = [];
-        for (let s = 0; s < BATCH_SAMPLES; s++) out.push(await runChild({ impl, target, names: batchNames, mode: "batch" }));
+        for (let s = 0; s < BATCH_SAMPLES; s++)
+          out.push(await runChild({ impl, target, names: batchNames, mode: "batch" }));
         return out;
       };
       const ds = await runs("des-sync", w.des);
       const dd = await runs("des", w.des);
       const cs = await runs("cotar-sync", cotarFile);
-      if (ds[0]!.bodyBytes !== cs[0]!.bodyBytes || dd[0]!.bodyBytes !== cs[0]!.bodyBytes) throw new Error("batch bodies differ between readers");
+      if (ds[0]!.bodyBytes !== cs[0]!.bodyBytes || dd[0]!.bodyBytes !== cs[0]!.bodyBytes)
+        throw new Error("batch bodies differ between readers");
       const tput = (rs: ChildResult[]): number => Math.round(count / (median(rs.map((r) => r.ms)) / 1000));
       const limit = count === 1000 ? 1.5 : 3;
-      for (const [what, rs] of [["syncReads", ds], ["default", dd]] as const) {
+      for (const [what, rs] of [
+        ["syncReads", ds],
+        ["default", dd],
+      ] as const) {
         const ratio = tput(rs) / tput(cs);
         rows.push({
           metric: `${label}: cold getMany of ${count.toLocaleString("en-US")} random names, local, ${what}`,
@@ -317,7 +363,10 @@ export const benchmark: Benchmark = {
     const log = (s: string): void => void process.stderr.write(`  [cold] ${s}\n`);
     const rows: BenchRow[] = [];
     const notes: string[] = [];
-    for (const [label, params] of [["1-8 KiB", SPARSE], ["16-512 B", DENSE]] as const) {
+    for (const [label, params] of [
+      ["1-8 KiB", SPARSE],
+      ["16-512 B", DENSE],
+    ] as const) {
       const w = await ensureDes(params, log);
       const cotar = await ensureCotar(params, log);
       await coldCases(label, w, cotar, rows, notes, log);
@@ -337,13 +386,21 @@ export const benchmark: Benchmark = {
 
 function cotarVersion(): string {
   try {
-    return (JSON.parse(fs.readFileSync(path.join(path.dirname(BENCH_DIR), "node_modules/@cotar/core/package.json"), "utf8")) as { version: string }).version;
+    return (
+      JSON.parse(
+        fs.readFileSync(path.join(path.dirname(BENCH_DIR), "node_modules/@cotar/core/package.json"), "utf8"),
+      ) as { version: string }
+    ).version;
   } catch {
     return "?";
   }
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url) && process.argv[2] === "--child") {
+if (
+  process.argv[1] &&
+  path.resolve(process.argv[1]) === fileURLToPath(import.meta.url) &&
+  process.argv[2] === "--child"
+) {
   const task = JSON.parse(fs.readFileSync(process.argv[3]!, "utf8")) as ChildTask;
   child(task).catch((e: unknown) => {
     process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);

@@ -19,7 +19,20 @@ const SEED = 1234;
 const SAMPLES = 20;
 
 const DIRS = ["src", "lib", "assets", "docs", "test", "build", "static", "vendor"];
-const WORDS = ["user", "order", "image", "thumb", "report", "index", "config", "shard", "tile", "item", "event", "page"];
+const WORDS = [
+  "user",
+  "order",
+  "image",
+  "thumb",
+  "report",
+  "index",
+  "config",
+  "shard",
+  "tile",
+  "item",
+  "event",
+  "page",
+];
 const EXTS = ["json", "png", "txt", "bin", "js", "md"];
 
 /** Seeded names like `proj0421/assets/thumb/item-0123456.png` (30-40 bytes) and bodies of 16-64 bytes. */
@@ -33,7 +46,8 @@ function workload(): { names: string[]; bodies: Uint8Array[] } {
     const dir = DIRS[Math.floor(r() * DIRS.length)]!;
     const word = WORDS[Math.floor(r() * WORDS.length)]!;
     const ext = EXTS[Math.floor(r() * EXTS.length)]!;
-    names[i] = `proj${String(Math.floor(i / 1000)).padStart(4, "0")}/${dir}/${word}/item-${String(i).padStart(7, "0")}.${ext}`;
+    names[i] =
+      `proj${String(Math.floor(i / 1000)).padStart(4, "0")}/${dir}/${word}/item-${String(i).padStart(7, "0")}.${ext}`;
     const len = 16 + Math.floor(r() * 49);
     const at = Math.floor(r() * (pool.length - len));
     bodies[i] = pool.subarray(at, at + len);
@@ -57,7 +71,15 @@ async function child(archive: string, names: string[]): Promise<void> {
     const t2 = performance.now();
     const io = reader.ioStats;
     await reader.close();
-    samples.push({ name, ms: t2 - t0, openMs: t1 - t0, bytes: io.bytes, requests: io.requests, size: st.size, hex: Buffer.from(body).toString("hex") });
+    samples.push({
+      name,
+      ms: t2 - t0,
+      openMs: t1 - t0,
+      bytes: io.bytes,
+      requests: io.requests,
+      size: st.size,
+      hex: Buffer.from(body).toString("hex"),
+    });
   }
   const out: ChildResult = { samples };
   process.stdout.write(JSON.stringify(out) + "\n");
@@ -90,7 +112,11 @@ export const benchmark: Benchmark = {
         cold.push(res.samples[0]!);
       }
       log(`${SAMPLES} fresh readers in one warm process`);
-      const warm = runTsChild<ChildResult>("open-lookup.ts", ["--child", archive, ...picks.map((i) => names[i]!)]).result.samples.slice(1);
+      const warm = runTsChild<ChildResult>("open-lookup.ts", [
+        "--child",
+        archive,
+        ...picks.map((i) => names[i]!),
+      ]).result.samples.slice(1);
       // Every answer must be the right body.
       [...cold, ...warm].forEach((s) => {
         const i = names.indexOf(s.name);
@@ -101,13 +127,37 @@ export const benchmark: Benchmark = {
       const coldBytes = median(cold.map((s) => s.bytes));
       const maxBytes = Math.max(...cold.map((s) => s.bytes));
       const rows: BenchRow[] = [
-        { metric: "cold open + stat + get, fresh process (median)", value: round2(coldMs), unit: "ms", target: "< 50 ms", pass: coldMs < 50 },
-        { metric: "bytes read for it (reader ioStats, median)", value: Math.round(coldBytes / 1024 * 10) / 10, unit: "KiB", target: "< 200 KiB", pass: coldBytes < 200 * 1024 },
-        { metric: "bytes read, worst of the samples", value: Math.round(maxBytes / 1024 * 10) / 10, unit: "KiB" },
+        {
+          metric: "cold open + stat + get, fresh process (median)",
+          value: round2(coldMs),
+          unit: "ms",
+          target: "< 50 ms",
+          pass: coldMs < 50,
+        },
+        {
+          metric: "bytes read for it (reader ioStats, median)",
+          value: Math.round((coldBytes / 1024) * 10) / 10,
+          unit: "KiB",
+          target: "< 200 KiB",
+          pass: coldBytes < 200 * 1024,
+        },
+        { metric: "bytes read, worst of the samples", value: Math.round((maxBytes / 1024) * 10) / 10, unit: "KiB" },
         { metric: "reads issued (median)", value: median(cold.map((s) => s.requests)), unit: "requests" },
-        { metric: "of which open (tail read + root), median", value: round2(median(cold.map((s) => s.openMs))), unit: "ms" },
-        { metric: "info: fresh DesReader in a warm process, open + stat + get (median)", value: round2(median(warm.map((s) => s.ms))), unit: "ms" },
-        { metric: `writer: ${ENTRIES.toLocaleString("en-US")} sequential awaited adds + close`, value: Math.round(writeMs), unit: "ms" },
+        {
+          metric: "of which open (tail read + root), median",
+          value: round2(median(cold.map((s) => s.openMs))),
+          unit: "ms",
+        },
+        {
+          metric: "info: fresh DesReader in a warm process, open + stat + get (median)",
+          value: round2(median(warm.map((s) => s.ms))),
+          unit: "ms",
+        },
+        {
+          metric: `writer: ${ENTRIES.toLocaleString("en-US")} sequential awaited adds + close`,
+          value: Math.round(writeMs),
+          unit: "ms",
+        },
         { metric: "writer throughput", value: Math.round(ENTRIES / (writeMs / 1000)), unit: "entries/s" },
         { metric: "archive size", value: Math.round((stats.archiveBytes / MB) * 10) / 10, unit: "MB" },
         { metric: "index size (pages + root)", value: Math.round((stats.indexBytes / MB) * 10) / 10, unit: "MB" },
@@ -132,7 +182,11 @@ function round2(x: number): number {
   return Math.round(x * 100) / 100;
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url) && process.argv[2] === "--child") {
+if (
+  process.argv[1] &&
+  path.resolve(process.argv[1]) === fileURLToPath(import.meta.url) &&
+  process.argv[2] === "--child"
+) {
   child(process.argv[3]!, process.argv.slice(4)).catch((e: unknown) => {
     process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
     process.exit(1);

@@ -67,7 +67,15 @@ async function main(): Promise<void> {
     throw new Error(`unknown mode ${mode}`);
   }
   // ru_maxrss is in KiB on Linux.
-  const result: ChildResult = { mode, ms, entries, archiveBytes, originalBytes, maxRssBytes: process.resourceUsage().maxRSS * 1024, cpuMs };
+  const result: ChildResult = {
+    mode,
+    ms,
+    entries,
+    archiveBytes,
+    originalBytes,
+    maxRssBytes: process.resourceUsage().maxRSS * 1024,
+    cpuMs,
+  };
   process.stdout.write(JSON.stringify(result) + "\n");
 }
 

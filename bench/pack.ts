@@ -18,7 +18,9 @@ function runTar(root: string, out: string, durable = false): number {
   const t0 = performance.now();
   // durable: then `sync FILE` (an fsync of the tar file), which is what our packer does before its rename.
   const r = durable
-    ? spawnSync("sh", ["-c", 'tar -cf "$1" -C "$2" . && sync "$1"', "sh", out, root], { stdio: ["ignore", "ignore", "pipe"] })
+    ? spawnSync("sh", ["-c", 'tar -cf "$1" -C "$2" . && sync "$1"', "sh", out, root], {
+        stdio: ["ignore", "ignore", "pipe"],
+      })
     : spawnSync("tar", ["-cf", out, "-C", root, "."], { stdio: ["ignore", "ignore", "pipe"] });
   const ms = performance.now() - t0;
   if (r.status !== 0) throw new Error(`tar failed: ${r.stderr?.toString() ?? r.error?.message}`);
@@ -55,21 +57,43 @@ export const benchmark: Benchmark = {
         } else {
           const { result, wallMs } = runTsChild<ChildResult>("pack-child.ts", ["packDirectory", tree.root, desOut]);
           if (result.entries !== tree.files.length || result.originalBytes !== tree.totalBytes) {
-            throw new Error(`packDirectory packed ${result.entries} entries / ${result.originalBytes} bytes, expected ${tree.files.length} / ${tree.totalBytes}`);
+            throw new Error(
+              `packDirectory packed ${result.entries} entries / ${result.originalBytes} bytes, expected ${tree.files.length} / ${tree.totalBytes}`,
+            );
           }
-          ours.push({ ms: result.ms, wallMs, rss: result.maxRssBytes, bytes: result.archiveBytes, entries: result.entries, cpuMs: result.cpuMs ?? NaN });
+          ours.push({
+            ms: result.ms,
+            wallMs,
+            rss: result.maxRssBytes,
+            bytes: result.archiveBytes,
+            entries: result.entries,
+            cpuMs: result.cpuMs ?? NaN,
+          });
         }
         syncDisks();
-        const last = who === "tar" ? tarMs[tarMs.length - 1]! : who === "tar+sync" ? tarSyncMs[tarSyncMs.length - 1]! : ours[ours.length - 1]!.ms;
+        const last =
+          who === "tar"
+            ? tarMs[tarMs.length - 1]!
+            : who === "tar+sync"
+              ? tarSyncMs[tarSyncMs.length - 1]!
+              : ours[ours.length - 1]!.ms;
         log(`round ${round + 1} ${who}: ${last.toFixed(0)} ms`);
       }
     }
     // The last archive is the one read.ts measures.
     fs.renameSync(desOut, archivePath(DEFAULT_TREE));
-    fs.writeFileSync(`${archivePath(DEFAULT_TREE)}.json`, JSON.stringify({ tree: treeId(DEFAULT_TREE), bytes: ours[ours.length - 1]!.bytes }));
+    fs.writeFileSync(
+      `${archivePath(DEFAULT_TREE)}.json`,
+      JSON.stringify({ tree: treeId(DEFAULT_TREE), bytes: ours[ours.length - 1]!.bytes }),
+    );
 
     log(`per-file add({ path }) loop over the first ${ADD_LOOP_FILES} files`);
-    const loop = runTsChild<ChildResult>("pack-child.ts", ["add-loop", tree.root, desOut, String(ADD_LOOP_FILES)]).result;
+    const loop = runTsChild<ChildResult>("pack-child.ts", [
+      "add-loop",
+      tree.root,
+      desOut,
+      String(ADD_LOOP_FILES),
+    ]).result;
     fs.rmSync(desOut, { force: true });
     const floor = runTsChild<ChildResult>("pack-child.ts", ["noop"]).result;
     syncDisks();
@@ -106,13 +130,24 @@ export const benchmark: Benchmark = {
         ratio: round3(desMed / median(tarSyncMs)),
       },
       { metric: "packDirectory throughput", value: round1(mbps), unit: "MB/s" },
-      { metric: "packDirectory files/s", value: Math.round(tree.files.length / (desMed / 1000)), unit: "files/s", baseline: "tar -cf", baselineValue: Math.round(tree.files.length / (tarMed / 1000)), ratio: round3(tarMed / desMed) },
+      {
+        metric: "packDirectory files/s",
+        value: Math.round(tree.files.length / (desMed / 1000)),
+        unit: "files/s",
+        baseline: "tar -cf",
+        baselineValue: Math.round(tree.files.length / (tarMed / 1000)),
+        ratio: round3(tarMed / desMed),
+      },
       {
         metric: `info: per-file \`await add(name, { path })\` loop, first ${ADD_LOOP_FILES.toLocaleString("en-US")} files`,
         value: Math.round(loop.entries / (loop.ms / 1000)),
         unit: "files/s",
       },
-      { metric: "info: RSS floor of a child (node + tsx + des-pack, no work)", value: round1(floor.maxRssBytes / MB), unit: "MB" },
+      {
+        metric: "info: RSS floor of a child (node + tsx + des-pack, no work)",
+        value: round1(floor.maxRssBytes / MB),
+        unit: "MB",
+      },
       { metric: "archive size", value: round1(ours[ours.length - 1]!.bytes / MB), unit: "MB" },
     ];
     return {

@@ -60,7 +60,10 @@ function consecutiveNames(w: Workload, count: number, seed: number): string[] {
  * never falls when bytes grow at fixed k. So the minimum over k of the model
  * at (k, wanted + the n - k smallest gaps) is the optimum over all plans.
  */
-function lowerBound(ranges: readonly { offset: number; length: number }[], model: CostModel): { ms: number; requests: number; bytes: number } {
+function lowerBound(
+  ranges: readonly { offset: number; length: number }[],
+  model: CostModel,
+): { ms: number; requests: number; bytes: number } {
   const sorted = [...ranges].sort((a, b) => a.offset - b.offset);
   const atoms: { start: number; end: number }[] = [];
   for (const r of sorted) {
@@ -68,7 +71,10 @@ function lowerBound(ranges: readonly { offset: number; length: number }[], model
     if (last && r.offset <= last.end) last.end = Math.max(last.end, r.offset + r.length);
     else atoms.push({ start: r.offset, end: r.offset + r.length });
   }
-  const gaps = atoms.slice(1).map((a, i) => a.start - atoms[i]!.end).sort((x, y) => x - y);
+  const gaps = atoms
+    .slice(1)
+    .map((a, i) => a.start - atoms[i]!.end)
+    .sort((x, y) => x - y);
   let bytes = atoms.reduce((s, a) => s + a.end - a.start, 0);
   let best = { ms: estimateWallMs(model, atoms.length, bytes), requests: atoms.length, bytes };
   for (let j = 0; j < gaps.length; j++) {
@@ -80,7 +86,12 @@ function lowerBound(ranges: readonly { offset: number; length: number }[], model
   return best;
 }
 
-async function timedRead(server: RangeServer, reader: DesReader, names: readonly string[], opts: Parameters<DesReader["getMany"]>[1]): Promise<Run> {
+async function timedRead(
+  server: RangeServer,
+  reader: DesReader,
+  names: readonly string[],
+  opts: Parameters<DesReader["getMany"]>[1],
+): Promise<Run> {
   server.resetStats();
   const base = process.memoryUsage().arrayBuffers;
   let peak = 0;
@@ -96,7 +107,13 @@ async function timedRead(server: RangeServer, reader: DesReader, names: readonly
 
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 
-async function runShape(shape: Shape, link: "per-connection" | "shared", rows: BenchRow[], notes: string[], log: (s: string) => void): Promise<void> {
+async function runShape(
+  shape: Shape,
+  link: "per-connection" | "shared",
+  rows: BenchRow[],
+  notes: string[],
+  log: (s: string) => void,
+): Promise<void> {
   const timing: RangeServerOptions = {
     firstByteMs: LATENCY_MS,
     bytesPerMs: CONN_BYTES_PER_MS,
@@ -119,19 +136,45 @@ async function runShape(shape: Shape, link: "per-connection" | "shared", rows: B
     const wanted = stats.map((s) => ({ offset: s.offset, length: s.storedSize }));
     const needed = wanted.reduce((s, w) => s + w.length, 0);
     const bound = lowerBound(wanted, model);
-    const plan = planReads(wanted.map((w, i) => ({ ...w, item: i })), model);
+    const plan = planReads(
+      wanted.map((w, i) => ({ ...w, item: i })),
+      model,
+    );
     const label = `${shape.name}, ${link === "shared" ? "shared 100 Mbit/s link" : "90 MB/s per connection"}`;
     log(label);
     // Untimed: open the connections and warm the code paths, so the first strategy timed pays no setup.
     const warmNames = randomNames(shape.workload, 128, 99).filter((n) => !shape.names.includes(n));
     await timedRead(server, reader, warmNames, { maxGap: 0, maxSpan: 1, concurrency: CONCURRENCY });
     const planned = await timedRead(server, reader, shape.names, {});
-    const shipped = link === "per-connection" ? await timedRead(server, reader, shape.names, { cost: { ...REMOTE_COST, firstByteMs: LATENCY_MS, maxConcurrency: CONCURRENCY } }) : undefined;
+    const shipped =
+      link === "per-connection"
+        ? await timedRead(server, reader, shape.names, {
+            cost: { ...REMOTE_COST, firstByteMs: LATENCY_MS, maxConcurrency: CONCURRENCY },
+          })
+        : undefined;
     const exact = await timedRead(server, reader, shape.names, { maxGap: 0, maxSpan: 1, concurrency: CONCURRENCY });
     const fixed = await timedRead(server, reader, shape.names, { maxGap: 1 << 20, maxSpan: 8 << 20, concurrency: 8 });
     const toBound = planned.ms / bound.ms;
-    rows.push({ metric: `${label}: wall, planned`, value: Math.round(planned.ms), unit: "ms", baseline: "(c) model lower bound", baselineValue: Math.round(bound.ms), ratio: r2(toBound), target: "<= 1.3x lower bound", pass: toBound <= 1.3 });
-    rows.push({ metric: `${label}: wall vs one GET per entry`, value: Math.round(planned.ms), unit: "ms", baseline: "(a) one GET per entry", baselineValue: Math.round(exact.ms), ratio: r2(planned.ms / exact.ms), target: "<= 1.0x (never slower)", pass: planned.ms <= exact.ms * 1.0 });
+    rows.push({
+      metric: `${label}: wall, planned`,
+      value: Math.round(planned.ms),
+      unit: "ms",
+      baseline: "(c) model lower bound",
+      baselineValue: Math.round(bound.ms),
+      ratio: r2(toBound),
+      target: "<= 1.3x lower bound",
+      pass: toBound <= 1.3,
+    });
+    rows.push({
+      metric: `${label}: wall vs one GET per entry`,
+      value: Math.round(planned.ms),
+      unit: "ms",
+      baseline: "(a) one GET per entry",
+      baselineValue: Math.round(exact.ms),
+      ratio: r2(planned.ms / exact.ms),
+      target: "<= 1.0x (never slower)",
+      pass: planned.ms <= exact.ms * 1.0,
+    });
     const vsFixed = planned.ms / fixed.ms;
     rows.push({
       metric: `${label}: wall vs fixed rule`,
@@ -156,7 +199,9 @@ async function runShape(shape: Shape, link: "per-connection" | "shared", rows: B
       unit: "GETs",
       baseline: `(a) ${exact.requests}, (b) ${fixed.requests}, (c) ${bound.requests}`,
       ratio: r2(planned.requests / exact.requests),
-      ...(shape.name.startsWith("dense") ? { target: "<= 1/10 of (a)", pass: planned.requests * 10 <= exact.requests } : {}),
+      ...(shape.name.startsWith("dense")
+        ? { target: "<= 1/10 of (a)", pass: planned.requests * 10 <= exact.requests }
+        : {}),
     });
     if (shipped) {
       rows.push({
@@ -167,7 +212,12 @@ async function runShape(shape: Shape, link: "per-connection" | "shared", rows: B
         baselineValue: Math.round(exact.ms),
         ratio: r2(shipped.ms / exact.ms),
       });
-      rows.push({ metric: `${label}: info: shipped default model, bytes moved / needed and GETs`, value: r2(shipped.bytes / needed), unit: "x", baseline: `${shipped.requests} GETs` });
+      rows.push({
+        metric: `${label}: info: shipped default model, bytes moved / needed and GETs`,
+        value: r2(shipped.bytes / needed),
+        unit: "x",
+        baseline: `${shipped.requests} GETs`,
+      });
     }
     notes.push(
       `${label}: planner predicted ${plan.requests} reads, ${(plan.bytes / 1e6).toFixed(2)} MB, ${Math.round(plan.wallMs)} ms; peak ArrayBuffer growth during the read ${(planned.peakBytes / 2 ** 20).toFixed(1)} MiB planned, ${(fixed.peakBytes / 2 ** 20).toFixed(1)} MiB fixed rule (budget ${(model.maxInflightBytes / 2 ** 20).toFixed(0)} MiB + results ${(needed / 2 ** 20).toFixed(1)} MiB).`,
@@ -188,12 +238,21 @@ export const benchmark: Benchmark = {
     const shapes: Shape[] = [
       { name: "sparse (1,000 random of 100,000, 1-8 KiB)", workload: sparse, names: randomNames(sparse, 1000, 1) },
       { name: "dense (1,000 random of 100,000, 16-512 B)", workload: dense, names: randomNames(dense, 1000, 2) },
-      { name: "clustered (1,000 consecutive of 100,000, 1-8 KiB)", workload: sparse, names: consecutiveNames(sparse, 1000, 3) },
-      { name: "large (10,000 random of 1,000,000, 16-512 B)", workload: million, names: randomNames(million, 10_000, 4) },
+      {
+        name: "clustered (1,000 consecutive of 100,000, 1-8 KiB)",
+        workload: sparse,
+        names: consecutiveNames(sparse, 1000, 3),
+      },
+      {
+        name: "large (10,000 random of 1,000,000, 16-512 B)",
+        workload: million,
+        names: randomNames(million, 10_000, 4),
+      },
     ];
     const rows: BenchRow[] = [];
     const notes: string[] = [];
-    for (const link of ["per-connection", "shared"] as const) for (const s of shapes) await runShape(s, link, rows, notes, log);
+    for (const link of ["per-connection", "shared"] as const)
+      for (const s of shapes) await runShape(s, link, rows, notes, log);
     return {
       name: "planning",
       workload: `four batch shapes over HTTP from bench/range-server.ts: ${LATENCY_MS} ms to first byte, ${CONN_BYTES_PER_MS / 1000} MB/s per connection, then also a ${(LINK_BYTES_PER_MS * 8) / 1000} Mbit/s link shared by all connections; planner concurrency cap ${CONCURRENCY}; index pages loaded before the timed read`,

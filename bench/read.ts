@@ -143,11 +143,16 @@ export const benchmark: Benchmark = {
         for (const s of stats) ranges.push({ name: s.name, offset: s.offset, size: s.storedSize });
       }
       const totalBytes = ranges.reduce((s, r) => s + r.size, 0);
-      if (totalBytes !== tree.totalBytes) throw new Error(`index says ${totalBytes} bytes, the tree has ${tree.totalBytes}`);
+      if (totalBytes !== tree.totalBytes)
+        throw new Error(`index says ${totalBytes} bytes, the tree has ${tree.totalBytes}`);
       const sample = await reader.getMany(names.slice(0, 500));
       for (const [n, b] of sample) {
         const head = Buffer.from(`${n}\n`);
-        if (!Buffer.from(b.buffer, b.byteOffset, Math.min(b.length, head.length)).equals(head.subarray(0, Math.min(b.length, head.length)))) {
+        if (
+          !Buffer.from(b.buffer, b.byteOffset, Math.min(b.length, head.length)).equals(
+            head.subarray(0, Math.min(b.length, head.length)),
+          )
+        ) {
           throw new Error(`wrong bytes for ${n}`);
         }
       }
@@ -162,9 +167,24 @@ export const benchmark: Benchmark = {
       ];
       for (const [mode, r, verifies] of modes) {
         for (const verify of verifies) {
-          cases.push({ key: `seq-${verify}${mode}`, label: `get, sequential awaits${mode}`, verify, run: () => getSequential(r, names, verify) });
-          cases.push({ key: `conc-${verify}${mode}`, label: `get, ${CALLERS} concurrent callers${mode}`, verify, run: () => getConcurrent(r, names, verify) });
-          cases.push({ key: `many-${verify}${mode}`, label: `getMany, batches of ${BATCH.toLocaleString("en-US")}${mode}`, verify, run: () => getManyBatches(r, names, verify) });
+          cases.push({
+            key: `seq-${verify}${mode}`,
+            label: `get, sequential awaits${mode}`,
+            verify,
+            run: () => getSequential(r, names, verify),
+          });
+          cases.push({
+            key: `conc-${verify}${mode}`,
+            label: `get, ${CALLERS} concurrent callers${mode}`,
+            verify,
+            run: () => getConcurrent(r, names, verify),
+          });
+          cases.push({
+            key: `many-${verify}${mode}`,
+            label: `getMany, batches of ${BATCH.toLocaleString("en-US")}${mode}`,
+            verify,
+            run: () => getManyBatches(r, names, verify),
+          });
         }
       }
       const ms = new Map<string, number>();
@@ -195,7 +215,15 @@ export const benchmark: Benchmark = {
           ratio,
           ...(headline ? { target: ">= 0.5 of raw", pass: ratio >= 0.5 } : {}),
         });
-        if (c.verify) rows.push({ metric: `${c.label}, MB/s`, value: mbs(t), unit: "MB/s", baseline: "raw fs.readSync", baselineValue: mbs(baseMs), ratio });
+        if (c.verify)
+          rows.push({
+            metric: `${c.label}, MB/s`,
+            value: mbs(t),
+            unit: "MB/s",
+            baseline: "raw fs.readSync",
+            baselineValue: mbs(baseMs),
+            ratio,
+          });
       }
       return {
         name: "read",

@@ -15,7 +15,19 @@ import type { BenchReport, BenchRow, Benchmark } from "./lib.js";
 import { BENCH_DIR, DATA_DIR } from "./tree.js";
 
 /** In this order; a module that is not there (s3-coalescing is optional) is skipped. */
-const MODULES = ["pack", "read", "read-memory", "open-lookup", "cold", "planning", "s3-coalescing", "append", "cache", "store", "cli"];
+const MODULES = [
+  "pack",
+  "read",
+  "read-memory",
+  "open-lookup",
+  "cold",
+  "planning",
+  "s3-coalescing",
+  "append",
+  "cache",
+  "store",
+  "cli",
+];
 
 interface Machine {
   node: string;
@@ -63,7 +75,10 @@ function cell(s: string): string {
 
 function rowMd(r: BenchRow): string {
   const value = `${fmt(r.value)} ${r.unit}`;
-  const baseline = r.baseline !== undefined ? `${r.baseline}${r.baselineValue !== undefined ? `: ${fmt(r.baselineValue)} ${r.unit}` : ""}` : "";
+  const baseline =
+    r.baseline !== undefined
+      ? `${r.baseline}${r.baselineValue !== undefined ? `: ${fmt(r.baselineValue)} ${r.unit}` : ""}`
+      : "";
   const ratio = r.ratio !== undefined ? fmt(r.ratio) : "";
   const pass = r.pass === undefined ? "" : r.pass ? "yes" : "**no**";
   return `| ${[r.metric, value, baseline, ratio, r.target ?? "", pass].map(cell).join(" | ")} |`;
@@ -108,7 +123,8 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const clean = args.includes("--clean");
   const wanted = args.filter((a) => !a.startsWith("--"));
-  for (const w of wanted) if (!MODULES.includes(w)) throw new Error(`unknown benchmark ${w} (known: ${MODULES.join(", ")})`);
+  for (const w of wanted)
+    if (!MODULES.includes(w)) throw new Error(`unknown benchmark ${w} (known: ${MODULES.join(", ")})`);
   const names = wanted.length > 0 ? MODULES.filter((m) => wanted.includes(m)) : MODULES;
 
   const resultsDir = path.join(BENCH_DIR, "results");
@@ -140,7 +156,14 @@ async function main(): Promise<void> {
     } catch (e) {
       const err = e as Error;
       process.stderr.write(`${name} failed: ${err.stack ?? String(e)}\n`);
-      report = { name, workload: "", rows: [], ranAt: new Date().toISOString(), seconds: (performance.now() - t0) / 1000, error: err.message };
+      report = {
+        name,
+        workload: "",
+        rows: [],
+        ranAt: new Date().toISOString(),
+        seconds: (performance.now() - t0) / 1000,
+        error: err.message,
+      };
     }
     fresh.push(report);
     process.stdout.write(reportMd(report) + "\n");
@@ -149,7 +172,10 @@ async function main(): Promise<void> {
   // Keep reports of benchmarks not run this time, in module order.
   const byName = new Map(previous.map((r) => [r.name, r]));
   for (const r of fresh) byName.set(r.name, r);
-  const ordered = [...MODULES.flatMap((n) => (byName.has(n) ? [byName.get(n)!] : [])), ...[...byName.values()].filter((r) => !MODULES.includes(r.name))];
+  const ordered = [
+    ...MODULES.flatMap((n) => (byName.has(n) ? [byName.get(n)!] : [])),
+    ...[...byName.values()].filter((r) => !MODULES.includes(r.name)),
+  ];
   const results: Results = { machine: m, updated: new Date().toISOString(), reports: ordered };
   const tmp = `${jsonPath}.tmp`;
   fs.writeFileSync(tmp, JSON.stringify(results, null, 2) + "\n");

@@ -51,7 +51,6 @@ function sizes(): Uint32Array {
   return out;
 }
 
-
 interface Run {
   requests: number;
   bytes: number;
@@ -96,7 +95,9 @@ async function perEntry(client: S3Client, names: string[]): Promise<Map<string, 
 }
 
 async function getRange(client: S3Client, offset: number, length: number): Promise<Uint8Array> {
-  const out = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: KEY, Range: `bytes=${offset}-${offset + length - 1}` }));
+  const out = await client.send(
+    new GetObjectCommand({ Bucket: BUCKET, Key: KEY, Range: `bytes=${offset}-${offset + length - 1}` }),
+  );
   const bytes = await out.Body!.transformToByteArray();
   if (bytes.length !== length) throw new Error(`short read ${bytes.length} of ${length}`);
   return bytes;
@@ -113,13 +114,16 @@ async function v1Strategy(client: S3Client, names: string[]): Promise<Map<string
   const size = head.ContentLength!;
   const footer = decodeV2Footer(await getRange(client, size - V2_FOOTER_SIZE, V2_FOOTER_SIZE), size);
   const index = await getRange(client, footer.indexStart, footer.indexLength);
-  const at = (off: number, len: number): Uint8Array => index.subarray(off - footer.indexStart, off - footer.indexStart + len);
+  const at = (off: number, len: number): Uint8Array =>
+    index.subarray(off - footer.indexStart, off - footer.indexStart + len);
   const table = decodeRoot(at(rootOffset(footer), rootLength(footer)), footer);
   const pages: DecodedPage[] = [];
-  for (let p = 0; p < table.lengths.length; p++) pages.push(decodePage(at(table.offsets[p]!, table.lengths[p]!), p, footer));
+  for (let p = 0; p < table.lengths.length; p++)
+    pages.push(decodePage(at(table.offsets[p]!, table.lengths[p]!), p, footer));
   // The v1 reader builds a dict of the whole index.
   const byName = new Map<string, { offset: number; length: number }>();
-  for (const page of pages) for (const rec of page.records) byName.set(rec.name, { offset: rec.dataOffset, length: rec.storedSize });
+  for (const page of pages)
+    for (const rec of page.records) byName.set(rec.name, { offset: rec.dataOffset, length: rec.storedSize });
   const entries = names.map((n) => ({ name: n, ...byName.get(n)! })).sort((a, b) => a.offset - b.offset);
   const out = new Map<string, Uint8Array>();
   let i = 0;
@@ -210,7 +214,9 @@ export const benchmark: Benchmark = {
             checkResults(who, run.results, picks, sz);
             run.results = new Map();
             runs[who].push(run);
-            log(`${label} round ${round + 1} ${who}: ${run.requests} requests, ${(run.bytes / MIB).toFixed(2)} MiB, ${run.ms.toFixed(0)} ms`);
+            log(
+              `${label} round ${round + 1} ${who}: ${run.requests} requests, ${(run.bytes / MIB).toFixed(2)} MiB, ${run.ms.toFixed(0)} ms`,
+            );
           }
         }
         return runs;
@@ -242,7 +248,8 @@ export const benchmark: Benchmark = {
       const clusterBound = Math.ceil(span / S3_HINTS.maxSpan);
 
       const rowsFor = (runs: Record<"ours" | "a" | "b", Run[]>, scenario: string, withCounts: boolean): BenchRow[] => {
-        const med = (who: "ours" | "a" | "b", k: "requests" | "bytes" | "ms"): number => median(runs[who].map((x) => x[k]));
+        const med = (who: "ours" | "a" | "b", k: "requests" | "bytes" | "ms"): number =>
+          median(runs[who].map((x) => x[k]));
         const oReq = med("ours", "requests");
         const aReq = med("a", "requests");
         const bReq = med("b", "requests");
@@ -331,7 +338,11 @@ export const benchmark: Benchmark = {
           target: "<= ceil(span / maxSpan)",
           pass: clusterData <= clusterBound,
         },
-        { metric: "1,000 consecutive entries: cold (open + index + data)", value: clusterCold.requests, unit: "requests" },
+        {
+          metric: "1,000 consecutive entries: cold (open + index + data)",
+          value: clusterCold.requests,
+          unit: "requests",
+        },
         { metric: "1,000 consecutive entries: cold wall time", value: round1(clusterCold.ms), unit: "ms" },
       ];
       return {

@@ -43,8 +43,26 @@ export interface Tree {
 }
 
 const WORDS = [
-  "assets", "images", "icons", "thumbs", "docs", "pages", "data", "tiles", "cache", "models",
-  "fonts", "styles", "scripts", "locales", "audio", "sprites", "meta", "shards", "blobs", "logs",
+  "assets",
+  "images",
+  "icons",
+  "thumbs",
+  "docs",
+  "pages",
+  "data",
+  "tiles",
+  "cache",
+  "models",
+  "fonts",
+  "styles",
+  "scripts",
+  "locales",
+  "audio",
+  "sprites",
+  "meta",
+  "shards",
+  "blobs",
+  "logs",
 ];
 const EXTS = ["png", "json", "txt", "bin", "webp", "js", "css", "md"];
 
@@ -146,7 +164,11 @@ export function median(xs: readonly number[]): number {
 }
 
 /** Runs `node --import tsx <script> ...args` and parses the last stdout line as JSON. */
-export function runTsChild<T>(script: string, args: readonly string[], opts: { timeoutMs?: number } = {}): { result: T; wallMs: number } {
+export function runTsChild<T>(
+  script: string,
+  args: readonly string[],
+  opts: { timeoutMs?: number } = {},
+): { result: T; wallMs: number } {
   const t0 = performance.now();
   const r = spawnSync(process.execPath, ["--import", "tsx", path.join(BENCH_DIR, script), ...args], {
     cwd: path.dirname(BENCH_DIR),
@@ -155,7 +177,8 @@ export function runTsChild<T>(script: string, args: readonly string[], opts: { t
     timeout: opts.timeoutMs ?? 300_000,
   });
   const wallMs = performance.now() - t0;
-  if (r.status !== 0) throw new Error(`${script} ${args.join(" ")} failed (${r.status ?? r.signal}): ${r.stderr || r.error?.message}`);
+  if (r.status !== 0)
+    throw new Error(`${script} ${args.join(" ")} failed (${r.status ?? r.signal}): ${r.stderr || r.error?.message}`);
   const lines = r.stdout.trim().split("\n");
   return { result: JSON.parse(lines[lines.length - 1]!) as T, wallMs };
 }

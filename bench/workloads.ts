@@ -64,7 +64,8 @@ export async function ensureDes(p: TreeParams, log: (s: string) => void): Promis
     const pool = poolFor(p);
     for (let i = 0; i < files.length; i += 5000) {
       const batch: [string, Uint8Array][] = [];
-      for (let k = i; k < Math.min(files.length, i + 5000); k++) batch.push([files[k]!.rel, fileBody(files[k]!, k, pool, p.seed)]);
+      for (let k = i; k < Math.min(files.length, i + 5000); k++)
+        batch.push([files[k]!.rel, fileBody(files[k]!, k, pool, p.seed)]);
       await w.addMany(batch);
     }
     await w.close();

@@ -2,7 +2,15 @@ import fs from "node:fs";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { DesDuplicateError, DesNotFoundError, DesReader, DesUnsupportedError, DesWriter, merge, repack } from "../src/index.js";
+import {
+  DesDuplicateError,
+  DesNotFoundError,
+  DesReader,
+  DesUnsupportedError,
+  DesWriter,
+  merge,
+  repack,
+} from "../src/index.js";
 import { bodyOf } from "./helpers/data.js";
 import { tempDir } from "./helpers/tmp.js";
 
@@ -43,7 +51,13 @@ describe("DesWriter.append", () => {
     fs.writeFileSync(path.join(dir, "body.txt"), "from disk");
     await w.add("file", { path: path.join(dir, "body.txt") });
     const report = await w.close();
-    expect(report).toMatchObject({ generation: 2, added: 4, deleted: 2, entries: 22, archiveBytes: fs.statSync(file).size });
+    expect(report).toMatchObject({
+      generation: 2,
+      added: 4,
+      deleted: 2,
+      entries: 22,
+      archiveBytes: fs.statSync(file).size,
+    });
     expect(report.bytesWritten).toBe(fs.statSync(file).size - size1);
 
     const now = await everything(file);
@@ -130,7 +144,9 @@ describe("DesWriter.append", () => {
     await expect(w.delete("nope")).rejects.toBeInstanceOf(DesNotFoundError);
     await expect(w.add("", enc("x"))).rejects.toMatchObject({ code: "DES_INVALID_ARGUMENT" });
     await expect(w.add("a\0b", enc("x"))).rejects.toMatchObject({ code: "DES_INVALID_ARGUMENT" });
-    await expect(w.add("z", enc("x"), { compress: "zstd" as "gzip" })).rejects.toMatchObject({ code: "DES_INVALID_ARGUMENT" });
+    await expect(w.add("z", enc("x"), { compress: "zstd" as "gzip" })).rejects.toMatchObject({
+      code: "DES_INVALID_ARGUMENT",
+    });
     await expect(w.add("z", 42 as unknown as Uint8Array)).rejects.toMatchObject({ code: "DES_INVALID_ARGUMENT" });
     // Added then deleted in the same generation: gone, nothing else changes.
     await w.add("temp", enc("t"));
@@ -163,7 +179,12 @@ describe("DesWriter.append", () => {
     const w = await DesWriter.append(v2);
     await w.add("b", enc("2"));
     await w.close();
-    expect(await everything(v2)).toEqual(new Map([["a", "1"], ["b", "2"]]));
+    expect(await everything(v2)).toEqual(
+      new Map([
+        ["a", "1"],
+        ["b", "2"],
+      ]),
+    );
   });
 
   it("reports live and dead bytes exactly", async () => {
@@ -173,7 +194,13 @@ describe("DesWriter.append", () => {
     });
     const r0 = await DesReader.open(file);
     const u0 = await r0.spaceUsage();
-    expect(u0).toMatchObject({ generations: 1, liveEntries: 10, tombstones: 0, liveDataBytes: 10_000, reclaimableBytes: 0 });
+    expect(u0).toMatchObject({
+      generations: 1,
+      liveEntries: 10,
+      tombstones: 0,
+      liveDataBytes: 10_000,
+      reclaimableBytes: 0,
+    });
     expect(u0.liveBytes).toBe(u0.archiveBytes);
     await r0.close();
     const w = await DesWriter.append(file);
@@ -206,7 +233,11 @@ describe("repack and merge", () => {
   it("repack copies stored bytes and checksums without inflating, filters, and re-encodes only when asked", async () => {
     const src = path.join(dir, "src.des");
     await DesWriter.write(src, {}, async (w) => {
-      for (let i = 0; i < 30; i++) await w.add(`k${String(i).padStart(2, "0")}`, bodyOf(i, 3000), { compress: i % 2 ? "gzip" : "none", meta: { i } });
+      for (let i = 0; i < 30; i++)
+        await w.add(`k${String(i).padStart(2, "0")}`, bodyOf(i, 3000), {
+          compress: i % 2 ? "gzip" : "none",
+          meta: { i },
+        });
     });
     const w = await DesWriter.append(src);
     await w.delete("k00");
@@ -215,7 +246,12 @@ describe("repack and merge", () => {
 
     const out = path.join(dir, "out.des");
     const rep = await repack(src, out, { filter: (e) => e.name !== "k05" });
-    expect(rep).toMatchObject({ added: 29, deleted: 1, bytesWritten: fs.statSync(out).size, sourceBytes: fs.statSync(src).size });
+    expect(rep).toMatchObject({
+      added: 29,
+      deleted: 1,
+      bytesWritten: fs.statSync(out).size,
+      sourceBytes: fs.statSync(src).size,
+    });
     const a = await DesReader.open(src);
     const b = await DesReader.open(out);
     expect(b.generation).toBe(1);
@@ -278,6 +314,13 @@ describe("repack and merge", () => {
     const last = path.join(dir, "m-last.des");
     await merge(parts, last, { onDuplicate: "last" });
     const m = await everything(last);
-    expect(m).toEqual(new Map([["only0", "p0"], ["only1", "p1"], ["only2", "p2"], ["shared", "shared from 2"]]));
+    expect(m).toEqual(
+      new Map([
+        ["only0", "p0"],
+        ["only1", "p1"],
+        ["only2", "p2"],
+        ["shared", "shared from 2"],
+      ]),
+    );
   });
 });

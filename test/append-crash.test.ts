@@ -9,9 +9,15 @@ import { tempDir } from "./helpers/tmp.js";
 
 const child = path.join(path.dirname(fileURLToPath(import.meta.url)), "helpers", "append-child.ts");
 
-function run(archive: string, step: string, nth: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+function run(
+  archive: string,
+  step: string,
+  nth: number,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ["--import", "tsx", child, archive, step, String(nth)], { stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn(process.execPath, ["--import", "tsx", child, archive, step, String(nth)], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stderr = "";
     p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     p.on("error", reject);
@@ -69,44 +75,48 @@ describe("append crash safety (kill -9 in a child process)", () => {
     ["committed", 1, 2],
   ];
 
-  it("leaves generation 1 or 2 with exact contents at every step, and the next append recovers", { timeout: 60_000 }, async () => {
-    await ready;
-    const baseBytes = fs.readFileSync(base);
-    const results = await bounded(
-      points.map(([step, nth], k) => async () => {
-        const file = path.join(dir, `case-${k}.des`);
-        fs.copyFileSync(base, file);
-        return { file, outcome: await run(file, step, nth) };
-      }),
-      3,
-    );
-    for (let k = 0; k < points.length; k++) {
-      const [step, nth, gen] = points[k]!;
-      const { file, outcome } = results[k]!;
-      expect(outcome.signal, `${step}#${nth}: ${outcome.stderr}`).toBe("SIGKILL");
-      // A reader opens it (no recovery has run: the lock and any torn tail are still there).
-      expect(fs.existsSync(`${file}.des-lock`)).toBe(true);
-      const got = await contents(file);
-      expect(got.generation, `${step}#${nth}`).toBe(gen);
-      expectModel(got.entries, gen === 1 ? baseModel() : changedModel());
-      // The next appender takes over the stale lock and recovers: rolled back to the exact old bytes, or kept.
-      const outcome2 = await recoverArchive(file);
-      if (gen === 1) {
-        expect(Buffer.compare(fs.readFileSync(file), baseBytes), `${step}#${nth}`).toBe(0);
-      } else {
-        expect(outcome2).toBe(step === "committed" ? "clean" : "committed");
+  it(
+    "leaves generation 1 or 2 with exact contents at every step, and the next append recovers",
+    { timeout: 60_000 },
+    async () => {
+      await ready;
+      const baseBytes = fs.readFileSync(base);
+      const results = await bounded(
+        points.map(([step, nth], k) => async () => {
+          const file = path.join(dir, `case-${k}.des`);
+          fs.copyFileSync(base, file);
+          return { file, outcome: await run(file, step, nth) };
+        }),
+        3,
+      );
+      for (let k = 0; k < points.length; k++) {
+        const [step, nth, gen] = points[k]!;
+        const { file, outcome } = results[k]!;
+        expect(outcome.signal, `${step}#${nth}: ${outcome.stderr}`).toBe("SIGKILL");
+        // A reader opens it (no recovery has run: the lock and any torn tail are still there).
+        expect(fs.existsSync(`${file}.des-lock`)).toBe(true);
+        const got = await contents(file);
+        expect(got.generation, `${step}#${nth}`).toBe(gen);
+        expectModel(got.entries, gen === 1 ? baseModel() : changedModel());
+        // The next appender takes over the stale lock and recovers: rolled back to the exact old bytes, or kept.
+        const outcome2 = await recoverArchive(file);
+        if (gen === 1) {
+          expect(Buffer.compare(fs.readFileSync(file), baseBytes), `${step}#${nth}`).toBe(0);
+        } else {
+          expect(outcome2).toBe(step === "committed" ? "clean" : "committed");
+        }
+        expect(fs.existsSync(`${file}.des-lock`)).toBe(false);
+        const w = await DesWriter.append(file);
+        await w.add("after-crash", new Uint8Array([1, 2, 3]));
+        const report = await w.close();
+        expect(report.generation).toBe(gen + 1);
+        const after = await contents(file);
+        const want = gen === 1 ? baseModel() : changedModel();
+        want.set("after-crash", new Uint8Array([1, 2, 3]));
+        expectModel(after.entries, want);
       }
-      expect(fs.existsSync(`${file}.des-lock`)).toBe(false);
-      const w = await DesWriter.append(file);
-      await w.add("after-crash", new Uint8Array([1, 2, 3]));
-      const report = await w.close();
-      expect(report.generation).toBe(gen + 1);
-      const after = await contents(file);
-      const want = gen === 1 ? baseModel() : changedModel();
-      want.set("after-crash", new Uint8Array([1, 2, 3]));
-      expectModel(after.entries, want);
-    }
-  });
+    },
+  );
 
   it("survives kills at random moments of a run", { timeout: 60_000 }, async () => {
     await ready;
@@ -190,7 +200,10 @@ describe("append abort, failure and the lock", () => {
   it("a lock from another host is never broken; recoverArchive respects the lock too", async () => {
     const file = path.join(dir, "foreign.des");
     await DesWriter.write(file, {}, fillBase);
-    fs.writeFileSync(`${file}.des-lock`, JSON.stringify({ pid: 1, host: "some-other-host", since: "2026-01-01T00:00:00.000Z" }));
+    fs.writeFileSync(
+      `${file}.des-lock`,
+      JSON.stringify({ pid: 1, host: "some-other-host", since: "2026-01-01T00:00:00.000Z" }),
+    );
     const err = await DesWriter.append(file).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DesLockedError);
     expect((err as DesLockedError).holder).toMatchObject({ host: "some-other-host", pid: 1 });
@@ -206,7 +219,14 @@ describe("append abort, failure and the lock", () => {
     const before = fs.readFileSync(file);
     const w = await DesWriter.append(file);
     const report = await w.close();
-    expect(report).toMatchObject({ added: 0, deleted: 0, bytesWritten: 0, generation: 1, entries: 60, reclaimableBytes: 0 });
+    expect(report).toMatchObject({
+      added: 0,
+      deleted: 0,
+      bytesWritten: 0,
+      generation: 1,
+      entries: 60,
+      reclaimableBytes: 0,
+    });
     expect(Buffer.compare(fs.readFileSync(file), before)).toBe(0);
   });
 });

@@ -15,12 +15,32 @@ import { tempDir } from "./helpers/tmp.js";
 
 type Model = Map<string, Uint8Array>;
 
-type Op = { kind: "add"; name: number; len: number; seed: number; gzip: boolean } | { kind: "delete"; pick: number } | { kind: "replace"; pick: number; len: number; seed: number };
+type Op =
+  | { kind: "add"; name: number; len: number; seed: number; gzip: boolean }
+  | { kind: "delete"; pick: number }
+  | { kind: "replace"; pick: number; len: number; seed: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ kind: fc.constant("add" as const), name: fc.integer({ min: 0, max: 60 }), len: fc.integer({ min: 0, max: 3000 }), seed: fc.nat(), gzip: fc.boolean() }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant("add" as const),
+      name: fc.integer({ min: 0, max: 60 }),
+      len: fc.integer({ min: 0, max: 3000 }),
+      seed: fc.nat(),
+      gzip: fc.boolean(),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("delete" as const), pick: fc.nat() }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant("replace" as const), pick: fc.nat(), len: fc.integer({ min: 0, max: 3000 }), seed: fc.nat() }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("replace" as const),
+      pick: fc.nat(),
+      len: fc.integer({ min: 0, max: 3000 }),
+      seed: fc.nat(),
+    }),
+  },
 );
 const generationsArb = fc.array(fc.array(opArb, { minLength: 0, maxLength: 12 }), { minLength: 1, maxLength: 5 });
 
@@ -99,72 +119,78 @@ describe("generations round trip (property)", () => {
 describe("damage to a multi-generation archive", () => {
   const dir = tempDir("des-append-fuzz-");
 
-  it("flips, truncations and torn tails give some generation's exact data or a typed error", { timeout: 60_000 }, async () => {
-    const file = path.join(dir, "multi.des");
-    const snapshots: Model[] = [];
-    const model: Model = new Map();
-    await DesWriter.write(file, {}, async (w) => {
-      for (let i = 0; i < 30; i++) {
-        model.set(`e${i}`, bodyOf(i, 200 + i * 13));
-        await w.add(`e${i}`, bodyOf(i, 200 + i * 13), { meta: { i } });
-      }
-    });
-    snapshots.push(new Map(model));
-    for (let g = 1; g <= 2; g++) {
-      const w = await DesWriter.append(file);
-      for (let i = 0; i < 8; i++) {
-        await w.delete(`e${g * 8 + i}`);
-        model.delete(`e${g * 8 + i}`);
-      }
-      for (let i = 0; i < 6; i++) {
-        await w.add(`g${g}-${i}`, bodyOf(1000 * g + i, 500), { compress: i % 2 ? "gzip" : "none" });
-        model.set(`g${g}-${i}`, bodyOf(1000 * g + i, 500));
-      }
-      await w.close();
+  it(
+    "flips, truncations and torn tails give some generation's exact data or a typed error",
+    { timeout: 60_000 },
+    async () => {
+      const file = path.join(dir, "multi.des");
+      const snapshots: Model[] = [];
+      const model: Model = new Map();
+      await DesWriter.write(file, {}, async (w) => {
+        for (let i = 0; i < 30; i++) {
+          model.set(`e${i}`, bodyOf(i, 200 + i * 13));
+          await w.add(`e${i}`, bodyOf(i, 200 + i * 13), { meta: { i } });
+        }
+      });
       snapshots.push(new Map(model));
-    }
-    const good = fs.readFileSync(file);
-    const lengths = (await (await DesReader.open(file)).generations()).map((g) => g.archiveLength);
-    // A torn variant: an append in progress (pending_length set, bytes after the footer).
-    const torn = Buffer.concat([good, Buffer.from(bodyOf(77, 3000))]);
-    torn.set(encodePendingLength(good.length), PENDING_OFFSET);
-
-    const random = rng(20261201);
-    const cases: { label: string; bytes: Buffer }[] = [];
-    for (let k = 0; k < 90; k++) {
-      const base = k % 3 === 0 ? torn : good;
-      const b = Buffer.from(base);
-      // Half the flips land in the last 2 KiB (footers, root, pages), the rest anywhere.
-      const at = k % 2 ? Math.floor(random() * b.length) : b.length - 1 - Math.floor(random() * Math.min(2048, b.length));
-      b[at] = b[at]! ^ (1 + Math.floor(random() * 255));
-      cases.push({ label: `flip ${k % 3 === 0 ? "torn" : "good"} @${at}`, bytes: b });
-    }
-    for (let k = 0; k < 30; k++) {
-      const cut = Math.floor(random() * good.length);
-      cases.push({ label: `truncate to ${cut}`, bytes: good.subarray(0, cut) });
-    }
-    for (const len of lengths) cases.push({ label: `truncate to generation length ${len}`, bytes: good.subarray(0, len) });
-    const header = Buffer.from(torn);
-    header.set(encodePendingLength(good.length - 1), PENDING_OFFSET);
-    cases.push({ label: "pending length off by one", bytes: header });
-
-    let readable = 0;
-    for (const c of cases) {
-      let r: DesReader | undefined;
-      try {
-        r = await DesReader.open(new MemorySource(c.bytes));
-        const got = await readAll(r);
-        const gen = r.generation;
-        expect(gen >= 1 && gen <= 3, c.label).toBe(true);
-        expectSame(got, snapshots[gen - 1]!, `${c.label} (generation ${gen})`);
-        readable++;
-      } catch (e) {
-        expect(e instanceof DesError, `${c.label}: ${String(e)}`).toBe(true);
-      } finally {
-        await r?.close();
+      for (let g = 1; g <= 2; g++) {
+        const w = await DesWriter.append(file);
+        for (let i = 0; i < 8; i++) {
+          await w.delete(`e${g * 8 + i}`);
+          model.delete(`e${g * 8 + i}`);
+        }
+        for (let i = 0; i < 6; i++) {
+          await w.add(`g${g}-${i}`, bodyOf(1000 * g + i, 500), { compress: i % 2 ? "gzip" : "none" });
+          model.set(`g${g}-${i}`, bodyOf(1000 * g + i, 500));
+        }
+        await w.close();
+        snapshots.push(new Map(model));
       }
-    }
-    // The generation lengths and the torn variant (unless its flip hit the last footer) must open.
-    expect(readable).toBeGreaterThanOrEqual(lengths.length + 10);
-  });
+      const good = fs.readFileSync(file);
+      const lengths = (await (await DesReader.open(file)).generations()).map((g) => g.archiveLength);
+      // A torn variant: an append in progress (pending_length set, bytes after the footer).
+      const torn = Buffer.concat([good, Buffer.from(bodyOf(77, 3000))]);
+      torn.set(encodePendingLength(good.length), PENDING_OFFSET);
+
+      const random = rng(20261201);
+      const cases: { label: string; bytes: Buffer }[] = [];
+      for (let k = 0; k < 90; k++) {
+        const base = k % 3 === 0 ? torn : good;
+        const b = Buffer.from(base);
+        // Half the flips land in the last 2 KiB (footers, root, pages), the rest anywhere.
+        const at =
+          k % 2 ? Math.floor(random() * b.length) : b.length - 1 - Math.floor(random() * Math.min(2048, b.length));
+        b[at] = b[at]! ^ (1 + Math.floor(random() * 255));
+        cases.push({ label: `flip ${k % 3 === 0 ? "torn" : "good"} @${at}`, bytes: b });
+      }
+      for (let k = 0; k < 30; k++) {
+        const cut = Math.floor(random() * good.length);
+        cases.push({ label: `truncate to ${cut}`, bytes: good.subarray(0, cut) });
+      }
+      for (const len of lengths)
+        cases.push({ label: `truncate to generation length ${len}`, bytes: good.subarray(0, len) });
+      const header = Buffer.from(torn);
+      header.set(encodePendingLength(good.length - 1), PENDING_OFFSET);
+      cases.push({ label: "pending length off by one", bytes: header });
+
+      let readable = 0;
+      for (const c of cases) {
+        let r: DesReader | undefined;
+        try {
+          r = await DesReader.open(new MemorySource(c.bytes));
+          const got = await readAll(r);
+          const gen = r.generation;
+          expect(gen >= 1 && gen <= 3, c.label).toBe(true);
+          expectSame(got, snapshots[gen - 1]!, `${c.label} (generation ${gen})`);
+          readable++;
+        } catch (e) {
+          expect(e instanceof DesError, `${c.label}: ${String(e)}`).toBe(true);
+        } finally {
+          await r?.close();
+        }
+      }
+      // The generation lengths and the torn variant (unless its flip hit the last footer) must open.
+      expect(readable).toBeGreaterThanOrEqual(lengths.length + 10);
+    },
+  );
 });

@@ -74,59 +74,72 @@ async function openUploads(): Promise<number> {
 }
 
 describe("append to S3", () => {
-  it("from 5 MiB: copies the old bytes inside S3 (UploadPartCopy) and uploads only the new ones", { timeout: 60_000 }, async () => {
-    const key = "a/big.des";
-    const old = await put(key, 10, 700 * 1024);
-    expect(old.length).toBeGreaterThan(6 * MIB);
-    const pinned = await S3DesReader.open({ client, bucket: BUCKET, key });
-    expect(pinned.generation).toBe(1);
+  it(
+    "from 5 MiB: copies the old bytes inside S3 (UploadPartCopy) and uploads only the new ones",
+    { timeout: 60_000 },
+    async () => {
+      const key = "a/big.des";
+      const old = await put(key, 10, 700 * 1024);
+      expect(old.length).toBeGreaterThan(6 * MIB);
+      const pinned = await S3DesReader.open({ client, bucket: BUCKET, key });
+      expect(pinned.generation).toBe(1);
 
-    wire.reset();
-    const w = await DesWriter.append(s3AppendTarget({ client, bucket: BUCKET, key }));
-    for (let i = 0; i < 20; i++) await w.add(`new${i}`, bodyOf(100 + i, 10_000));
-    await w.delete("e0");
-    const report = await w.close();
-    expect(report).toMatchObject({ generation: 2, added: 20, deleted: 1, entries: 29 });
-    expect(report.archiveBytes).toBe(old.length + report.bytesWritten);
-    // The old bytes never crossed the wire: one copy part, the new bytes in one part, the tail GET of the open.
-    expect(wire.requests["UploadPartCopyCommand"]).toBe(1);
-    expect(wire.requests["UploadPartCommand"]).toBe(1);
-    expect(wire.requests["CompleteMultipartUploadCommand"]).toBe(1);
-    expect(wire.requests["PutObjectCommand"]).toBeUndefined();
-    expect(wire.requests["GetObjectCommand"]).toBe(1);
-    expect(total(wire.received)).toBeLessThanOrEqual(64 * 1024);
-    expect(total(wire.sent)).toBe(report.bytesWritten);
-    expect(report.bytesWritten).toBeLessThan(20 * 10_000 + 8 * 1024);
-    expect(s3AppendStats(w)).toMatchObject({ mode: "copy", copiedBytes: old.length, uploadedBytes: report.bytesWritten, downloadedBytes: 0 });
-    expect(await openUploads()).toBe(0);
+      wire.reset();
+      const w = await DesWriter.append(s3AppendTarget({ client, bucket: BUCKET, key }));
+      for (let i = 0; i < 20; i++) await w.add(`new${i}`, bodyOf(100 + i, 10_000));
+      await w.delete("e0");
+      const report = await w.close();
+      expect(report).toMatchObject({ generation: 2, added: 20, deleted: 1, entries: 29 });
+      expect(report.archiveBytes).toBe(old.length + report.bytesWritten);
+      // The old bytes never crossed the wire: one copy part, the new bytes in one part, the tail GET of the open.
+      expect(wire.requests["UploadPartCopyCommand"]).toBe(1);
+      expect(wire.requests["UploadPartCommand"]).toBe(1);
+      expect(wire.requests["CompleteMultipartUploadCommand"]).toBe(1);
+      expect(wire.requests["PutObjectCommand"]).toBeUndefined();
+      expect(wire.requests["GetObjectCommand"]).toBe(1);
+      expect(total(wire.received)).toBeLessThanOrEqual(64 * 1024);
+      expect(total(wire.sent)).toBe(report.bytesWritten);
+      expect(report.bytesWritten).toBeLessThan(20 * 10_000 + 8 * 1024);
+      expect(s3AppendStats(w)).toMatchObject({
+        mode: "copy",
+        copiedBytes: old.length,
+        uploadedBytes: report.bytesWritten,
+        downloadedBytes: 0,
+      });
+      expect(await openUploads()).toBe(0);
 
-    const now = await objectBytes(key);
-    expect(Buffer.compare(now.subarray(0, old.length), Buffer.from(old))).toBe(0);
-    const r = await S3DesReader.open({ client, bucket: BUCKET, key });
-    expect(r.generation).toBe(2);
-    expect(await r.has("e0")).toBe(false);
-    expect(Buffer.from(await r.get("new7")).equals(Buffer.from(bodyOf(107, 10_000)))).toBe(true);
-    expect(Buffer.from(await r.get("e3")).equals(Buffer.from(bodyOf(3, 700 * 1024)))).toBe(true);
-    expect((await r.verify()).ok).toBe(true);
-    const r1 = await DesReader.open(r.source, { generation: 1 });
-    expect(await r1.has("e0")).toBe(true);
-    // The reader opened before the append was pinned to the old ETag: it sees 412, reopens, and reads generation 2.
-    expect(await pinned.has("new3")).toBe(false);
-    expect(Buffer.from(await pinned.get("e1")).equals(Buffer.from(bodyOf(1, 700 * 1024)))).toBe(true);
-    expect(pinned.generation).toBe(2);
-    expect(await pinned.has("new3")).toBe(true);
-  });
+      const now = await objectBytes(key);
+      expect(Buffer.compare(now.subarray(0, old.length), Buffer.from(old))).toBe(0);
+      const r = await S3DesReader.open({ client, bucket: BUCKET, key });
+      expect(r.generation).toBe(2);
+      expect(await r.has("e0")).toBe(false);
+      expect(Buffer.from(await r.get("new7")).equals(Buffer.from(bodyOf(107, 10_000)))).toBe(true);
+      expect(Buffer.from(await r.get("e3")).equals(Buffer.from(bodyOf(3, 700 * 1024)))).toBe(true);
+      expect((await r.verify()).ok).toBe(true);
+      const r1 = await DesReader.open(r.source, { generation: 1 });
+      expect(await r1.has("e0")).toBe(true);
+      // The reader opened before the append was pinned to the old ETag: it sees 412, reopens, and reads generation 2.
+      expect(await pinned.has("new3")).toBe(false);
+      expect(Buffer.from(await pinned.get("e1")).equals(Buffer.from(bodyOf(1, 700 * 1024)))).toBe(true);
+      expect(pinned.generation).toBe(2);
+      expect(await pinned.has("new3")).toBe(true);
+    },
+  );
 
-  it("a concurrent change of a big archive fails the append with DesChangedError and keeps the other writer's object", { timeout: 60_000 }, async () => {
-    const key = "a/race-big.des";
-    await put(key, 8, 700 * 1024);
-    const w = await DesWriter.append(s3AppendTarget({ client, bucket: BUCKET, key }));
-    await w.add("mine", bodyOf(1, 1000));
-    await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: "someone else" }));
-    await expect(w.close()).rejects.toBeInstanceOf(DesChangedError);
-    expect((await objectBytes(key)).toString()).toBe("someone else");
-    expect(await openUploads()).toBe(0);
-  });
+  it(
+    "a concurrent change of a big archive fails the append with DesChangedError and keeps the other writer's object",
+    { timeout: 60_000 },
+    async () => {
+      const key = "a/race-big.des";
+      await put(key, 8, 700 * 1024);
+      const w = await DesWriter.append(s3AppendTarget({ client, bucket: BUCKET, key }));
+      await w.add("mine", bodyOf(1, 1000));
+      await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: "someone else" }));
+      await expect(w.close()).rejects.toBeInstanceOf(DesChangedError);
+      expect((await objectBytes(key)).toString()).toBe("someone else");
+      expect(await openUploads()).toBe(0);
+    },
+  );
 
   it("below 5 MiB: reads and rewrites the object with one conditional PutObject", { timeout: 60_000 }, async () => {
     const key = "a/small.des";

@@ -76,7 +76,9 @@ describe("contentCache (hot entries)", () => {
 
   it("refuses a bad budget with a typed error", async () => {
     const file = path.join(dir, "on.des");
-    await expect(DesReader.open(file, { contentCache: { maxBytes: 0 } })).rejects.toBeInstanceOf(DesInvalidArgumentError);
+    await expect(DesReader.open(file, { contentCache: { maxBytes: 0 } })).rejects.toBeInstanceOf(
+      DesInvalidArgumentError,
+    );
   });
 });
 
@@ -107,7 +109,10 @@ describe("contentCache and a replaced archive (S3)", () => {
   it("drops every cached body when the archive is reopened after a change", async () => {
     await put(1);
     const { client, counter } = countingClient(moto!.endpoint);
-    const r = await S3DesReader.open({ client, bucket: BUCKET, key: "hot.des" }, { contentCache: { maxBytes: 1 << 20 } });
+    const r = await S3DesReader.open(
+      { client, bucket: BUCKET, key: "hot.des" },
+      { contentCache: { maxBytes: 1 << 20 } },
+    );
     expect(same(await r.get(name(7)), bodyOf(7, size(7), 1))).toBe(true);
     counter.reset();
     expect(same(await r.get(name(7)), bodyOf(7, size(7), 1))).toBe(true);

@@ -25,7 +25,11 @@ function newestMtime(dir: string): number {
 beforeAll(() => {
   const built = ["s3.js", "s3.cjs", "redis.js", "redis.d.ts", "index.js"].map((f) => path.join(DIST, f));
   const stale = built.some((f) => !fs.existsSync(f) || fs.statSync(f).mtimeMs < newestMtime(path.join(ROOT, "src")));
-  if (stale) execFileSync(process.execPath, [path.join(ROOT, "node_modules/tsup/dist/cli-default.js")], { cwd: ROOT, stdio: "ignore" });
+  if (stale)
+    execFileSync(process.execPath, [path.join(ROOT, "node_modules/tsup/dist/cli-default.js")], {
+      cwd: ROOT,
+      stdio: "ignore",
+    });
 }, 120_000);
 
 /** A module hook that makes `@aws-sdk/lib-storage` impossible to resolve, as in a deployment without it. */
@@ -42,10 +46,17 @@ function runHidden(code: string, ext: "mjs" | "cjs"): { status: number | null; o
   const hook = path.join(work, "hide-lib-storage.mjs");
   fs.writeFileSync(hook, HIDE);
   const register = path.join(work, "register.mjs");
-  fs.writeFileSync(register, `import { register } from "node:module";\nregister(${JSON.stringify(pathToFileURL(hook).href)});\n`);
+  fs.writeFileSync(
+    register,
+    `import { register } from "node:module";\nregister(${JSON.stringify(pathToFileURL(hook).href)});\n`,
+  );
   const script = path.join(childDir, `child.${ext}`);
   fs.writeFileSync(script, code);
-  const r = spawnSync(process.execPath, ["--import", pathToFileURL(register).href, script], { cwd: ROOT, encoding: "utf8", timeout: 30_000 });
+  const r = spawnSync(process.execPath, ["--import", pathToFileURL(register).href, script], {
+    cwd: ROOT,
+    encoding: "utf8",
+    timeout: 30_000,
+  });
   return { status: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -72,7 +83,12 @@ console.log(JSON.stringify(out));
 
 describe("reading from S3 does not need @aws-sdk/lib-storage", () => {
   it("the built des-pack/s3 (ESM) imports without it; writing says what is missing with a typed error", () => {
-    const r = runHidden(CHILD_BODY(`const s3 = await import(${JSON.stringify(pathToFileURL(path.join(DIST, "s3.js")).href)});\nconst s3sdk = await import("@aws-sdk/client-s3");`), "mjs");
+    const r = runHidden(
+      CHILD_BODY(
+        `const s3 = await import(${JSON.stringify(pathToFileURL(path.join(DIST, "s3.js")).href)});\nconst s3sdk = await import("@aws-sdk/client-s3");`,
+      ),
+      "mjs",
+    );
     expect(r.err).not.toMatch(/Error|Cannot find/);
     expect(r.status).toBe(0);
     const out = JSON.parse(r.out) as Record<string, unknown>;
@@ -103,11 +119,19 @@ describe("des-pack/redis entry", () => {
   it("loads from ESM and CJS; the root entry does not load ioredis", () => {
     const esm = spawnSync(
       process.execPath,
-      ["--input-type=module", "-e", `const m = await import(${JSON.stringify(pathToFileURL(path.join(DIST, "redis.js")).href)}); console.log(typeof m.RedisIndexCache);`],
+      [
+        "--input-type=module",
+        "-e",
+        `const m = await import(${JSON.stringify(pathToFileURL(path.join(DIST, "redis.js")).href)}); console.log(typeof m.RedisIndexCache);`,
+      ],
       { encoding: "utf8" },
     );
     expect(esm.stdout.trim()).toBe("function");
-    const cjs = spawnSync(process.execPath, ["-e", `console.log(typeof require(${JSON.stringify(path.join(DIST, "redis.cjs"))}).RedisIndexCache)`], { encoding: "utf8" });
+    const cjs = spawnSync(
+      process.execPath,
+      ["-e", `console.log(typeof require(${JSON.stringify(path.join(DIST, "redis.cjs"))}).RedisIndexCache)`],
+      { encoding: "utf8" },
+    );
     expect(cjs.stdout.trim()).toBe("function");
     const root = fs.readFileSync(path.join(DIST, "index.js"), "utf8");
     expect(root).not.toMatch(/ioredis|@aws-sdk/);
@@ -121,7 +145,18 @@ describe("TypeScript with moduleResolution node10", () => {
     fs.symlinkSync(ROOT, path.join(proj, "node_modules", "des-pack"), "dir");
     fs.writeFileSync(
       path.join(proj, "tsconfig.json"),
-      JSON.stringify({ compilerOptions: { module: "commonjs", moduleResolution: "node10", target: "ES2022", strict: true, noEmit: true, skipLibCheck: true, types: [] }, files: ["index.ts"] }),
+      JSON.stringify({
+        compilerOptions: {
+          module: "commonjs",
+          moduleResolution: "node10",
+          target: "ES2022",
+          strict: true,
+          noEmit: true,
+          skipLibCheck: true,
+          types: [],
+        },
+        files: ["index.ts"],
+      }),
     );
     fs.writeFileSync(
       path.join(proj, "index.ts"),
@@ -146,7 +181,11 @@ export const used = [DesReader, S3DesReader, S3Source, cache, trips, s];
     // And the same project without typesVersions' help fails, so the test is meaningful.
     const bad = path.join(proj, "bad.ts");
     fs.writeFileSync(bad, `import { S3Source } from "des-pack/dist/nowhere";\nexport const x = S3Source;\n`);
-    const r2 = spawnSync(process.execPath, [tsc, "--noEmit", "--moduleResolution", "node10", "--module", "commonjs", "--types", "", bad], { encoding: "utf8", cwd: proj });
+    const r2 = spawnSync(
+      process.execPath,
+      [tsc, "--noEmit", "--moduleResolution", "node10", "--module", "commonjs", "--types", "", bad],
+      { encoding: "utf8", cwd: proj },
+    );
     expect(r2.status).not.toBe(0);
   });
 });

@@ -140,13 +140,18 @@ process.stdout.write(JSON.stringify({ bad, hits, foreign, errors: c.stats().erro
     );
     const run = (id: number): Promise<{ bad: number; hits: number; foreign: number; errors: number }> =>
       new Promise((resolve, reject) => {
-        const child = spawn(process.execPath, ["--import", "tsx", script, dir, String(maxBytes), String(id)], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+        const child = spawn(process.execPath, ["--import", "tsx", script, dir, String(maxBytes), String(id)], {
+          cwd: ROOT,
+          stdio: ["ignore", "pipe", "pipe"],
+        });
         let out = "";
         let err = "";
         child.stdout.on("data", (d: Buffer) => (out += d.toString()));
         child.stderr.on("data", (d: Buffer) => (err += d.toString()));
         child.on("error", reject);
-        child.on("exit", (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`child ${id} exited ${code}: ${err}`))));
+        child.on("exit", (code) =>
+          code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`child ${id} exited ${code}: ${err}`)),
+        );
       });
     const [a, b] = await Promise.all([run(1), run(2)]);
     expect(a.bad + b.bad).toBe(0);

@@ -14,7 +14,14 @@ describe("MemoryIndexCache", () => {
     expect(await c.get("des1|a|tail")).toEqual(v);
     expect(await c.get("nope")).toBeUndefined();
     expect(await c.getMany(["nope", "des1|a|tail"])).toEqual([undefined, v]);
-    expect(c.stats()).toMatchObject({ hits: 2, misses: 2, sets: 1, evictions: 0, entries: 1, bytes: cost("des1|a|tail", 4) });
+    expect(c.stats()).toMatchObject({
+      hits: 2,
+      misses: 2,
+      sets: 1,
+      evictions: 0,
+      entries: 1,
+      bytes: cost("des1|a|tail", 4),
+    });
   });
 
   it("evicts the least recently used first; a hit refreshes recency", async () => {
@@ -61,7 +68,8 @@ describe("MemoryIndexCache", () => {
 
   it("deletePrefix drops that prefix only", async () => {
     const c = new MemoryIndexCache({ maxBytes: 1 << 20 });
-    for (const k of ["des1|s3://b/a|tail", "des1|s3://b/a|v|0+10", "des1|s3://b/ab|tail", "other"]) await c.set(k, bytes(5));
+    for (const k of ["des1|s3://b/a|tail", "des1|s3://b/a|v|0+10", "des1|s3://b/ab|tail", "other"])
+      await c.set(k, bytes(5));
     expect(await c.deletePrefix("des1|s3://b/a|")).toBe(2);
     expect(await c.get("des1|s3://b/ab|tail")).toBeDefined();
     expect(await c.get("other")).toBeDefined();
@@ -81,7 +89,8 @@ describe("MemoryIndexCache", () => {
       const src = `des1|s3://bucket/archives/${a}.des`;
       const keys: [string, number][] = [[`${src}|tail`, 1024 + Math.floor(r() * 64 * 1024)]];
       const pages = Math.floor(r() * 4);
-      for (let p = 0; p < pages; p++) keys.push([`${src}|"etag${a}"|${p * 65536}+${4096}`, 4096 + Math.floor(r() * 28 * 1024)]);
+      for (let p = 0; p < pages; p++)
+        keys.push([`${src}|"etag${a}"|${p * 65536}+${4096}`, 4096 + Math.floor(r() * 28 * 1024)]);
       for (const [k, n] of keys) {
         await c.set(k, new Uint8Array(n));
         setCount++;

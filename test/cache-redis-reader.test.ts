@@ -88,7 +88,11 @@ process.stdout.write(JSON.stringify(out));
 `,
     );
     const go = async (): Promise<{ openRequests: number; getRequests: number; body: string; roundTrips: number }> => {
-      const { stdout } = await run(process.execPath, ["--import", "tsx", child, moto!.endpoint, BUCKET, KEY, redis!.url, prefix, name(77)], { cwd: ROOT });
+      const { stdout } = await run(
+        process.execPath,
+        ["--import", "tsx", child, moto!.endpoint, BUCKET, KEY, redis!.url, prefix, name(77)],
+        { cwd: ROOT },
+      );
       return JSON.parse(stdout) as { openRequests: number; getRequests: number; body: string; roundTrips: number };
     };
     const first = await go();
@@ -153,7 +157,8 @@ process.stdout.write(JSON.stringify(out));
       const memory = new MemoryIndexCache({ maxBytes: 16 << 20 });
       const tiered = new TieredIndexCache([memory, redisTier]);
       const r2 = await S3DesReader.open({ client, bucket: BUCKET, key: KEY }, { cache: tiered });
-      for (const i of [1, 2, 1500, 2999]) expect(Buffer.from(await r2.get(name(i))).equals(Buffer.from(bodyOf(i, size(i))))).toBe(true);
+      for (const i of [1, 2, 1500, 2999])
+        expect(Buffer.from(await r2.get(name(i))).equals(Buffer.from(bodyOf(i, size(i))))).toBe(true);
       await r2.close();
       expect(counter.total).toBeGreaterThanOrEqual(1);
       expect(redisTier.stats().errors).toBeGreaterThan(0);

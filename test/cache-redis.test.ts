@@ -46,7 +46,7 @@ describe("RedisIndexCache", () => {
     await c.set("des1|s3://b/k|tail", v);
     const got = await c.get("des1|s3://b/k|tail");
     expect(got).toEqual(v);
-    expect(Buffer.from(await raw.getBuffer(`${run}des1|s3://b/k|tail`) ?? [])).toEqual(Buffer.from(v));
+    expect(Buffer.from((await raw.getBuffer(`${run}des1|s3://b/k|tail`)) ?? [])).toEqual(Buffer.from(v));
     await c.set("des1|s3://b/k|e|0+1", Uint8Array.of(0));
     const before = c.stats().roundTrips;
     const many = await c.getMany(["des1|s3://b/k|tail", "nope", "des1|s3://b/k|e|0+1"]);

@@ -35,7 +35,11 @@ describe("append, rm, repack, merge through the CLI", () => {
     expect(cli(["extract", x, "-C", out]).code).toBe(0);
     expect(fs.statSync(path.join(out, "c.txt")).mode & 0o777).toBe(0o750);
     expect(cli(["repack", x, "-q", "--exclude", "d"]).code).toBe(0);
-    const after = JSON.parse(cli(["info", "--json", x]).out) as { generations: number; reclaimableBytes: number; entries: number };
+    const after = JSON.parse(cli(["info", "--json", x]).out) as {
+      generations: number;
+      reclaimableBytes: number;
+      entries: number;
+    };
     expect(after).toMatchObject({ generations: 1, reclaimableBytes: 0, entries: 2 });
     const y = path.join(dir, "y.des");
     expect(cli(["pack", more, y, "-q"]).code).toBe(0);

@@ -42,7 +42,10 @@ describe("extract refuses names that could land outside the target", () => {
     ["a backslash root", "\\escaped"],
   ] as const) {
     it(`${label}: exit 1, one line, no usage text, nothing written`, async () => {
-      const archive = await craft(path.join(dir, `${label}.des`), [["fine.txt", "ok"], [name, "evil"]]);
+      const archive = await craft(path.join(dir, `${label}.des`), [
+        ["fine.txt", "ok"],
+        [name, "evil"],
+      ]);
       const out = path.join(dir, `out-${label}`);
       const r = cli(["extract", archive, "-C", out]);
       expect(r.code).toBe(1);
@@ -60,7 +63,10 @@ describe("extract refuses names that could land outside the target", () => {
       ["a/./c", "a/c"],
       ["a", "a/b"],
     ]) {
-      const archive = await craft(path.join(dir, `collapse-${pair.join("_").replace(/\//g, "-")}.des`), pair.map((n, i): Spec => [n, `body${i}`]));
+      const archive = await craft(
+        path.join(dir, `collapse-${pair.join("_").replace(/\//g, "-")}.des`),
+        pair.map((n, i): Spec => [n, `body${i}`]),
+      );
       const out = path.join(dir, `out-collapse-${pair[0]!.replace(/\//g, "-")}`);
       const r = cli(["extract", archive, "-C", out]);
       expect(r.code, pair.join(" ")).toBe(1);
@@ -70,7 +76,10 @@ describe("extract refuses names that could land outside the target", () => {
   });
 
   it("dir/ becomes a folder, not a file", async () => {
-    const archive = await craft(path.join(dir, "dirslash.des"), [["dir/", ""], ["dir/x", "x"]]);
+    const archive = await craft(path.join(dir, "dirslash.des"), [
+      ["dir/", ""],
+      ["dir/x", "x"],
+    ]);
     const out = path.join(dir, "out-dirslash");
     expect(cli(["extract", archive, "-C", out]).code).toBe(0);
     expect(fs.lstatSync(path.join(out, "dir")).isDirectory()).toBe(true);
@@ -107,7 +116,10 @@ describe("extract never follows a symbolic link that is in the target", () => {
     fs.mkdirSync(out);
     fs.symlinkSync(precious, path.join(out, "victim"));
     fs.symlinkSync(path.join(dir, "not-there"), path.join(out, "dangling"));
-    const archive = await craft(path.join(dir, "a2.des"), [["victim", "evil"], ["dangling", "evil"]]);
+    const archive = await craft(path.join(dir, "a2.des"), [
+      ["victim", "evil"],
+      ["dangling", "evil"],
+    ]);
     const r = cli(["extract", archive, "-C", out]);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/exists \(use --force to overwrite\)/);
@@ -163,7 +175,10 @@ describe("extract and get never destroy existing files", () => {
   beforeAll(() => void builtCli());
 
   it("keeps old files by default, replaces them with --force", async () => {
-    const archive = await craft(path.join(dir, "o.des"), [["a.txt", "new"], ["b.txt", "b"]]);
+    const archive = await craft(path.join(dir, "o.des"), [
+      ["a.txt", "new"],
+      ["b.txt", "b"],
+    ]);
     const out = path.join(dir, "out");
     fs.mkdirSync(out);
     fs.writeFileSync(path.join(out, "a.txt"), "old");
@@ -180,7 +195,10 @@ describe("extract and get never destroy existing files", () => {
   it("never overwrites the archive being read, even with --force", async () => {
     const folder = path.join(dir, "self");
     fs.mkdirSync(folder);
-    const archive = await craft(path.join(folder, "photos.des"), [["photos.des", "x"], ["other", "y"]]);
+    const archive = await craft(path.join(folder, "photos.des"), [
+      ["photos.des", "x"],
+      ["other", "y"],
+    ]);
     const before = fs.readFileSync(archive);
     const r = cli(["extract", archive, "-C", folder, "--force"]);
     expect(r.code).toBe(1);
@@ -190,7 +208,10 @@ describe("extract and get never destroy existing files", () => {
   });
 
   it("get -o FILE leaves FILE alone on a missing entry, a damaged entry or -o the archive", async () => {
-    const archive = await craft(path.join(dir, "g.des"), [["a", "A".repeat(1000)], ["b", "B".repeat(1000)]]);
+    const archive = await craft(path.join(dir, "g.des"), [
+      ["a", "A".repeat(1000)],
+      ["b", "B".repeat(1000)],
+    ]);
     const dest = path.join(dir, "dest.txt");
     fs.writeFileSync(dest, "precious");
     const missing = cli(["get", archive, "nope", "-o", dest]);

@@ -6,11 +6,18 @@ import { readBatchesAhead } from "../src/write/read-ahead.js";
 import { tempDir } from "./helpers/tmp.js";
 
 /** Reads `names` under `root` as packDirectory's readers do; the error, if any. */
-async function readAll(root: string, names: string[], stats: boolean): Promise<{ error: string | undefined; lengths: number[] }> {
+async function readAll(
+  root: string,
+  names: string[],
+  stats: boolean,
+): Promise<{ error: string | undefined; lengths: number[] }> {
   let given = false;
   const lengths: number[] = [];
   try {
-    for await (const b of readBatchesAhead(root, async () => (given ? [] : ((given = true), names)), { wholeLimit: 1 << 20, stats })) {
+    for await (const b of readBatchesAhead(root, async () => (given ? [] : ((given = true), names)), {
+      wholeLimit: 1 << 20,
+      stats,
+    })) {
       lengths.push(...b.lengths);
       b.release();
     }

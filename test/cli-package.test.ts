@@ -13,7 +13,10 @@ describe("package", () => {
     expect(files).toContain("LICENSE");
     expect(files).toContain("dist/cli.js");
     expect(files.filter((f) => f.endsWith(".map"))).toEqual([]);
-    const pkg = JSON.parse(fs.readFileSync("package.json", "utf8")) as { scripts: Record<string, string>; bin: Record<string, string> };
+    const pkg = JSON.parse(fs.readFileSync("package.json", "utf8")) as {
+      scripts: Record<string, string>;
+      bin: Record<string, string>;
+    };
     expect(pkg.scripts.prepare).toBeDefined();
     expect(pkg.scripts.prepack).toBeDefined();
     const cliText = fs.readFileSync(path.resolve(pkg.bin["des-pack"]!), "utf8");
@@ -21,7 +24,9 @@ describe("package", () => {
     // The reader class is defined once, in a shared chunk, and the CLI imports it.
     const defines = /var DesReader = class\b|class DesReader\b/;
     expect(cliText).not.toMatch(defines);
-    const defining = fs.readdirSync("dist").filter((f) => f.endsWith(".js") && defines.test(fs.readFileSync(path.join("dist", f), "utf8")));
+    const defining = fs
+      .readdirSync("dist")
+      .filter((f) => f.endsWith(".js") && defines.test(fs.readFileSync(path.join("dist", f), "utf8")));
     expect(defining).toHaveLength(1);
     // Imported (for its bindings or, with commands loaded lazily, for its side of the chunk graph), never inlined.
     expect(cliText).toMatch(new RegExp(`(from |import )'\\./${defining[0]!.replace(/[.]/g, "\\.")}'`));

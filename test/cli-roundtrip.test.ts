@@ -28,7 +28,8 @@ function makeTree(root: string): void {
   fs.symlinkSync("deep/er", path.join(root, "dirlink"));
   fs.linkSync(path.join(root, "a.txt"), path.join(root, "hard-a"));
   const t = new Date("2021-03-04T05:06:07.250Z");
-  for (const rel of ["a.txt", "bin/run.sh", "secret/key", "big.bin", "empty/nested", "empty", "deep/er/still"]) fs.utimesSync(path.join(root, rel), t, t);
+  for (const rel of ["a.txt", "bin/run.sh", "secret/key", "big.bin", "empty/nested", "empty", "deep/er/still"])
+    fs.utimesSync(path.join(root, rel), t, t);
   fs.lutimesSync(path.join(root, "bin/link-to-a"), t, t);
 }
 
@@ -111,7 +112,14 @@ describe("pack then extract gives the same tree back", () => {
   it("--no-same-permissions applies the umask", () => {
     const archive = path.join(dir, "t.des");
     const out = path.join(dir, "umask");
-    const r = spawnSync("sh", ["-c", `umask 077 && "${process.execPath}" "${builtCli()}" extract "${archive}" -C "${out}" --no-same-permissions`], { encoding: "utf8" });
+    const r = spawnSync(
+      "sh",
+      [
+        "-c",
+        `umask 077 && "${process.execPath}" "${builtCli()}" extract "${archive}" -C "${out}" --no-same-permissions`,
+      ],
+      { encoding: "utf8" },
+    );
     expect(r.status, r.stderr).toBe(0);
     expect(fs.statSync(path.join(out, "bin/run.sh")).mode & 0o777).toBe(0o700);
   });
@@ -125,7 +133,10 @@ describe("pack then extract gives the same tree back", () => {
     expect(l.out).toContain("line\\nbreak");
     expect(l.out).not.toContain("line\nbreak");
     const j = cli(["ls", "--json", archive]);
-    const rows = j.out.trim().split("\n").map((x) => JSON.parse(x) as { name: string; kind: string; mode?: string });
+    const rows = j.out
+      .trim()
+      .split("\n")
+      .map((x) => JSON.parse(x) as { name: string; kind: string; mode?: string });
     expect(rows.find((x) => x.name === "secret/key")).toMatchObject({ kind: "file", mode: "0600" });
     expect(rows.find((x) => x.name === "line\nbreak")).toBeDefined();
     const info = cli(["info", "--json", archive]);
@@ -151,7 +162,10 @@ describe("pack then extract gives the same tree back", () => {
     fs.mkdirSync(t);
     fs.writeFileSync(path.join(t, "text.txt"), "hello ".repeat(2000));
     fs.writeFileSync(path.join(t, "already.gz"), "hello ".repeat(2000));
-    fs.writeFileSync(path.join(t, "random.bin"), Buffer.from(Array.from({ length: 5000 }, () => Math.floor(Math.random() * 256))));
+    fs.writeFileSync(
+      path.join(t, "random.bin"),
+      Buffer.from(Array.from({ length: 5000 }, () => Math.floor(Math.random() * 256))),
+    );
     const archive = path.join(dir, "auto.des");
     expect(cli(["pack", t, archive, "--compress", "auto"]).code).toBe(0);
     const r = await DesReader.open(archive);
@@ -170,7 +184,14 @@ describe("pack then extract gives the same tree back", () => {
   });
 
   it("stdin and stdout: pack - | extract -", () => {
-    const r = spawnSync("sh", ["-c", `"${process.execPath}" "${builtCli()}" pack "${src}" - -q | "${process.execPath}" "${builtCli()}" extract - -C "${path.join(dir, "piped")}"`], { encoding: "utf8" });
+    const r = spawnSync(
+      "sh",
+      [
+        "-c",
+        `"${process.execPath}" "${builtCli()}" pack "${src}" - -q | "${process.execPath}" "${builtCli()}" extract - -C "${path.join(dir, "piped")}"`,
+      ],
+      { encoding: "utf8" },
+    );
     expect(r.status, r.stderr).toBe(0);
     expect(snapshot(path.join(dir, "piped"))).toEqual(snapshot(src));
   });
@@ -200,7 +221,10 @@ describe("pack refuses what would surprise", () => {
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/does not exist/);
     expect(fs.existsSync(path.dirname(missing))).toBe(false);
-    const s3 = cli(["pack", t, "s3://bucket/x.des", "--endpoint", "http://127.0.0.1:9"], { cwd: dir, env: { AWS_ACCESS_KEY_ID: "x", AWS_SECRET_ACCESS_KEY: "y", AWS_MAX_ATTEMPTS: "1" } });
+    const s3 = cli(["pack", t, "s3://bucket/x.des", "--endpoint", "http://127.0.0.1:9"], {
+      cwd: dir,
+      env: { AWS_ACCESS_KEY_ID: "x", AWS_SECRET_ACCESS_KEY: "y", AWS_MAX_ATTEMPTS: "1" },
+    });
     expect(s3.code).toBe(1);
     expect(fs.existsSync(path.join(dir, "s3:"))).toBe(false);
   });

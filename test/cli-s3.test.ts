@@ -18,7 +18,12 @@ beforeAll(async () => {
   const client = new S3Client(s3Config(moto.endpoint));
   await ensureBucket(client, "cli-bucket");
   client.destroy();
-  env = { AWS_ENDPOINT_URL: moto.endpoint, AWS_ACCESS_KEY_ID: "test", AWS_SECRET_ACCESS_KEY: "test", AWS_REGION: "us-east-1" };
+  env = {
+    AWS_ENDPOINT_URL: moto.endpoint,
+    AWS_ACCESS_KEY_ID: "test",
+    AWS_SECRET_ACCESS_KEY: "test",
+    AWS_REGION: "us-east-1",
+  };
 });
 
 afterAll(async () => {
@@ -55,7 +60,9 @@ describe("s3:// archives through the CLI (moto)", () => {
     expect(fs.statSync(path.join(out, "sub/empty")).isDirectory()).toBe(true);
     const ls = cli(["ls", "s3://cli-bucket/trees/tree.des", "--sort"], { env });
     expect(ls.out.trim().split("\n")).toEqual(["a.txt", "sub/", "sub/empty/", "sub/link", "sub/run.sh"]);
-    const cat = cli(["cat", "s3://cli-bucket/trees/tree.des", "a.txt", "--endpoint", moto!.endpoint], { env: { ...env, AWS_ENDPOINT_URL: "http://127.0.0.1:9" } });
+    const cat = cli(["cat", "s3://cli-bucket/trees/tree.des", "a.txt", "--endpoint", moto!.endpoint], {
+      env: { ...env, AWS_ENDPOINT_URL: "http://127.0.0.1:9" },
+    });
     expect(cat.out).toBe("alpha");
   });
 
@@ -71,8 +78,13 @@ describe("s3:// archives through the CLI (moto)", () => {
         return;
       }
       const start = m[1] === "" ? Math.max(0, bytes.length - Number(m[2])) : Number(m[1]);
-      const end = m[1] === "" ? bytes.length - 1 : m[2] === "" ? bytes.length - 1 : Math.min(Number(m[2]), bytes.length - 1);
-      res.writeHead(206, { "content-range": `bytes ${start}-${end}/${bytes.length}`, "content-length": end - start + 1, etag: '"v1"' });
+      const end =
+        m[1] === "" ? bytes.length - 1 : m[2] === "" ? bytes.length - 1 : Math.min(Number(m[2]), bytes.length - 1);
+      res.writeHead(206, {
+        "content-range": `bytes ${start}-${end}/${bytes.length}`,
+        "content-length": end - start + 1,
+        etag: '"v1"',
+      });
       res.end(bytes.subarray(start, end + 1));
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));

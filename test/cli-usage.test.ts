@@ -14,7 +14,9 @@ describe("command line: usage, help, errors", () => {
   beforeAll(async () => {
     builtCli();
     const w = await DesWriter.create(archive);
-    await w.addMany(Array.from({ length: 20_000 }, (_, i) => [`f${String(i).padStart(5, "0")}`, Buffer.from(`body ${i}\n`)] as const));
+    await w.addMany(
+      Array.from({ length: 20_000 }, (_, i) => [`f${String(i).padStart(5, "0")}`, Buffer.from(`body ${i}\n`)] as const),
+    );
     await w.add("blob", Buffer.alloc(1 << 20, 0x61));
     await w.close();
     const s = await DesWriter.create(small);
@@ -23,7 +25,15 @@ describe("command line: usage, help, errors", () => {
   });
 
   it("bad usage exits 2 with a hint; failures exit 1 with one line and no stack", () => {
-    for (const args of [["frobnicate"], ["pack"], ["get", archive], ["ls"], ["pack", "--compress", "zstd", dir, "x.des"], ["extract", archive, "--strip-components", "-1"], ["ls", archive, "--bogus"]]) {
+    for (const args of [
+      ["frobnicate"],
+      ["pack"],
+      ["get", archive],
+      ["ls"],
+      ["pack", "--compress", "zstd", dir, "x.des"],
+      ["extract", archive, "--strip-components", "-1"],
+      ["ls", archive, "--bogus"],
+    ]) {
       const r = cli(args);
       expect(r.code, args.join(" ")).toBe(2);
       expect(r.err).toMatch(/error|must be/);
@@ -57,10 +67,21 @@ describe("command line: usage, help, errors", () => {
   });
 
   it("ls | head and cat | head end quietly (EPIPE)", () => {
-    const ls = spawnSync("sh", ["-c", `"${process.execPath}" "${builtCli()}" ls "${archive}" | head -n 2`], { encoding: "utf8" });
-    expect(ls.stdout.split("\n").slice(0, 2).every((l) => /^(f\d{5}|blob)$/.test(l))).toBe(true);
+    const ls = spawnSync("sh", ["-c", `"${process.execPath}" "${builtCli()}" ls "${archive}" | head -n 2`], {
+      encoding: "utf8",
+    });
+    expect(
+      ls.stdout
+        .split("\n")
+        .slice(0, 2)
+        .every((l) => /^(f\d{5}|blob)$/.test(l)),
+    ).toBe(true);
     expect(ls.stderr).toBe("");
-    const cat = spawnSync("sh", ["-c", `"${process.execPath}" "${builtCli()}" cat "${archive}" blob blob blob | head -c 10`], { encoding: "utf8" });
+    const cat = spawnSync(
+      "sh",
+      ["-c", `"${process.execPath}" "${builtCli()}" cat "${archive}" blob blob blob | head -c 10`],
+      { encoding: "utf8" },
+    );
     expect(cat.stdout).toBe("aaaaaaaaaa");
     expect(cat.stderr).toBe("");
   });
@@ -79,10 +100,22 @@ describe("command line: usage, help, errors", () => {
     const hasScript = spawnSync("script", ["--version"]).status === 0;
     if (!hasScript) return;
     const out = path.join(dir, "tty");
-    const r = spawnSync("script", ["-qec", `"${process.execPath}" "${builtCli()}" extract "${small}" -C "${out}"`, "/dev/null"], { encoding: "utf8" });
+    const r = spawnSync(
+      "script",
+      ["-qec", `"${process.execPath}" "${builtCli()}" extract "${small}" -C "${out}"`, "/dev/null"],
+      { encoding: "utf8" },
+    );
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/\rextracting \[[#.]{20}\] +\d+% \d+\/1500 files, .*\/s ETA/);
-    const q = spawnSync("script", ["-qec", `"${process.execPath}" "${builtCli()}" extract -q "${small}" -C "${path.join(dir, "tty-q")}"`, "/dev/null"], { encoding: "utf8" });
+    const q = spawnSync(
+      "script",
+      [
+        "-qec",
+        `"${process.execPath}" "${builtCli()}" extract -q "${small}" -C "${path.join(dir, "tty-q")}"`,
+        "/dev/null",
+      ],
+      { encoding: "utf8" },
+    );
     expect(q.stdout).not.toContain("extracting");
     const piped = cli(["extract", small, "-C", path.join(dir, "piped")]);
     expect(piped.err).not.toContain("\r");

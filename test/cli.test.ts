@@ -26,12 +26,15 @@ describe("des-pack CLI", () => {
     expect(packed.code, packed.err).toBe(0);
     expect(packed.err).toContain("4 entries");
     const listed = cli("list", archive);
-    expect(listed.out.trim().split("\n")).toEqual(Object.keys(files).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))));
+    expect(listed.out.trim().split("\n")).toEqual(
+      Object.keys(files).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))),
+    );
     const got = cli("get", archive, "a.txt");
     expect(got.out).toBe("alpha\n");
     const out = path.join(dir, "unpacked");
     expect(cli("unpack", archive, out).code).toBe(0);
-    for (const [name, body] of Object.entries(files)) expect(fs.readFileSync(path.join(out, name)).equals(body), name).toBe(true);
+    for (const [name, body] of Object.entries(files))
+      expect(fs.readFileSync(path.join(out, name)).equals(body), name).toBe(true);
     expect(cli("verify", archive).out).toContain("ok");
   });
 

@@ -72,7 +72,11 @@ describe("lookups in raw page bytes", () => {
   it("a name with a lone surrogate does not find the entry its UTF-8 encoding names; names keep their own strings", async () => {
     const sink = new MemorySink();
     const w = await DesWriter.create(sink);
-    await w.addMany([["x\ufffd", new Uint8Array([1])], ["\ufeffbom", new Uint8Array([2])], ["ok", new Uint8Array([3])]]);
+    await w.addMany([
+      ["x\ufffd", new Uint8Array([1])],
+      ["\ufeffbom", new Uint8Array([2])],
+      ["ok", new Uint8Array([3])],
+    ]);
     await w.close();
     const reader = await DesReader.open(new MemorySource(sink.bytes()));
     expect(await reader.has("x\ufffd")).toBe(true);
@@ -82,4 +86,3 @@ describe("lookups in raw page bytes", () => {
     expect(await reader.get("ok")).toEqual(new Uint8Array([3]));
   });
 });
-

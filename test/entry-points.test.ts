@@ -10,7 +10,9 @@ function importGraph(entry: string): { files: Set<string>; packages: Set<string>
     if (files.has(file)) return;
     files.add(file);
     const text = fs.readFileSync(file, "utf8");
-    for (const m of text.matchAll(/(?:import|export)\s[^;]*?from\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g)) {
+    for (const m of text.matchAll(
+      /(?:import|export)\s[^;]*?from\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g,
+    )) {
       const spec = (m[1] ?? m[2])!;
       if (spec.startsWith(".")) visit(path.resolve(path.dirname(file), spec.replace(/\.js$/, ".ts")));
       else packages.add(spec);
@@ -30,7 +32,10 @@ describe("entry points", () => {
   });
 
   it("package.json exports every built entry with types for import and require", () => {
-    const pkg = JSON.parse(fs.readFileSync("package.json", "utf8")) as { exports: Record<string, unknown>; engines: { node: string } };
+    const pkg = JSON.parse(fs.readFileSync("package.json", "utf8")) as {
+      exports: Record<string, unknown>;
+      engines: { node: string };
+    };
     expect(pkg.engines.node).toBe(">=20");
     const root = pkg.exports["."] as { import: { types: string }; require: { types: string } };
     expect(root.import.types).toMatch(/\.d\.ts$/);

@@ -10,7 +10,10 @@ import { DesFormatError, DesNotFoundError, DesReader, DesUnsupportedError, Memor
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 /** Assembles a single-page v2 archive by hand, the way the spec describes it. */
-function assemble(records: { name: string; body?: string; flags?: number; codec?: number }[], footerPatch?: (f: Uint8Array) => void): Uint8Array {
+function assemble(
+  records: { name: string; body?: string; flags?: number; codec?: number }[],
+  footerPatch?: (f: Uint8Array) => void,
+): Uint8Array {
   const w = new ByteWriter();
   w.bytes(encodeV2Header());
   const inputs: V2RecordInput[] = [];
@@ -38,8 +41,15 @@ function assemble(records: { name: string; body?: string; flags?: number; codec?
   const plan = planV2Index(recordsOf(inputs));
   expect(plan.pageBits).toBe(0);
   w.bytes(indexBytes(plan));
-  const footer = encodeV2Footer(v2FooterOf(plan, { dataStart: HEADER_SIZE, dataLength, metaStart: indexStart, metaLength: 0, indexStart }));
-  expect(decodeV2Footer(footer, w.length + 128)).toMatchObject({ pageBits: 0, entryCount: inputs.length, archiveLength: w.length + 128, prevFooterOffset: 0 });
+  const footer = encodeV2Footer(
+    v2FooterOf(plan, { dataStart: HEADER_SIZE, dataLength, metaStart: indexStart, metaLength: 0, indexStart }),
+  );
+  expect(decodeV2Footer(footer, w.length + 128)).toMatchObject({
+    pageBits: 0,
+    entryCount: inputs.length,
+    archiveLength: w.length + 128,
+    prevFooterOffset: 0,
+  });
   footerPatch?.(footer);
   w.bytes(footer);
   return w.finish();
@@ -59,7 +69,10 @@ describe("format rules a reader must follow", () => {
   });
 
   it("honours tombstones: absent from has, get, stat and list, counted by verify", async () => {
-    const bytes = assemble([{ name: "live", body: "here" }, { name: "gone", flags: FLAG_TOMBSTONE }]);
+    const bytes = assemble([
+      { name: "live", body: "here" },
+      { name: "gone", flags: FLAG_TOMBSTONE },
+    ]);
     const r = await DesReader.open(new MemorySource(bytes));
     expect(await r.list()).toEqual(["live"]);
     expect(await r.has("gone")).toBe(false);
@@ -91,20 +104,35 @@ describe("format rules a reader must follow", () => {
   });
 
   it("refuses a newer format version", async () => {
-    const bytes = assemble([{ name: "a", body: "1" }], patchFooter((f) => f.setUint8(8, 3)));
+    const bytes = assemble(
+      [{ name: "a", body: "1" }],
+      patchFooter((f) => f.setUint8(8, 3)),
+    );
     await expect(DesReader.open(new MemorySource(bytes))).rejects.toBeInstanceOf(DesUnsupportedError);
   });
 
   it("refuses unknown required features, ignores reserved bytes", async () => {
-    const required = assemble([{ name: "a", body: "1" }], patchFooter((f) => f.setUint32(12, 1, true)));
+    const required = assemble(
+      [{ name: "a", body: "1" }],
+      patchFooter((f) => f.setUint32(12, 1, true)),
+    );
     await expect(DesReader.open(new MemorySource(required))).rejects.toBeInstanceOf(DesUnsupportedError);
-    const reserved = assemble([{ name: "a", body: "1" }], patchFooter((f) => f.setUint8(100, 0xaa)));
+    const reserved = assemble(
+      [{ name: "a", body: "1" }],
+      patchFooter((f) => f.setUint8(100, 0xaa)),
+    );
     const r = await DesReader.open(new MemorySource(reserved));
     expect(new TextDecoder().decode(await r.get("a"))).toBe("1");
   });
 
   it("verify() reports a footer entry_count that the pages do not hold", async () => {
-    const bytes = assemble([{ name: "a", body: "1" }, { name: "b", body: "2" }], patchFooter((f) => f.setUint32(64, 3, true)));
+    const bytes = assemble(
+      [
+        { name: "a", body: "1" },
+        { name: "b", body: "2" },
+      ],
+      patchFooter((f) => f.setUint32(64, 3, true)),
+    );
     const r = await DesReader.open(new MemorySource(bytes));
     const report = await r.verify();
     expect(report.ok).toBe(false);
@@ -127,7 +155,19 @@ describe("format rules a reader must follow", () => {
   it("rejects names out of order or in the wrong page", async () => {
     const plan = planV2Index(
       recordsOf(
-        ["a", "b"].map((n) => ({ name: enc(n), flags: 0, codec: 0, size: 0, storedSize: 0, dataOffset: 16, dataHash: 0n, externalKey: undefined, metaLength: 0, metaOffset: 0, metaHash: 0n })),
+        ["a", "b"].map((n) => ({
+          name: enc(n),
+          flags: 0,
+          codec: 0,
+          size: 0,
+          storedSize: 0,
+          dataOffset: 16,
+          dataHash: 0n,
+          externalKey: undefined,
+          metaLength: 0,
+          metaOffset: 0,
+          metaHash: 0n,
+        })),
       ),
     );
     const index = indexBytes(plan);
@@ -142,7 +182,20 @@ describe("format rules a reader must follow", () => {
     const w = new ByteWriter().bytes(encodeV2Header());
     w.bytes(index);
     w.bytes(
-      encodeV2Footer({ pageBits: 0, requiredFeatures: 0, dataStart: 16, dataLength: 0, metaStart: 16, metaLength: 0, indexStart: 16, indexLength: plan.indexLength, entryCount: 2, prevFooterOffset: 0, archiveLength: w.length + 128, rootHash: plan.rootHash }),
+      encodeV2Footer({
+        pageBits: 0,
+        requiredFeatures: 0,
+        dataStart: 16,
+        dataLength: 0,
+        metaStart: 16,
+        metaLength: 0,
+        indexStart: 16,
+        indexLength: plan.indexLength,
+        entryCount: 2,
+        prevFooterOffset: 0,
+        archiveLength: w.length + 128,
+        rootHash: plan.rootHash,
+      }),
     );
     const r = await DesReader.open(new MemorySource(w.finish()));
     await expect(r.list()).rejects.toBeInstanceOf(DesFormatError);

@@ -57,7 +57,8 @@ async function startServer(content: Uint8Array): Promise<TestServer> {
     delayMs: 0,
     hook: undefined as ((q: { range?: string; ifMatch?: string }) => void) | undefined,
   };
-  const etag = (): string | undefined => (state.etagStyle === "none" ? undefined : `${state.etagStyle === "weak" ? "W/" : ""}"v${state.version}"`);
+  const etag = (): string | undefined =>
+    state.etagStyle === "none" ? undefined : `${state.etagStyle === "weak" ? "W/" : ""}"v${state.version}"`;
   const server = http.createServer((req, res) => {
     const range = req.headers.range;
     const ifMatch = req.headers["if-match"] as string | undefined;
@@ -71,7 +72,10 @@ async function startServer(content: Uint8Array): Promise<TestServer> {
         return;
       }
       const tag = etag();
-      const headers: Record<string, string | number> = { "accept-ranges": "bytes", "last-modified": new Date(1_700_000_000_000 + state.version * 1000).toUTCString() };
+      const headers: Record<string, string | number> = {
+        "accept-ranges": "bytes",
+        "last-modified": new Date(1_700_000_000_000 + state.version * 1000).toUTCString(),
+      };
       if (tag) headers["etag"] = tag;
       if (state.honourIfMatch && ifMatch !== undefined && ifMatch !== tag) {
         res.writeHead(412, headers).end();
@@ -182,7 +186,11 @@ describe("HttpSource", () => {
     expect(source.version).toMatch(/^"v\d+"$/);
     // The cache key drops presigning parameters but keeps the rest of the query.
     expect(source.key).toBe(srv.url.replace(/X-Amz-Signature=abc&X-Amz-Expires=60&/, ""));
-    const wants = (await Promise.all(some.map((n) => r.stat(n)))).map((st) => ({ offset: st.offset, length: st.storedSize, item: st.name }));
+    const wants = (await Promise.all(some.map((n) => r.stat(n)))).map((st) => ({
+      offset: st.offset,
+      length: st.storedSize,
+      item: st.name,
+    }));
     const before = srv.requests.length;
     const got = await r.getMany(some);
     expectGen(got, 1);

@@ -51,7 +51,11 @@ class Tracked implements RangeSource {
   readTail(length: number, signal?: AbortSignal): ReturnType<FileSource["readTail"]> {
     return this.inner.readTail(length, signal);
   }
-  readMany(ranges: readonly { offset: number; length: number }[], signal?: AbortSignal, version?: string): Promise<Uint8Array[]> {
+  readMany(
+    ranges: readonly { offset: number; length: number }[],
+    signal?: AbortSignal,
+    version?: string,
+  ): Promise<Uint8Array[]> {
     return this.track(
       ranges.map((r) => r.length),
       () => this.inner.readMany(ranges, signal, version),
@@ -83,7 +87,8 @@ describe("planned batches on a local file (cost model), every body right", () =>
       src.reset();
       const got = await r.getMany(names, { cost: { maxSpan } });
       expect(got.size).toBe(N);
-      for (let i = 0; i < N; i++) expect(Buffer.from(got.get(nameOf(i))!).equals(Buffer.from(body(i, sizeOf(i))))).toBe(true);
+      for (let i = 0; i < N; i++)
+        expect(Buffer.from(got.get(nameOf(i))!).equals(Buffer.from(body(i, sizeOf(i))))).toBe(true);
       expect(src.longest).toBeGreaterThan(maxSpan / 2);
       expect(src.longest).toBeLessThanOrEqual(maxSpan);
     }
@@ -96,7 +101,8 @@ describe("planned batches on a local file (cost model), every body right", () =>
     const names = Array.from({ length: N }, (_, i) => nameOf(i));
     const cost = { maxInflightBytes: 100_000, maxSpan: 50_000 };
     const got = await r.getMany(names, { cost });
-    for (let i = 0; i < N; i++) expect(Buffer.from(got.get(nameOf(i))!).equals(Buffer.from(body(i, sizeOf(i))))).toBe(true);
+    for (let i = 0; i < N; i++)
+      expect(Buffer.from(got.get(nameOf(i))!).equals(Buffer.from(body(i, sizeOf(i))))).toBe(true);
     expect(src.peak).toBeGreaterThan(50_000);
     expect(src.peak).toBeLessThanOrEqual(100_000);
     src.reset();

@@ -18,7 +18,8 @@ const work = tempDir("des-io-dist-");
 
 beforeAll(async () => {
   const list = (Array.isArray(configs) ? configs : [configs]) as Options[];
-  for (const c of list) await build({ ...c, outDir: out, dts: false, sourcemap: false, clean: false, silent: true, config: false });
+  for (const c of list)
+    await build({ ...c, outDir: out, dts: false, sourcemap: false, clean: false, silent: true, config: false });
 }, 120_000);
 
 afterAll(() => fs.rmSync(out, { recursive: true, force: true }));
@@ -35,16 +36,35 @@ process.on("worker", (w) => {
 process.on("exit", () => fs.writeSync(2, "\\nWORKERS " + JSON.stringify(seen) + "\\n"));
 `;
 
-function run(args: string[], input?: string): { status: number | null; stdout: string; stderr: string; workers: { started: number; online: number; errors: string[] } } {
+function run(
+  args: string[],
+  input?: string,
+): {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  workers: { started: number; online: number; errors: string[] };
+} {
   const counter = path.join(work, "counter.cjs");
   fs.writeFileSync(counter, COUNTER);
-  const r = spawnSync(process.execPath, ["--require", counter, ...args], { encoding: "utf8", input, cwd: work, timeout: 60_000 });
+  const r = spawnSync(process.execPath, ["--require", counter, ...args], {
+    encoding: "utf8",
+    input,
+    cwd: work,
+    timeout: 60_000,
+  });
   const m = /WORKERS (\{.*\})/.exec(r.stderr);
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr, workers: m ? JSON.parse(m[1]!) : { started: 0, online: 0, errors: [] } };
+  return {
+    status: r.status,
+    stdout: r.stdout,
+    stderr: r.stderr,
+    workers: m ? JSON.parse(m[1]!) : { started: 0, online: 0, errors: [] },
+  };
 }
 
 /** Writes an archive with the built library, then reads it back with batches until the batch thread serves them. */
-const LIBRARY_SCRIPT = (lib: string): string => `
+const LIBRARY_SCRIPT = (lib: string): string =>
+  `
 const { DesWriter, DesReader, FileSource } = LIB;
 const file = ${JSON.stringify(path.join(work, "lib.des"))};
 (async () => {
@@ -77,16 +97,28 @@ const ONLINE = `let __n = 0; process.on("worker", (w) => w.once("online", () => 
 
 describe("the build (issue 6 item 7: workers as files of their own)", () => {
   it("ships both workers as ESM and CJS files beside the library", () => {
-    for (const f of ["file-batch-worker.js", "file-batch-worker.cjs", "read-ahead-worker.js", "read-ahead-worker.cjs", "index.js", "index.cjs", "cli.js"]) {
+    for (const f of [
+      "file-batch-worker.js",
+      "file-batch-worker.cjs",
+      "read-ahead-worker.js",
+      "read-ahead-worker.cjs",
+      "index.js",
+      "index.cjs",
+      "cli.js",
+    ]) {
       expect(fs.existsSync(path.join(out, f)), f).toBe(true);
     }
     // No worker source evaluated from a string any more.
-    for (const f of ["index.js", "index.cjs", "cli.js"]) expect(fs.readFileSync(path.join(out, f), "utf8")).not.toMatch(/parentPort\??\.on\(/);
+    for (const f of ["index.js", "index.cjs", "cli.js"])
+      expect(fs.readFileSync(path.join(out, f), "utf8")).not.toMatch(/parentPort\??\.on\(/);
   });
 
   it("the ESM library writes and reads, its batch reader thread starting from dist/file-batch-worker.js", () => {
     const script = path.join(work, "esm.mjs");
-    fs.writeFileSync(script, `${ONLINE}\nimport * as lib from ${JSON.stringify(path.join(out, "index.js"))};\n${LIBRARY_SCRIPT("lib")}`);
+    fs.writeFileSync(
+      script,
+      `${ONLINE}\nimport * as lib from ${JSON.stringify(path.join(out, "index.js"))};\n${LIBRARY_SCRIPT("lib")}`,
+    );
     const r = run([script]);
     expect(r.stderr.replace(/\nWORKERS.*\n/, "")).toBe("");
     expect(r.stdout).toMatch(/^ok \d+/);
@@ -98,7 +130,10 @@ describe("the build (issue 6 item 7: workers as files of their own)", () => {
 
   it("the CJS library does the same from dist/file-batch-worker.cjs", () => {
     const script = path.join(work, "cjs.cjs");
-    fs.writeFileSync(script, `${ONLINE}\nconst lib = require(${JSON.stringify(path.join(out, "index.cjs"))});\n${LIBRARY_SCRIPT("lib")}`);
+    fs.writeFileSync(
+      script,
+      `${ONLINE}\nconst lib = require(${JSON.stringify(path.join(out, "index.cjs"))});\n${LIBRARY_SCRIPT("lib")}`,
+    );
     const r = run([script]);
     expect(r.stdout).toMatch(/^ok \d+/);
     expect(r.status).toBe(0);

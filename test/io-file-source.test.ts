@@ -24,7 +24,10 @@ function replace(target: string, bytes: Uint8Array): void {
 
 describe("FileSource version token", () => {
   it("readTail returns device:inode:size:mtimeNs from fstat, and a read pinned to it succeeds", async () => {
-    const p = writeFile("v.bin", Uint8Array.from({ length: 1000 }, (_, i) => i & 0xff));
+    const p = writeFile(
+      "v.bin",
+      Uint8Array.from({ length: 1000 }, (_, i) => i & 0xff),
+    );
     const src = await FileSource.open(p);
     const tail = await src.readTail(100);
     const st = fs.statSync(p, { bigint: true });
@@ -84,8 +87,15 @@ describe("FileSource version token", () => {
   it("DesReader over a FileSource follows a replaced archive like a replaced S3 object (one reopen)", async () => {
     // Bodies larger than the tail read at open, so a get needs a read of the file.
     const pad = new Uint8Array(200_000);
-    const a = await buildArchive([{ name: "x", data: utf8("old old old") }, { name: "z", data: pad }]);
-    const b = await buildArchive([{ name: "x", data: utf8("new!") }, { name: "y", data: utf8("y") }, { name: "z", data: pad }]);
+    const a = await buildArchive([
+      { name: "x", data: utf8("old old old") },
+      { name: "z", data: pad },
+    ]);
+    const b = await buildArchive([
+      { name: "x", data: utf8("new!") },
+      { name: "y", data: utf8("y") },
+      { name: "z", data: pad },
+    ]);
     const p = writeFile("arch.des", a);
     const reader = await DesReader.open(await FileSource.open(p, { checkIntervalMs: 0 }));
     expect(Buffer.from(await reader.get("x")).toString()).toBe("old old old");
@@ -101,14 +111,23 @@ describe("FileSource on special files (issue 7 item 9)", () => {
     const fifo = path.join(dir, "pipe");
     execFileSync("mkfifo", [fifo]);
     const t0 = Date.now();
-    await expect(withTimeout(FileSource.open(fifo), 2000, "FileSource.open(fifo)")).rejects.toBeInstanceOf(DesInvalidArgumentError);
-    await expect(withTimeout(DesReader.open(fifo), 2000, "DesReader.open(fifo)")).rejects.toMatchObject({ code: "DES_INVALID_ARGUMENT" });
+    await expect(withTimeout(FileSource.open(fifo), 2000, "FileSource.open(fifo)")).rejects.toBeInstanceOf(
+      DesInvalidArgumentError,
+    );
+    await expect(withTimeout(DesReader.open(fifo), 2000, "DesReader.open(fifo)")).rejects.toMatchObject({
+      code: "DES_INVALID_ARGUMENT",
+    });
     expect(Date.now() - t0).toBeLessThan(2000);
   });
 
   it("a character device and a directory are refused too", async () => {
-    await expect(FileSource.open("/dev/null")).rejects.toMatchObject({ code: "DES_INVALID_ARGUMENT", message: expect.stringMatching(/not a regular file/) });
-    await expect(FileSource.open(dir)).rejects.toMatchObject({ code: expect.stringMatching(/DES_INVALID_ARGUMENT|DES_IO/) });
+    await expect(FileSource.open("/dev/null")).rejects.toMatchObject({
+      code: "DES_INVALID_ARGUMENT",
+      message: expect.stringMatching(/not a regular file/),
+    });
+    await expect(FileSource.open(dir)).rejects.toMatchObject({
+      code: expect.stringMatching(/DES_INVALID_ARGUMENT|DES_IO/),
+    });
   });
 });
 

@@ -53,10 +53,11 @@ async function ignoringRange(size: number, body?: Uint8Array): Promise<Served> {
     get connections() {
       return connections;
     },
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -81,13 +82,20 @@ describe("a server that ignores Range (issue 7 item 16)", () => {
 
   it("requireRanges turns it into a clear DES_IO error", async () => {
     const src = new HttpSource(`${srv.url}/big`, { requireRanges: true });
-    await expect(src.read(0, 10)).rejects.toMatchObject({ code: "DES_IO", message: expect.stringMatching(/ignores Range/) });
+    await expect(src.read(0, 10)).rejects.toMatchObject({
+      code: "DES_IO",
+      message: expect.stringMatching(/ignores Range/),
+    });
   });
 
   it("a whole archive behind such a server still reads, each read bounded by the end of its range", async () => {
     const sink = new MemorySink();
     const w = await DesWriter.create(sink);
-    for (let i = 0; i < 20; i++) await w.add(`e${i}`, Uint8Array.from({ length: 50_000 }, (_, k) => (k + i) & 0xff));
+    for (let i = 0; i < 20; i++)
+      await w.add(
+        `e${i}`,
+        Uint8Array.from({ length: 50_000 }, (_, k) => (k + i) & 0xff),
+      );
     await w.close();
     const bytes = sink.bytes();
     const small = await ignoringRange(bytes.length, bytes);
@@ -124,7 +132,10 @@ describe("timeouts (issue 7 item 10)", () => {
     try {
       const src = new HttpSource(`${url}/x.des`, { responseTimeoutMs: 200, retries: 2, retryBaseMs: 1, retryMaxMs: 5 });
       const t0 = Date.now();
-      await expect(DesReader.open(src)).rejects.toMatchObject({ code: "DES_IO", message: expect.stringMatching(/no response within 200 ms.*after 3 attempts/) });
+      await expect(DesReader.open(src)).rejects.toMatchObject({
+        code: "DES_IO",
+        message: expect.stringMatching(/no response within 200 ms.*after 3 attempts/),
+      });
       expect(Date.now() - t0).toBeLessThan(3000);
       expect(src.stats.requests).toBe(3);
       expect(src.stats.retries).toBe(2);
@@ -157,7 +168,10 @@ describe("timeouts (issue 7 item 10)", () => {
     const url = await listen(server);
     try {
       const src = new HttpSource(`${url}/x`, { bodyTimeoutMs: 250, retries: 1, retryBaseMs: 1 });
-      await expect(src.readTail(10)).rejects.toMatchObject({ code: "DES_IO", message: expect.stringMatching(/stalled for 250 ms/) });
+      await expect(src.readTail(10)).rejects.toMatchObject({
+        code: "DES_IO",
+        message: expect.stringMatching(/stalled for 250 ms/),
+      });
       expect(requests).toBe(2);
       mode = "steady"; // 400 ms in all, never 250 ms without a byte
       const t = await src.readTail(10);

@@ -3,14 +3,28 @@ import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
-import { DesReader, DesWriter, FileSource, FolderLocation, HttpLocation, LocalFolderStore, parseArchiveLocation, parseLocation } from "../src/index.js";
+import {
+  DesReader,
+  DesWriter,
+  FileSource,
+  FolderLocation,
+  HttpLocation,
+  LocalFolderStore,
+  parseArchiveLocation,
+  parseLocation,
+} from "../src/index.js";
 import { DesInvalidArgumentError } from "../src/errors.js";
 import { collect, utf8 } from "./helpers/archives.js";
 import { tempDir } from "./helpers/tmp.js";
 
 const dir = tempDir("des-io-loc-");
 
-async function writeArchive(loc: FolderLocation, key: string, entries: Record<string, string>, opts: { overwrite?: boolean } = {}): Promise<void> {
+async function writeArchive(
+  loc: FolderLocation,
+  key: string,
+  entries: Record<string, string>,
+  opts: { overwrite?: boolean } = {},
+): Promise<void> {
   const w = await DesWriter.create(await loc.sink(key, opts));
   for (const [n, v] of Object.entries(entries)) await w.add(n, utf8(v));
   await w.close();
@@ -38,7 +52,11 @@ describe("FolderLocation", () => {
 
     const st = await loc.stat("top.des");
     const fst = fs.statSync(loc.pathOf("top.des"), { bigint: true });
-    expect(st).toEqual({ key: "top.des", size: Number(fst.size), version: `${fst.dev}:${fst.ino}:${fst.size}:${fst.mtimeNs}` });
+    expect(st).toEqual({
+      key: "top.des",
+      size: Number(fst.size),
+      version: `${fst.dev}:${fst.ino}:${fst.size}:${fst.mtimeNs}`,
+    });
     expect(await loc.stat("missing.des")).toBeUndefined();
     expect(await loc.stat("2026-01-01")).toBeUndefined(); // a folder is not a key
 
@@ -65,9 +83,12 @@ describe("FolderLocation", () => {
     const loc = new FolderLocation(path.join(dir, "ext"));
     const store = loc.externalStore();
     expect(store).toBeInstanceOf(LocalFolderStore);
-    await store.put("_bigFiles/x", (async function* () {
-      yield utf8("external body");
-    })());
+    await store.put(
+      "_bigFiles/x",
+      (async function* () {
+        yield utf8("external body");
+      })(),
+    );
     expect(fs.readFileSync(path.join(dir, "ext", "_bigFiles", "x"), "utf8")).toBe("external body");
     expect(Buffer.from(await collect(store.stream("_bigFiles/x"))).toString()).toBe("external body");
   });
@@ -112,13 +133,22 @@ describe("LocalFolderStore reads at most the declared size + 1 (issue 7 item 15)
     fs.writeFileSync(path.join(root, "_bigFiles", "ten"), utf8("0123456789"));
     const store = new LocalFolderStore(root);
     const rss0 = process.memoryUsage().arrayBuffers;
-    await expect(store.get("_bigFiles/big", undefined, { maxBytes: 10 })).rejects.toMatchObject({ code: "DES_EXTERNAL", message: expect.stringMatching(/33554432 bytes, more than the 10 expected/) });
+    await expect(store.get("_bigFiles/big", undefined, { maxBytes: 10 })).rejects.toMatchObject({
+      code: "DES_EXTERNAL",
+      message: expect.stringMatching(/33554432 bytes, more than the 10 expected/),
+    });
     expect(process.memoryUsage().arrayBuffers - rss0).toBeLessThan(16 << 20);
     expect(Buffer.from(await store.get("_bigFiles/ten", undefined, { maxBytes: 10 })).toString()).toBe("0123456789");
-    await expect(store.get("_bigFiles/ten", undefined, { maxBytes: 9 })).rejects.toMatchObject({ code: "DES_EXTERNAL" });
-    await expect(collect(store.stream("_bigFiles/big", undefined, { maxBytes: 10 }))).rejects.toMatchObject({ code: "DES_EXTERNAL" });
+    await expect(store.get("_bigFiles/ten", undefined, { maxBytes: 9 })).rejects.toMatchObject({
+      code: "DES_EXTERNAL",
+    });
+    await expect(collect(store.stream("_bigFiles/big", undefined, { maxBytes: 10 }))).rejects.toMatchObject({
+      code: "DES_EXTERNAL",
+    });
     expect((await collect(store.stream("_bigFiles/ten", undefined, { maxBytes: 10 }))).length).toBe(10);
-    await expect(store.get("_bigFiles/ten", undefined, { maxBytes: -1 })).rejects.toMatchObject({ code: "DES_INVALID_ARGUMENT" });
+    await expect(store.get("_bigFiles/ten", undefined, { maxBytes: -1 })).rejects.toMatchObject({
+      code: "DES_INVALID_ARGUMENT",
+    });
   });
 
   it("a file whose stat size is 0 but which has content is read to EOF, still bounded", async () => {
@@ -130,14 +160,20 @@ describe("LocalFolderStore reads at most the declared size + 1 (issue 7 item 15)
     const store = new LocalFolderStore(root);
     const body = Buffer.from(await store.get("status")).toString();
     expect(body).toMatch(/^Name:/);
-    await expect(store.get("status", undefined, { maxBytes: 5 })).rejects.toMatchObject({ code: "DES_EXTERNAL", message: expect.stringMatching(/longer than the 5 bytes/) });
+    await expect(store.get("status", undefined, { maxBytes: 5 })).rejects.toMatchObject({
+      code: "DES_EXTERNAL",
+      message: expect.stringMatching(/longer than the 5 bytes/),
+    });
   });
 
   it("a FIFO in a body's place is refused at once", async () => {
     const root = path.join(dir, "fifo");
     fs.mkdirSync(root, { recursive: true });
     execFileSync("mkfifo", [path.join(root, "p")]);
-    await expect(new LocalFolderStore(root).get("p")).rejects.toMatchObject({ code: "DES_EXTERNAL", message: expect.stringMatching(/not a regular file/) });
+    await expect(new LocalFolderStore(root).get("p")).rejects.toMatchObject({
+      code: "DES_EXTERNAL",
+      message: expect.stringMatching(/not a regular file/),
+    });
   });
 });
 
@@ -161,7 +197,13 @@ describe("HttpLocation (read-only, against a loopback server with Range support)
       if (!m) return void res.writeHead(200, { "content-length": all.length, etag }).end(all);
       const start = m[1] === "" ? Math.max(0, all.length - Number(m[2])) : Number(m[1]);
       const end = m[1] === "" || m[2] === "" ? all.length - 1 : Math.min(Number(m[2]), all.length - 1);
-      res.writeHead(206, { "content-range": `bytes ${start}-${end}/${all.length}`, "content-length": end - start + 1, etag }).end(all.subarray(start, end + 1));
+      res
+        .writeHead(206, {
+          "content-range": `bytes ${start}-${end}/${all.length}`,
+          "content-length": end - start + 1,
+          etag,
+        })
+        .end(all.subarray(start, end + 1));
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     try {
@@ -175,14 +217,19 @@ describe("HttpLocation (read-only, against a loopback server with Range support)
       expect(await loc.stat("nope.des")).toBeUndefined();
       const store = loc.externalStore();
       expect((await store.get("_bigFiles/big", undefined, { maxBytes: 5000 })).length).toBe(5000);
-      await expect(store.get("_bigFiles/big", undefined, { maxBytes: 4999 })).rejects.toMatchObject({ code: "DES_EXTERNAL", message: expect.stringMatching(/5000 bytes, more than the 4999/) });
+      await expect(store.get("_bigFiles/big", undefined, { maxBytes: 4999 })).rejects.toMatchObject({
+        code: "DES_EXTERNAL",
+        message: expect.stringMatching(/5000 bytes, more than the 4999/),
+      });
       await expect(store.get("_bigFiles/none")).rejects.toMatchObject({ code: "DES_EXTERNAL" });
       await expect(loc.sink("b.des")).rejects.toMatchObject({ code: "DES_UNSUPPORTED" });
       await expect(loc.delete("a.des")).rejects.toMatchObject({ code: "DES_UNSUPPORTED" });
       await expect(store.put("k", (async function* () {})())).rejects.toMatchObject({ code: "DES_UNSUPPORTED" });
-      await expect((async () => {
-        for await (const e of loc.list()) void e;
-      })()).rejects.toMatchObject({ code: "DES_UNSUPPORTED" });
+      await expect(
+        (async () => {
+          for await (const e of loc.list()) void e;
+        })(),
+      ).rejects.toMatchObject({ code: "DES_UNSUPPORTED" });
     } finally {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));

@@ -34,14 +34,17 @@ beforeAll(async () => {
   rangelessServer = http.createServer((req, res) => {
     const headers = { ...req.headers };
     delete headers.range;
-    const up = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers }, (r) => {
-      res.writeHead(r.statusCode ?? 500, r.headers);
-      r.on("data", (c: Buffer) => {
-        rangelessSent += c.length;
-      });
-      r.pipe(res);
-      res.on("close", () => r.destroy());
-    });
+    const up = http.request(
+      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers },
+      (r) => {
+        res.writeHead(r.statusCode ?? 500, r.headers);
+        r.on("data", (c: Buffer) => {
+          rangelessSent += c.length;
+        });
+        r.pipe(res);
+        res.on("close", () => r.destroy());
+      },
+    );
     up.on("error", () => res.destroy());
     req.pipe(up);
   });
@@ -112,9 +115,12 @@ describe("S3Location (against moto)", () => {
   it("its external store keeps keys relative to the location", async () => {
     const loc = new S3Location({ client, bucket: BUCKET, prefix: "ext" });
     const store = loc.externalStore();
-    await store.put("_bigFiles/x", (async function* () {
-      yield utf8("external body");
-    })());
+    await store.put(
+      "_bigFiles/x",
+      (async function* () {
+        yield utf8("external body");
+      })(),
+    );
     const out = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: "ext/_bigFiles/x" }));
     expect(await out.Body!.transformToString()).toBe("external body");
     expect(Buffer.from(await store.get("_bigFiles/x")).toString()).toBe("external body");
@@ -138,13 +144,18 @@ describe("external bodies read at most the declared size + 1 (issue 7 item 15)",
     await put("big/huge.bin", new Uint8Array(8 * MIB).fill(9));
     const store = new S3ExternalStore({ client: counted, bucket: BUCKET });
     proxy!.reset();
-    await expect(store.get("big/huge.bin", undefined, { maxBytes: 10 })).rejects.toMatchObject({ code: "DES_EXTERNAL", message: expect.stringMatching(/8388608 bytes, more than the 10 expected/) });
+    await expect(store.get("big/huge.bin", undefined, { maxBytes: 10 })).rejects.toMatchObject({
+      code: "DES_EXTERNAL",
+      message: expect.stringMatching(/8388608 bytes, more than the 10 expected/),
+    });
     expect(proxy!.stats.ranges).toEqual(["bytes=0-10"]);
     expect(proxy!.stats.bytesOut).toBeLessThanOrEqual(11);
     // Exactly the declared size is fine; one byte less is refused.
     await put("big/exact.bin", utf8("0123456789"));
     expect(Buffer.from(await store.get("big/exact.bin", undefined, { maxBytes: 10 })).toString()).toBe("0123456789");
-    await expect(store.get("big/exact.bin", undefined, { maxBytes: 9 })).rejects.toMatchObject({ code: "DES_EXTERNAL" });
+    await expect(store.get("big/exact.bin", undefined, { maxBytes: 9 })).rejects.toMatchObject({
+      code: "DES_EXTERNAL",
+    });
     // An empty object with maxBytes 0.
     await put("big/empty.bin", new Uint8Array(0));
     expect((await store.get("big/empty.bin", undefined, { maxBytes: 0 })).length).toBe(0);
@@ -166,8 +177,14 @@ describe("an S3-compatible server that ignores Range (issue 7 item 16)", () => {
     expect(src.stats.bytes).toBeLessThan(1 * MIB);
     await new Promise((r) => setTimeout(r, 100));
     expect(rangelessSent).toBeLessThan(16 * MIB);
-    const strict = new S3Source({ client: rangeless, bucket: BUCKET, key: "rangeless/big.bin" }, { requireRanges: true });
-    await expect(strict.read(0, 10)).rejects.toMatchObject({ code: "DES_IO", message: expect.stringMatching(/ignores Range/) });
+    const strict = new S3Source(
+      { client: rangeless, bucket: BUCKET, key: "rangeless/big.bin" },
+      { requireRanges: true },
+    );
+    await expect(strict.read(0, 10)).rejects.toMatchObject({
+      code: "DES_IO",
+      message: expect.stringMatching(/ignores Range/),
+    });
   });
 });
 
@@ -179,13 +196,22 @@ describe("S3 timeouts (issue 7 item 10)", () => {
     const endpoint = `http://127.0.0.1:${(hole.address() as AddressInfo).port}`;
     const c = new S3Client(s3Config(endpoint, { maxAttempts: 1 }));
     try {
-      const src = new S3Source({ client: c, bucket: BUCKET, key: "x.des" }, { responseTimeoutMs: 300, bodyRetries: 1, retryBaseMs: 1 });
+      const src = new S3Source(
+        { client: c, bucket: BUCKET, key: "x.des" },
+        { responseTimeoutMs: 300, bodyRetries: 1, retryBaseMs: 1 },
+      );
       const t0 = Date.now();
-      await expect(DesReader.open(src)).rejects.toMatchObject({ code: "DES_IO", message: expect.stringMatching(/no response within 300 ms.*gave up after 2 GETs/) });
+      await expect(DesReader.open(src)).rejects.toMatchObject({
+        code: "DES_IO",
+        message: expect.stringMatching(/no response within 300 ms.*gave up after 2 GETs/),
+      });
       expect(Date.now() - t0).toBeLessThan(4000);
       expect(src.stats.requests).toBe(2);
       const store = new S3ExternalStore({ client: c, bucket: BUCKET, responseTimeoutMs: 300, bodyRetries: 0 });
-      await expect(store.get("k")).rejects.toMatchObject({ code: "DES_EXTERNAL", message: expect.stringMatching(/no response within 300 ms/) });
+      await expect(store.get("k")).rejects.toMatchObject({
+        code: "DES_EXTERNAL",
+        message: expect.stringMatching(/no response within 300 ms/),
+      });
     } finally {
       for (const s of sockets) s.destroy();
       c.destroy();

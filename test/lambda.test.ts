@@ -96,7 +96,9 @@ beforeAll(async () => {
   await ensureBucket(direct, BUCKET);
   await put(await archive(1));
   // The example, bundled the way docs/lambda.md says, into a folder with no node_modules near it.
-  const built = spawnSync(process.execPath, [path.join(ROOT, "examples/lambda/build.mjs"), bundleDir], { encoding: "utf8" });
+  const built = spawnSync(process.execPath, [path.join(ROOT, "examples/lambda/build.mjs"), bundleDir], {
+    encoding: "utf8",
+  });
   if (built.status !== 0) throw new Error(`bundling failed: ${built.stderr}`);
   fs.writeFileSync(
     path.join(work, "runner.mjs"),
@@ -132,7 +134,9 @@ describe("the Lambda example, bundled", () => {
     expect(main).not.toMatch(/from\s*["']ioredis["']/);
     // The only bare imports left are Node built-ins and the lazy lib-storage one.
     const bare = [...main.matchAll(/(?:from|import\()\s*["']([^"'./][^"']*)["']/g)].map((m) => m[1]!);
-    expect(bare.filter((s) => !s.startsWith("node:") && s !== "@aws-sdk/lib-storage" && !/^[a-z_]+$/.test(s))).toEqual([]);
+    expect(bare.filter((s) => !s.startsWith("node:") && s !== "@aws-sdk/lib-storage" && !/^[a-z_]+$/.test(s))).toEqual(
+      [],
+    );
   });
 
   it("cold process, warm process, and a new process with a warm /tmp: request counts", async () => {
@@ -161,11 +165,19 @@ describe("the Lambda example, bundled", () => {
 
   it("a new process with an empty /tmp and a warm Redis opens with zero requests", async () => {
     const prefix = `lambda-${process.pid}:`;
-    const first = new LambdaProcess({ DES_CACHE_DIR: path.join(work, "tmp-r1"), REDIS_URL: redis!.url, DES_REDIS_PREFIX: prefix });
+    const first = new LambdaProcess({
+      DES_CACHE_DIR: path.join(work, "tmp-r1"),
+      REDIS_URL: redis!.url,
+      DES_REDIS_PREFIX: prefix,
+    });
     expect((await first.call({ op: "warm" })).requests).toBeGreaterThanOrEqual(1);
     await first.call({ op: "get", name: name(20) });
     await first.end();
-    const second = new LambdaProcess({ DES_CACHE_DIR: path.join(work, "tmp-r2"), REDIS_URL: redis!.url, DES_REDIS_PREFIX: prefix });
+    const second = new LambdaProcess({
+      DES_CACHE_DIR: path.join(work, "tmp-r2"),
+      REDIS_URL: redis!.url,
+      DES_REDIS_PREFIX: prefix,
+    });
     expect(await second.call({ op: "warm" })).toEqual({ requests: 0, value: N });
     const got = await second.call({ op: "get", name: name(20) });
     expect(got.requests).toBe(1);

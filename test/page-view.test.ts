@@ -32,7 +32,7 @@ function record(name: string, i: number, patch: Partial<V2RecordInput> = {}): V2
     size: 10 + i,
     storedSize: 10 + i,
     dataOffset: 16 + i * 100,
-    dataHash: BigInt(i) * 0x9e3779b97f4a7c15n & 0xffffffffffffffffn,
+    dataHash: (BigInt(i) * 0x9e3779b97f4a7c15n) & 0xffffffffffffffffn,
     externalKey: undefined,
     metaLength: i % 3 === 0 ? 0 : 5,
     metaOffset: i % 3 === 0 ? 0 : 50_000 + i * 5,
@@ -43,7 +43,9 @@ function record(name: string, i: number, patch: Partial<V2RecordInput> = {}): V2
 
 /** Records of every shape the format has, sorted by name bytes. */
 function mixedRecords(n: number): V2RecordInput[] {
-  const names = Array.from({ length: n }, (_, i) => (i % 7 === 0 ? `dir/é${i}/ü` : i % 11 === 0 ? `🙂${i}` : `item-${i}`));
+  const names = Array.from({ length: n }, (_, i) =>
+    i % 7 === 0 ? `dir/é${i}/ü` : i % 11 === 0 ? `🙂${i}` : `item-${i}`,
+  );
   const recs = names.map((name, i) => {
     if (i % 13 === 0) return record(name, i, { flags: FLAG_TOMBSTONE });
     if (i % 5 === 0) return record(name, i, { flags: FLAG_COMPRESSED, codec: 1, size: 1000 + i });
@@ -66,7 +68,8 @@ describe("PageView: lookup in a page's raw bytes", () => {
     const view = new PageView(page, 0, footer());
     expect(view.count).toBe(300);
     for (let i = 0; i < full.records.length; i++) expect(view.find(full.names[i]!)).toEqual(full.records[i]);
-    for (const missing of ["", "a", "item-", "item-1x", "zzzz", "dir/é0", "🙂"]) expect(view.find(enc(missing))).toBeUndefined();
+    for (const missing of ["", "a", "item-", "item-1x", "zzzz", "dir/é0", "🙂"])
+      expect(view.find(enc(missing))).toBeUndefined();
   });
 
   it("handles an empty page and a one-record page", () => {
@@ -95,7 +98,11 @@ describe("PageView: lookup in a page's raw bytes", () => {
   });
 
   it("refuses a page whose names are out of order or repeated, even with a valid checksum", () => {
-    for (const names of [["b", "a"], ["a", "a"], ["ab", "a"]]) {
+    for (const names of [
+      ["b", "a"],
+      ["a", "a"],
+      ["ab", "a"],
+    ]) {
       const view = new PageView(encodePage(names.map((n, i) => record(n, i))), 0, footer());
       expect(() => view.find(enc("a"))).toThrow(/not strictly ascending/);
     }

@@ -52,11 +52,16 @@ function pickNames(seed: number, n: number): string[] {
   return [...s];
 }
 
-async function wantsOf(reader: DesReader, names: readonly string[]): Promise<{ offset: number; length: number; item: string }[]> {
-  return Promise.all(names.map(async (n) => {
-    const st = await reader.stat(n);
-    return { offset: st.offset, length: st.storedSize, item: n };
-  }));
+async function wantsOf(
+  reader: DesReader,
+  names: readonly string[],
+): Promise<{ offset: number; length: number; item: string }[]> {
+  return Promise.all(
+    names.map(async (n) => {
+      const st = await reader.stat(n);
+      return { offset: st.offset, length: st.storedSize, item: n };
+    }),
+  );
 }
 
 describe("batches planned by the source's cost model", () => {
@@ -70,7 +75,9 @@ describe("batches planned by the source's cost model", () => {
     const got = await reader.getMany(names);
     for (const n of names) expect(got.get(n)).toEqual(body(Number(n.slice(2))));
     const plan = planReads(wants, MODEL);
-    expect(src.ranges).toEqual(plan.groups.map((g) => ({ offset: g.offset, length: g.length })).sort((a, b) => a.offset - b.offset));
+    expect(src.ranges).toEqual(
+      plan.groups.map((g) => ({ offset: g.offset, length: g.length })).sort((a, b) => a.offset - b.offset),
+    );
     const biggest = Math.max(...plan.groups.map((g) => g.length));
     expect(src.peak).toBeLessThanOrEqual(Math.max(MODEL.maxInflightBytes, biggest));
   });
@@ -96,12 +103,16 @@ describe("batches planned by the source's cost model", () => {
 
   it("a reader's cost option overrides the source's, and rejects nonsense", async () => {
     const src = new Recorder(archive, MODEL);
-    const reader = await DesReader.open(src, { cost: { maxConcurrency: 1, objective: { perRequest: 1, perByte: 0, perMs: 0 } } });
+    const reader = await DesReader.open(src, {
+      cost: { maxConcurrency: 1, objective: { perRequest: 1, perByte: 0, perMs: 0 } },
+    });
     const names = pickNames(3, 200);
     const wants = await wantsOf(reader, names);
     src.ranges.length = 0;
     await reader.getMany(names);
-    expect(src.ranges.length).toBe(planReads(wants, { ...MODEL, maxConcurrency: 1, objective: { perRequest: 1, perByte: 0, perMs: 0 } }).requests);
+    expect(src.ranges.length).toBe(
+      planReads(wants, { ...MODEL, maxConcurrency: 1, objective: { perRequest: 1, perByte: 0, perMs: 0 } }).requests,
+    );
     await expect(DesReader.open(src, { cost: { bytesPerMs: -1 } })).rejects.toThrow(/bytesPerMs/);
     // Infinity lifts the shared link of the model it overrides.
     const linked = new Recorder(archive, { ...MODEL, linkBytesPerMs: 100 });
@@ -129,6 +140,8 @@ describe("batches planned by the source's cost model", () => {
     expect(metas.size).toBe(names.length);
     const plan = planReads(wants, MODEL);
     expect(plan.requests).toBeLessThan(pages.size);
-    expect([...src.ranges].sort((a, b) => a.offset - b.offset)).toEqual(plan.groups.map((g) => ({ offset: g.offset, length: g.length })));
+    expect([...src.ranges].sort((a, b) => a.offset - b.offset)).toEqual(
+      plan.groups.map((g) => ({ offset: g.offset, length: g.length })),
+    );
   });
 });

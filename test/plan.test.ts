@@ -10,7 +10,10 @@ const KiB = 1024;
 const MiB = 1 << 20;
 
 /** Every plan by brute force (every subset of gaps merged, reads longer than maxSpan refused): its reads and cost. */
-function allPlans(ranges: readonly { offset: number; length: number }[], model: CostModel): { requests: number; cost: number; bytes: number }[] {
+function allPlans(
+  ranges: readonly { offset: number; length: number }[],
+  model: CostModel,
+): { requests: number; cost: number; bytes: number }[] {
   const sorted = [...ranges].sort((a, b) => a.offset - b.offset);
   const m = sorted.length - 1;
   const plans: { requests: number; cost: number; bytes: number }[] = [];
@@ -36,10 +39,14 @@ function allPlans(ranges: readonly { offset: number; length: number }[], model: 
 }
 
 /** The optimum by brute force: least cost; under `latency`, the fewest reads within the slack of it. */
-function bruteForce(ranges: readonly { offset: number; length: number }[], model: CostModel): { cost: number; requests: number } {
+function bruteForce(
+  ranges: readonly { offset: number; length: number }[],
+  model: CostModel,
+): { cost: number; requests: number } {
   const plans = allPlans(ranges, model);
   const least = Math.min(...plans.map((p) => p.cost));
-  if ((model.objective ?? "latency") !== "latency") return { cost: least, requests: Math.min(...plans.filter((p) => p.cost === least).map((p) => p.requests)) };
+  if ((model.objective ?? "latency") !== "latency")
+    return { cost: least, requests: Math.min(...plans.filter((p) => p.cost === least).map((p) => p.requests)) };
   // The fastest plan reads the fewest bytes among those of its read count (any other would be slower).
   const leastBytes = Math.min(...plans.filter((p) => p.cost === least).map((p) => p.bytes));
   const within = plans.filter((p) => p.cost <= least * (1 + LATENCY_SLACK) && p.bytes <= leastBytes * BYTES_SLACK);
@@ -65,7 +72,8 @@ function checkCovers<T>(wants: readonly RangeWant<T>[], plan: ReturnType<typeof 
     if (g.offset <= prevEnd) bad.push(`group at ${g.offset} overlaps the previous one`);
     prevEnd = g.offset + g.length;
     for (const w of g.wants) {
-      if (w.offset < g.offset || w.offset + w.length > g.offset + g.length) bad.push(`want at ${w.offset} outside its group`);
+      if (w.offset < g.offset || w.offset + w.length > g.offset + g.length)
+        bad.push(`want at ${w.offset} outside its group`);
       seen++;
     }
   }
@@ -89,7 +97,10 @@ describe("planReads", () => {
   it("finds the brute-force optimum of its model on small inputs", () => {
     fc.assert(
       fc.property(
-        fc.array(fc.record({ gap: fc.integer({ min: 1, max: 4 * MiB }), length: fc.integer({ min: 1, max: 512 * KiB }) }), { minLength: 1, maxLength: 11 }),
+        fc.array(
+          fc.record({ gap: fc.integer({ min: 1, max: 4 * MiB }), length: fc.integer({ min: 1, max: 512 * KiB }) }),
+          { minLength: 1, maxLength: 11 },
+        ),
         fc.constantFrom(...Object.keys(models)),
         (parts, name) => {
           const model = { ...models[name]!, maxSpan: 1 << 40 };
@@ -113,7 +124,10 @@ describe("planReads", () => {
   it("never builds a read longer than maxSpan from several ranges, and stays within the brute-force optimum's neighbourhood", () => {
     fc.assert(
       fc.property(
-        fc.array(fc.record({ gap: fc.integer({ min: 1, max: 256 * KiB }), length: fc.integer({ min: 1, max: 300 * KiB }) }), { minLength: 1, maxLength: 10 }),
+        fc.array(
+          fc.record({ gap: fc.integer({ min: 1, max: 256 * KiB }), length: fc.integer({ min: 1, max: 300 * KiB }) }),
+          { minLength: 1, maxLength: 10 },
+        ),
         (parts) => {
           const model = { ...REMOTE_COST, maxSpan: 512 * KiB };
           const wants = layout(parts);
@@ -146,7 +160,12 @@ describe("planReads", () => {
   it("sparse batch: exact reads on a slow shared link, merged reads where requests cost more than gaps", () => {
     const r = rng(5);
     // 1,000 entries of 1-8 KiB, a few hundred KiB apart (a sparse pick from a big archive).
-    const wants = layout(Array.from({ length: 1000 }, () => ({ gap: Math.floor(r() * 900 * KiB), length: KiB + Math.floor(r() * 7 * KiB) })));
+    const wants = layout(
+      Array.from({ length: 1000 }, () => ({
+        gap: Math.floor(r() * 900 * KiB),
+        length: KiB + Math.floor(r() * 7 * KiB),
+      })),
+    );
     const needed = wants.reduce((s, w) => s + w.length, 0);
     const link = planReads(wants, { ...REMOTE_COST, linkBytesPerMs: 12_500 });
     checkCovers(wants, link);
@@ -163,9 +182,17 @@ describe("planReads", () => {
 
   it("dense batch on a fast link: one read per concurrency lane, not per entry", () => {
     const r = rng(6);
-    const wants = layout(Array.from({ length: 1000 }, () => ({ gap: Math.floor(r() * 50 * KiB), length: 16 + Math.floor(r() * 496) })));
+    const wants = layout(
+      Array.from({ length: 1000 }, () => ({ gap: Math.floor(r() * 50 * KiB), length: 16 + Math.floor(r() * 496) })),
+    );
     // No shared link: per-connection bandwidth only.
-    const fast: CostModel = { firstByteMs: 25, bytesPerMs: 90_000, maxConcurrency: 64, maxInflightBytes: 64 << 20, maxSpan: 8 << 20 };
+    const fast: CostModel = {
+      firstByteMs: 25,
+      bytesPerMs: 90_000,
+      maxConcurrency: 64,
+      maxInflightBytes: 64 << 20,
+      maxSpan: 8 << 20,
+    };
     const plan = planReads(wants, fast);
     checkCovers(wants, plan);
     expect(plan.requests).toBeLessThanOrEqual(100);
@@ -187,7 +214,12 @@ describe("planReads", () => {
 
   it("plans 100,000 ranges", () => {
     const r = rng(8);
-    const wants = layout(Array.from({ length: 100_000 }, () => ({ gap: Math.floor(r() * 64 * KiB), length: 1 + Math.floor(r() * 8 * KiB) })));
+    const wants = layout(
+      Array.from({ length: 100_000 }, () => ({
+        gap: Math.floor(r() * 64 * KiB),
+        length: 1 + Math.floor(r() * 8 * KiB),
+      })),
+    );
     const plan = planReads(wants, REMOTE_COST);
     checkCovers(wants, plan);
     expect(plan.requests).toBeGreaterThan(0);

@@ -255,9 +255,7 @@ for line in sys.stdin:
 `;
 
 type PyRequest =
-  | { op: "dumps"; v: Tagged }
-  | { op: "loads"; text: number[] }
-  | { op: "gen"; seed: number; count: number };
+  { op: "dumps"; v: Tagged } | { op: "loads"; text: number[] } | { op: "gen"; seed: number; count: number };
 type PyResponse = { ok: unknown } | { error: string };
 
 function runPython(requests: readonly PyRequest[]): PyResponse[] {
@@ -288,7 +286,19 @@ const stringArb = fc.oneof(
 );
 const keyArb = fc.oneof(
   stringArb,
-  fc.constantFrom("__proto__", "constructor", "toString", "0", "1", "10", "-1", "01", "4294967294", "4294967295", "size"),
+  fc.constantFrom(
+    "__proto__",
+    "constructor",
+    "toString",
+    "0",
+    "1",
+    "10",
+    "-1",
+    "01",
+    "4294967294",
+    "4294967295",
+    "size",
+  ),
 );
 const floatArb = fc.oneof(
   fc.double(),
@@ -296,20 +306,17 @@ const floatArb = fc.oneof(
   fc.double({ min: -1e20, max: 1e20 }),
   fc.constantFrom(-0, NaN, Infinity, -Infinity, 5e-324, 1e16, 1e-5, 1e-4, 2 ** 53, 1.7976931348623157e308, 0.1),
 );
-const intArb = fc.oneof(fc.integer(), fc.maxSafeInteger(), fc.constantFrom(Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER));
+const intArb = fc.oneof(
+  fc.integer(),
+  fc.maxSafeInteger(),
+  fc.constantFrom(Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER),
+);
 const bigArb = fc.oneof(
   fc.bigInt({ min: -(2n ** 256n), max: 2n ** 256n }),
   fc.bigInt({ min: 2n ** 53n - 3n, max: 2n ** 53n + 3n }).map((n) => -n),
   fc.bigInt({ min: 2n ** 53n - 3n, max: 2n ** 53n + 3n }),
 );
-const leafArb: fc.Arbitrary<unknown> = fc.oneof(
-  fc.constant(null),
-  fc.boolean(),
-  intArb,
-  floatArb,
-  bigArb,
-  stringArb,
-);
+const leafArb: fc.Arbitrary<unknown> = fc.oneof(fc.constant(null), fc.boolean(), intArb, floatArb, bigArb, stringArb);
 const { value: valueArb } = fc.letrec<{ value: unknown; array: unknown[]; object: unknown; map: unknown }>((tie) => ({
   value: fc.oneof({ depthSize: "small" }, leafArb, tie("array"), tie("object"), tie("map")),
   array: fc.array(tie("value"), { maxLength: 5 }),
@@ -318,9 +325,44 @@ const { value: valueArb } = fc.letrec<{ value: unknown; array: unknown[]; object
 }));
 
 /** Characters likely to turn a valid text into a subtly invalid (or differently valid) one. */
-const NASTY = [" ", "\t", "\n", "\r", ",", ":", "[", "]", "{", "}", '"', "\\", "-", "+", "0", "1", "e", "E", ".",
-  "N", "I", "u", "n", "\u00a0", "\x00", "\x1f", "\x0b", "\x0c", "\ufeff", "\ud800", "x"];
-const mutationArb = fc.tuple(fc.constantFrom("insert", "delete", "replace", "truncate"), fc.nat(), fc.constantFrom(...NASTY));
+const NASTY = [
+  " ",
+  "\t",
+  "\n",
+  "\r",
+  ",",
+  ":",
+  "[",
+  "]",
+  "{",
+  "}",
+  '"',
+  "\\",
+  "-",
+  "+",
+  "0",
+  "1",
+  "e",
+  "E",
+  ".",
+  "N",
+  "I",
+  "u",
+  "n",
+  "\u00a0",
+  "\x00",
+  "\x1f",
+  "\x0b",
+  "\x0c",
+  "\ufeff",
+  "\ud800",
+  "x",
+];
+const mutationArb = fc.tuple(
+  fc.constantFrom("insert", "delete", "replace", "truncate"),
+  fc.nat(),
+  fc.constantFrom(...NASTY),
+);
 const mutatedTextArb = fc.tuple(valueArb, fc.array(mutationArb, { minLength: 1, maxLength: 3 })).map(([v, muts]) => {
   let text = pyJsonDumps(v);
   for (const [kind, at, ch] of muts) {
@@ -402,13 +444,29 @@ const DUMPS_TABLE: Array<[unknown, string]> = [
   [{ size: 12 }, '{"size":12}'],
   [{ b: 1, a: 2, size: 3 }, '{"b":1,"a":2,"size":3}'],
   [{ b: 1, 10: 2, a: 3 }, '{"10":2,"b":1,"a":3}'], // Object.keys order
-  [new Map<string, unknown>([["b", 1], ["10", 2], ["a", 3]]), '{"b":1,"10":2,"a":3}'],
+  [
+    new Map<string, unknown>([
+      ["b", 1],
+      ["10", 2],
+      ["a", 3],
+    ]),
+    '{"b":1,"10":2,"a":3}',
+  ],
   [{ a: undefined, b: 1, c: undefined }, '{"b":1}'],
-  [new Map<string, unknown>([["a", undefined], ["b", 1]]), '{"b":1}'],
+  [
+    new Map<string, unknown>([
+      ["a", undefined],
+      ["b", 1],
+    ]),
+    '{"b":1}',
+  ],
   [JSON.parse('{"__proto__":{"x":1},"constructor":null}'), '{"__proto__":{"x":1},"constructor":null}'],
   [Object.assign(Object.create(null) as object, { z: 1, y: [] }), '{"z":1,"y":[]}'],
   [{ "é\n": { "\u{1f600}": "\x01" } }, '{"\\u00e9\\n":{"\\ud83d\\ude00":"\\u0001"}}'],
-  [{ mtime: 1700000000.123, tags: ["a"], big: 2n ** 70n }, '{"mtime":1700000000.123,"tags":["a"],"big":1180591620717411303424}'],
+  [
+    { mtime: 1700000000.123, tags: ["a"], big: 2n ** 70n },
+    '{"mtime":1700000000.123,"tags":["a"],"big":1180591620717411303424}',
+  ],
 ];
 
 const cyclicArray: unknown[] = [];
@@ -438,7 +496,15 @@ const DUMPS_REJECTS: Array<[string, unknown]> = [
   ["cyclic object", cyclicObject],
   ["1001 nested arrays", nestedArrays(1001)],
   ["bigint with 4301 digits (Python's int limit)", 10n ** 4300n],
-  ["throwing getter", Object.defineProperty({}, "x", { enumerable: true, get: () => { throw new TypeError("boom"); } })],
+  [
+    "throwing getter",
+    Object.defineProperty({}, "x", {
+      enumerable: true,
+      get: () => {
+        throw new TypeError("boom");
+      },
+    }),
+  ],
 ];
 
 const LOADS_TABLE: Array<[string, unknown]> = [
@@ -655,7 +721,10 @@ describe("pyJsonLoads", () => {
       const err = errorOf(() => pyJsonLoads(input));
       if (err !== undefined) expect(err).toBeInstanceOf(DesFormatError);
     };
-    fc.assert(fc.property(fc.string({ unit: anyCodeUnit, maxLength: 40 }), assertOnlyFormatErrors), { numRuns: 1000, seed: 1 });
+    fc.assert(fc.property(fc.string({ unit: anyCodeUnit, maxLength: 40 }), assertOnlyFormatErrors), {
+      numRuns: 1000,
+      seed: 1,
+    });
     fc.assert(fc.property(fc.uint8Array({ maxLength: 40 }), assertOnlyFormatErrors), { numRuns: 1000, seed: 2 });
     fc.assert(fc.property(mutatedTextArb, assertOnlyFormatErrors), { numRuns: 1000, seed: 3 });
   });

@@ -45,7 +45,15 @@ class MapCache implements IndexCache {
     return n;
   }
   stats(): IndexCacheStats {
-    return { hits: this.hits, misses: this.misses, sets: this.calls.set, evictions: 0, errors: 0, bytes: 0, entries: this.map.size };
+    return {
+      hits: this.hits,
+      misses: this.misses,
+      sets: this.calls.set,
+      evictions: 0,
+      errors: 0,
+      bytes: 0,
+      entries: this.map.size,
+    };
   }
   keys(): string[] {
     return [...this.map.keys()].sort();
@@ -95,7 +103,8 @@ class VersionedSource implements RangeSource {
     this.reads++;
     this.pinnedReads.push(version);
     await this.pause();
-    if (version !== undefined && version !== `v${this.store.version}`) throw new DesChangedError("precondition failed (412)");
+    if (version !== undefined && version !== `v${this.store.version}`)
+      throw new DesChangedError("precondition failed (412)");
     return this.store.bytes.slice(offset, offset + length);
   }
   get requests(): number {

@@ -115,7 +115,21 @@ describe("entries() (issue 7.17, 7.18)", () => {
 
 describe("compareUtf8", () => {
   it("orders strings exactly as their UTF-8 bytes", () => {
-    const samples = ["a", "b", "ab", "", "\u00e9", "\uffff", "\ue000", "\ud800\udc00", "\ud83d\ude00", "\ufeff", "z\u0000", "\u07ff", "\u0800"];
+    const samples = [
+      "a",
+      "b",
+      "ab",
+      "",
+      "\u00e9",
+      "\uffff",
+      "\ue000",
+      "\ud800\udc00",
+      "\ud83d\ude00",
+      "\ufeff",
+      "z\u0000",
+      "\u07ff",
+      "\u0800",
+    ];
     const byBytes = [...samples].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
     expect([...samples].sort(compareUtf8)).toEqual(byBytes);
   });

@@ -36,11 +36,14 @@ async function archive(opts: { format?: 1 | 2 }, fill: (w: DesWriter) => Promise
 
 /** Settles within `ms` or fails the test (a hang must not stall the suite). */
 function within<T>(p: Promise<T>, ms = 3000): Promise<T> {
-  return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`did not settle in ${ms} ms`)), ms))]);
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`did not settle in ${ms} ms`)), ms)),
+  ]);
 }
 
 describe("U+FEFF at the start of a name is kept (issue 7.1)", () => {
-  it("v1: \"\\ufeffa\" and \"a\" are two entries", async () => {
+  it('v1: "\\ufeffa" and "a" are two entries', async () => {
     const bytes = await archive({ format: 1 }, async (w) => {
       await w.add("\ufeffa", enc("with bom"));
       await w.add("a", enc("plain"));
@@ -106,7 +109,9 @@ describe("numeric options are validated (issue 7.8)", () => {
       { verify: "yes" },
     ];
     for (const o of bad) {
-      await expect(within(DesReader.open(new MemorySource(bytes), o)), JSON.stringify(o)).rejects.toMatchObject({ code: "DES_INVALID_ARGUMENT" });
+      await expect(within(DesReader.open(new MemorySource(bytes), o)), JSON.stringify(o)).rejects.toMatchObject({
+        code: "DES_INVALID_ARGUMENT",
+      });
     }
   });
 
@@ -116,9 +121,20 @@ describe("numeric options are validated (issue 7.8)", () => {
     });
     const r = await DesReader.open(new MemorySource(bytes));
     const names = Array.from({ length: 50 }, (_, i) => `e${i}`);
-    for (const o of [{ concurrency: Number.NaN }, { concurrency: -1 }, { maxGap: Number.NaN }, { maxSpan: 0.5 }, { maxBatchBytes: -1 }, { missing: "ignore" }]) {
-      await expect(within(r.getMany(names, o as object)), JSON.stringify(o)).rejects.toMatchObject({ code: "DES_INVALID_ARGUMENT" });
-      await expect(within(r.getMetaMany(names, o as object)), JSON.stringify(o)).rejects.toMatchObject({ code: "DES_INVALID_ARGUMENT" });
+    for (const o of [
+      { concurrency: Number.NaN },
+      { concurrency: -1 },
+      { maxGap: Number.NaN },
+      { maxSpan: 0.5 },
+      { maxBatchBytes: -1 },
+      { missing: "ignore" },
+    ]) {
+      await expect(within(r.getMany(names, o as object)), JSON.stringify(o)).rejects.toMatchObject({
+        code: "DES_INVALID_ARGUMENT",
+      });
+      await expect(within(r.getMetaMany(names, o as object)), JSON.stringify(o)).rejects.toMatchObject({
+        code: "DES_INVALID_ARGUMENT",
+      });
     }
     const it = r.iterMany(names, { concurrency: Number.NaN });
     await expect(within(it.next())).rejects.toMatchObject({ code: "DES_INVALID_ARGUMENT" });
@@ -289,13 +305,22 @@ describe("external keys stay inside the archive's prefix (issue 7.20)", () => {
   it("refuses a key outside <dirname(archiveKey)>/_bigFiles/<name> unless opted in", async () => {
     const { bytes, store } = await withKey("secret/passwords");
     const r = await DesReader.open(new MemorySource(bytes), { externalStore: store, archiveKey: "day/shard.des" });
-    await expect(r.get("big")).rejects.toMatchObject({ code: "DES_EXTERNAL", message: expect.stringMatching(/allowExternalKeysOutsidePrefix/) });
-    await expect(new Promise((res, rej) => r.stream("big").on("data", res).on("error", rej))).rejects.toMatchObject({ code: "DES_EXTERNAL" });
+    await expect(r.get("big")).rejects.toMatchObject({
+      code: "DES_EXTERNAL",
+      message: expect.stringMatching(/allowExternalKeysOutsidePrefix/),
+    });
+    await expect(new Promise((res, rej) => r.stream("big").on("data", res).on("error", rej))).rejects.toMatchObject({
+      code: "DES_EXTERNAL",
+    });
     expect((await r.verify()).problems.map((p) => p.code)).toEqual(["DES_EXTERNAL"]);
     // Without an archive key the prefix is unknown, but the key must still be .../_bigFiles/<name>.
     const bare = await DesReader.open(new MemorySource(bytes), { externalStore: store });
     await expect(bare.get("big")).rejects.toMatchObject({ code: "DES_EXTERNAL" });
-    const open = await DesReader.open(new MemorySource(bytes), { externalStore: store, archiveKey: "day/shard.des", allowExternalKeysOutsidePrefix: true });
+    const open = await DesReader.open(new MemorySource(bytes), {
+      externalStore: store,
+      archiveKey: "day/shard.des",
+      allowExternalKeysOutsidePrefix: true,
+    });
     expect(text(await open.get("big"))).toBe("top secret");
   });
 

@@ -33,7 +33,11 @@ async function main(): Promise<Record<string, unknown>> {
       const before = process.memoryUsage().rss;
       const b = await r.get("z0");
       const peak = maxRss();
-      return { size: b.length, peakAboveMiB: Math.round((peak - before) / MIB), ratio: +((peak - before) / b.length).toFixed(2) };
+      return {
+        size: b.length,
+        peakAboveMiB: Math.round((peak - before) / MIB),
+        ratio: +((peak - before) / b.length).toFixed(2),
+      };
     }
     case "iter-many": {
       // <file> <count> <maxBatchBytes MiB>: iterMany over every entry, each dropped at once.
@@ -73,7 +77,13 @@ async function main(): Promise<Record<string, unknown>> {
       const out = await Promise.all(pending);
       sample();
       clearInterval(timer);
-      return { gets: n, bodies: out.length * 160, peakMiB: +(peak / MIB).toFixed(1), bytesPerGet: Math.round(peak / n), ms: Math.round(performance.now() - t0) };
+      return {
+        gets: n,
+        bodies: out.length * 160,
+        peakMiB: +(peak / MIB).toFixed(1),
+        bytesPerGet: Math.round(peak / n),
+        ms: Math.round(performance.now() - t0),
+      };
     }
     case "list": {
       // <count>: list() of that many entries; heap held by the result beyond its strings' own characters.
@@ -114,7 +124,16 @@ async function main(): Promise<Record<string, unknown>> {
         if ((entries & 4095) === 0) walkPeak = Math.max(walkPeak, process.memoryUsage().heapUsed - beforeWalk);
         void st;
       }
-      return { entries: names.length, walked: entries, listPeakBytesPerEntry: Math.round(listPeak / n), listPeakBeyondNameCharsPerEntry: Math.round((listPeak - chars) / n), heldBytesPerEntry: Math.round(held / n), beyondNameCharsPerEntry: Math.round((held - chars) / n), entriesPeakMiB: +(walkPeak / MIB).toFixed(1), names };
+      return {
+        entries: names.length,
+        walked: entries,
+        listPeakBytesPerEntry: Math.round(listPeak / n),
+        listPeakBeyondNameCharsPerEntry: Math.round((listPeak - chars) / n),
+        heldBytesPerEntry: Math.round(held / n),
+        beyondNameCharsPerEntry: Math.round((held - chars) / n),
+        entriesPeakMiB: +(walkPeak / MIB).toFixed(1),
+        names,
+      };
     }
     default:
       throw new Error(`unknown scenario ${scenario}`);

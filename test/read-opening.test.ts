@@ -226,7 +226,15 @@ function mapCache(): IndexCache & { map: Map<string, Uint8Array> } {
       for (const k of [...map.keys()]) if (k.startsWith(p) && map.delete(k)) n++;
       return n;
     },
-    stats: (): IndexCacheStats => ({ hits: 0, misses: 0, sets: 0, evictions: 0, errors: 0, bytes: 0, entries: map.size }),
+    stats: (): IndexCacheStats => ({
+      hits: 0,
+      misses: 0,
+      sets: 0,
+      evictions: 0,
+      errors: 0,
+      bytes: 0,
+      entries: map.size,
+    }),
   };
 }
 

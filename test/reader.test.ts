@@ -15,7 +15,11 @@ import type { RangeSource, ReadHints } from "../src/index.js";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
-async function build(n: number, body: (i: number) => Uint8Array, opts: { compress?: "gzip" } = {}): Promise<Uint8Array> {
+async function build(
+  n: number,
+  body: (i: number) => Uint8Array,
+  opts: { compress?: "gzip" } = {},
+): Promise<Uint8Array> {
   const sink = new MemorySink();
   const w = await DesWriter.create(sink, opts);
   for (let i = 0; i < n; i++) await w.add(`e${String(i).padStart(6, "0")}`, body(i), { meta: { i } });

@@ -92,7 +92,25 @@ const namePiece = fc.oneof(
   { weight: 1, arbitrary: fc.string({ unit: "binary", minLength: 40, maxLength: 90 }) },
   {
     weight: 2,
-    arbitrary: fc.constantFrom("😀", "𝄞", "\u{10FFFF}", "é", "e\u0301", "/", "a/b/", "..", " ", "\u00ff", "\uFFFF", "\u0080", "~", "A", "a", "Ā", "日本"),
+    arbitrary: fc.constantFrom(
+      "😀",
+      "𝄞",
+      "\u{10FFFF}",
+      "é",
+      "e\u0301",
+      "/",
+      "a/b/",
+      "..",
+      " ",
+      "\u00ff",
+      "\uFFFF",
+      "\u0080",
+      "~",
+      "A",
+      "a",
+      "Ā",
+      "日本",
+    ),
   },
 );
 
@@ -106,26 +124,32 @@ function nameArb(v1: boolean): fc.Arbitrary<string> {
 }
 
 /** Any MessagePack value the writer accepts (no undefined inside, no Date/ext). */
-const msgpackArb: fc.Arbitrary<unknown> = fc.letrec<{ tree: unknown; leaf: unknown; arr: unknown[]; map: Record<string, unknown> }>((tie) => ({
-  tree: fc.oneof({ depthSize: "small", withCrossShrink: true }, tie("leaf"), tie("arr"), tie("map")),
-  leaf: fc.oneof(
-    fc.constant(null),
-    fc.boolean(),
-    fc.double(),
-    fc.integer(),
-    fc.maxSafeInteger(),
-    fc.bigInt({ min: -(2n ** 63n), max: 2n ** 64n - 1n }),
-    fc.string(),
-    fc.string({ unit: "binary", maxLength: 20 }),
-    fc.uint8Array({ maxLength: 40 }),
-  ),
-  arr: fc.array(tie("tree"), { maxLength: 5 }),
-  map: fc.dictionary(
-    fc.oneof(fc.string({ maxLength: 8 }), fc.string({ unit: "binary", maxLength: 6 }), fc.constantFrom("size", "a", "0", "10", "constructor", "toString")),
-    tie("tree"),
-    { maxKeys: 5 },
-  ),
-})).tree.filter((v) => !hasProtoKey(v));
+const msgpackArb: fc.Arbitrary<unknown> = fc
+  .letrec<{ tree: unknown; leaf: unknown; arr: unknown[]; map: Record<string, unknown> }>((tie) => ({
+    tree: fc.oneof({ depthSize: "small", withCrossShrink: true }, tie("leaf"), tie("arr"), tie("map")),
+    leaf: fc.oneof(
+      fc.constant(null),
+      fc.boolean(),
+      fc.double(),
+      fc.integer(),
+      fc.maxSafeInteger(),
+      fc.bigInt({ min: -(2n ** 63n), max: 2n ** 64n - 1n }),
+      fc.string(),
+      fc.string({ unit: "binary", maxLength: 20 }),
+      fc.uint8Array({ maxLength: 40 }),
+    ),
+    arr: fc.array(tie("tree"), { maxLength: 5 }),
+    map: fc.dictionary(
+      fc.oneof(
+        fc.string({ maxLength: 8 }),
+        fc.string({ unit: "binary", maxLength: 6 }),
+        fc.constantFrom("size", "a", "0", "10", "constructor", "toString"),
+      ),
+      tie("tree"),
+      { maxKeys: 5 },
+    ),
+  }))
+  .tree.filter((v) => !hasProtoKey(v));
 
 /** The decoder refuses `__proto__` map keys, so the writer does too (tested on its own below). */
 function hasProtoKey(v: unknown): boolean {
@@ -154,7 +178,9 @@ const jsonValueArb: fc.Arbitrary<unknown> = fc.letrec<{ tree: unknown; leaf: unk
 })).tree;
 
 const v1MetaArb: fc.Arbitrary<Record<string, unknown> | undefined> = fc.option(
-  fc.dictionary(fc.oneof(fc.string({ maxLength: 10 }), fc.constantFrom("size", "mime", "i", "10")), jsonValueArb, { maxKeys: 5 }),
+  fc.dictionary(fc.oneof(fc.string({ maxLength: 10 }), fc.constantFrom("size", "mime", "i", "10")), jsonValueArb, {
+    maxKeys: 5,
+  }),
   { nil: undefined, freq: 4 },
 );
 
@@ -197,7 +223,6 @@ function toSpecs(entries: readonly GenEntry[]): EntrySpec[] {
 // Comparison of meta, "sensibly": one canonical text per value
 // ---------------------------------------------------------------------------
 
-
 /**
  * What a v2 meta reads back as, given what was written: MessagePack with the
  * library's encoder keeps every value except that -0 is an integer 0 (an
@@ -208,7 +233,13 @@ function expectedV2Meta(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(expectedV2Meta);
   if (v instanceof Uint8Array || v === null || typeof v !== "object") return v;
   const out: Record<string, unknown> = {};
-  for (const k of Object.keys(v)) Object.defineProperty(out, k, { value: expectedV2Meta((v as Record<string, unknown>)[k]), enumerable: true, writable: true, configurable: true });
+  for (const k of Object.keys(v))
+    Object.defineProperty(out, k, {
+      value: expectedV2Meta((v as Record<string, unknown>)[k]),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   return out;
 }
 
@@ -218,14 +249,26 @@ function expectedJson(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(expectedJson);
   if (v === null || typeof v !== "object") return v;
   const out: Record<string, unknown> = {};
-  for (const k of Object.keys(v)) Object.defineProperty(out, k, { value: expectedJson((v as Record<string, unknown>)[k]), enumerable: true, writable: true, configurable: true });
+  for (const k of Object.keys(v))
+    Object.defineProperty(out, k, {
+      value: expectedJson((v as Record<string, unknown>)[k]),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   return out;
 }
 
 /** The v1 stored meta: the caller's keys, then `size` (in place when the caller had one). */
 function expectedV1Meta(meta: Record<string, unknown> | undefined, size: number): unknown {
   const out: Record<string, unknown> = {};
-  for (const k of Object.keys(meta ?? {})) Object.defineProperty(out, k, { value: expectedJson(meta![k]), enumerable: true, writable: true, configurable: true });
+  for (const k of Object.keys(meta ?? {}))
+    Object.defineProperty(out, k, {
+      value: expectedJson(meta![k]),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   Object.defineProperty(out, "size", { value: size, enumerable: true, writable: true, configurable: true });
   return out;
 }
@@ -254,7 +297,11 @@ interface Expected {
 }
 
 /** Every read path of one open reader against the expected entries. */
-async function checkReads(reader: DesReaderType, expected: readonly Expected[], opts: { sample: number; salt: number }): Promise<void> {
+async function checkReads(
+  reader: DesReaderType,
+  expected: readonly Expected[],
+  opts: { sample: number; salt: number },
+): Promise<void> {
   const names = expected.map((e) => e.name);
   const byName = new Map(expected.map((e) => [e.name, e]));
 
@@ -281,7 +328,8 @@ async function checkReads(reader: DesReaderType, expected: readonly Expected[], 
   const asked = [...names].reverse();
   const many = await reader.getMany(asked);
   expect([...many.keys()]).toEqual(asked);
-  for (const [n, b] of many) expect(bytesEqual(b, byName.get(n)!.data), `getMany: ${bytesMsg(n, b, byName.get(n)!.data)}`).toBe(true);
+  for (const [n, b] of many)
+    expect(bytesEqual(b, byName.get(n)!.data), `getMany: ${bytesMsg(n, b, byName.get(n)!.data)}`).toBe(true);
 
   // iterMany: each name exactly once
   const seen = new Set<string>();
@@ -314,7 +362,20 @@ const PROP_V1_RUNS = Math.round(300 * SCALE);
 
 describe("v2 round trip (property)", () => {
   it("gives back names, bytes, meta and stats through every read path, reproducibly", async () => {
-    const coverage = { runs: 0, entries: 0, bodyBytes: 0, biggerThanTail: 0, indexOutsideTail: 0, emptyArchives: 0, emptyBodies: 0, compressed: 0, streamed: 0, withMeta: 0, longNames: 0, astralNames: 0 };
+    const coverage = {
+      runs: 0,
+      entries: 0,
+      bodyBytes: 0,
+      biggerThanTail: 0,
+      indexOutsideTail: 0,
+      emptyArchives: 0,
+      emptyBodies: 0,
+      compressed: 0,
+      streamed: 0,
+      withMeta: 0,
+      longNames: 0,
+      astralNames: 0,
+    };
     await fc.assert(
       fc.asyncProperty(
         fc.uniqueArray(entryArb(false), { selector: (e) => e.name, maxLength: 24 }),
@@ -375,7 +436,8 @@ describe("v2 round trip (property)", () => {
           expect(report.metaChecked).toBe(specs.filter((s) => s.meta !== undefined).length);
 
           // A small archive is read once, at open, and never again.
-          if (archive.length <= tailSize) expect(source.stats.reads, "reads after open of an archive inside the tail").toBe(1);
+          if (archive.length <= tailSize)
+            expect(source.stats.reads, "reads after open of an archive inside the tail").toBe(1);
           expect(reader.ioStats.requests).toBe(source.stats.reads);
           await reader.close();
 
@@ -421,7 +483,10 @@ describe("v2 round trip (property)", () => {
           specs.push({
             name,
             data: makeBody({ len, seed: g.seed + i, kind: i % 3 === 0 ? "text" : "random" }),
-            meta: g.withMeta && i % 2 === 0 ? { i, name, big: 2n ** 63n + BigInt(i) * 2n ** 40n, neg: -(2n ** 63n) + BigInt(i) } : undefined,
+            meta:
+              g.withMeta && i % 2 === 0
+                ? { i, name, big: 2n ** 63n + BigInt(i) * 2n ** 40n, neg: -(2n ** 63n) + BigInt(i) }
+                : undefined,
             ...(g.compress !== undefined && i % 4 !== 0 ? { compress: g.compress } : {}),
             form: i % 50 === 0 ? g.form : "bytes",
           });
@@ -434,7 +499,12 @@ describe("v2 round trip (property)", () => {
         const source = new RecordingSource(archive);
         const reader = await DesReader.open(source, { tailSize: g.tailSize });
         expect(source.stats.reads).toBe(1);
-        const expected: Expected[] = specs.map((s) => ({ name: s.name, data: s.data, meta: expectedV2Meta(s.meta), compression: s.compress ?? "none" }));
+        const expected: Expected[] = specs.map((s) => ({
+          name: s.name,
+          data: s.data,
+          meta: expectedV2Meta(s.meta),
+          compression: s.compress ?? "none",
+        }));
         expect(await reader.list()).toEqual(specs.map((s) => s.name).sort(compareUtf8));
         await checkReads(reader, expected, { sample: 6, salt: g.seed >>> 0 });
         const report = await reader.verify();
@@ -451,7 +521,10 @@ describe("v2 round trip (property)", () => {
           const got = await r.get(s.name);
           expect(bytesEqual(got, s.data)).toBe(true);
           const after = cold.lengths.slice(1);
-          expect(after.length, `cold get of ${JSON.stringify(s.name)} read ${JSON.stringify(after)}`).toBeLessThanOrEqual(2);
+          expect(
+            after.length,
+            `cold get of ${JSON.stringify(s.name)} read ${JSON.stringify(after)}`,
+          ).toBeLessThanOrEqual(2);
           if (after.length > 0) expect(after[0]!, "page read").toBeLessThanOrEqual(65536);
           expect(r.ioStats.requests).toBe(cold.stats.reads);
           // The same page again costs no index read: only data (none when empty or in the tail).
@@ -479,8 +552,19 @@ describe("v2 round trip (property)", () => {
       badLeaf,
       badLeaf.map((b) => [1, b]),
       badLeaf.map((b) => ({ a: { b } })),
-      fc.constant(Object.defineProperty({}, "__proto__", { value: 1, enumerable: true, writable: true, configurable: true })),
-      fc.constant({ deep: [Object.defineProperty({}, "__proto__", { value: { x: 1 }, enumerable: true, writable: true, configurable: true })] }),
+      fc.constant(
+        Object.defineProperty({}, "__proto__", { value: 1, enumerable: true, writable: true, configurable: true }),
+      ),
+      fc.constant({
+        deep: [
+          Object.defineProperty({}, "__proto__", {
+            value: { x: 1 },
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          }),
+        ],
+      }),
     );
     await fc.assert(
       fc.asyncProperty(badMeta, msgpackArb, async (bad, good) => {
@@ -519,56 +603,71 @@ describe("v1 round trip (property)", () => {
     const pool = fc.array(nameArb(true), { minLength: 1, maxLength: 4 });
     const v1Arb = fc
       .tuple(pool, fc.array(fc.tuple(entryArb(true), fc.nat(), fc.boolean()), { maxLength: 24 }))
-      .map(([names, entries]) => entries.map(([e, pick, dup]) => (dup ? { ...e, name: names[pick % names.length]! } : e)));
+      .map(([names, entries]) =>
+        entries.map(([e, pick, dup]) => (dup ? { ...e, name: names[pick % names.length]! } : e)),
+      );
     await fc.assert(
-      fc.asyncProperty(v1Arb, fc.integer({ min: 256, max: 65536 }), fc.integer({ min: 0, max: 1000 }), async (gen, tailSize, salt) => {
-        const specs = toSpecs(gen);
-        const archive = await buildArchive(specs, { format: 1 });
-        const footer = parseV1Footer(archive);
-        expect(footer.fileCount).toBe(specs.length);
+      fc.asyncProperty(
+        v1Arb,
+        fc.integer({ min: 256, max: 65536 }),
+        fc.integer({ min: 0, max: 1000 }),
+        async (gen, tailSize, salt) => {
+          const specs = toSpecs(gen);
+          const archive = await buildArchive(specs, { format: 1 });
+          const footer = parseV1Footer(archive);
+          expect(footer.fileCount).toBe(specs.length);
 
-        const source = new RecordingSource(archive);
-        const reader = await DesReader.open(source, { tailSize });
-        expect(reader.formatVersion).toBe(1);
-        const indexInTail = footer.indexStart >= archive.length - Math.min(tailSize, archive.length);
-        expect(source.stats.reads).toBe(indexInTail ? 1 : 2);
+          const source = new RecordingSource(archive);
+          const reader = await DesReader.open(source, { tailSize });
+          expect(reader.formatVersion).toBe(1);
+          const indexInTail = footer.indexStart >= archive.length - Math.min(tailSize, archive.length);
+          expect(source.stats.reads).toBe(indexInTail ? 1 : 2);
 
-        // Python dict semantics: first position, last value.
-        const last = new Map<string, EntrySpec>();
-        const order: string[] = [];
-        for (const s of specs) {
-          if (!last.has(s.name)) order.push(s.name);
-          last.set(s.name, s);
-        }
-        expect(await reader.list()).toEqual(order);
-        expect(reader.entryCount).toBe(order.length);
-        const expected: Expected[] = order.map((n) => {
-          const s = last.get(n)!;
-          return { name: n, data: s.data, meta: expectedV1Meta(s.meta as Record<string, unknown> | undefined, s.data.length), compression: "none" };
-        });
-        await checkReads(reader, expected, { sample: 12, salt });
+          // Python dict semantics: first position, last value.
+          const last = new Map<string, EntrySpec>();
+          const order: string[] = [];
+          for (const s of specs) {
+            if (!last.has(s.name)) order.push(s.name);
+            last.set(s.name, s);
+          }
+          expect(await reader.list()).toEqual(order);
+          expect(reader.entryCount).toBe(order.length);
+          const expected: Expected[] = order.map((n) => {
+            const s = last.get(n)!;
+            return {
+              name: n,
+              data: s.data,
+              meta: expectedV1Meta(s.meta as Record<string, unknown> | undefined, s.data.length),
+              compression: "none",
+            };
+          });
+          await checkReads(reader, expected, { sample: 12, salt });
 
-        const report = await reader.verify();
-        expect(report.problems).toEqual([]);
-        expect(report.ok).toBe(true);
-        expect(report.entries).toBe(specs.length);
-        if (archive.length <= tailSize) expect(source.stats.reads, "reads after open of an archive inside the tail").toBe(1);
-        await reader.close();
+          const report = await reader.verify();
+          expect(report.problems).toEqual([]);
+          expect(report.ok).toBe(true);
+          expect(report.entries).toBe(specs.length);
+          if (archive.length <= tailSize)
+            expect(source.stats.reads, "reads after open of an archive inside the tail").toBe(1);
+          await reader.close();
 
-        const again = await buildArchive(specs, { format: 1 });
-        expect(bytesEqual(again, archive), "the same adds gave different bytes").toBe(true);
-      }),
+          const again = await buildArchive(specs, { format: 1 });
+          expect(bytesEqual(again, archive), "the same adds gave different bytes").toBe(true);
+        },
+      ),
       { numRuns: PROP_V1_RUNS },
     );
   });
 
-  it("refuses v1 names with / \\ : * ? \" < > |", async () => {
+  it('refuses v1 names with / \\ : * ? " < > |', async () => {
     await fc.assert(
-      fc.asyncProperty(nameArb(true), fc.constantFrom(..."/\\:*?\"<>|"), fc.nat(), async (name, bad, at) => {
+      fc.asyncProperty(nameArb(true), fc.constantFrom(...'/\\:*?"<>|'), fc.nat(), async (name, bad, at) => {
         const i = at % (name.length + 1);
         const withBad = name.slice(0, i) + bad + name.slice(i);
         fc.pre(utf8Length(withBad) <= 65535);
-        const err = await buildArchive([{ name: withBad, data: new Uint8Array(0) }], { format: 1 }).catch((e: unknown) => e);
+        const err = await buildArchive([{ name: withBad, data: new Uint8Array(0) }], { format: 1 }).catch(
+          (e: unknown) => e,
+        );
         expect(err).toBeInstanceOf(DesError);
         expect((err as DesError).code).toBe("DES_INVALID_ARGUMENT");
       }),

@@ -25,13 +25,11 @@ import { bodyOf, rng as rngOf } from "./helpers/data.js";
 const BUCKET = `des-reader-${Date.now().toString(36)}-${process.pid}`;
 const MIB = 1 << 20;
 
-
 /** Seeded sizes: 1..12 KiB, every 20th entry empty. */
 function sizeOf(i: number, gen = 1): number {
   if (i % 20 === 7) return 0;
-  return 1 + ((Math.imul(i + 13, 0x9e3779b1) ^ gen) >>> 0) % (12 * 1024);
+  return 1 + (((Math.imul(i + 13, 0x9e3779b1) ^ gen) >>> 0) % (12 * 1024));
 }
-
 
 const BATCH_N = 2000;
 const batchName = (i: number): string => `file-${String(i).padStart(5, "0")}.bin`;
@@ -42,7 +40,8 @@ const BIG_SIZE = 20 * MIB + 12345;
 async function batchArchive(gen: number): Promise<Uint8Array> {
   const sink = new MemorySink();
   await DesWriter.write(sink, {}, async (w) => {
-    for (let i = 0; i < BATCH_N; i++) await w.add(batchName(i), bodyOf(i, sizeOf(i, gen), gen), { meta: { i, gen, tag: `t${i % 7}` } });
+    for (let i = 0; i < BATCH_N; i++)
+      await w.add(batchName(i), bodyOf(i, sizeOf(i, gen), gen), { meta: { i, gen, tag: `t${i % 7}` } });
   });
   return sink.bytes();
 }
@@ -102,7 +101,13 @@ describe("open", () => {
     expect(r.size).toBe(bytes.length);
     expect(source.size).toBe(bytes.length);
     expect(source.etag).toMatch(/^".+"$/);
-    expect(source.hints).toEqual({ maxGap: MIB, maxSpan: 8 * MIB, concurrency: 8, tailBytes: 65_536, cost: REMOTE_COST });
+    expect(source.hints).toEqual({
+      maxGap: MIB,
+      maxSpan: 8 * MIB,
+      concurrency: 8,
+      tailBytes: 65_536,
+      cost: REMOTE_COST,
+    });
     expect(S3_HINTS).toEqual({ maxGap: MIB, maxSpan: 8 * MIB, concurrency: 8, tailBytes: 65_536, cost: REMOTE_COST });
     await r.close();
   });
@@ -120,7 +125,8 @@ describe("open", () => {
     resetCounts();
     const r = await S3DesReader.open({ client, bucket: BUCKET, key: "open/small.des" });
     const all = await r.getMany([...names, "empty"]);
-    for (const [i, n] of names.entries()) expect(Buffer.from(all.get(n)!).equals(Buffer.from(bodyOf(i, (i * 37) % 300)))).toBe(true);
+    for (const [i, n] of names.entries())
+      expect(Buffer.from(all.get(n)!).equals(Buffer.from(bodyOf(i, (i * 37) % 300)))).toBe(true);
     expect(all.get("empty")!.length).toBe(0);
     const metas = await r.getMetaMany(names);
     expect(metas.get("s3")).toEqual({ i: 3 });
@@ -253,7 +259,9 @@ describe("batches", () => {
   });
 
   it("zero-length entries cost nothing", async () => {
-    const empties = Array.from({ length: BATCH_N }, (_, i) => i).filter((i) => sizeOf(i) === 0).map(batchName);
+    const empties = Array.from({ length: BATCH_N }, (_, i) => i)
+      .filter((i) => sizeOf(i) === 0)
+      .map(batchName);
     expect(empties.length).toBeGreaterThan(50);
     resetCounts();
     const got = await reader.getMany(empties);
@@ -366,7 +374,11 @@ describe("batches", () => {
       proxy!.delayMs = 0;
     }
     expect(n).toBe(BIG_SIZE);
-    expect(h.digest("hex")).toBe(createHash("sha256").update(bodyOf(999_999, BIG_SIZE, 1)).digest("hex"));
+    expect(h.digest("hex")).toBe(
+      createHash("sha256")
+        .update(bodyOf(999_999, BIG_SIZE, 1))
+        .digest("hex"),
+    );
     expect(counter.total).toBe(3);
     const lengths = proxy!.stats.ranges.map((r) => {
       const m = /bytes=(\d+)-(\d+)/.exec(r)!;
@@ -382,7 +394,9 @@ describe("replaced objects", () => {
   const expectGen = (got: Map<string, Uint8Array>, gen: number): void => {
     for (const n of names) {
       const i = Number(n.slice(5, 10));
-      expect(Buffer.from(got.get(n)!).equals(Buffer.from(bodyOf(i, sizeOf(i, gen), gen))), `${n} gen ${gen}`).toBe(true);
+      expect(Buffer.from(got.get(n)!).equals(Buffer.from(bodyOf(i, sizeOf(i, gen), gen))), `${n} gen ${gen}`).toBe(
+        true,
+      );
     }
   };
 
@@ -471,7 +485,9 @@ describe("replaced objects", () => {
     expectGen(await pinned.getMany(names), 1);
     await put(key, await batchArchive(2));
     await expect(pinned.getMany(names)).rejects.toBeInstanceOf(DesChangedError);
-    await expect(S3DesReader.open({ client, bucket: BUCKET, key }, { ifMatch: etag })).rejects.toBeInstanceOf(DesChangedError);
+    await expect(S3DesReader.open({ client, bucket: BUCKET, key }, { ifMatch: etag })).rejects.toBeInstanceOf(
+      DesChangedError,
+    );
   });
 });
 
@@ -489,7 +505,10 @@ describe("faults (through the proxy), every byte checked", () => {
   afterAll(() => c?.destroy());
 
   async function openWarm(bodyRetries = 2): Promise<DesReader> {
-    const r = await S3DesReader.open({ client: c, bucket: BUCKET, key: KEY }, { retryBaseMs: 10, retryMaxMs: 50, bodyRetries });
+    const r = await S3DesReader.open(
+      { client: c, bucket: BUCKET, key: KEY },
+      { retryBaseMs: 10, retryMaxMs: 50, bodyRetries },
+    );
     await r.list();
     return r;
   }
@@ -556,7 +575,10 @@ describe("faults (through the proxy), every byte checked", () => {
     // 5 failures before the response (maxAttempts 6) and 5 broken bodies (bodyRetries 5),
     // wherever the faults land.
     const c6 = new S3Client(s3Config(proxy!.endpoint, { maxAttempts: 6 }));
-    const r = await S3DesReader.open({ client: c6, bucket: BUCKET, key: KEY }, { retryBaseMs: 10, retryMaxMs: 50, bodyRetries: 5 });
+    const r = await S3DesReader.open(
+      { client: c6, bucket: BUCKET, key: KEY },
+      { retryBaseMs: 10, retryMaxMs: 50, bodyRetries: 5 },
+    );
     await r.list();
     proxy!.reset();
     const kinds = [
@@ -597,7 +619,15 @@ describe("HttpSource over presigned URLs (moto)", () => {
     });
     const path = `/${BUCKET}/${key.split("/").map(encodeURIComponent).join("/")}`;
     const signed = await signer.presign(
-      { method: "GET", protocol: ep.protocol, hostname: ep.hostname, port: Number(ep.port), path, query: {}, headers: { host: ep.host } } as never,
+      {
+        method: "GET",
+        protocol: ep.protocol,
+        hostname: ep.hostname,
+        port: Number(ep.port),
+        path,
+        query: {},
+        headers: { host: ep.host },
+      } as never,
       { expiresIn: 600 },
     );
     return `${moto!.endpoint}${signed.path}?${new URLSearchParams(signed.query as Record<string, string>).toString()}`;
@@ -629,7 +659,9 @@ describe.skipIf(!vectorsPresent())("v1 vector c_many on S3 (external entry inclu
     const root = path.join(vectorDir("c_many"), "s3");
     const manifest = loadManifest("c_many");
     const walk = (dir: string): string[] =>
-      fs.readdirSync(dir, { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? walk(path.join(dir, d.name)) : [path.join(dir, d.name)]));
+      fs
+        .readdirSync(dir, { withFileTypes: true })
+        .flatMap((d) => (d.isDirectory() ? walk(path.join(dir, d.name)) : [path.join(dir, d.name)]));
     for (const file of walk(root)) {
       const key = path.relative(root, file).split(path.sep).join("/");
       await direct.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: fs.readFileSync(file) }));

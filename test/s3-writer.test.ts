@@ -2,7 +2,13 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  PutObjectCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DesExistsError, DesFormatError, DesIoError } from "../src/errors.js";
 import { DesWriter } from "../src/write/writer.js";
@@ -32,7 +38,6 @@ afterAll(async () => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   await moto?.stop();
 });
-
 
 async function exists(key: string): Promise<boolean> {
   try {
@@ -75,7 +80,8 @@ describe("createS3Writer", () => {
     const r = await S3DesReader.open({ client, bucket: BUCKET, key: "w/big.des" });
     expect(r.size).toBe(stats.archiveBytes);
     const got = await r.getMany(Array.from({ length: 30 }, (_, i) => `e${i}`));
-    for (let i = 0; i < 30; i++) expect(Buffer.from(got.get(`e${i}`)!).equals(Buffer.from(bodyOf(i, 700 * 1024 + i)))).toBe(true);
+    for (let i = 0; i < 30; i++)
+      expect(Buffer.from(got.get(`e${i}`)!).equals(Buffer.from(bodyOf(i, 700 * 1024 + i)))).toBe(true);
     expect(await r.getMeta("e7")).toEqual({ i: 7 });
     expect((await r.verify()).ok).toBe(true);
   });
@@ -133,7 +139,8 @@ describe("createS3Writer", () => {
     const w = await createS3Writer({ client, bucket: BUCKET, key });
     await fillBig(w);
     // Parts are on their way (at least the multipart upload exists).
-    for (let t = 0; t < 100 && !counter.byCommand["UploadPartCommand"]; t++) await new Promise((r) => setTimeout(r, 20));
+    for (let t = 0; t < 100 && !counter.byCommand["UploadPartCommand"]; t++)
+      await new Promise((r) => setTimeout(r, 20));
     expect(counter.byCommand["CreateMultipartUploadCommand"]).toBe(1);
     await w.abort();
     expect(await exists(key)).toBe(false);
@@ -235,7 +242,14 @@ describe("createS3Writer", () => {
     expect(h.digest("hex")).toBe(createHash("sha256").update(big).digest("hex"));
     // External bodies are write-once too.
     const store = new S3ExternalStore({ client, bucket: BUCKET });
-    await expect(store.put("w/ext/_bigFiles/huge", (async function* () { yield new Uint8Array(3); })())).rejects.toBeInstanceOf(DesExistsError);
+    await expect(
+      store.put(
+        "w/ext/_bigFiles/huge",
+        (async function* () {
+          yield new Uint8Array(3);
+        })(),
+      ),
+    ).rejects.toBeInstanceOf(DesExistsError);
   });
 });
 
@@ -251,7 +265,9 @@ describe("uploadArchive", () => {
     expect(res.etag).toMatch(/^".+"$/);
     expect(counter.byCommand["UploadPartCommand"]).toBe(Math.ceil(res.size / (5 * MIB)));
     expect((await objectBytes("u/local.des")).equals(fs.readFileSync(file))).toBe(true);
-    await expect(uploadArchive(file, { client, bucket: BUCKET, key: "u/local.des" })).rejects.toBeInstanceOf(DesExistsError);
+    await expect(uploadArchive(file, { client, bucket: BUCKET, key: "u/local.des" })).rejects.toBeInstanceOf(
+      DesExistsError,
+    );
     const again = await uploadArchive(file, { client, bucket: BUCKET, key: "u/local.des", overwrite: true });
     expect(again.size).toBe(res.size);
     expect(await openUploads()).toEqual([]);
@@ -261,7 +277,9 @@ describe("uploadArchive", () => {
     const file = path.join(tmp, "junk.des");
     fs.writeFileSync(file, bodyOf(5, 10_000));
     counter.reset();
-    await expect(uploadArchive(file, { client, bucket: BUCKET, key: "u/junk.des" })).rejects.toBeInstanceOf(DesFormatError);
+    await expect(uploadArchive(file, { client, bucket: BUCKET, key: "u/junk.des" })).rejects.toBeInstanceOf(
+      DesFormatError,
+    );
     expect(counter.total).toBe(0);
   });
 });

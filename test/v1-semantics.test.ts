@@ -15,10 +15,14 @@ describe("v1 meta uses Python's JSON", () => {
   it("stores NaN, Infinity, big integers and escapes as Python would, and reads them back exactly", async () => {
     const big = 123456789012345678901234567890n;
     const bytes = await v1Archive(async (w) => {
-      await w.add("x", new Uint8Array([1]), { meta: { nan: Number.NaN, inf: Infinity, ninf: -Infinity, big, f: 1e-7, s: "Zażółć 🎉" } });
+      await w.add("x", new Uint8Array([1]), {
+        meta: { nan: Number.NaN, inf: Infinity, ninf: -Infinity, big, f: 1e-7, s: "Zażółć 🎉" },
+      });
     });
     const raw = text(bytes);
-    expect(raw).toContain('{"nan":NaN,"inf":Infinity,"ninf":-Infinity,"big":123456789012345678901234567890,"f":1e-07,"s":"Za\\u017c\\u00f3\\u0142\\u0107 \\ud83c\\udf89","size":1}');
+    expect(raw).toContain(
+      '{"nan":NaN,"inf":Infinity,"ninf":-Infinity,"big":123456789012345678901234567890,"f":1e-07,"s":"Za\\u017c\\u00f3\\u0142\\u0107 \\ud83c\\udf89","size":1}',
+    );
     const r = await DesReader.open(new MemorySource(bytes));
     const meta = (await r.getMeta("x")) as Record<string, unknown>;
     expect(meta["nan"]).toBeNaN();
@@ -30,7 +34,7 @@ describe("v1 meta uses Python's JSON", () => {
     expect(meta["size"]).toBe(1);
   });
 
-  it("replaces a caller's size key in place and stores missing meta as {\"size\":N}", async () => {
+  it('replaces a caller\'s size key in place and stores missing meta as {"size":N}', async () => {
     const bytes = await v1Archive(async (w) => {
       await w.add("a", new Uint8Array(3), { meta: { size: 999, k: "v" } });
       await w.add("b", new Uint8Array(2));
@@ -42,7 +46,12 @@ describe("v1 meta uses Python's JSON", () => {
 
   it("keeps a Map's key order exactly (plain objects put integer-like keys first)", async () => {
     const bytes = await v1Archive(async (w) => {
-      await w.add("a", new Uint8Array(1), { meta: new Map<string, unknown>([["b", 1], ["1", 2]]) });
+      await w.add("a", new Uint8Array(1), {
+        meta: new Map<string, unknown>([
+          ["b", 1],
+          ["1", 2],
+        ]),
+      });
     });
     expect(text(bytes)).toContain('{"b":1,"1":2,"size":1}');
   });
@@ -83,6 +92,8 @@ describe("v1 name rules", () => {
   });
 
   it("refuses compression in v1", async () => {
-    await expect(DesWriter.create(new MemorySink(), { format: 1, compress: "gzip" })).rejects.toBeInstanceOf(DesInvalidArgumentError);
+    await expect(DesWriter.create(new MemorySink(), { format: 1, compress: "gzip" })).rejects.toBeInstanceOf(
+      DesInvalidArgumentError,
+    );
   });
 });

@@ -3,14 +3,25 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DesExternalError, DesReader, DesWriter, FileSource, LocalFolderStore, MemorySink, MemorySource } from "../src/index.js";
+import {
+  DesExternalError,
+  DesReader,
+  DesWriter,
+  FileSource,
+  LocalFolderStore,
+  MemorySink,
+  MemorySource,
+} from "../src/index.js";
 import { loadManifest, vectorDir, vectorsPresent } from "./helpers/vectors.js";
 import type { Manifest } from "./helpers/vectors.js";
 
 const sha256 = (b: Uint8Array): string => crypto.createHash("sha256").update(b).digest("hex");
 const present = vectorsPresent();
 /** Test bodies are collected even when skipped: read manifests only when the vectors exist. */
-const manifestOf = (name: string): Manifest => (present ? loadManifest(name) : ({ files: [], external_files: [], reader_list_files: [], writer_kwargs: {}, raw: {} } as unknown as Manifest));
+const manifestOf = (name: string): Manifest =>
+  present
+    ? loadManifest(name)
+    : ({ files: [], external_files: [], reader_list_files: [], writer_kwargs: {}, raw: {} } as unknown as Manifest);
 
 describe.runIf(present)("DES v1 vectors written by the Python implementation", () => {
   for (const name of ["a_small", "b_empty", "c_many"]) {

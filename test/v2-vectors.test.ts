@@ -28,19 +28,24 @@ describe("v2 vectors in spec/vectors", () => {
     });
 
     it(`${spec.name}: reads back exactly`, async () => {
-      const r = await DesReader.open(path.join(vdir, "archive.des"), { externalStore: new LocalFolderStore(path.join(vdir, "ext")) });
+      const r = await DesReader.open(path.join(vdir, "archive.des"), {
+        externalStore: new LocalFolderStore(path.join(vdir, "ext")),
+      });
       expect(r.formatVersion).toBe(2);
       expect(r.size).toBe(manifest.archive_size);
       expect(r.entryCount).toBe(manifest.footer.entry_count);
       expect(await r.list()).toEqual(manifest.list);
-      expect(manifest.list).toEqual(spec.entries.map((e) => e.name).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))));
+      expect(manifest.list).toEqual(
+        spec.entries.map((e) => e.name).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))),
+      );
       const bodies = await r.getMany(spec.entries.map((e) => e.name));
       const metas = await r.getMetaMany(spec.entries.map((e) => e.name));
       for (const e of spec.entries) {
         expect(sha256(bodies.get(e.name)!), e.name).toBe(e.sha256);
         expect(metas.get(e.name) ?? null, e.name).toEqual(e.meta);
       }
-      for (const [name, st] of Object.entries(manifest.stats)) expect(await r.stat(name)).toEqual(JSON.parse(JSON.stringify(st)));
+      for (const [name, st] of Object.entries(manifest.stats))
+        expect(await r.stat(name)).toEqual(JSON.parse(JSON.stringify(st)));
       expect((await r.verify()).ok).toBe(true);
       await r.close();
     });

@@ -8,7 +8,15 @@ import { decode } from "@msgpack/msgpack";
 import { encodeMetaV2 } from "../src/format/meta.js";
 import { loadHasher } from "../src/format/hash.js";
 import { SpillBuffer } from "../src/write/spill.js";
-import { DesReader, DesWriter, FileSource, LocalFolderStore, MemorySink, MemorySource, packDirectory } from "../src/index.js";
+import {
+  DesReader,
+  DesWriter,
+  FileSource,
+  LocalFolderStore,
+  MemorySink,
+  MemorySource,
+  packDirectory,
+} from "../src/index.js";
 import type { ByteSink, ExternalStore, WriterOptions } from "../src/index.js";
 import { isTypedDesError, withTimeout } from "./helpers/archives.js";
 import { tempDir } from "./helpers/tmp.js";
@@ -74,7 +82,8 @@ describe("issue 7.2: any write failure poisons the writer with DES_IO and commit
     const w = await DesWriter.create(sink);
     let failures = 0;
     for (let i = 0; i < 300; i++) {
-      const p = i % 2 === 0 ? w.add(`e${i}`, new Uint8Array(100).fill(i)) : w.addMany([[`e${i}`, new Uint8Array(100).fill(i)]]);
+      const p =
+        i % 2 === 0 ? w.add(`e${i}`, new Uint8Array(100).fill(i)) : w.addMany([[`e${i}`, new Uint8Array(100).fill(i)]]);
       try {
         await p;
       } catch (e) {
@@ -118,7 +127,10 @@ describe("issue 7.2: any write failure poisons the writer with DES_IO and commit
   });
 
   it("SpillBuffer: a failed append counts no bytes; a spill file cut short fails read() with DES_IO", async () => {
-    const full = new SpillBuffer(0, dir, () => ({ path: path.join(dir, "nothing.tmp"), fd: fs.openSync("/dev/full", "w+") }));
+    const full = new SpillBuffer(0, dir, () => ({
+      path: path.join(dir, "nothing.tmp"),
+      fd: fs.openSync("/dev/full", "w+"),
+    }));
     expect(() => full.append(new Uint8Array(10))).toThrow(expect.objectContaining({ code: "DES_IO" }));
     expect(full.length).toBe(0);
     full.dispose();
@@ -147,14 +159,33 @@ describe("issue 7.3: Map meta, refusals, Date, v1 meta as Maps", () => {
     await loadHasher();
     const meta = new Map<unknown, unknown>([
       ["b", 1],
-      ["a", { x: new Map<unknown, unknown>([[2, "two"], ["1", "one"]]) }],
+      [
+        "a",
+        {
+          x: new Map<unknown, unknown>([
+            [2, "two"],
+            ["1", "one"],
+          ]),
+        },
+      ],
     ]);
     // fixmap(2) "b" 1 "a" fixmap(1) "x" fixmap(2) 2 "two" "1" "one"
-    const expected = [0x82, 0xa1, 0x62, 0x01, 0xa1, 0x61, 0x81, 0xa1, 0x78, 0x82, 0x02, 0xa3, 0x74, 0x77, 0x6f, 0xa1, 0x31, 0xa3, 0x6f, 0x6e, 0x65];
+    const expected = [
+      0x82, 0xa1, 0x62, 0x01, 0xa1, 0x61, 0x81, 0xa1, 0x78, 0x82, 0x02, 0xa3, 0x74, 0x77, 0x6f, 0xa1, 0x31, 0xa3, 0x6f,
+      0x6e, 0x65,
+    ];
     expect(Array.from(encodeMetaV2(meta))).toEqual(expected);
     // Plain objects keep exactly the library's bytes.
-    const plain = { z: [1, -1, 1.5, "s", null, true, new Uint8Array([1, 2])], big: 2n ** 63n, nested: { k: undefined, v: "w" } };
-    expect(decode(encodeMetaV2(plain), { useBigInt64: true })).toEqual({ z: [1, -1, 1.5, "s", null, true, new Uint8Array([1, 2])], big: 2n ** 63n, nested: { v: "w" } });
+    const plain = {
+      z: [1, -1, 1.5, "s", null, true, new Uint8Array([1, 2])],
+      big: 2n ** 63n,
+      nested: { k: undefined, v: "w" },
+    };
+    expect(decode(encodeMetaV2(plain), { useBigInt64: true })).toEqual({
+      z: [1, -1, 1.5, "s", null, true, new Uint8Array([1, 2])],
+      big: 2n ** 63n,
+      nested: { v: "w" },
+    });
     const sink = new MemorySink();
     await DesWriter.write(sink, {}, async (w) => {
       await w.add("m", enc("x"), { meta });
@@ -206,7 +237,13 @@ describe("issue 7.3: Map meta, refusals, Date, v1 meta as Maps", () => {
       });
       return sink.bytes();
     };
-    const first = await write(new Map<string, unknown>([["b", 1], ["10", 2], ["2", { "9": 1, z: 2 }]]));
+    const first = await write(
+      new Map<string, unknown>([
+        ["b", 1],
+        ["10", 2],
+        ["2", { "9": 1, z: 2 }],
+      ]),
+    );
     const r = await DesReader.open(new MemorySource(first));
     const asObject = (await r.getMeta("a")) as Record<string, unknown>;
     // A plain object cannot hold this order: integer-like keys come first.
@@ -219,18 +256,21 @@ describe("issue 7.3: Map meta, refusals, Date, v1 meta as Maps", () => {
     expect((await r.getMetaMany(["a"], { maps: true })).get("a")).toEqual(asMap);
   });
 
-  it.runIf(vectorsPresent())("rebuilds the Python vector a_small byte for byte from getMeta({ maps: true })", async () => {
-    const original = await DesReader.open(await FileSource.open(path.join(vectorDir("a_small"), "archive.des")));
-    const manifest = loadManifest("a_small");
-    const sink = new MemorySink();
-    await DesWriter.write(sink, { format: 1 }, async (w) => {
-      for (const f of [...manifest.files].sort((a, b) => a.order_added - b.order_added)) {
-        await w.add(f.name, await original.get(f.name), { meta: await original.getMeta(f.name, { maps: true }) });
-      }
-    });
-    expect(createHash("sha256").update(sink.bytes()).digest("hex")).toBe(manifest.raw.archive_sha256);
-    await original.close();
-  });
+  it.runIf(vectorsPresent())(
+    "rebuilds the Python vector a_small byte for byte from getMeta({ maps: true })",
+    async () => {
+      const original = await DesReader.open(await FileSource.open(path.join(vectorDir("a_small"), "archive.des")));
+      const manifest = loadManifest("a_small");
+      const sink = new MemorySink();
+      await DesWriter.write(sink, { format: 1 }, async (w) => {
+        for (const f of [...manifest.files].sort((a, b) => a.order_added - b.order_added)) {
+          await w.add(f.name, await original.get(f.name), { meta: await original.getMeta(f.name, { maps: true }) });
+        }
+      });
+      expect(createHash("sha256").update(sink.bytes()).digest("hex")).toBe(manifest.raw.archive_sha256);
+      await original.close();
+    },
+  );
 });
 
 describe("issue 7.4 / 7.8 / 7.25: options and bodies are checked before anything is written", () => {
@@ -268,7 +308,8 @@ describe("issue 7.4 / 7.8 / 7.25: options and bodies are checked before anything
     for (const opts of bad) expect(await codeOf(DesWriter.create(new MemorySink(), opts))).toBe("DES_INVALID_ARGUMENT");
     const sink = new CountingSink();
     const w = await DesWriter.create(sink, { compressLevel: 11 });
-    for (const size of [NaN, -1, 1.5, Infinity]) expect(await codeOf(w.add("a", enc("x"), { size }))).toBe("DES_INVALID_ARGUMENT");
+    for (const size of [NaN, -1, 1.5, Infinity])
+      expect(await codeOf(w.add("a", enc("x"), { size }))).toBe("DES_INVALID_ARGUMENT");
     // brotli takes 11, gzip does not: refused at the add, before writing.
     expect(await codeOf(w.add("a", enc("x"), { compress: "gzip" }))).toBe("DES_INVALID_ARGUMENT");
     expect(sink.bytesIn).toBe(16);
@@ -279,7 +320,16 @@ describe("issue 7.4 / 7.8 / 7.25: options and bodies are checked before anything
   it("refuses bad body types, a directory and a contradicting size without writing, and accepts ArrayBuffer and any view", async () => {
     const sink = new CountingSink();
     const w = await DesWriter.create(sink);
-    const bodies: unknown[] = [null, undefined, 42, {}, "text", [1, 2], { path: dir }, { path: path.join(dir, "missing") }];
+    const bodies: unknown[] = [
+      null,
+      undefined,
+      42,
+      {},
+      "text",
+      [1, 2],
+      { path: dir },
+      { path: path.join(dir, "missing") },
+    ];
     for (const body of bodies) expect(await codeOf(w.add("x", body as never))).toBe("DES_INVALID_ARGUMENT");
     expect(await codeOf(w.add("x", enc("12345"), { size: 6 }))).toBe("DES_INVALID_ARGUMENT");
     const file = path.join(dir, "five.txt");
@@ -319,7 +369,14 @@ describe("issue 7.7 / 7.25: failing and stalled stream bodies", () => {
         yield* [];
         throw new Error("source gone");
       })();
-      const e1 = await withTimeout(w.add("early", early).then(() => undefined, (e: unknown) => e), 5000, "early failure");
+      const e1 = await withTimeout(
+        w.add("early", early).then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+        5000,
+        "early failure",
+      );
       expect(isTypedDesError(e1)).toBe(true);
       expect((e1 as Error).message).toMatch(/source gone/);
       await w.add("after", enc("still fine"));
@@ -351,7 +408,9 @@ describe("issue 7.7 / 7.25: failing and stalled stream bodies", () => {
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 50);
     const t0 = performance.now();
-    expect(await withTimeout(codeOf(w.add("stalled", stalled, { signal: ac.signal })), 3000, "stalled add")).toBe("DES_ABORTED");
+    expect(await withTimeout(codeOf(w.add("stalled", stalled, { signal: ac.signal })), 3000, "stalled add")).toBe(
+      "DES_ABORTED",
+    );
     expect(performance.now() - t0).toBeLessThan(2000);
     await w.add("ok", enc("fine"));
     // Aborted mid-way (after its first chunk reached DATA): DES_ABORTED for it, then the writer is poisoned.
@@ -361,7 +420,9 @@ describe("issue 7.7 / 7.25: failing and stalled stream bodies", () => {
       ac2.abort();
       await new Promise(() => undefined);
     })();
-    expect(await withTimeout(codeOf(w.add("half", half, { signal: ac2.signal })), 3000, "half add")).toBe("DES_ABORTED");
+    expect(await withTimeout(codeOf(w.add("half", half, { signal: ac2.signal })), 3000, "half add")).toBe(
+      "DES_ABORTED",
+    );
     expect(await codeOf(w.add("later", enc("x")))).toBe("DES_IO");
     await w.abort();
     // An already-aborted signal refuses the add before anything is written.
@@ -382,7 +443,14 @@ describe("issue 7.7: packDirectory with compression, aborted while a big file st
     const target = path.join(out, "aborted.des");
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 100);
-    const e = await withTimeout(packDirectory(root, target, { compress: "gzip", signal: ac.signal }).then(() => undefined, (err: unknown) => err), 20_000, "aborted pack");
+    const e = await withTimeout(
+      packDirectory(root, target, { compress: "gzip", signal: ac.signal }).then(
+        () => undefined,
+        (err: unknown) => err,
+      ),
+      20_000,
+      "aborted pack",
+    );
     expect(e).toMatchObject({ code: "DES_ABORTED" });
     expect(fs.readdirSync(out)).toEqual([]);
   });
@@ -396,7 +464,14 @@ describe("issue 7.9: special files are refused quickly", () => {
     const w = await DesWriter.create(sink);
     for (const p of [fifo, "/dev/null", "/dev/zero", dir]) {
       const t0 = performance.now();
-      const e = await withTimeout(w.add("x", { path: p }).then(() => undefined, (err: unknown) => err), 3000, `add ${p}`);
+      const e = await withTimeout(
+        w.add("x", { path: p }).then(
+          () => undefined,
+          (err: unknown) => err,
+        ),
+        3000,
+        `add ${p}`,
+      );
       expect(performance.now() - t0).toBeLessThan(2000);
       expect(e).toMatchObject({ code: "DES_INVALID_ARGUMENT" });
       expect((e as Error).message).toMatch(/FIFO|device|directory/);
@@ -413,7 +488,12 @@ describe("issue 7.24: format 1 writes what the Python writer writes", () => {
 
   it("externalises a body of exactly the threshold (Python's >=), and joins the prefix as Python does", async () => {
     const sink = new MemorySink();
-    const w = await DesWriter.create(sink, { format: 1, externalStore: store("ext1"), bigFileThreshold: 1000, externalPrefix: "pre/" });
+    const w = await DesWriter.create(sink, {
+      format: 1,
+      externalStore: store("ext1"),
+      bigFileThreshold: 1000,
+      externalPrefix: "pre/",
+    });
     await w.add("below", new Uint8Array(999).fill(1));
     await w.add("at", new Uint8Array(1000).fill(2));
     const stats = await w.close();
@@ -436,30 +516,46 @@ describe("issue 7.24: format 1 writes what the Python writer writes", () => {
       async *stream() {},
     };
     const sink2 = new MemorySink();
-    await DesWriter.write(sink2, { format: 1, externalStore: bucket, bigFileThreshold: 10, externalPrefix: "" }, async (w2) => {
-      await w2.add("big", new Uint8Array(10));
-    });
+    await DesWriter.write(
+      sink2,
+      { format: 1, externalStore: bucket, bigFileThreshold: 10, externalPrefix: "" },
+      async (w2) => {
+        await w2.add("big", new Uint8Array(10));
+      },
+    );
     expect(keys).toEqual(["/_bigFiles/big"]);
     const r2 = await DesReader.open(new MemorySource(sink2.bytes()));
     expect(await r2.getMeta("big")).toEqual({ size: 10, is_external: true });
   });
 
-  it.runIf(vectorsPresent())("with a threshold equal to the big file's size, c_many still comes out byte for byte", async () => {
-    const manifest = loadManifest("c_many");
-    const big = manifest.external_files[0]!;
-    const original = await DesReader.open(await FileSource.open(path.join(vectorDir("c_many"), "archive.des")), {
-      externalStore: new LocalFolderStore(path.join(vectorDir("c_many"), "s3")),
-    });
-    const sink = new MemorySink();
-    const kwargs = manifest.writer_kwargs as { s3_prefix: string };
-    await DesWriter.write(sink, { format: 1, bigFileThreshold: big.size_bytes, externalPrefix: kwargs.s3_prefix, externalStore: store("cmany") }, async (w) => {
-      for (const f of [...manifest.files].sort((a, b) => a.order_added - b.order_added)) {
-        await w.add(f.name, await original.get(f.name), { meta: f.input_meta ?? undefined });
-      }
-    });
-    expect(createHash("sha256").update(sink.bytes()).digest("hex")).toBe(manifest.raw.archive_sha256);
-    await original.close();
-  });
+  it.runIf(vectorsPresent())(
+    "with a threshold equal to the big file's size, c_many still comes out byte for byte",
+    async () => {
+      const manifest = loadManifest("c_many");
+      const big = manifest.external_files[0]!;
+      const original = await DesReader.open(await FileSource.open(path.join(vectorDir("c_many"), "archive.des")), {
+        externalStore: new LocalFolderStore(path.join(vectorDir("c_many"), "s3")),
+      });
+      const sink = new MemorySink();
+      const kwargs = manifest.writer_kwargs as { s3_prefix: string };
+      await DesWriter.write(
+        sink,
+        {
+          format: 1,
+          bigFileThreshold: big.size_bytes,
+          externalPrefix: kwargs.s3_prefix,
+          externalStore: store("cmany"),
+        },
+        async (w) => {
+          for (const f of [...manifest.files].sort((a, b) => a.order_added - b.order_added)) {
+            await w.add(f.name, await original.get(f.name), { meta: f.input_meta ?? undefined });
+          }
+        },
+      );
+      expect(createHash("sha256").update(sink.bytes()).digest("hex")).toBe(manifest.raw.archive_sha256);
+      await original.close();
+    },
+  );
 
   it("refuses meta nested deeper than Python's reader reads, and meta over Python's 10 MiB", async () => {
     const nest = (levels: number): unknown => {
@@ -473,8 +569,14 @@ describe("issue 7.24: format 1 writes what the Python writer writes", () => {
     await w.add("deep", enc("x"), { meta: nest(990) });
     const before = sink.bytesIn;
     expect(await codeOf(w.add("deeper", enc("x"), { meta: nest(991) }))).toBe("DES_INVALID_ARGUMENT");
-    expect(await codeOf(w.add("huge", enc("x"), { meta: { blob: "x".repeat(10 * 1024 * 1024) } }))).toBe("DES_INVALID_ARGUMENT");
-    expect(await codeOf(w.add("huge-stream", Readable.from([enc("x")]), { meta: { blob: "x".repeat(10 * 1024 * 1024 - 20) } }))).toBe("DES_INVALID_ARGUMENT");
+    expect(await codeOf(w.add("huge", enc("x"), { meta: { blob: "x".repeat(10 * 1024 * 1024) } }))).toBe(
+      "DES_INVALID_ARGUMENT",
+    );
+    expect(
+      await codeOf(
+        w.add("huge-stream", Readable.from([enc("x")]), { meta: { blob: "x".repeat(10 * 1024 * 1024 - 20) } }),
+      ),
+    ).toBe("DES_INVALID_ARGUMENT");
     expect(sink.bytesIn).toBe(before);
     await w.add("fits", enc("x"), { meta: { blob: "x".repeat(10 * 1024 * 1024 - 30) } });
     await w.close();

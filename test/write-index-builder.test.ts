@@ -8,7 +8,14 @@ import { decodePage } from "../src/format/v2/page.js";
 import type { V2RecordInput } from "../src/format/v2/page.js";
 import { indexBytes, planV2Index, recordInputOf, recordsOf, v2FooterOf } from "../src/format/v2/index-builder.js";
 import type { IndexRecordSource } from "../src/format/v2/index-builder.js";
-import { DesDuplicateError, DesInvalidArgumentError, DesReader, DesWriter, MemorySink, MemorySource } from "../src/index.js";
+import {
+  DesDuplicateError,
+  DesInvalidArgumentError,
+  DesReader,
+  DesWriter,
+  MemorySink,
+  MemorySource,
+} from "../src/index.js";
 
 beforeAll(async () => {
   await loadHasher();
@@ -46,7 +53,11 @@ async function writeArchive(n: number, nameOf: (i: number) => string): Promise<U
   const sink = new MemorySink();
   await DesWriter.write(sink, {}, async (w) => {
     for (let i = 0; i < n; i++) {
-      await w.add(nameOf(i), utf8Encode(`body ${i}`), i % 3 === 0 ? { meta: { i } } : i % 3 === 1 ? { compress: "gzip" } : {});
+      await w.add(
+        nameOf(i),
+        utf8Encode(`body ${i}`),
+        i % 3 === 0 ? { meta: { i } } : i % 3 === 1 ? { compress: "gzip" } : {},
+      );
     }
   });
   return sink.bytes();
@@ -58,7 +69,11 @@ function assemble(w: ByteWriter, records: IndexRecordSource, duplicates: "error"
   const indexStart = w.length;
   const plan = planV2Index(records, { duplicates });
   w.bytes(indexBytes(plan));
-  w.bytes(encodeV2Footer(v2FooterOf(plan, { dataStart: HEADER_SIZE, dataLength, metaStart: indexStart, metaLength: 0, indexStart })));
+  w.bytes(
+    encodeV2Footer(
+      v2FooterOf(plan, { dataStart: HEADER_SIZE, dataLength, metaStart: indexStart, metaLength: 0, indexStart }),
+    ),
+  );
   return w.finish();
 }
 
@@ -66,11 +81,35 @@ function body(w: ByteWriter, name: string, text: string, flags = 0): V2RecordInp
   const b = utf8Encode(text);
   const offset = w.length;
   w.bytes(b);
-  return { name: utf8Encode(name), flags, codec: 0, size: b.length, storedSize: b.length, dataOffset: offset, dataHash: b.length ? xxh64(b) : 0n, externalKey: undefined, metaLength: 0, metaOffset: 0, metaHash: 0n };
+  return {
+    name: utf8Encode(name),
+    flags,
+    codec: 0,
+    size: b.length,
+    storedSize: b.length,
+    dataOffset: offset,
+    dataHash: b.length ? xxh64(b) : 0n,
+    externalKey: undefined,
+    metaLength: 0,
+    metaOffset: 0,
+    metaHash: 0n,
+  };
 }
 
 function tombstone(name: string): V2RecordInput {
-  return { name: utf8Encode(name), flags: FLAG_TOMBSTONE, codec: 0, size: 0, storedSize: 0, dataOffset: 0, dataHash: 0n, externalKey: undefined, metaLength: 0, metaOffset: 0, metaHash: 0n };
+  return {
+    name: utf8Encode(name),
+    flags: FLAG_TOMBSTONE,
+    codec: 0,
+    size: 0,
+    storedSize: 0,
+    dataOffset: 0,
+    dataHash: 0n,
+    externalKey: undefined,
+    metaLength: 0,
+    metaOffset: 0,
+    metaHash: 0n,
+  };
 }
 
 describe("v2 index builder", () => {

@@ -75,14 +75,16 @@ describe("addMany writes the bytes of one add per entry", () => {
 
   it("across group boundaries (more than 4 MiB of bodies, one body bigger than a group)", async () => {
     const entries: Entry[] = [];
-    for (let i = 0; i < 300; i++) entries.push([`f${String(i).padStart(4, "0")}`, body(i, 1000 + ((i * 7919) % 40_000))]);
+    for (let i = 0; i < 300; i++)
+      entries.push([`f${String(i).padStart(4, "0")}`, body(i, 1000 + ((i * 7919) % 40_000))]);
     entries.splice(150, 0, ["huge", body(999, (4 << 20) + 17)]);
     sameBytes(await batched(entries), await perEntry(entries));
   });
 
   it("in name order and out of it, with an index of many pages", async () => {
     const sorted: Entry[] = [];
-    for (let i = 0; i < 60_000; i++) sorted.push([`some/longer/prefix/n${String(i).padStart(6, "0")}`, new Uint8Array(i % 3).fill(i & 255)]);
+    for (let i = 0; i < 60_000; i++)
+      sorted.push([`some/longer/prefix/n${String(i).padStart(6, "0")}`, new Uint8Array(i % 3).fill(i & 255)]);
     const inOrder = await batched(sorted);
     sameBytes(inOrder, await perEntry(sorted));
     const shuffled = sorted.map((e, i) => [sorted[(i * 7919) % sorted.length]![0], e[1]] as const);
@@ -99,7 +101,8 @@ describe("addMany writes the bytes of one add per entry", () => {
       expect(report.entries).toBe(entries.length);
       expect(report.pages).toBeGreaterThan(8);
       expect(await r.list()).toEqual(sorted.map((e) => e[0]));
-      for (const k of [0, 1, 4095, 59_999]) expect(Buffer.from(await r.get(entries[k]![0])).equals(Buffer.from(entries[k]![1]))).toBe(true);
+      for (const k of [0, 1, 4095, 59_999])
+        expect(Buffer.from(await r.get(entries[k]![0])).equals(Buffer.from(entries[k]![1]))).toBe(true);
       await r.close();
     }
   }, 60_000);
@@ -132,9 +135,16 @@ describe("addMany writes the bytes of one add per entry", () => {
     ];
     sameBytes(await batched(entries, { compress: "gzip" }), await perEntry(entries, { compress: "gzip" }));
     const dir = tempDir();
-    const opts = (sub: string): WriterOptions => ({ externalStore: new LocalFolderStore(path.join(dir, sub)), bigFileThreshold: 1000 });
+    const opts = (sub: string): WriterOptions => ({
+      externalStore: new LocalFolderStore(path.join(dir, sub)),
+      bigFileThreshold: 1000,
+    });
     sameBytes(await batched(entries, opts("a")), await perEntry(entries, opts("b")));
-    expect(fs.readFileSync(path.join(dir, "a", "_bigFiles", "big")).equals(fs.readFileSync(path.join(dir, "b", "_bigFiles", "big")))).toBe(true);
+    expect(
+      fs
+        .readFileSync(path.join(dir, "a", "_bigFiles", "big"))
+        .equals(fs.readFileSync(path.join(dir, "b", "_bigFiles", "big"))),
+    ).toBe(true);
   });
 
   it("reads back", async () => {
@@ -176,7 +186,8 @@ describe("addMany refuses what add() refuses", () => {
     const entries: Entry[] = [];
     for (let i = 0; i < 20_000; i++) entries.push([`n${i}`, new Uint8Array(0)]);
     await w.addMany(entries);
-    for (const i of [0, 4095, 4096, 19_999]) await expect(w.addMany([[`n${i}`, new Uint8Array(0)]])).rejects.toBeInstanceOf(DesDuplicateError);
+    for (const i of [0, 4095, 4096, 19_999])
+      await expect(w.addMany([[`n${i}`, new Uint8Array(0)]])).rejects.toBeInstanceOf(DesDuplicateError);
     expect(w.entryCount).toBe(20_000);
     await w.abort();
   });
@@ -266,9 +277,15 @@ describe("packDirectory (packed batches, FileSink without copies)", () => {
   // Over a thousand files (several read chunks), an empty one, files that fill
   // a 2 MiB read buffer unevenly, files at and above the 1 MiB read-whole
   // limit (the latter streamed), non-ASCII names, nested folders.
-  for (let i = 0; i < 1500; i++) files.push({ name: `d${i % 7}/sub${i % 3}/f${String(i).padStart(5, "0")}.bin`, size: (i * 7919) % 6000 });
+  for (let i = 0; i < 1500; i++)
+    files.push({ name: `d${i % 7}/sub${i % 3}/f${String(i).padStart(5, "0")}.bin`, size: (i * 7919) % 6000 });
   for (let i = 0; i < 6; i++) files.push({ name: `large/part${i}.bin`, size: 700_000 + i * 1111 });
-  files.push({ name: "large/over-limit.bin", size: (1 << 20) + 5 }, { name: "large/at-limit.bin", size: 1 << 20 }, { name: "empty.txt", size: 0 }, { name: "ünï/名前-😀.txt", size: 33 });
+  files.push(
+    { name: "large/over-limit.bin", size: (1 << 20) + 5 },
+    { name: "large/at-limit.bin", size: 1 << 20 },
+    { name: "empty.txt", size: 0 },
+    { name: "ünï/名前-😀.txt", size: 33 },
+  );
   // Around the readers' first read of a file (64 KiB).
   for (const size of [65_535, 65_536, 65_537]) files.push({ name: `probe/${size}.bin`, size });
   files.forEach((f, i) => {
@@ -316,7 +333,9 @@ describe("packDirectory (packed batches, FileSink without copies)", () => {
     const ac = new AbortController();
     const aborted = path.join(dir, "aborted.des");
     let n = 0;
-    await expect(packDirectory(tree, aborted, { signal: ac.signal, onEntry: () => ++n === 500 && ac.abort() })).rejects.toThrow();
+    await expect(
+      packDirectory(tree, aborted, { signal: ac.signal, onEntry: () => ++n === 500 && ac.abort() }),
+    ).rejects.toThrow();
     expect(fs.existsSync(aborted)).toBe(false);
     expect(fs.readdirSync(dir).filter((f) => f.endsWith(".tmp"))).toEqual([]);
   }, 60_000);

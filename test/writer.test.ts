@@ -123,7 +123,9 @@ for (let i = 0; ; i++) {
 }
 `,
     );
-    const child = spawn(process.execPath, ["--import", "tsx", script, target], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, ["--import", "tsx", script, target], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     await new Promise<void>((resolve, reject) => {
       child.stdout.on("data", (d: Buffer) => d.toString().includes("ready") && resolve());
       child.on("exit", (code) => reject(new Error(`child exited early with ${code}`)));
@@ -144,17 +146,26 @@ describe("DesWriter inputs and rules", () => {
 
   it("accepts bytes, Readable, async iterables and file paths", async () => {
     const file = path.join(dir, "input.bin");
-    fs.writeFileSync(file, new Uint8Array(300_000).map((_, i) => i * 7));
+    fs.writeFileSync(
+      file,
+      new Uint8Array(300_000).map((_, i) => i * 7),
+    );
     const big = path.join(dir, "big.bin");
-    fs.writeFileSync(big, new Uint8Array(3_000_000).map((_, i) => i * 13));
+    fs.writeFileSync(
+      big,
+      new Uint8Array(3_000_000).map((_, i) => i * 13),
+    );
     const sink = new MemorySink();
     const w = await DesWriter.create(sink);
     await w.add("bytes", enc("abc"));
     await w.add("readable", Readable.from([Buffer.from("de"), Buffer.from("f")]));
-    await w.add("iterable", (async function* () {
-      yield enc("gh");
-      yield enc("i");
-    })());
+    await w.add(
+      "iterable",
+      (async function* () {
+        yield enc("gh");
+        yield enc("i");
+      })(),
+    );
     await w.add("file", { path: file });
     await w.addFile("bigfile", big, { compress: "gzip" });
     await w.close();
@@ -182,7 +193,8 @@ describe("DesWriter inputs and rules", () => {
   it("detects duplicates among many names (hash table growth)", async () => {
     const w = await DesWriter.create(new MemorySink());
     for (let i = 0; i < 20_000; i++) await w.add(`n${i}`, new Uint8Array(0));
-    for (const i of [0, 4095, 4096, 19_999]) await expect(w.add(`n${i}`, new Uint8Array(0))).rejects.toBeInstanceOf(DesDuplicateError);
+    for (const i of [0, 4095, 4096, 19_999])
+      await expect(w.add(`n${i}`, new Uint8Array(0))).rejects.toBeInstanceOf(DesDuplicateError);
     await w.abort();
   });
 
@@ -250,7 +262,8 @@ describe("DesWriter inputs and rules", () => {
     const sink = new MemorySink();
     const w = await DesWriter.create(sink);
     const n = 60_000;
-    for (let i = 0; i < n; i++) await w.add(`photos/2025/01/15/camera-${i % 17}/IMG_${String(i).padStart(8, "0")}.jpg`, enc(String(i)));
+    for (let i = 0; i < n; i++)
+      await w.add(`photos/2025/01/15/camera-${i % 17}/IMG_${String(i).padStart(8, "0")}.jpg`, enc(String(i)));
     const stats = await w.close();
     expect(stats.indexPages).toBeGreaterThan(16);
     const src = new MemorySource(sink.bytes());
@@ -269,7 +282,8 @@ describe("meta larger than the memory limit", () => {
   it("spills to a temporary file and still round-trips every meta", async () => {
     const sink = new MemorySink();
     const w = await DesWriter.create(sink, { metaMemoryLimit: 64 * 1024 });
-    for (let i = 0; i < 2000; i++) await w.add(`m${i}`, enc(String(i)), { meta: { i, pad: "p".repeat(200 + (i % 50)) } });
+    for (let i = 0; i < 2000; i++)
+      await w.add(`m${i}`, enc(String(i)), { meta: { i, pad: "p".repeat(200 + (i % 50)) } });
     const stats = await w.close();
     expect(stats.metaBytes).toBeGreaterThan(3 * 64 * 1024);
     const r = await DesReader.open(new MemorySource(sink.bytes()));

@@ -19,7 +19,11 @@ const inRepo = (() => {
 const fromSources = {
   name: "des-pack-sources",
   setup(b) {
-    const entries = { "des-pack": "src/index.ts", "des-pack/s3": "src/s3/index.ts", "des-pack/redis": "src/redis/index.ts" };
+    const entries = {
+      "des-pack": "src/index.ts",
+      "des-pack/s3": "src/s3/index.ts",
+      "des-pack/redis": "src/redis/index.ts",
+    };
     b.onResolve({ filter: /^des-pack(\/(s3|redis))?$/ }, (args) => ({ path: path.join(repo, entries[args.path]) }));
   },
 };
@@ -38,7 +42,9 @@ export async function bundleHandler(outdir = path.join(here, "dist"), extra = {}
     // Writing only: a reader never loads it (des-pack/s3 imports it lazily).
     external: ["@aws-sdk/lib-storage"],
     // Some CommonJS dependencies call require(): give the ESM bundle one.
-    banner: { js: "import { createRequire as __desCreateRequire } from 'node:module'; const require = __desCreateRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as __desCreateRequire } from 'node:module'; const require = __desCreateRequire(import.meta.url);",
+    },
     metafile: true,
     plugins: inRepo ? [fromSources] : [],
     logLevel: "warning",

@@ -95,8 +95,10 @@ export class FsIndexCache implements IndexCache {
   private scans = 0;
 
   constructor(opts: FsIndexCacheOptions) {
-    if (!opts || typeof opts.dir !== "string" || opts.dir.length === 0) throw new DesInvalidArgumentError("FsIndexCache needs a dir");
-    if (!Number.isSafeInteger(opts.maxBytes) || opts.maxBytes < 0) throw new DesInvalidArgumentError("FsIndexCache needs maxBytes, an integer >= 0");
+    if (!opts || typeof opts.dir !== "string" || opts.dir.length === 0)
+      throw new DesInvalidArgumentError("FsIndexCache needs a dir");
+    if (!Number.isSafeInteger(opts.maxBytes) || opts.maxBytes < 0)
+      throw new DesInvalidArgumentError("FsIndexCache needs maxBytes, an integer >= 0");
     if (opts.ttlMs !== undefined && !(opts.ttlMs > 0)) throw new DesInvalidArgumentError("ttlMs must be > 0");
     this.dir = path.resolve(opts.dir);
     this.maxBytes = opts.maxBytes;

@@ -77,13 +77,15 @@ export class RedisIndexCache implements IndexCache {
   private skipped = 0;
 
   constructor(opts: RedisIndexCacheOptions) {
-    if (!opts || (!opts.client && !opts.url)) throw new DesInvalidArgumentError("RedisIndexCache needs a client or a url");
+    if (!opts || (!opts.client && !opts.url))
+      throw new DesInvalidArgumentError("RedisIndexCache needs a client or a url");
     if (opts.ttlMs !== undefined && !(opts.ttlMs > 0)) throw new DesInvalidArgumentError("ttlMs must be > 0");
     this.timeoutMs = opts.timeoutMs ?? 250;
     if (!(this.timeoutMs > 0)) throw new DesInvalidArgumentError("timeoutMs must be > 0");
     this.retryAfterMs = opts.retryAfterMs ?? 1000;
     this.scanCount = opts.scanCount ?? 500;
-    if (!Number.isSafeInteger(this.scanCount) || this.scanCount < 1) throw new DesInvalidArgumentError("scanCount must be an integer >= 1");
+    if (!Number.isSafeInteger(this.scanCount) || this.scanCount < 1)
+      throw new DesInvalidArgumentError("scanCount must be an integer >= 1");
     this.keyPrefix = opts.keyPrefix ?? "des:";
     this.ttlMs = opts.ttlMs;
     if (opts.client) {

@@ -26,9 +26,11 @@ export class TieredIndexCache implements IndexCache {
   private readonly hitsByTier: number[];
 
   constructor(tiers: readonly IndexCache[]) {
-    if (!Array.isArray(tiers) || tiers.length === 0) throw new DesInvalidArgumentError("TieredIndexCache needs at least one tier");
+    if (!Array.isArray(tiers) || tiers.length === 0)
+      throw new DesInvalidArgumentError("TieredIndexCache needs at least one tier");
     for (const t of tiers) {
-      if (!t || typeof t.get !== "function" || typeof t.set !== "function") throw new DesInvalidArgumentError("every tier must be an IndexCache");
+      if (!t || typeof t.get !== "function" || typeof t.set !== "function")
+        throw new DesInvalidArgumentError("every tier must be an IndexCache");
     }
     this.tiers = [...tiers];
     this.hitsByTier = this.tiers.map(() => 0);
@@ -54,7 +56,9 @@ export class TieredIndexCache implements IndexCache {
     for (let t = 0; t < this.tiers.length && left.length > 0; t++) {
       const tier = this.tiers[t]!;
       const asked = left.map((i) => keys[i]!);
-      const got = await this.guard(() => (tier.getMany ? tier.getMany(asked, signal) : Promise.all(asked.map((k) => tier.get(k, signal)))));
+      const got = await this.guard(() =>
+        tier.getMany ? tier.getMany(asked, signal) : Promise.all(asked.map((k) => tier.get(k, signal))),
+      );
       if (!got) continue;
       const filled: [string, Uint8Array][] = [];
       const still: number[] = [];

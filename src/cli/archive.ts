@@ -35,7 +35,10 @@ export function parseArchive(spec: string): ArchiveRef {
  * des-pack/s3 (loaded only then, with the AWS SDK), http(s) through the root
  * entry's read-only HttpLocation.
  */
-async function remoteLocation(spec: string, opts: RemoteOptions): Promise<{ location: Location; key: string; close: () => void }> {
+async function remoteLocation(
+  spec: string,
+  opts: RemoteOptions,
+): Promise<{ location: Location; key: string; close: () => void }> {
   if (!/^s3:/i.test(spec)) {
     const { location, key } = parseArchiveLocation(spec);
     return { location, key, close: () => undefined };
@@ -66,7 +69,11 @@ export interface OpenArchive {
 }
 
 /** Opens an archive for reading, whatever `spec` names (stdin is spooled to a temp file first). */
-export async function openArchive(spec: string, opts: RemoteOptions = {}, readerOpts: ReaderOptions = {}): Promise<OpenArchive> {
+export async function openArchive(
+  spec: string,
+  opts: RemoteOptions = {},
+  readerOpts: ReaderOptions = {},
+): Promise<OpenArchive> {
   const ref = parseArchive(spec);
   const external = opts.externalDir ? { externalStore: new LocalFolderStore(opts.externalDir) } : {};
   switch (ref.kind) {
@@ -103,7 +110,12 @@ export async function openArchive(spec: string, opts: RemoteOptions = {}, reader
       const { location, key, close } = await remoteLocation(spec, opts);
       try {
         const source = await location.source(key);
-        const reader = await DesReader.open(source, { archiveKey: key, externalStore: location.externalStore(), ...readerOpts, ...external });
+        const reader = await DesReader.open(source, {
+          archiveKey: key,
+          externalStore: location.externalStore(),
+          ...readerOpts,
+          ...external,
+        });
         return {
           reader,
           localPath: undefined,
@@ -141,7 +153,12 @@ export async function archiveTarget(
   spec: string,
   overwrite: boolean,
   opts: RemoteOptions,
-): Promise<{ target: string | ByteSink; writerOpts: WriterOptions; localPath: string | undefined; close?: () => void }> {
+): Promise<{
+  target: string | ByteSink;
+  writerOpts: WriterOptions;
+  localPath: string | undefined;
+  close?: () => void;
+}> {
   const ref = parseArchive(spec);
   const external = opts.externalDir ? { externalStore: new LocalFolderStore(opts.externalDir) } : {};
   switch (ref.kind) {
@@ -152,7 +169,8 @@ export async function archiveTarget(
       return { target: ref.path, writerOpts: { overwrite, ...external }, localPath: path.resolve(ref.path) };
     }
     case "stdio":
-      if (process.stdout.isTTY) throw new UsageError("refusing to write an archive to a terminal (redirect stdout, or name a file)");
+      if (process.stdout.isTTY)
+        throw new UsageError("refusing to write an archive to a terminal (redirect stdout, or name a file)");
       return { target: new StdoutSink(), writerOpts: { ...external }, localPath: undefined };
     case "s3": {
       const { location, key, close } = await remoteLocation(spec, opts);
@@ -163,7 +181,14 @@ export async function archiveTarget(
         close();
         throw e;
       }
-      return { target: sink, writerOpts: { externalStore: opts.externalDir ? new LocalFolderStore(opts.externalDir) : location.externalStore() }, localPath: undefined, close };
+      return {
+        target: sink,
+        writerOpts: {
+          externalStore: opts.externalDir ? new LocalFolderStore(opts.externalDir) : location.externalStore(),
+        },
+        localPath: undefined,
+        close,
+      };
     }
     case "http":
       throw new UsageError(`${spec}: http(s) archives can be read, not written (use s3://bucket/key)`);

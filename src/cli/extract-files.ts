@@ -59,7 +59,8 @@ export class Placer {
       if (!st) fs.mkdirSync(at);
       else if (!st.isDirectory()) {
         const what = st.isSymbolicLink() ? "a symbolic link" : "a file";
-        if (!this.opts.force) throw new Error(`${at} is ${what}, not a folder (not followed; use --force to replace it)`);
+        if (!this.opts.force)
+          throw new Error(`${at} is ${what}, not a folder (not followed; use --force to replace it)`);
         this.refuseArchive(st, at);
         fs.unlinkSync(at);
         fs.mkdirSync(at);
@@ -70,7 +71,8 @@ export class Placer {
   }
 
   private refuseArchive(st: fs.Stats, p: string): void {
-    if (this.opts.archiveId !== undefined && `${st.dev}:${st.ino}` === this.opts.archiveId) throw new Error(`${p} is the archive being read: not overwritten`);
+    if (this.opts.archiveId !== undefined && `${st.dev}:${st.ino}` === this.opts.archiveId)
+      throw new Error(`${p} is the archive being read: not overwritten`);
   }
 
   /** What is at `p` now: nothing (fine), or something replaceable with --force. */
@@ -128,7 +130,13 @@ export class Placer {
   }
 
   /** Streams a big entry into a temp file; renamed into place only once its checksum passed (the stream fails otherwise). */
-  async streamFile(parts: readonly string[], reader: DesReader, name: string, st: FileStat, signal: AbortSignal): Promise<string> {
+  async streamFile(
+    parts: readonly string[],
+    reader: DesReader,
+    name: string,
+    st: FileStat,
+    signal: AbortSignal,
+  ): Promise<string> {
     this.ensureParents(parts);
     const p = path.join(this.root, ...parts);
     this.checkExisting(p, false);
@@ -166,7 +174,9 @@ export class Placer {
     this.ensureParents(parts);
     const p = path.join(this.root, ...parts);
     if (!this.opts.allowUnsafeLinks && !linkStaysInside(this.root, p, target)) {
-      throw new Error(`${p}: not creating a link to ${JSON.stringify(target)}, it leads outside ${this.root} (use --allow-unsafe-links)`);
+      throw new Error(
+        `${p}: not creating a link to ${JSON.stringify(target)}, it leads outside ${this.root} (use --allow-unsafe-links)`,
+      );
     }
     const existing = this.checkExisting(p, false);
     const into = existing ? this.tempName(p) : p;

@@ -18,7 +18,8 @@ function version(): string {
 function int(what: string, min: number): (v: string) => number {
   return (v) => {
     const n = Number(v);
-    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${what} must be a whole number >= ${min}`);
+    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min)
+      throw new InvalidArgumentError(`${what} must be a whole number >= ${min}`);
     return n;
   };
 }
@@ -43,7 +44,9 @@ function remote(g: Globals): { endpoint?: string; externalDir?: string } {
 /** Builds the program; `setCode` receives each command's exit code. Commands load their modules when they run. */
 export function program(setCode: (code: number) => void): Command {
   const p = new Command("des-pack")
-    .description("Pack many small files into one DES archive; list, read and extract them, from disk, stdin, S3 or HTTP.")
+    .description(
+      "Pack many small files into one DES archive; list, read and extract them, from disk, stdin, S3 or HTTP.",
+    )
     .version(version(), "-V, --version")
     .option("-q, --quiet", "no progress and no summary")
     .option("-v, --verbose", "name each entry as it is packed or extracted")
@@ -62,17 +65,32 @@ or an https:// URL (reading only). Exit codes: 0 ok, 1 failed, 2 bad usage.`,
     );
 
   p.command("pack")
-    .description("pack folders and files into an archive (folders: names relative to the folder when it is the only input)")
+    .description(
+      "pack folders and files into an archive (folders: names relative to the folder when it is the only input)",
+    )
     .argument("<inputs-and-archive...>", "inputs (folders, files) then the archive")
     .option("-C, --directory <dir>", "resolve inputs from this folder")
     .option("--prefix <prefix>", "put every name under this prefix")
     .option("--exclude <glob>", "leave out names matching the glob (repeatable)", collect, [])
     .option("--include <glob>", "keep only files matching the glob (repeatable)", collect, [])
     .option("-T, --files-from <file>", "read more inputs from a file, one per line (- for stdin)")
-    .addOption(new Option("--compress <codec>", "none, gzip, brotli, or auto (gzip where it helps, not for already-compressed types)").default("none"))
+    .addOption(
+      new Option(
+        "--compress <codec>",
+        "none, gzip, brotli, or auto (gzip where it helps, not for already-compressed types)",
+      ).default("none"),
+    )
     .option("--level <n>", "compression level (gzip 1-9, brotli 0-11)", int("--level", 0))
-    .addOption(new Option("--format <n>", "archive format: 2, or 1 for the Python DES (a flat folder only)").default("2").choices(["1", "2"]))
-    .option("--big-file-threshold <bytes>", "with --external-dir: store bigger files outside the archive", int("--big-file-threshold", 0))
+    .addOption(
+      new Option("--format <n>", "archive format: 2, or 1 for the Python DES (a flat folder only)")
+        .default("2")
+        .choices(["1", "2"]),
+    )
+    .option(
+      "--big-file-threshold <bytes>",
+      "with --external-dir: store bigger files outside the archive",
+      int("--big-file-threshold", 0),
+    )
     .option("-L, --follow-symlinks", "store what links point to instead of the links")
     .option("--no-metadata", "store file bytes only (no modes, times, folders or links)")
     .option("--no-owner", "do not store uid and gid")
@@ -80,7 +98,9 @@ or an https:// URL (reading only). Exit codes: 0 ok, 1 failed, 2 bad usage.`,
     .action(async (operands: string[], o: Record<string, unknown>, cmd: Command) => {
       const g = cmd.optsWithGlobals<Globals>();
       setCode(
-        await (await import("./commands/pack.js")).packCommand(operands, {
+        await (
+          await import("./commands/pack.js")
+        ).packCommand(operands, {
           ...remote(g),
           directory: o.directory as string | undefined,
           prefix: o.prefix as string | undefined,
@@ -111,7 +131,16 @@ or an https:// URL (reading only). Exit codes: 0 ok, 1 failed, 2 bad usage.`,
     .option("--sort", "sort by name (reads the whole index first)")
     .action(async (archive: string, names: string[], o: Record<string, unknown>, cmd: Command) => {
       const g = cmd.optsWithGlobals<Globals>();
-      setCode(await (await import("./commands/read.js")).listCommand(archive, names, { ...remote(g), long: o.long === true, json: g.json === true, sort: o.sort === true }));
+      setCode(
+        await (
+          await import("./commands/read.js")
+        ).listCommand(archive, names, {
+          ...remote(g),
+          long: o.long === true,
+          json: g.json === true,
+          sort: o.sort === true,
+        }),
+      );
     });
 
   p.command("cat")
@@ -120,7 +149,11 @@ or an https:// URL (reading only). Exit codes: 0 ok, 1 failed, 2 bad usage.`,
     .argument("<names...>")
     .action(async (archive: string, names: string[], _o: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<Globals>();
-      setCode(await (await import("./commands/read.js")).catCommand(archive, names, { ...remote(g), output: undefined, quiet: g.quiet === true }));
+      setCode(
+        await (
+          await import("./commands/read.js")
+        ).catCommand(archive, names, { ...remote(g), output: undefined, quiet: g.quiet === true }),
+      );
     });
 
   p.command("get")
@@ -130,7 +163,11 @@ or an https:// URL (reading only). Exit codes: 0 ok, 1 failed, 2 bad usage.`,
     .option("-o, --output <file>", "write to this file instead of stdout")
     .action(async (archive: string, name: string, o: { output?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<Globals>();
-      setCode(await (await import("./commands/read.js")).catCommand(archive, [name], { ...remote(g), output: o.output, quiet: g.quiet === true }));
+      setCode(
+        await (
+          await import("./commands/read.js")
+        ).catCommand(archive, [name], { ...remote(g), output: o.output, quiet: g.quiet === true }),
+      );
     });
 
   const extract = (c: Command): Command =>
@@ -143,11 +180,19 @@ or an https:// URL (reading only). Exit codes: 0 ok, 1 failed, 2 bad usage.`,
       .option("--same-owner", "restore uid/gid (as root)")
       .option("--allow-unsafe-links", "also create links that point outside the target folder");
 
-  const runExtract = async (archive: string, names: string[], dir: string | undefined, o: Record<string, unknown>, cmd: Command): Promise<void> => {
+  const runExtract = async (
+    archive: string,
+    names: string[],
+    dir: string | undefined,
+    o: Record<string, unknown>,
+    cmd: Command,
+  ): Promise<void> => {
     const g = cmd.optsWithGlobals<Globals>();
     if (o.force && o.keepOldFiles) throw new CliError("--force and --keep-old-files contradict each other", 2);
     setCode(
-      await (await import("./commands/extract.js")).extractCommand(archive, names, {
+      await (
+        await import("./commands/extract.js")
+      ).extractCommand(archive, names, {
         ...remote(g),
         directory: (o.directory as string | undefined) ?? dir ?? ".",
         stripComponents: o.stripComponents as number,
@@ -166,15 +211,21 @@ or an https:// URL (reading only). Exit codes: 0 ok, 1 failed, 2 bad usage.`,
     .description("extract entries (all, or the names, folders and globs given) safely into a folder")
     .argument("<archive>")
     .argument("[names...]")
-    .action((archive: string, names: string[], o: Record<string, unknown>, cmd: Command) => runExtract(archive, names, undefined, o, cmd));
+    .action((archive: string, names: string[], o: Record<string, unknown>, cmd: Command) =>
+      runExtract(archive, names, undefined, o, cmd),
+    );
 
   extract(p.command("unpack"))
     .description("extract everything into <dir> (the same as extract <archive> -C <dir>)")
     .argument("<archive>")
     .argument("[dir]")
-    .action((archive: string, dir: string | undefined, o: Record<string, unknown>, cmd: Command) => runExtract(archive, [], dir, o, cmd));
+    .action((archive: string, dir: string | undefined, o: Record<string, unknown>, cmd: Command) =>
+      runExtract(archive, [], dir, o, cmd),
+    );
 
-  const modifyFlags = (g: Globals): { quiet: boolean; verbose: boolean; json: boolean; endpoint?: string; externalDir?: string } => ({
+  const modifyFlags = (
+    g: Globals,
+  ): { quiet: boolean; verbose: boolean; json: boolean; endpoint?: string; externalDir?: string } => ({
     ...remote(g),
     quiet: g.quiet === true,
     verbose: g.verbose === true,
@@ -229,7 +280,9 @@ or an https:// URL (reading only). Exit codes: 0 ok, 1 failed, 2 bad usage.`,
     .action(async (archive: string, out: string | undefined, o: Record<string, unknown>, cmd: Command) => {
       const g = cmd.optsWithGlobals<Globals>();
       setCode(
-        await (await import("./commands/modify.js")).repackCommand(archive, out, {
+        await (
+          await import("./commands/modify.js")
+        ).repackCommand(archive, out, {
           ...modifyFlags(g),
           exclude: o.exclude as string[],
           format: o.format === undefined ? undefined : (Number(o.format) as 1 | 2),
@@ -243,12 +296,18 @@ or an https:// URL (reading only). Exit codes: 0 ok, 1 failed, 2 bad usage.`,
     .description("write one archive from several")
     .argument("<out>")
     .argument("<archives...>")
-    .addOption(new Option("--on-duplicate <rule>", "a name in several archives: error, first or last").choices(["error", "first", "last"]).default("error"))
+    .addOption(
+      new Option("--on-duplicate <rule>", "a name in several archives: error, first or last")
+        .choices(["error", "first", "last"])
+        .default("error"),
+    )
     .option("--overwrite", "replace an existing <out>")
     .action(async (out: string, archives: string[], o: Record<string, unknown>, cmd: Command) => {
       const g = cmd.optsWithGlobals<Globals>();
       setCode(
-        await (await import("./commands/modify.js")).mergeCommand(out, archives, {
+        await (
+          await import("./commands/modify.js")
+        ).mergeCommand(out, archives, {
           ...modifyFlags(g),
           onDuplicate: o.onDuplicate as "error" | "first" | "last",
           overwrite: o.overwrite === true,
@@ -269,7 +328,9 @@ or an https:// URL (reading only). Exit codes: 0 ok, 1 failed, 2 bad usage.`,
     .argument("<archive>")
     .action(async (archive: string, _o: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<Globals>();
-      setCode(await (await import("./commands/read.js")).verifyCommand(archive, { ...remote(g), json: g.json === true }));
+      setCode(
+        await (await import("./commands/read.js")).verifyCommand(archive, { ...remote(g), json: g.json === true }),
+      );
     });
 
   return p;
@@ -294,7 +355,8 @@ export async function run(argv: string[]): Promise<void> {
     process.exitCode = code;
   } catch (e) {
     if (e instanceof CommanderError) {
-      process.exitCode = e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help" ? 0 : 2;
+      process.exitCode =
+        e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help" ? 0 : 2;
       return;
     }
     if (debug) process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
@@ -306,7 +368,9 @@ export async function run(argv: string[]): Promise<void> {
       process.exitCode = 1;
     } else {
       const err = e as NodeJS.ErrnoException;
-      process.stderr.write(`des-pack: ${err.message ?? String(e)}${debug ? "" : err.code ? "" : " (run with --debug for details)"}\n`);
+      process.stderr.write(
+        `des-pack: ${err.message ?? String(e)}${debug ? "" : err.code ? "" : " (run with --debug for details)"}\n`,
+      );
       process.exitCode = 1;
     }
   }

@@ -31,7 +31,8 @@ export function escapeName(name: string): string {
     else if (ch === "\t") out += "\\t";
     else if (ch === "\r") out += "\\r";
     else if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) out += `\\x${c.toString(16).padStart(2, "0")}`;
-    else if (c === 0x2028 || c === 0x2029 || (c >= 0xd800 && c <= 0xdfff)) out += `\\u${c.toString(16).padStart(4, "0")}`;
+    else if (c === 0x2028 || c === 0x2029 || (c >= 0xd800 && c <= 0xdfff))
+      out += `\\u${c.toString(16).padStart(4, "0")}`;
     else out += ch;
   }
   return out;
@@ -94,7 +95,9 @@ function clock(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return "--:--";
   const s = Math.round(seconds);
   const m = Math.floor(s / 60);
-  return m >= 60 ? `${Math.floor(m / 60)}:${String(m % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}` : `${m}:${String(s % 60).padStart(2, "0")}`;
+  return m >= 60
+    ? `${Math.floor(m / 60)}:${String(m % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`
+    : `${m}:${String(s % 60).padStart(2, "0")}`;
 }
 
 /**
@@ -112,7 +115,10 @@ export class Progress {
   constructor(
     private readonly verb: string,
     opts: { quiet: boolean; totalFiles?: number; totalBytes?: number },
-    private readonly totals: { files?: number; bytes?: number } = { ...(opts.totalFiles !== undefined ? { files: opts.totalFiles } : {}), ...(opts.totalBytes !== undefined ? { bytes: opts.totalBytes } : {}) },
+    private readonly totals: { files?: number; bytes?: number } = {
+      ...(opts.totalFiles !== undefined ? { files: opts.totalFiles } : {}),
+      ...(opts.totalBytes !== undefined ? { bytes: opts.totalBytes } : {}),
+    },
   ) {
     this.enabled = !opts.quiet && process.stderr.isTTY === true;
   }

@@ -6,7 +6,10 @@ import type { DesReader, EntryStat } from "../index.js";
  * first-added order. Only one round of pages is held at a time, so the first
  * batch comes early and memory stays flat whatever the archive's size.
  */
-export async function* recordBatches(reader: DesReader, opts: { signal?: AbortSignal; size?: number } = {}): AsyncGenerator<EntryStat[]> {
+export async function* recordBatches(
+  reader: DesReader,
+  opts: { signal?: AbortSignal; size?: number } = {},
+): AsyncGenerator<EntryStat[]> {
   const size = opts.size ?? 1024;
   let batch: EntryStat[] = [];
   for await (const e of reader.entries(opts.signal ? { signal: opts.signal } : {})) {

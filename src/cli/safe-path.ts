@@ -23,7 +23,7 @@ export function safeName(name: string, strip = 0): SafeName {
   const raw = name.split("/");
   if (raw.includes("..")) return { refused: 'has a ".." component' };
   const parts = raw.filter((p) => p !== "" && p !== ".");
-  const dir = name.endsWith("/") || raw[raw.length - 1] === "." ;
+  const dir = name.endsWith("/") || raw[raw.length - 1] === ".";
   if (parts.length <= strip) return { refused: "" };
   for (const p of parts) if (Buffer.byteLength(p) > 255) return { refused: "has a component longer than 255 bytes" };
   return { parts: parts.slice(strip), dir };

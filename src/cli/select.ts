@@ -32,7 +32,9 @@ export function unmatched(patterns: readonly string[], seen: ReadonlySet<string>
 }
 
 /** Like `selector`, but also records which patterns matched. */
-export function trackingSelector(patterns: readonly string[]): { test: (name: string) => boolean; matched: Set<string> } | undefined {
+export function trackingSelector(
+  patterns: readonly string[],
+): { test: (name: string) => boolean; matched: Set<string> } | undefined {
   if (patterns.length === 0) return undefined;
   const matched = new Set<string>();
   const each = patterns.map((p) => ({ p, test: selector([p])! }));
@@ -40,10 +42,11 @@ export function trackingSelector(patterns: readonly string[]): { test: (name: st
     matched,
     test: (name) => {
       let any = false;
-      for (const e of each) if (e.test(name)) {
-        matched.add(e.p);
-        any = true;
-      }
+      for (const e of each)
+        if (e.test(name)) {
+          matched.add(e.p);
+          any = true;
+        }
       return any;
     },
   };

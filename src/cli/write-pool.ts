@@ -65,7 +65,10 @@ const BATCH_BYTES = 4 << 20;
 
 export class WritePool<F extends PoolFile = PoolFile> {
   private readonly workers: Worker[] = [];
-  private readonly pending = new Map<number, { files: F[]; resolve: (f: PoolFailure<F>[]) => void; reject: (e: unknown) => void }>();
+  private readonly pending = new Map<
+    number,
+    { files: F[]; resolve: (f: PoolFailure<F>[]) => void; reject: (e: unknown) => void }
+  >();
   private inFlight: Promise<void>[] = [];
   private next = 0;
   private id = 0;
@@ -78,7 +81,11 @@ export class WritePool<F extends PoolFile = PoolFile> {
     count = Math.max(1, Math.min(2, os.availableParallelism?.() ?? os.cpus().length)),
   ) {
     for (let i = 0; i < count; i++) {
-      const w = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+      const w = new Worker(WORKER_SOURCE, {
+        eval: true,
+        execArgv: [],
+        resourceLimits: { maxYoungGenerationSizeMb: 4 },
+      });
       w.on("message", (m: { id: number; failed: { index: number; code: string; message: string }[] }) => {
         const p = this.pending.get(m.id);
         if (!p) return;
@@ -118,7 +125,14 @@ export class WritePool<F extends PoolFile = PoolFile> {
     const worker = this.workers[this.next++ % this.workers.length]!;
     const done = new Promise<PoolFailure<F>[]>((resolve, reject) => this.pending.set(id, { files, resolve, reject }));
     worker.postMessage(
-      { id, buffer, paths: files.map((f) => f.path), lengths: files.map((f) => f.body.length), modes: files.map((f) => f.mode), mtimes: files.map((f) => f.mtime) },
+      {
+        id,
+        buffer,
+        paths: files.map((f) => f.path),
+        lengths: files.map((f) => f.body.length),
+        modes: files.map((f) => f.mode),
+        mtimes: files.map((f) => f.mtime),
+      },
       [buffer],
     );
     const settled = done.then((failed) => this.onDone(files, failed));

@@ -47,7 +47,9 @@ export function decompressSync(codec: Compression, stored: Uint8Array, size: num
     const opts = { maxOutputLength: Math.max(1, size), chunkSize: Math.max(64, size + 64) };
     out = codec === "gzip" ? zlib.gunzipSync(stored, opts) : zlib.brotliDecompressSync(stored, opts);
   } catch (e) {
-    throw new DesFormatError(`entry ${JSON.stringify(name)}: ${codec} data does not inflate to ${size} bytes`, { cause: e });
+    throw new DesFormatError(`entry ${JSON.stringify(name)}: ${codec} data does not inflate to ${size} bytes`, {
+      cause: e,
+    });
   }
   if (out.length !== size) {
     throw new DesFormatError(`entry ${JSON.stringify(name)}: inflated to ${out.length} bytes, index says ${size}`);

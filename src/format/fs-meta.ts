@@ -44,7 +44,8 @@ export function splitMs(ms: number): { mtimeSeconds: number; mtimeNanos: number 
 
 function int(v: unknown): number | undefined {
   if (typeof v === "number" && Number.isSafeInteger(v)) return v;
-  if (typeof v === "bigint" && v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(v);
+  if (typeof v === "bigint" && v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER))
+    return Number(v);
   return undefined;
 }
 
@@ -69,7 +70,17 @@ export function decodeFsMeta(meta: unknown): FsMeta | undefined {
   const t = int(field(v, "t"));
   const rawN = field(v, "n");
   const n = rawN === undefined ? 0 : int(rawN);
-  if (!kind || mode === undefined || mode < 0 || mode > 0o7777 || t === undefined || n === undefined || n < 0 || n > 999_999_999) return undefined;
+  if (
+    !kind ||
+    mode === undefined ||
+    mode < 0 ||
+    mode > 0o7777 ||
+    t === undefined ||
+    n === undefined ||
+    n < 0 ||
+    n > 999_999_999
+  )
+    return undefined;
   const out: { -readonly [K in keyof FsMeta]: FsMeta[K] } = { kind, mode, mtimeSeconds: t, mtimeNanos: n };
   const u = int(field(v, "u"));
   const g = int(field(v, "g"));

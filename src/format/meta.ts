@@ -65,8 +65,16 @@ function writeLeaf(w: ByteWriter, v: unknown): void {
 
 function header(w: ByteWriter, n: number, fix: number, m16: number, m32: number): void {
   if (n < 16) w.u8(fix + n);
-  else if (n < 0x10000) w.u8(m16).u8(n >> 8).u8(n & 0xff);
-  else w.u8(m32).u8(n >>> 24).u8((n >>> 16) & 0xff).u8((n >>> 8) & 0xff).u8(n & 0xff);
+  else if (n < 0x10000)
+    w.u8(m16)
+      .u8(n >> 8)
+      .u8(n & 0xff);
+  else
+    w.u8(m32)
+      .u8(n >>> 24)
+      .u8((n >>> 16) & 0xff)
+      .u8((n >>> 8) & 0xff)
+      .u8(n & 0xff);
 }
 
 function writeKey(w: ByteWriter, k: unknown): void {
@@ -153,6 +161,8 @@ export function decodeMetaV1(bytes: Uint8Array, name: string, opts: MetaV1Option
   try {
     return pyJsonLoads(bytes, { maps: opts.maps === true });
   } catch (e) {
-    throw new DesFormatError(`meta of ${JSON.stringify(name)} is not valid JSON: ${(e as Error).message}`, { cause: e });
+    throw new DesFormatError(`meta of ${JSON.stringify(name)} is not valid JSON: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
 }

@@ -26,7 +26,8 @@ export function bomKeepingDecoder(options: DecoderOptions): Decoder {
     const at = inner.pos + headerOffset;
     const s = original(byteLength, headerOffset);
     const b = inner.bytes;
-    if (byteLength >= 3 && b[at] === 0xef && b[at + 1] === 0xbb && b[at + 2] === 0xbf) return keepBom.decode(b.subarray(at, at + byteLength));
+    if (byteLength >= 3 && b[at] === 0xef && b[at + 1] === 0xbb && b[at + 2] === 0xbf)
+      return keepBom.decode(b.subarray(at, at + byteLength));
     return s;
   };
   return decoder;

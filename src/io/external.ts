@@ -32,7 +32,8 @@ export interface ExternalStore {
 export function maxBytesOf(opts: ExternalGetOptions | undefined): number | undefined {
   const m = opts?.maxBytes;
   if (m === undefined) return undefined;
-  if (!Number.isSafeInteger(m) || m < 0) throw new DesInvalidArgumentError(`maxBytes must be a non-negative integer, not ${String(m)}`);
+  if (!Number.isSafeInteger(m) || m < 0)
+    throw new DesInvalidArgumentError(`maxBytes must be a non-negative integer, not ${String(m)}`);
   return m;
 }
 
@@ -73,23 +74,33 @@ export class LocalFolderStore implements ExternalStore {
       await fs.promises.rename(tmp, target);
     } catch (e) {
       await fs.promises.rm(tmp, { force: true });
-      throw new DesExternalError(`cannot store external body ${JSON.stringify(key)}: ${(e as Error).message}`, { cause: e });
+      throw new DesExternalError(`cannot store external body ${JSON.stringify(key)}: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
   }
 
   /** Opens a body for reading: a regular file, never blocking on a FIFO; refuses one longer than `max`. */
-  private async openBody(key: string, max: number | undefined): Promise<{ handle: fs.promises.FileHandle; size: number }> {
+  private async openBody(
+    key: string,
+    max: number | undefined,
+  ): Promise<{ handle: fs.promises.FileHandle; size: number }> {
     const file = this.pathOf(key);
     let handle: fs.promises.FileHandle;
     try {
       handle = await fs.promises.open(file, OPEN_FLAGS);
     } catch (e) {
-      throw new DesExternalError(`external body ${JSON.stringify(key)} is not readable: ${(e as Error).message}`, { cause: e });
+      throw new DesExternalError(`external body ${JSON.stringify(key)} is not readable: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
     try {
       const st = await handle.stat();
       if (!st.isFile()) throw new DesExternalError(`external body ${JSON.stringify(key)} is not a regular file`);
-      if (max !== undefined && st.size > max) throw new DesExternalError(`external body ${JSON.stringify(key)} is ${st.size} bytes, more than the ${max} expected`);
+      if (max !== undefined && st.size > max)
+        throw new DesExternalError(
+          `external body ${JSON.stringify(key)} is ${st.size} bytes, more than the ${max} expected`,
+        );
       return { handle, size: st.size };
     } catch (e) {
       await handle.close().catch(() => undefined);
@@ -120,11 +131,14 @@ export class LocalFolderStore implements ExternalStore {
       }
     } catch (e) {
       if (e instanceof DesError) throw e;
-      throw new DesExternalError(`external body ${JSON.stringify(key)} is not readable: ${(e as Error).message}`, { cause: e });
+      throw new DesExternalError(`external body ${JSON.stringify(key)} is not readable: ${(e as Error).message}`, {
+        cause: e,
+      });
     } finally {
       await handle.close().catch(() => undefined);
     }
-    if (max !== undefined && got > max) throw new DesExternalError(`external body ${JSON.stringify(key)} is longer than the ${max} bytes expected`);
+    if (max !== undefined && got > max)
+      throw new DesExternalError(`external body ${JSON.stringify(key)} is longer than the ${max} bytes expected`);
     return new Uint8Array(buf.buffer, buf.byteOffset, got);
   }
 
@@ -133,17 +147,25 @@ export class LocalFolderStore implements ExternalStore {
     const { handle } = await this.openBody(key, max);
     let got = 0;
     try {
-      const rs = handle.createReadStream({ highWaterMark: 1 << 20, autoClose: false, ...(signal ? { signal } : {}), ...(max !== undefined ? { end: max } : {}) });
+      const rs = handle.createReadStream({
+        highWaterMark: 1 << 20,
+        autoClose: false,
+        ...(signal ? { signal } : {}),
+        ...(max !== undefined ? { end: max } : {}),
+      });
       for await (const chunk of rs) {
         const c = chunk as Uint8Array;
         got += c.length;
-        if (max !== undefined && got > max) throw new DesExternalError(`external body ${JSON.stringify(key)} is longer than the ${max} bytes expected`);
+        if (max !== undefined && got > max)
+          throw new DesExternalError(`external body ${JSON.stringify(key)} is longer than the ${max} bytes expected`);
         yield c;
       }
     } catch (e) {
       if (e instanceof DesError) throw e;
       if (signal?.aborted) throw new DesAbortedError(undefined, { cause: signal.reason });
-      throw new DesExternalError(`external body ${JSON.stringify(key)} is not readable: ${(e as Error).message}`, { cause: e });
+      throw new DesExternalError(`external body ${JSON.stringify(key)} is not readable: ${(e as Error).message}`, {
+        cause: e,
+      });
     } finally {
       await handle.close().catch(() => undefined);
     }

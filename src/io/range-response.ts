@@ -61,7 +61,13 @@ export interface RangeExpect {
  */
 export type BodyPlan =
   | { readonly kind: "exact"; readonly length: number; readonly total: number | undefined }
-  | { readonly kind: "window"; readonly from: number; readonly to: number | undefined; readonly keep: number; readonly total: number | undefined }
+  | {
+      readonly kind: "window";
+      readonly from: number;
+      readonly to: number | undefined;
+      readonly keep: number;
+      readonly total: number | undefined;
+    }
   | { readonly kind: "empty" };
 
 function isTail(ask: RangeAsk): ask is { readonly tail: number } {
@@ -85,7 +91,10 @@ export function planRangeBody(ask: RangeAsk, ans: RangeAnswer, expect: RangeExpe
     throw new DesIoError(`${key}: the server refused the suffix range (416, ${JSON.stringify(ans.contentRange)})`);
   }
   if (ans.status === 200) {
-    if (expect.requireRanges) throw new DesIoError(`${key}: the server ignores Range requests (200 with the whole object to ${describeAsk(ask)})`);
+    if (expect.requireRanges)
+      throw new DesIoError(
+        `${key}: the server ignores Range requests (200 with the whole object to ${describeAsk(ask)})`,
+      );
     const total = ans.contentLength;
     if (expect.size !== undefined && total !== undefined && total !== expect.size) {
       throw new DesChangedError(`${key} changed size (${expect.size} -> ${total})`);
@@ -100,10 +109,14 @@ export function planRangeBody(ask: RangeAsk, ans: RangeAnswer, expect: RangeExpe
     return { kind: "window", from: ask.offset, to: ask.offset + ask.length, keep: ask.length, total };
   }
   if (ans.status !== 206) throw new DesIoError(`${key}: unexpected HTTP ${ans.status} to ${describeAsk(ask)}`);
-  const bad = (): DesIoError => new DesIoError(`${key}: asked for ${describeAsk(ask)}, got Content-Range ${JSON.stringify(ans.contentRange ?? null)}`);
+  const bad = (): DesIoError =>
+    new DesIoError(
+      `${key}: asked for ${describeAsk(ask)}, got Content-Range ${JSON.stringify(ans.contentRange ?? null)}`,
+    );
   if (!cr || cr.start === undefined || cr.end === undefined || cr.end < cr.start) throw bad();
   if (isTail(ask)) {
-    if (cr.total === undefined || cr.end !== cr.total - 1 || cr.end - cr.start + 1 !== Math.min(ask.tail, cr.total)) throw bad();
+    if (cr.total === undefined || cr.end !== cr.total - 1 || cr.end - cr.start + 1 !== Math.min(ask.tail, cr.total))
+      throw bad();
     return { kind: "exact", length: cr.end - cr.start + 1, total: cr.total };
   }
   if (cr.total !== undefined && expect.size !== undefined && cr.total !== expect.size) {
@@ -128,7 +141,12 @@ export interface CollectedBody {
  * up to the end of the range, never the whole object, and memory stays at
  * the range's length.
  */
-export async function collectBody(body: AsyncIterable<Uint8Array> | null | undefined, plan: BodyPlan, attempt: Attempt, key: string): Promise<CollectedBody> {
+export async function collectBody(
+  body: AsyncIterable<Uint8Array> | null | undefined,
+  plan: BodyPlan,
+  attempt: Attempt,
+  key: string,
+): Promise<CollectedBody> {
   if (plan.kind === "empty") return { bytes: new Uint8Array(0), total: 0, received: 0 };
   const exact = plan.kind === "exact";
   const want = exact ? plan.length : plan.to === undefined ? undefined : plan.to - plan.from;
@@ -145,7 +163,8 @@ export async function collectBody(body: AsyncIterable<Uint8Array> | null | undef
       for await (const c of body) {
         attempt.touch();
         if (out) {
-          if (exact && filled + c.length > out.length) throw new DesIoError(`${key}: the response body is longer than the ${out.length} bytes asked for`);
+          if (exact && filled + c.length > out.length)
+            throw new DesIoError(`${key}: the response body is longer than the ${out.length} bytes asked for`);
           const lo = Math.max(from, pos);
           const hi = Math.min(from + out.length, pos + c.length);
           if (hi > lo) {
@@ -166,7 +185,9 @@ export async function collectBody(body: AsyncIterable<Uint8Array> | null | undef
       if (e instanceof DesIoError) throw e;
       if (attempt.timedOut) throw attempt.timeoutError();
       if (attempt.signal.aborted) throw new DesAbortedError(undefined, { cause: attempt.signal.reason });
-      throw new TransientError(`${key}: the response body failed after ${pos} bytes: ${(e as Error).message}`, { cause: e });
+      throw new TransientError(`${key}: the response body failed after ${pos} bytes: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
   }
   if (attempt.timedOut) throw attempt.timeoutError();

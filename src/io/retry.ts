@@ -22,11 +22,19 @@ export interface RetryPolicy {
 }
 
 /** Builds a policy from user options, validating each number. */
-export function retryPolicy(retries: number | undefined, baseMs: number | undefined, maxMs: number | undefined, defaultRetries: number): RetryPolicy {
+export function retryPolicy(
+  retries: number | undefined,
+  baseMs: number | undefined,
+  maxMs: number | undefined,
+  defaultRetries: number,
+): RetryPolicy {
   const p = { retries: retries ?? defaultRetries, baseMs: baseMs ?? 100, maxMs: maxMs ?? 2000 };
-  if (!Number.isSafeInteger(p.retries) || p.retries < 0) throw new DesInvalidArgumentError("retries must be a non-negative integer");
-  if (!Number.isFinite(p.baseMs) || p.baseMs < 0) throw new DesInvalidArgumentError("retryBaseMs must be a non-negative number");
-  if (!Number.isFinite(p.maxMs) || p.maxMs < 0) throw new DesInvalidArgumentError("retryMaxMs must be a non-negative number");
+  if (!Number.isSafeInteger(p.retries) || p.retries < 0)
+    throw new DesInvalidArgumentError("retries must be a non-negative integer");
+  if (!Number.isFinite(p.baseMs) || p.baseMs < 0)
+    throw new DesInvalidArgumentError("retryBaseMs must be a non-negative number");
+  if (!Number.isFinite(p.maxMs) || p.maxMs < 0)
+    throw new DesInvalidArgumentError("retryMaxMs must be a non-negative number");
   return p;
 }
 

@@ -1,4 +1,3 @@
-
 /**
  * Where a writer's bytes go, strictly in order. The writer never seeks, so a
  * file, a multipart upload or a network stream can all be sinks.

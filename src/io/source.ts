@@ -66,7 +66,11 @@ export interface RangeSource {
    * local file: a thread-pool round trip per read); the reader uses it for
    * batches and `read` for everything else. Same contract as `read` per range.
    */
-  readMany?(ranges: readonly { offset: number; length: number }[], signal?: AbortSignal, version?: string): Promise<Uint8Array[]>;
+  readMany?(
+    ranges: readonly { offset: number; length: number }[],
+    signal?: AbortSignal,
+    version?: string,
+  ): Promise<Uint8Array[]>;
   /**
    * Optional: the version token `readTail` would return now, for sources that
    * can tell it without a request (a local file: one `stat`). A reader opening
@@ -77,7 +81,13 @@ export interface RangeSource {
   close?(): Promise<void>;
 }
 
-export const LOCAL_HINTS: ReadHints = { maxGap: 4096, maxSpan: 1 << 20, concurrency: 8, tailBytes: 4096, cost: LOCAL_COST };
+export const LOCAL_HINTS: ReadHints = {
+  maxGap: 4096,
+  maxSpan: 1 << 20,
+  concurrency: 8,
+  tailBytes: 4096,
+  cost: LOCAL_COST,
+};
 export const MEMORY_HINTS: ReadHints = { maxGap: 0, maxSpan: 1 << 30, concurrency: 64 };
 
 export function checkRange(offset: number, length: number, size: number | undefined, key: string): void {
@@ -88,4 +98,3 @@ export function checkRange(offset: number, length: number, size: number | undefi
     throw new DesFormatError(`range ${offset}+${length} is past the end of ${key} (${size} bytes)`);
   }
 }
-

@@ -16,13 +16,17 @@ export interface Timeouts {
 
 export const DEFAULT_TIMEOUTS: Timeouts = { responseTimeoutMs: 30_000, bodyTimeoutMs: 30_000 };
 
-export function timeouts(opts: { responseTimeoutMs?: number | undefined; bodyTimeoutMs?: number | undefined }): Timeouts {
+export function timeouts(opts: {
+  responseTimeoutMs?: number | undefined;
+  bodyTimeoutMs?: number | undefined;
+}): Timeouts {
   const t = {
     responseTimeoutMs: opts.responseTimeoutMs ?? DEFAULT_TIMEOUTS.responseTimeoutMs,
     bodyTimeoutMs: opts.bodyTimeoutMs ?? DEFAULT_TIMEOUTS.bodyTimeoutMs,
   };
   for (const [name, v] of Object.entries(t)) {
-    if (!Number.isSafeInteger(v) || v <= 0) throw new DesInvalidArgumentError(`${name} must be a positive integer (ms)`);
+    if (!Number.isSafeInteger(v) || v <= 0)
+      throw new DesInvalidArgumentError(`${name} must be a positive integer (ms)`);
   }
   return t;
 }

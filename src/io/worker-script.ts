@@ -18,14 +18,18 @@ import type { WorkerOptions } from "node:worker_threads";
 export function startWorker(base: string, name: string, opts: WorkerOptions = {}): Worker {
   if (/\.[cm]?ts$/.test(base)) return new Worker(compiled(new URL(`./${name}.ts`, base)), { ...opts, eval: true });
   const url = new URL(`./${name}${base.endsWith(".cjs") ? ".cjs" : ".js"}`, base);
-  if (url.protocol === "file:" && !fs.existsSync(fileURLToPath(url))) throw new Error(`worker module ${url.href} is missing`);
+  if (url.protocol === "file:" && !fs.existsSync(fileURLToPath(url)))
+    throw new Error(`worker module ${url.href} is missing`);
   return new Worker(url, opts);
 }
 
 const cache = new Map<string, string>();
 
 interface Esbuild {
-  transformSync(code: string, opts: { loader: "ts"; format: "cjs"; target: string; sourcefile: string }): { code: string };
+  transformSync(
+    code: string,
+    opts: { loader: "ts"; format: "cjs"; target: string; sourcefile: string },
+  ): { code: string };
 }
 
 function compiled(url: URL): string {
@@ -33,7 +37,12 @@ function compiled(url: URL): string {
   if (code === undefined) {
     const file = fileURLToPath(url);
     const esbuild = createRequire(url)("esbuild") as Esbuild;
-    const js = esbuild.transformSync(fs.readFileSync(file, "utf8"), { loader: "ts", format: "cjs", target: "node20", sourcefile: file }).code;
+    const js = esbuild.transformSync(fs.readFileSync(file, "utf8"), {
+      loader: "ts",
+      format: "cjs",
+      target: "node20",
+      sourcefile: file,
+    }).code;
     // An evaluated worker has `require` but no module object of its own.
     code = `(function (module, exports) {\n${js}\n})({ exports: {} }, {});`;
     cache.set(url.href, code);

@@ -83,7 +83,12 @@ export class FolderLocation implements Location {
     yield* this.walk(this.root, "", want, signal);
   }
 
-  private async *walk(dir: string, base: string, want: string, signal: AbortSignal | undefined): AsyncIterable<LocationEntry> {
+  private async *walk(
+    dir: string,
+    base: string,
+    want: string,
+    signal: AbortSignal | undefined,
+  ): AsyncIterable<LocationEntry> {
     throwIfAborted(signal);
     let names: fs.Dirent[];
     try {
@@ -100,7 +105,8 @@ export class FolderLocation implements Location {
     for (const { d, sortKey } of items) {
       if (d.isDirectory()) {
         // Descend only where keys can start with the prefix.
-        if (sortKey.startsWith(want) || want.startsWith(sortKey)) yield* this.walk(path.join(dir, d.name), sortKey, want, signal);
+        if (sortKey.startsWith(want) || want.startsWith(sortKey))
+          yield* this.walk(path.join(dir, d.name), sortKey, want, signal);
         continue;
       }
       if (!sortKey.startsWith(want) || SINK_TEMP.test(d.name)) continue;

@@ -29,7 +29,8 @@ export class HttpLocation implements Location {
     } catch {
       throw new DesInvalidArgumentError(`invalid URL ${JSON.stringify(url)}`);
     }
-    if (u.protocol !== "http:" && u.protocol !== "https:") throw new DesInvalidArgumentError(`not an http(s) URL: ${url}`);
+    if (u.protocol !== "http:" && u.protocol !== "https:")
+      throw new DesInvalidArgumentError(`not an http(s) URL: ${url}`);
     if (!u.pathname.endsWith("/")) u.pathname += "/";
     this.base = u;
     this.url = u.toString();
@@ -53,7 +54,9 @@ export class HttpLocation implements Location {
   }
 
   sink(): Promise<ByteSink> {
-    return Promise.reject(new DesUnsupportedError(`${this.url} is an HTTP location: read-only (writing needs a folder or s3:// location)`));
+    return Promise.reject(
+      new DesUnsupportedError(`${this.url} is an HTTP location: read-only (writing needs a folder or s3:// location)`),
+    );
   }
 
   /**
@@ -67,10 +70,15 @@ export class HttpLocation implements Location {
       const src = new HttpSource(this.urlOf(key), this.opts);
       try {
         const { size, version } = await src.readTail(1, signal);
-        if (max !== undefined && size > max) throw new DesExternalError(`external body ${src.url} is ${size} bytes, more than the ${max} expected`);
+        if (max !== undefined && size > max)
+          throw new DesExternalError(`external body ${src.url} is ${size} bytes, more than the ${max} expected`);
         return await src.read(0, size, signal, version);
       } catch (e) {
-        if (e instanceof DesExternalError || (e instanceof DesError && (e.code === "DES_ABORTED" || e.code === "DES_INVALID_ARGUMENT"))) throw e;
+        if (
+          e instanceof DesExternalError ||
+          (e instanceof DesError && (e.code === "DES_ABORTED" || e.code === "DES_INVALID_ARGUMENT"))
+        )
+          throw e;
         throw new DesExternalError(`external body ${src.url} is not readable: ${(e as Error).message}`, { cause: e });
       }
     };
@@ -87,7 +95,11 @@ export class HttpLocation implements Location {
     const f = this.opts.fetch ?? globalThis.fetch;
     let res: Response;
     try {
-      res = await f(this.urlOf(key), { method: "HEAD", headers: { ...this.opts.headers }, ...(signal ? { signal } : {}) });
+      res = await f(this.urlOf(key), {
+        method: "HEAD",
+        headers: { ...this.opts.headers },
+        ...(signal ? { signal } : {}),
+      });
     } catch (e) {
       throw new DesIoError(`HEAD ${this.urlOf(key)} failed: ${(e as Error).message}`, { cause: e });
     }
@@ -102,6 +114,8 @@ export class HttpLocation implements Location {
   }
 
   delete(): Promise<void> {
-    return Promise.reject(new DesUnsupportedError(`${this.url} is an HTTP location: read-only (delete needs a folder or s3:// location)`));
+    return Promise.reject(
+      new DesUnsupportedError(`${this.url} is an HTTP location: read-only (delete needs a folder or s3:// location)`),
+    );
   }
 }

@@ -6,10 +6,12 @@ import { DesInvalidArgumentError } from "../errors.js";
  * rule for every backend, so a key valid on S3 is valid in a folder.
  */
 export function checkLocationKey(key: string, what = "key"): string {
-  if (typeof key !== "string" || key.length === 0) throw new DesInvalidArgumentError(`a location ${what} must be a non-empty string`);
+  if (typeof key !== "string" || key.length === 0)
+    throw new DesInvalidArgumentError(`a location ${what} must be a non-empty string`);
   if (key.includes("\0")) throw new DesInvalidArgumentError(`location ${what} ${JSON.stringify(key)} contains NUL`);
   for (const seg of key.split("/")) {
-    if (seg === "" || seg === "." || seg === "..") throw new DesInvalidArgumentError(`location ${what} ${JSON.stringify(key)} has an empty, "." or ".." segment`);
+    if (seg === "" || seg === "." || seg === "..")
+      throw new DesInvalidArgumentError(`location ${what} ${JSON.stringify(key)} has an empty, "." or ".." segment`);
   }
   return key;
 }

@@ -20,12 +20,14 @@ export interface ParseLocationOptions {
  * `des-pack/s3`, which also knows these.
  */
 export function parseLocation(str: string, opts: ParseLocationOptions = {}): Location {
-  if (typeof str !== "string" || str.length === 0) throw new DesInvalidArgumentError("a location must be a non-empty string");
+  if (typeof str !== "string" || str.length === 0)
+    throw new DesInvalidArgumentError("a location must be a non-empty string");
   if (/^file:/i.test(str)) return new FolderLocation(fileURLToPath(str), opts.file ? { sourceOptions: opts.file } : {});
   if (/^https?:\/\//i.test(str)) return new HttpLocation(str, opts.http);
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(str);
   if (scheme) {
-    const hint = scheme[1]!.toLowerCase() === "s3" ? ' (import parseLocation from "des-pack/s3" for s3:// locations)' : "";
+    const hint =
+      scheme[1]!.toLowerCase() === "s3" ? ' (import parseLocation from "des-pack/s3" for s3:// locations)' : "";
     throw new DesInvalidArgumentError(`unsupported location ${JSON.stringify(str)}${hint}`);
   }
   return new FolderLocation(str, opts.file ? { sourceOptions: opts.file } : {});
@@ -42,7 +44,10 @@ export function splitArchivePath(str: string): { readonly parent: string; readon
 }
 
 /** The location holding an archive and the archive's key in it. */
-export function parseArchiveLocation(str: string, opts: ParseLocationOptions = {}): { readonly location: Location; readonly key: string } {
+export function parseArchiveLocation(
+  str: string,
+  opts: ParseLocationOptions = {},
+): { readonly location: Location; readonly key: string } {
   const { parent, key } = splitArchivePath(str);
   return { location: parseLocation(parent, opts), key };
 }

@@ -56,7 +56,12 @@ export interface ArchiveIndex {
 }
 
 /** Recognises the version from the tail (section 1 of the spec) and opens the matching index. */
-export async function openIndex(tail: Tail, bytesOf: IndexBytes, pageCacheBytes: number, signal?: AbortSignal): Promise<ArchiveIndex> {
+export async function openIndex(
+  tail: Tail,
+  bytesOf: IndexBytes,
+  pageCacheBytes: number,
+  signal?: AbortSignal,
+): Promise<ArchiveIndex> {
   const { bytes, size } = tail;
   const v1At = bytes.length - V1_FOOTER_SIZE;
   if (size >= 16 + V1_FOOTER_SIZE && startsWith(bytes, v1At, FOOTER_MAGIC) && bytes[v1At + 8] === 1) {
@@ -66,11 +71,16 @@ export async function openIndex(tail: Tail, bytesOf: IndexBytes, pageCacheBytes:
   const v2At = bytes.length - V2_FOOTER_SIZE;
   if (size >= 16 + V2_FOOTER_SIZE && startsWith(bytes, v2At, FOOTER_MAGIC)) {
     const version = bytes[v2At + 8]!;
-    if (version !== 2) throw new DesUnsupportedError(`archive format version ${version} is not supported (this reader knows 1 and 2)`);
+    if (version !== 2)
+      throw new DesUnsupportedError(`archive format version ${version} is not supported (this reader knows 1 and 2)`);
     const footer = decodeV2Footer(bytes.subarray(v2At), size);
     return V2Index.open(footer, bytesOf, pageCacheBytes, signal);
   }
-  throw new DesFormatError(size < 16 + V1_FOOTER_SIZE ? `too small to be a DES archive (${size} bytes)` : "no DES footer at the end of the data");
+  throw new DesFormatError(
+    size < 16 + V1_FOOTER_SIZE
+      ? `too small to be a DES archive (${size} bytes)`
+      : "no DES footer at the end of the data",
+  );
 }
 
 class V1Index implements ArchiveIndex {
@@ -150,7 +160,12 @@ class V2Index implements ArchiveIndex {
     this.pages = new ByteLru(pageCacheBytes);
   }
 
-  static async open(footer: V2Footer, bytesOf: IndexBytes, pageCacheBytes: number, signal?: AbortSignal): Promise<V2Index> {
+  static async open(
+    footer: V2Footer,
+    bytesOf: IndexBytes,
+    pageCacheBytes: number,
+    signal?: AbortSignal,
+  ): Promise<V2Index> {
     const [root] = await bytesOf.load([{ offset: rootOffset(footer), length: rootLength(footer) }], signal);
     return new V2Index(footer, decodeRoot(root!, footer), bytesOf, pageCacheBytes);
   }
@@ -248,7 +263,10 @@ class V2Index implements ArchiveIndex {
    * index bigger than the cache, `list()` or `entries()` would otherwise
    * push out every hot page and read each page again on the next lookup.
    */
-  private async *walk(signal?: AbortSignal, onBadPage?: (page: number, error: Error) => void): AsyncGenerator<{ id: number; page: DecodedPage }> {
+  private async *walk(
+    signal?: AbortSignal,
+    onBadPage?: (page: number, error: Error) => void,
+  ): AsyncGenerator<{ id: number; page: DecodedPage }> {
     const count = this.pageCount;
     for (let start = 0; start < count; start += WALK_BATCH) {
       const ids: number[] = [];
@@ -257,7 +275,13 @@ class V2Index implements ArchiveIndex {
       const missing = ids.filter((_, k) => !cached[k]);
       let raw: Uint8Array[] | undefined;
       try {
-        raw = missing.length > 0 ? await this.bytesOf.load(missing.map((id) => this.rangeOf(id)), signal) : [];
+        raw =
+          missing.length > 0
+            ? await this.bytesOf.load(
+                missing.map((id) => this.rangeOf(id)),
+                signal,
+              )
+            : [];
       } catch (e) {
         if (!onBadPage || e instanceof DesAbortedError) throw e;
         for (const id of missing) onBadPage(id, e as Error);
@@ -307,7 +331,10 @@ class V2Index implements ArchiveIndex {
     }
   }
 
-  async *allRecords(signal?: AbortSignal, onBadPage?: (page: number, error: Error) => void): AsyncGenerator<EntryRecord> {
+  async *allRecords(
+    signal?: AbortSignal,
+    onBadPage?: (page: number, error: Error) => void,
+  ): AsyncGenerator<EntryRecord> {
     for await (const { page } of this.walk(signal, onBadPage)) yield* page.records;
   }
 }

@@ -29,7 +29,12 @@ export interface BatchPlan {
 }
 
 /** The records of `names` in opening `o`; a missing name throws or is skipped. */
-export async function lookup(o: Opening, names: readonly string[], missing: "throw" | "skip", signal?: AbortSignal): Promise<EntryRecord[]> {
+export async function lookup(
+  o: Opening,
+  names: readonly string[],
+  missing: "throw" | "skip",
+  signal?: AbortSignal,
+): Promise<EntryRecord[]> {
   const found = await o.index.lookupMany(names, signal);
   const out: EntryRecord[] = [];
   for (let i = 0; i < found.length; i++) {
@@ -44,12 +49,19 @@ export async function lookup(o: Opening, names: readonly string[], missing: "thr
 export function checkInMemory(rec: EntryRecord, maxEntryBytes: number): void {
   checkReadable(rec);
   if (rec.size > maxEntryBytes) {
-    throw new DesInvalidArgumentError(`entry ${JSON.stringify(rec.name)} is ${rec.size} bytes, above maxEntryBytes (${maxEntryBytes}): read it with stream()`);
+    throw new DesInvalidArgumentError(
+      `entry ${JSON.stringify(rec.name)} is ${rec.size} bytes, above maxEntryBytes (${maxEntryBytes}): read it with stream()`,
+    );
   }
 }
 
 /** The meta of one record, read from its opening. */
-export async function readMetaOf(o: Opening, rec: EntryRecord, verify: boolean, signal?: AbortSignal): Promise<MetaValue | undefined> {
+export async function readMetaOf(
+  o: Opening,
+  rec: EntryRecord,
+  verify: boolean,
+  signal?: AbortSignal,
+): Promise<MetaValue | undefined> {
   if (rec.metaLength === 0) return undefined;
   const bytes = await o.fetcher.read(rec.metaOffset, rec.metaLength, signal);
   return decodeMeta(o.index.version, rec, bytes, verify);
@@ -122,7 +134,11 @@ export async function readBodies(
 }
 
 /** Meta of many records of one opening, coalesced like bodies; keys in the order of `recs`. */
-export async function readMetas(o: Opening, recs: readonly EntryRecord[], plan: BatchPlan): Promise<Map<string, MetaValue | undefined>> {
+export async function readMetas(
+  o: Opening,
+  recs: readonly EntryRecord[],
+  plan: BatchPlan,
+): Promise<Map<string, MetaValue | undefined>> {
   // An unknown flag may change what the meta means too: refused like the body.
   for (const r of recs) checkFlags(r);
   const got = new Map<string, MetaValue | undefined>();
@@ -132,7 +148,11 @@ export async function readMetas(o: Opening, recs: readonly EntryRecord[], plan: 
     else wants.push({ offset: r.metaOffset, length: r.metaLength, item: r });
   }
   await o.fetcher.readGroups(wants, plan.signal, plan.hints, (group, bytes) => {
-    for (const w of group.wants) got.set(w.item.name, decodeMeta(o.index.version, w.item, sliceWant(group, bytes, w), plan.verify, plan.maps === true));
+    for (const w of group.wants)
+      got.set(
+        w.item.name,
+        decodeMeta(o.index.version, w.item, sliceWant(group, bytes, w), plan.verify, plan.maps === true),
+      );
   });
   const ordered = new Map<string, MetaValue | undefined>();
   for (const r of recs) ordered.set(r.name, got.get(r.name));

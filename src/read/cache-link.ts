@@ -62,7 +62,11 @@ export class CacheLink {
   }
 
   /** Raw index ranges of one version, in order; undefined where the cache has nothing usable. */
-  async getRanges(version: string, ranges: readonly { offset: number; length: number }[], signal?: AbortSignal): Promise<(Uint8Array | undefined)[]> {
+  async getRanges(
+    version: string,
+    ranges: readonly { offset: number; length: number }[],
+    signal?: AbortSignal,
+  ): Promise<(Uint8Array | undefined)[]> {
     const keys = ranges.map((r) => this.rangeKey(version, r.offset, r.length));
     let values: (Uint8Array | undefined)[];
     try {
@@ -117,10 +121,12 @@ export class CacheLink {
   }
 
   private track(op: () => Promise<void>): void {
-    const done = Promise.resolve().then(op).then(
-      () => undefined,
-      () => undefined,
-    );
+    const done = Promise.resolve()
+      .then(op)
+      .then(
+        () => undefined,
+        () => undefined,
+      );
     this.writes.add(done);
     void done.then(() => this.writes.delete(done));
   }

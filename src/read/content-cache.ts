@@ -42,7 +42,8 @@ export class ContentCache {
       throw new DesInvalidArgumentError("contentCache.maxBytes must be an integer >= 1");
     }
     const max = opts.maxEntryBytes ?? Math.min(64 << 10, Math.floor(opts.maxBytes / 16));
-    if (!Number.isSafeInteger(max) || max < 0) throw new DesInvalidArgumentError("contentCache.maxEntryBytes must be an integer >= 0");
+    if (!Number.isSafeInteger(max) || max < 0)
+      throw new DesInvalidArgumentError("contentCache.maxEntryBytes must be an integer >= 0");
     this.lru = new ByteLru(opts.maxBytes);
     this.maxEntryBytes = max;
   }

@@ -13,7 +13,12 @@ type Entry = [string, Uint8Array];
  */
 export async function* deliveries(
   callerSignal: AbortSignal | undefined,
-  produce: (deliver: (name: string, bytes: Uint8Array) => void, drained: () => Promise<void>, signal: AbortSignal, mayRetry: () => boolean) => Promise<void>,
+  produce: (
+    deliver: (name: string, bytes: Uint8Array) => void,
+    drained: () => Promise<void>,
+    signal: AbortSignal,
+    mayRetry: () => boolean,
+  ) => Promise<void>,
 ): AsyncGenerator<Entry> {
   // Our own controller, following the caller's: leaving the loop early must cancel the reads.
   const stop = new AbortController();

@@ -38,13 +38,16 @@ export function unknownFlags(flags: number): boolean {
 
 export function checkFlags(rec: EntryRecord): void {
   if (unknownFlags(rec.flags)) {
-    throw new DesUnsupportedError(`entry ${JSON.stringify(rec.name)} has flags 0x${rec.flags.toString(16)} this reader does not support`);
+    throw new DesUnsupportedError(
+      `entry ${JSON.stringify(rec.name)} has flags 0x${rec.flags.toString(16)} this reader does not support`,
+    );
   }
 }
 
 export function checkReadable(rec: EntryRecord): void {
   checkFlags(rec);
-  if (rec.compression === undefined) throw new DesUnsupportedError(`entry ${JSON.stringify(rec.name)} uses a compression this reader does not support`);
+  if (rec.compression === undefined)
+    throw new DesUnsupportedError(`entry ${JSON.stringify(rec.name)} uses a compression this reader does not support`);
   // Zero stored bytes read as empty without I/O, so only a record of size 0 may have none.
   if (rec.storedSize === 0 && rec.size !== 0) {
     throw new DesFormatError(`entry ${JSON.stringify(rec.name)} has size ${rec.size} but no stored bytes`);
@@ -59,8 +62,15 @@ export function decodeBody(rec: EntryRecord, stored: Uint8Array, verify: boolean
   return decompressSync(rec.compression ?? "none", stored, rec.size, rec.name);
 }
 
-export function decodeMeta(version: 1 | 2, rec: EntryRecord, bytes: Uint8Array, verify: boolean, maps = false): MetaValue {
-  if (version === 1) return maps ? (decodeMetaV1(bytes, rec.name, { maps: true }) as MetaValue) : decodeMetaV1(bytes, rec.name);
+export function decodeMeta(
+  version: 1 | 2,
+  rec: EntryRecord,
+  bytes: Uint8Array,
+  verify: boolean,
+  maps = false,
+): MetaValue {
+  if (version === 1)
+    return maps ? (decodeMetaV1(bytes, rec.name, { maps: true }) as MetaValue) : decodeMetaV1(bytes, rec.name);
   if (verify && xxh64(bytes) !== rec.metaHash) {
     throw new DesChecksumError({ kind: "meta", name: rec.name });
   }

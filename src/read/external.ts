@@ -29,7 +29,8 @@ const collapse = (k: string): string => k.replace(/\/{2,}/g, "/");
  * joins `"pre/"` as `pre//_bigFiles/...`); `.` and `..` segments are refused.
  */
 export function checkExternalKey(key: string, rec: EntryRecord, cfg: ExternalConfig): void {
-  if (key.length === 0 || key.includes("\0")) throw new DesExternalError(`entry ${JSON.stringify(rec.name)}: invalid external key ${JSON.stringify(key)}`);
+  if (key.length === 0 || key.includes("\0"))
+    throw new DesExternalError(`entry ${JSON.stringify(rec.name)}: invalid external key ${JSON.stringify(key)}`);
   if (cfg.allowOutsidePrefix) return;
   const k = collapse(key);
   const prefix = cfg.externalPrefix ?? archiveDir(cfg);
@@ -45,10 +46,20 @@ export function checkExternalKey(key: string, rec: EntryRecord, cfg: ExternalCon
 }
 
 /** The key of an external entry: v2 records it; v1 keeps it in the meta, else the Python convention. */
-export async function resolveExternalKey(rec: EntryRecord, cfg: ExternalConfig, readMeta: () => Promise<MetaValue | undefined>): Promise<string> {
+export async function resolveExternalKey(
+  rec: EntryRecord,
+  cfg: ExternalConfig,
+  readMeta: () => Promise<MetaValue | undefined>,
+): Promise<string> {
   if (rec.externalKey !== undefined) return rec.externalKey;
   const meta = rec.metaLength > 0 ? await readMeta() : undefined;
-  if (meta && typeof meta === "object" && !Array.isArray(meta) && !(meta instanceof Uint8Array) && !(meta instanceof Map)) {
+  if (
+    meta &&
+    typeof meta === "object" &&
+    !Array.isArray(meta) &&
+    !(meta instanceof Uint8Array) &&
+    !(meta instanceof Map)
+  ) {
     const key = (meta as Record<string, unknown>)["external_key"];
     if (typeof key === "string" && key.length > 0) return key;
   }
@@ -61,13 +72,20 @@ export function storeOf(rec: EntryRecord, cfg: ExternalConfig): ExternalStore {
 }
 
 /** Fetches an external body (the store reads at most its stored size + 1 bytes), checks its size, checksum and inflation. */
-export async function fetchExternal(rec: EntryRecord, key: string, cfg: ExternalConfig, verify: boolean, signal?: AbortSignal): Promise<Uint8Array> {
+export async function fetchExternal(
+  rec: EntryRecord,
+  key: string,
+  cfg: ExternalConfig,
+  verify: boolean,
+  signal?: AbortSignal,
+): Promise<Uint8Array> {
   const store = storeOf(rec, cfg);
   checkExternalKey(key, rec, cfg);
   const body = await store.get(key, signal, { maxBytes: rec.storedSize });
   if (body.length !== rec.storedSize) {
-    throw new DesExternalError(`external body ${JSON.stringify(key)} has ${body.length > rec.storedSize ? "more than " : ""}${body.length} bytes, index says ${rec.storedSize}`);
+    throw new DesExternalError(
+      `external body ${JSON.stringify(key)} has ${body.length > rec.storedSize ? "more than " : ""}${body.length} bytes, index says ${rec.storedSize}`,
+    );
   }
   return decodeBody(rec, body, verify);
 }
-

@@ -163,20 +163,33 @@ export class Fetcher {
       await this.readBatched(groups, signal, onGroup, budget);
       return;
     }
-    await runBounded(groups, concurrency, async (group, inner) => onGroup(group, await this.read(group.offset, group.length, inner)), signal, budget);
+    await runBounded(
+      groups,
+      concurrency,
+      async (group, inner) => onGroup(group, await this.read(group.offset, group.length, inner)),
+      signal,
+      budget,
+    );
   }
 
   /**
    * The reads for a batch: by cost when the reader has a model and the call
    * does not ask for the fixed rule, else merged by maxGap / maxSpan.
    */
-  private plan<T>(wants: readonly RangeWant<T>[], hints: BatchHints): { groups: RangeGroup<T>[]; concurrency: number; budget: number | undefined } {
+  private plan<T>(
+    wants: readonly RangeWant<T>[],
+    hints: BatchHints,
+  ): { groups: RangeGroup<T>[]; concurrency: number; budget: number | undefined } {
     const base = this.hints.cost;
     if (!base || hints.maxGap !== undefined || hints.maxSpan !== undefined) {
       const h = { ...this.hints, ...hints };
       return { groups: coalesceRanges(wants, h.maxGap, h.maxSpan), concurrency: h.concurrency, budget: undefined };
     }
-    const model: CostModel = { ...base, ...hints.costOverrides, ...(hints.concurrency !== undefined ? { maxConcurrency: hints.concurrency } : {}) };
+    const model: CostModel = {
+      ...base,
+      ...hints.costOverrides,
+      ...(hints.concurrency !== undefined ? { maxConcurrency: hints.concurrency } : {}),
+    };
     const p = planReads(wants, model);
     return { groups: p.groups, concurrency: p.concurrency, budget: model.maxInflightBytes };
   }
@@ -198,9 +211,13 @@ export class Fetcher {
       if (inTail) onGroup(g, inTail);
       else rest.push(g);
     }
-    const batches = this.batchesOf(rest, budget === undefined ? BATCH_BYTES : Math.max(1, Math.min(BATCH_BYTES, Math.floor(budget / 2))));
+    const batches = this.batchesOf(
+      rest,
+      budget === undefined ? BATCH_BYTES : Math.max(1, Math.min(BATCH_BYTES, Math.floor(budget / 2))),
+    );
     const bytesOf = (b: readonly RangeGroup<T>[] | undefined): number => (b ? b.reduce((n, g) => n + g.length, 0) : 0);
-    const fits = (a: readonly RangeGroup<T>[] | undefined, b: readonly RangeGroup<T>[] | undefined): boolean => budget === undefined || bytesOf(a) + bytesOf(b) <= budget;
+    const fits = (a: readonly RangeGroup<T>[] | undefined, b: readonly RangeGroup<T>[] | undefined): boolean =>
+      budget === undefined || bytesOf(a) + bytesOf(b) <= budget;
     const read = (b: RangeGroup<T>[]): Promise<Uint8Array[]> => {
       const p = this.source.readMany!(b, signal, this.version);
       // Observed now, awaited later: a read failing while an earlier one is awaited must not count as unhandled.
@@ -219,7 +236,10 @@ export class Fetcher {
       for (let i = 0; i < done.length; i++) {
         const g = done[i]!;
         const r = results[i]!;
-        if (r.length !== g.length) throw new DesIoError(`${this.source.key}: batch read at ${g.offset} returned ${r.length} of ${g.length} bytes`);
+        if (r.length !== g.length)
+          throw new DesIoError(
+            `${this.source.key}: batch read at ${g.offset} returned ${r.length} of ${g.length} bytes`,
+          );
         this.stats.bytes += r.length;
         onGroup(g, r);
       }

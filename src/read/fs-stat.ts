@@ -40,7 +40,11 @@ export function toFileStat(name: string, size: number, meta: unknown): FileStat 
  * File-system metadata of many entries, in the order asked, with one
  * coalesced read of their metas. Missing names are skipped.
  */
-export async function fileStatMany(reader: DesReader, names: readonly string[], opts: { signal?: AbortSignal } = {}): Promise<FileStat[]> {
+export async function fileStatMany(
+  reader: DesReader,
+  names: readonly string[],
+  opts: { signal?: AbortSignal } = {},
+): Promise<FileStat[]> {
   const signal = opts.signal ? { signal: opts.signal } : {};
   const metas = await reader.getMetaMany(names, { missing: "skip", ...signal });
   const out: FileStat[] = [];
@@ -53,7 +57,11 @@ export async function fileStatMany(reader: DesReader, names: readonly string[], 
 }
 
 /** File-system metadata of one entry (kind, mode, mtime, owner, hard link). */
-export async function fileStat(reader: DesReader, name: string, opts: { signal?: AbortSignal } = {}): Promise<FileStat> {
+export async function fileStat(
+  reader: DesReader,
+  name: string,
+  opts: { signal?: AbortSignal } = {},
+): Promise<FileStat> {
   const signal = opts.signal ? { signal: opts.signal } : {};
   const [st, meta] = await Promise.all([reader.stat(name, signal), reader.getMeta(name, signal)]);
   return toFileStat(name, st.size, meta);

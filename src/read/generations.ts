@@ -84,13 +84,26 @@ export interface OpenGenerationOptions {
 
 export async function describeOpening(o: Opening, signal?: AbortSignal): Promise<OpenedGeneration> {
   let generation = recordedGeneration(o);
-  const g = { opening: o, index: o.index, size: o.size, fetcher: o.fetcher, footer: footerOf(o), generation, source: o.fetcher.source };
+  const g = {
+    opening: o,
+    index: o.index,
+    size: o.size,
+    fetcher: o.fetcher,
+    footer: footerOf(o),
+    generation,
+    source: o.fetcher.source,
+  };
   if (generation === 0) generation = (await listGenerations(g, signal)).length;
   return { ...g, generation };
 }
 
 /** Opens the newest committed generation of `source` (also under a torn tail), without an index cache. */
-export async function openGeneration(source: RangeSource, hints: ReadHints, opts: OpenGenerationOptions, signal?: AbortSignal): Promise<OpenedGeneration> {
+export async function openGeneration(
+  source: RangeSource,
+  hints: ReadHints,
+  opts: OpenGenerationOptions,
+  signal?: AbortSignal,
+): Promise<OpenedGeneration> {
   const cfg: OpeningConfig = { tailSize: opts.tailSize, pageCacheBytes: opts.pageCacheBytes, hints, cache: undefined };
   return describeOpening(await Opening.load(source, cfg, signal), signal);
 }
@@ -100,23 +113,39 @@ export async function openGeneration(source: RangeSource, hints: ReadHints, opts
  * newest): `o`'s own source when k is the newest, else a prefix of it.
  */
 export async function generationSource(o: Opening, k: number, signal?: AbortSignal): Promise<RangeSource> {
-  if (!Number.isSafeInteger(k) || k < 1) throw new DesInvalidArgumentError(`generation must be an integer >= 1, not ${String(k)}`);
+  if (!Number.isSafeInteger(k) || k < 1)
+    throw new DesInvalidArgumentError(`generation must be an integer >= 1, not ${String(k)}`);
   const chain = await listGenerations(await describeOpening(o, signal), signal);
   const target = chain[k - 1];
-  if (!target) throw new DesInvalidArgumentError(`the archive has ${chain.length} generation(s); there is no generation ${k}`);
+  if (!target)
+    throw new DesInvalidArgumentError(`the archive has ${chain.length} generation(s); there is no generation ${k}`);
   const source = o.fetcher.source;
   if (target.archiveLength === o.size) return source;
   return new PrefixSource(source instanceof PrefixSource ? source.inner : source, target.archiveLength);
 }
 
 /** Every generation from the first to the opened one (one 128-byte read per older generation). */
-export async function listGenerations(g: Pick<OpenedGeneration, "footer" | "size" | "index" | "fetcher">, signal?: AbortSignal): Promise<GenerationInfo[]> {
+export async function listGenerations(
+  g: Pick<OpenedGeneration, "footer" | "size" | "index" | "fetcher">,
+  signal?: AbortSignal,
+): Promise<GenerationInfo[]> {
   if (!g.footer) {
     // v1: one generation, no chain.
-    return [{ generation: 1, footerOffset: g.size - V1_FOOTER_SIZE, archiveLength: g.size, records: g.index.entryCount, bytes: g.size, dataBytes: 0, metaBytes: 0, indexBytes: 0 }];
+    return [
+      {
+        generation: 1,
+        footerOffset: g.size - V1_FOOTER_SIZE,
+        archiveLength: g.size,
+        records: g.index.entryCount,
+        bytes: g.size,
+        dataBytes: 0,
+        metaBytes: 0,
+        indexBytes: 0,
+      },
+    ];
   }
   const footers: { at: number; f: V2Footer }[] = [{ at: g.size - V2_FOOTER_SIZE, f: g.footer }];
-  for (let f = g.footer; f.prevFooterOffset !== 0; ) {
+  for (let f = g.footer; f.prevFooterOffset !== 0;) {
     const at = f.prevFooterOffset;
     const prev = decodeV2Footer(await g.fetcher.read(at, V2_FOOTER_SIZE, signal), at + V2_FOOTER_SIZE);
     // decodeV2Footer checks prev < its own data_start, so the chain strictly decreases and ends.
@@ -149,12 +178,18 @@ export async function listGenerations(g: Pick<OpenedGeneration, "footer" | "size
  * of section 3.6's page checks) without the name maps and cache a lookup
  * keeps. For the writers, which need every record exactly once.
  */
-export async function* scanRecords(g: Pick<OpenedGeneration, "footer" | "fetcher" | "index">, signal?: AbortSignal): AsyncGenerator<EntryRecord> {
+export async function* scanRecords(
+  g: Pick<OpenedGeneration, "footer" | "fetcher" | "index">,
+  signal?: AbortSignal,
+): AsyncGenerator<EntryRecord> {
   for await (const page of scanPages(g, signal)) yield* page.records;
 }
 
 /** `scanRecords` by page, with each record's name bytes (views into the pages read: no re-encoding). */
-export async function* scanPages(g: Pick<OpenedGeneration, "footer" | "fetcher" | "index">, signal?: AbortSignal): AsyncGenerator<{ readonly records: readonly EntryRecord[]; readonly names: readonly Uint8Array[] | undefined }> {
+export async function* scanPages(
+  g: Pick<OpenedGeneration, "footer" | "fetcher" | "index">,
+  signal?: AbortSignal,
+): AsyncGenerator<{ readonly records: readonly EntryRecord[]; readonly names: readonly Uint8Array[] | undefined }> {
   const f = g.footer;
   if (!f) {
     const records: EntryRecord[] = [];
@@ -164,12 +199,13 @@ export async function* scanPages(g: Pick<OpenedGeneration, "footer" | "fetcher" 
   }
   const table = decodeRoot(await g.fetcher.read(rootOffset(f), rootLength(f), signal), f);
   const P = table.lengths.length;
-  for (let p = 0; p < P; ) {
+  for (let p = 0; p < P;) {
     let q = p;
     let bytes = 0;
     while (q < P && (q === p || bytes + table.lengths[q]! <= SCAN_BYTES)) bytes += table.lengths[q++]!;
     const chunk = await g.fetcher.read(table.offsets[p]!, bytes, signal);
-    for (let i = p, at = 0; i < q; at += table.lengths[i++]!) yield decodePage(chunk.subarray(at, at + table.lengths[i]!), i, f);
+    for (let i = p, at = 0; i < q; at += table.lengths[i++]!)
+      yield decodePage(chunk.subarray(at, at + table.lengths[i]!), i, f);
     p = q;
   }
 }
@@ -177,9 +213,14 @@ export async function* scanPages(g: Pick<OpenedGeneration, "footer" | "fetcher" 
 const SCAN_BYTES = 4 << 20;
 
 /** The records a reader of this opening sees: last record per name, tombstones and superseded v1 duplicates dropped. */
-export async function* liveRecords(index: ArchiveIndex, signal?: AbortSignal, g?: Pick<OpenedGeneration, "footer" | "fetcher" | "index">): AsyncGenerator<EntryRecord> {
+export async function* liveRecords(
+  index: ArchiveIndex,
+  signal?: AbortSignal,
+  g?: Pick<OpenedGeneration, "footer" | "fetcher" | "index">,
+): AsyncGenerator<EntryRecord> {
   if (index.version === 2) {
-    for await (const r of g ? scanRecords(g, signal) : index.allRecords(signal)) if ((r.flags & FLAG_TOMBSTONE) === 0) yield r;
+    for await (const r of g ? scanRecords(g, signal) : index.allRecords(signal))
+      if ((r.flags & FLAG_TOMBSTONE) === 0) yield r;
     return;
   }
   const last = new Map<string, EntryRecord>();
@@ -188,7 +229,10 @@ export async function* liveRecords(index: ArchiveIndex, signal?: AbortSignal, g?
 }
 
 /** Live vs dead bytes (reads the whole index, nothing else). */
-export async function spaceUsage(g: Pick<OpenedGeneration, "footer" | "size" | "index" | "generation">, signal?: AbortSignal): Promise<SpaceUsage> {
+export async function spaceUsage(
+  g: Pick<OpenedGeneration, "footer" | "size" | "index" | "generation">,
+  signal?: AbortSignal,
+): Promise<SpaceUsage> {
   let liveEntries = 0;
   let tombstones = 0;
   let liveDataBytes = 0;

@@ -76,7 +76,11 @@ export class IndexBytes {
   }
 
   /** Cache first (one round trip for the batch), then the source for what it lacks. */
-  private async fetch(ranges: readonly ByteRange[], keys: readonly string[], signal: AbortSignal): Promise<Map<string, Uint8Array>> {
+  private async fetch(
+    ranges: readonly ByteRange[],
+    keys: readonly string[],
+    signal: AbortSignal,
+  ): Promise<Map<string, Uint8Array>> {
     const got = new Map<string, Uint8Array>();
     const version = this.version;
     const wants: RangeWant<number>[] = [];

@@ -64,7 +64,8 @@ export class Opening {
           const cached = await link.getTail(sig);
           // A source that knows its current version without a request (a local file) vetoes a stale cached tail.
           if (cached) {
-            if (source.currentVersion === undefined || (await source.currentVersion(sig)) === cached.version) return { tail: cached as TailRead, warm: true };
+            if (source.currentVersion === undefined || (await source.currentVersion(sig)) === cached.version)
+              return { tail: cached as TailRead, warm: true };
             // What the cache holds describes an older version: drop it, as a reopen after a change does.
             await link.purge();
           }
@@ -85,7 +86,12 @@ export class Opening {
     const bytes = new IndexBytes(fetcher, link);
     let index: ArchiveIndex;
     try {
-      index = await openIndex({ bytes: tail.bytes, start: tail.size - tail.bytes.length, size: tail.size }, bytes, cfg.pageCacheBytes, signal);
+      index = await openIndex(
+        { bytes: tail.bytes, start: tail.size - tail.bytes.length, size: tail.size },
+        bytes,
+        cfg.pageCacheBytes,
+        signal,
+      );
     } catch (e) {
       // A torn tail (an append in progress or crashed, spec 3.8.3): open the committed prefix, uncached.
       const prefix = await committedPrefix(e, fetcher, tail.size, signal);
@@ -141,13 +147,20 @@ export class Openings {
     return op(first).catch((e: unknown) => this.retry(e, op, first, signal, mayRetry));
   }
 
-  private async retry<T>(e: unknown, op: (o: Opening) => Promise<T>, first: Opening, signal?: AbortSignal, mayRetry?: () => boolean): Promise<T> {
+  private async retry<T>(
+    e: unknown,
+    op: (o: Opening) => Promise<T>,
+    first: Opening,
+    signal?: AbortSignal,
+    mayRetry?: () => boolean,
+  ): Promise<T> {
     if (!(e instanceof DesChangedError) || (mayRetry && !mayRetry())) throw e;
     const next = await this.reopen(first, signal);
     try {
       return await op(next);
     } catch (e2) {
-      if (e2 instanceof DesChangedError) throw new DesChangedError(`${this.source.key} changed again while being read`, { cause: e2 });
+      if (e2 instanceof DesChangedError)
+        throw new DesChangedError(`${this.source.key} changed again while being read`, { cause: e2 });
       throw e2;
     }
   }

@@ -121,10 +121,17 @@ export function checkInt(name: string, value: unknown, min: number, max = Number
 }
 
 function checkBool(name: string, value: unknown): void {
-  if (value !== undefined && typeof value !== "boolean") throw new DesInvalidArgumentError(`${name} must be a boolean, got ${String(value)}`);
+  if (value !== undefined && typeof value !== "boolean")
+    throw new DesInvalidArgumentError(`${name} must be a boolean, got ${String(value)}`);
 }
 
-function checkHints(o: { maxGap?: unknown; maxSpan?: unknown; concurrency?: unknown; maxBatchBytes?: unknown; verify?: unknown }): void {
+function checkHints(o: {
+  maxGap?: unknown;
+  maxSpan?: unknown;
+  concurrency?: unknown;
+  maxBatchBytes?: unknown;
+  verify?: unknown;
+}): void {
   checkInt("maxGap", o.maxGap, 0);
   checkInt("maxSpan", o.maxSpan, 1);
   checkInt("concurrency", o.concurrency, 1, MAX_CONCURRENCY);
@@ -143,7 +150,8 @@ export function checkReaderOptions(o: ReaderOptions): void {
   checkBool("syncReads", o.syncReads);
   checkBool("allowExternalKeysOutsidePrefix", o.allowExternalKeysOutsidePrefix);
   if (o.contentCache !== undefined) {
-    if (o.contentCache === null || typeof o.contentCache !== "object") throw new DesInvalidArgumentError("contentCache must be { maxBytes, maxEntryBytes? }");
+    if (o.contentCache === null || typeof o.contentCache !== "object")
+      throw new DesInvalidArgumentError("contentCache must be { maxBytes, maxEntryBytes? }");
     checkInt("contentCache.maxBytes", o.contentCache.maxBytes ?? -1, 1);
     checkInt("contentCache.maxEntryBytes", o.contentCache.maxEntryBytes, 0);
   }
@@ -156,7 +164,8 @@ export function checkReadOptions(o: ReadOptions): void {
   if (o === null || typeof o !== "object") throw new DesInvalidArgumentError("options must be an object");
   checkBool("verify", o.verify);
   checkBool("maps", o.maps);
-  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new DesInvalidArgumentError("signal must be an AbortSignal");
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal))
+    throw new DesInvalidArgumentError("signal must be an AbortSignal");
 }
 
 export function checkManyOptions(o: ManyOptions): void {
@@ -165,7 +174,8 @@ export function checkManyOptions(o: ManyOptions): void {
   if (o.missing !== undefined && o.missing !== "throw" && o.missing !== "skip") {
     throw new DesInvalidArgumentError(`missing must be "throw" or "skip", got ${String(o.missing)}`);
   }
-  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new DesInvalidArgumentError("signal must be an AbortSignal");
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal))
+    throw new DesInvalidArgumentError("signal must be an AbortSignal");
 }
 
 /** Per-call overrides of the reader's coalescing. */
@@ -178,15 +188,18 @@ export function hintsOf(opts: ManyOptions): BatchHints {
   return h;
 }
 
-
 /** Checks a (partial) cost model. */
 export function checkCost(c: Partial<CostModel> | undefined): void {
   if (c === undefined) return;
   if (c === null || typeof c !== "object") throw new DesInvalidArgumentError("cost must be an object");
   const positive = (name: string, v: unknown): void => {
-    if (v !== undefined && (typeof v !== "number" || !(v > 0) || !Number.isFinite(v))) throw new DesInvalidArgumentError(`cost.${name} must be a positive number, got ${String(v)}`);
+    if (v !== undefined && (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)))
+      throw new DesInvalidArgumentError(`cost.${name} must be a positive number, got ${String(v)}`);
   };
-  if (c.firstByteMs !== undefined && (typeof c.firstByteMs !== "number" || !(c.firstByteMs >= 0) || !Number.isFinite(c.firstByteMs))) {
+  if (
+    c.firstByteMs !== undefined &&
+    (typeof c.firstByteMs !== "number" || !(c.firstByteMs >= 0) || !Number.isFinite(c.firstByteMs))
+  ) {
     throw new DesInvalidArgumentError(`cost.firstByteMs must be a non-negative number, got ${String(c.firstByteMs)}`);
   }
   positive("bytesPerMs", c.bytesPerMs);
@@ -198,7 +211,15 @@ export function checkCost(c: Partial<CostModel> | undefined): void {
   const o = c.objective;
   if (o !== undefined && o !== "latency" && o !== "requests") {
     const w = o as Partial<CostWeights> | null;
-    const ok = w !== null && typeof w === "object" && (["perRequest", "perByte", "perMs"] as const).every((k) => typeof w[k] === "number" && w[k]! >= 0 && Number.isFinite(w[k]));
-    if (!ok) throw new DesInvalidArgumentError(`cost.objective must be "latency", "requests" or { perRequest, perByte, perMs } (non-negative numbers)`);
+    const ok =
+      w !== null &&
+      typeof w === "object" &&
+      (["perRequest", "perByte", "perMs"] as const).every(
+        (k) => typeof w[k] === "number" && w[k]! >= 0 && Number.isFinite(w[k]),
+      );
+    if (!ok)
+      throw new DesInvalidArgumentError(
+        `cost.objective must be "latency", "requests" or { perRequest, perByte, perMs } (non-negative numbers)`,
+      );
   }
 }

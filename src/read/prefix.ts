@@ -51,7 +51,10 @@ export class PrefixSource implements RangeSource {
 
   async readTail(length: number, signal?: AbortSignal): Promise<{ bytes: Uint8Array; size: number; version?: string }> {
     const whole = await this.inner.readTail(1, signal);
-    if (whole.size < this.size) throw new DesFormatError(`${this.inner.key} has ${whole.size} bytes, fewer than the ${this.size} of the generation being read`);
+    if (whole.size < this.size)
+      throw new DesFormatError(
+        `${this.inner.key} has ${whole.size} bytes, fewer than the ${this.size} of the generation being read`,
+      );
     const n = Math.min(length, this.size);
     const version = this.pin ? whole.version : undefined;
     const bytes = await this.inner.read(this.size - n, n, signal, version);
@@ -73,11 +76,15 @@ function isTornTailError(e: unknown): boolean {
  * progress, or one that crashed), or undefined when there is none (then the
  * tail is simply corrupt and the original error stands). One 16-byte read.
  */
-export async function committedPrefix(error: unknown, fetcher: Fetcher, size: number, signal?: AbortSignal): Promise<PrefixSource | undefined> {
+export async function committedPrefix(
+  error: unknown,
+  fetcher: Fetcher,
+  size: number,
+  signal?: AbortSignal,
+): Promise<PrefixSource | undefined> {
   const source = fetcher.source;
   if (source instanceof PrefixSource || !isTornTailError(error) || size < MIN_V2_ARCHIVE) return undefined;
   const pending = decodePendingLength(await fetcher.read(0, HEADER_SIZE, signal));
   if (pending === undefined || pending < MIN_V2_ARCHIVE || pending >= size) return undefined;
   return new PrefixSource(source, pending, false);
 }
-

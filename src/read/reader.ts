@@ -65,7 +65,13 @@ export class DesReader {
   private readonly ownsSource: boolean;
   private closed = false;
 
-  private constructor(source: RangeSource, openings: Openings, opts: ReaderOptions, link: CacheLink | undefined, ownsSource: boolean) {
+  private constructor(
+    source: RangeSource,
+    openings: Openings,
+    opts: ReaderOptions,
+    link: CacheLink | undefined,
+    ownsSource: boolean,
+  ) {
     this.source = source;
     this.openings = openings;
     this.link = link;
@@ -88,7 +94,8 @@ export class DesReader {
   static async open(source: string | RangeSource, options: ReaderOptions = {}): Promise<DesReader> {
     checkReaderOptions(options);
     const ownsSource = typeof source === "string";
-    const src = typeof source === "string" ? await FileSource.open(source, { syncReads: options.syncReads ?? false }) : source;
+    const src =
+      typeof source === "string" ? await FileSource.open(source, { syncReads: options.syncReads ?? false }) : source;
     try {
       const cost = readerCost(src.hints, options);
       const hints: ReadHints = {
@@ -263,7 +270,9 @@ export class DesReader {
       const recs = await lookup(o, wanted, opts.missing ?? "throw", opts.signal);
       const total = declaredBytes(recs);
       if (recs.length > 1 && total > plan.budget) {
-        throw new DesInvalidArgumentError(`the batch holds ${total} bytes, above maxBatchBytes (${plan.budget}): read it with iterMany()`);
+        throw new DesInvalidArgumentError(
+          `the batch holds ${total} bytes, above maxBatchBytes (${plan.budget}): read it with iterMany()`,
+        );
       }
       const got = new Map<string, Uint8Array>();
       await readBodies(o, recs, this.batch, plan, (name, bytes) => got.set(name, bytes));
@@ -323,7 +332,10 @@ export class DesReader {
     checkManyOptions(opts);
     const wanted = [...new Set(names)];
     const plan = this.plan(opts, opts.signal);
-    return this.run(async (o) => readMetas(o, await lookup(o, wanted, opts.missing ?? "throw", opts.signal), plan), opts.signal);
+    return this.run(
+      async (o) => readMetas(o, await lookup(o, wanted, opts.missing ?? "throw", opts.signal), plan),
+      opts.signal,
+    );
   }
 
   /**

@@ -61,7 +61,8 @@ export class SharedTask<T> {
 
   private leave(): void {
     this.waiting--;
-    if (this.waiting === 0 && !this.unbounded && !this.settled) this.controller.abort(new DesAbortedError("every caller gave up"));
+    if (this.waiting === 0 && !this.unbounded && !this.settled)
+      this.controller.abort(new DesAbortedError("every caller gave up"));
   }
 }
 

@@ -12,7 +12,12 @@ import type { Opening } from "./opening.js";
 const STREAM_WINDOW = 8 << 20;
 
 /** The stored bytes of a record: 8 MiB windows with two reads in flight, or the external store's stream. */
-async function* storedChunks(o: Opening, rec: EntryRecord, cfg: ExternalConfig, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+async function* storedChunks(
+  o: Opening,
+  rec: EntryRecord,
+  cfg: ExternalConfig,
+  signal?: AbortSignal,
+): AsyncGenerator<Uint8Array> {
   if (isExternal(rec)) {
     const store = storeOf(rec, cfg);
     const key = await resolveExternalKey(rec, cfg, () => readMetaOf(o, rec, true, signal));
@@ -49,7 +54,13 @@ async function* storedChunks(o: Opening, rec: EntryRecord, cfg: ExternalConfig, 
  * stored length and checksum are checked as bytes pass (a mismatch fails
  * after the last chunk); inflation is capped at the size the index states.
  */
-export async function* entryChunks(o: Opening, rec: EntryRecord, cfg: ExternalConfig, verify: boolean, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+export async function* entryChunks(
+  o: Opening,
+  rec: EntryRecord,
+  cfg: ExternalConfig,
+  verify: boolean,
+  signal?: AbortSignal,
+): AsyncGenerator<Uint8Array> {
   checkReadable(rec);
   if (rec.storedSize === 0) return;
   const hash = verify && rec.dataHash !== undefined ? xxh64Stream() : undefined;
@@ -62,7 +73,8 @@ export async function* entryChunks(o: Opening, rec: EntryRecord, cfg: ExternalCo
       hash?.update(chunk);
       yield chunk;
     }
-    if (seen !== rec.storedSize) throw new DesFormatError(`${JSON.stringify(rec.name)} ended after ${seen} of ${rec.storedSize} bytes`);
+    if (seen !== rec.storedSize)
+      throw new DesFormatError(`${JSON.stringify(rec.name)} ended after ${seen} of ${rec.storedSize} bytes`);
     if (hash && hash.digest() !== rec.dataHash) throw new DesChecksumError({ kind: "data", name: rec.name });
   };
   if (rec.compression === "none") {
@@ -85,9 +97,13 @@ export async function* entryChunks(o: Opening, rec: EntryRecord, cfg: ExternalCo
   } catch (e) {
     if (e instanceof DesError) throw e;
     // zlib's own errors (bad header, bad block) are plain Errors: corrupt stored bytes.
-    throw new DesFormatError(`entry ${JSON.stringify(rec.name)}: ${rec.compression} data does not inflate: ${(e as Error).message}`, { cause: e });
+    throw new DesFormatError(
+      `entry ${JSON.stringify(rec.name)}: ${rec.compression} data does not inflate: ${(e as Error).message}`,
+      { cause: e },
+    );
   } finally {
     inflated.destroy();
   }
-  if (out !== rec.size) throw new DesFormatError(`${JSON.stringify(rec.name)} inflated to ${out} bytes, index says ${rec.size}`);
+  if (out !== rec.size)
+    throw new DesFormatError(`${JSON.stringify(rec.name)} inflated to ${out} bytes, index says ${rec.size}`);
 }

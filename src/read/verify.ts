@@ -47,7 +47,9 @@ const BULK: Partial<ReadHints> = { maxGap: 1 << 20, maxSpan: 8 << 20 };
  * the archive's bytes.
  */
 function overlapping(recs: readonly EntryRecord[]): Map<EntryRecord, EntryRecord> {
-  const internal = recs.filter((r) => !isExternal(r) && r.storedSize > 0).sort((a, b) => a.dataOffset - b.dataOffset || b.storedSize - a.storedSize);
+  const internal = recs
+    .filter((r) => !isExternal(r) && r.storedSize > 0)
+    .sort((a, b) => a.dataOffset - b.dataOffset || b.storedSize - a.storedSize);
   const out = new Map<EntryRecord, EntryRecord>();
   let reach: EntryRecord | undefined;
   for (const r of internal) {
@@ -83,7 +85,11 @@ export async function verifyOpening(o: Opening, cfg: VerifyConfig, signal?: Abor
   for await (const r of o.index.allRecords(signal, (page, e) => report(undefined, page, e))) recs.push(r);
   const badPages = problems.some((p) => p.page !== undefined);
   if (!badPages && version === 2 && recs.length !== o.index.entryCount) {
-    report(undefined, undefined, new DesFormatError(`the footer counts ${o.index.entryCount} records, the pages hold ${recs.length}`));
+    report(
+      undefined,
+      undefined,
+      new DesFormatError(`the footer counts ${o.index.entryCount} records, the pages hold ${recs.length}`),
+    );
   }
   // v1: a name written twice is served from its last record; what an earlier one names is not what a read serves.
   const live = new Map<string, EntryRecord>();
@@ -108,11 +114,18 @@ export async function verifyOpening(o: Opening, cfg: VerifyConfig, signal?: Abor
     if (r.metaLength > 0) metaWants.push({ offset: r.metaOffset, length: r.metaLength, item: r });
     const over = overlaps.get(r);
     if (over) {
-      report(r.name, undefined, new DesFormatError(`entry ${JSON.stringify(r.name)}: its data overlaps the data of ${JSON.stringify(over.name)}`));
+      report(
+        r.name,
+        undefined,
+        new DesFormatError(
+          `entry ${JSON.stringify(r.name)}: its data overlaps the data of ${JSON.stringify(over.name)}`,
+        ),
+      );
       continue;
     }
     if (r.size > cfg.maxEntryBytes || r.storedSize > cfg.maxEntryBytes) streamed.push(r);
-    else if (r.storedSize > 0 && !isExternal(r)) dataWants.push({ offset: r.dataOffset, length: r.storedSize, item: r });
+    else if (r.storedSize > 0 && !isExternal(r))
+      dataWants.push({ offset: r.dataOffset, length: r.storedSize, item: r });
   }
   await o.fetcher.readGroups(dataWants, signal, BULK, (group, bytes) => {
     for (const w of group.wants) {
@@ -135,7 +148,8 @@ export async function verifyOpening(o: Opening, cfg: VerifyConfig, signal?: Abor
     }
   });
   const big = new Set(streamed);
-  const keyOf = (r: EntryRecord): Promise<string> => resolveExternalKey(r, cfg.external, () => readMetaOf(o, r, true, signal));
+  const keyOf = (r: EntryRecord): Promise<string> =>
+    resolveExternalKey(r, cfg.external, () => readMetaOf(o, r, true, signal));
   for (const r of recs) {
     if (!isExternal(r) || refused.has(r)) continue; // refused ones are reported once, above
     if (!cfg.external.store) {

@@ -52,7 +52,9 @@ export interface S3AppendStats {
 }
 
 function changed(location: string, e: unknown): DesChangedError {
-  return new DesChangedError(`${location} changed while appending (another writer?): the append was not applied`, { cause: e });
+  return new DesChangedError(`${location} changed while appending (another writer?): the append was not applied`, {
+    cause: e,
+  });
 }
 
 /**
@@ -125,7 +127,9 @@ class S3AppendSink implements AppendSink {
       await this.abort();
       if (isPreconditionFailed(e)) throw changed(this.location, e);
       if (e instanceof DesError) throw e;
-      throw new DesIoError(`copying ${this.location} into its next version failed: ${describeS3Error(e)}`, { cause: e });
+      throw new DesIoError(`copying ${this.location} into its next version failed: ${describeS3Error(e)}`, {
+        cause: e,
+      });
     }
   }
 
@@ -152,7 +156,16 @@ class S3AppendSink implements AppendSink {
       }
       const body = this.take(n);
       const PartNumber = this.parts.length + 1;
-      const out = await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: this.uploadId, PartNumber, Body: body, ContentLength: body.length }));
+      const out = await client.send(
+        new UploadPartCommand({
+          Bucket: bucket,
+          Key: key,
+          UploadId: this.uploadId,
+          PartNumber,
+          Body: body,
+          ContentLength: body.length,
+        }),
+      );
       this.parts.push({ PartNumber, ETag: out.ETag });
       this.stats.uploadedBytes += body.length;
     } catch (e) {
@@ -171,7 +184,15 @@ class S3AppendSink implements AppendSink {
     try {
       if (this.uploadId === undefined) {
         const body = this.take(this.buffered);
-        await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.length, IfMatch: this.etag }));
+        await client.send(
+          new PutObjectCommand({
+            Bucket: bucket,
+            Key: key,
+            Body: body,
+            ContentLength: body.length,
+            IfMatch: this.etag,
+          }),
+        );
         this.stats.uploadedBytes += body.length;
         this.done = true;
         return;
@@ -180,13 +201,20 @@ class S3AppendSink implements AppendSink {
       const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
       if (head.ETag !== this.etag) throw changed(this.location, undefined);
       await client.send(
-        new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: this.uploadId, MultipartUpload: { Parts: this.parts }, IfMatch: this.etag }),
+        new CompleteMultipartUploadCommand({
+          Bucket: bucket,
+          Key: key,
+          UploadId: this.uploadId,
+          MultipartUpload: { Parts: this.parts },
+          IfMatch: this.etag,
+        }),
       );
       this.done = true;
     } catch (e) {
       await this.abort();
       if (e instanceof DesError) throw e;
-      if (isPreconditionFailed(e) || (e as { name?: string }).name === "ConditionalRequestConflict") throw changed(this.location, e);
+      if (isPreconditionFailed(e) || (e as { name?: string }).name === "ConditionalRequestConflict")
+        throw changed(this.location, e);
       throw new DesIoError(`finishing the append to ${this.location} failed: ${describeS3Error(e)}`, { cause: e });
     }
   }
@@ -199,7 +227,9 @@ class S3AppendSink implements AppendSink {
     this.uploadId = undefined;
     if (id === undefined) return;
     try {
-      await this.t.client.send(new AbortMultipartUploadCommand({ Bucket: this.t.bucket, Key: this.t.key, UploadId: id }));
+      await this.t.client.send(
+        new AbortMultipartUploadCommand({ Bucket: this.t.bucket, Key: this.t.key, UploadId: id }),
+      );
     } catch {
       // Nothing became visible; a lifecycle rule cleans up an upload we could not abort.
     }
@@ -219,17 +249,25 @@ export function s3AppendStats(w: DesAppendWriter): S3AppendStats | undefined {
  * the tail, then the index pages). `close()` writes the next version.
  */
 export async function openS3Append(t: S3AppendTarget, opts: AppendOptions = {}): Promise<DesAppendWriter> {
-  if (!t?.client || !t.bucket || !t.key) throw new DesInvalidArgumentError("an S3 append target needs client, bucket and key");
+  if (!t?.client || !t.bucket || !t.key)
+    throw new DesInvalidArgumentError("an S3 append target needs client, bucket and key");
   const partSize = t.partSize ?? 8 * MIB;
-  if (!Number.isSafeInteger(partSize) || partSize < MIN_PART || partSize > MAX_PART) throw new DesInvalidArgumentError(`partSize must be ${MIN_PART}..${MAX_PART} bytes`);
+  if (!Number.isSafeInteger(partSize) || partSize < MIN_PART || partSize > MAX_PART)
+    throw new DesInvalidArgumentError(`partSize must be ${MIN_PART}..${MAX_PART} bytes`);
   await loadHasher();
   const source = new S3Source({ client: t.client, bucket: t.bucket, key: t.key });
-  const base = await openGeneration(source, source.hints, { tailSize: opts.tailSize ?? DEFAULT_TAIL_SIZE, pageCacheBytes: 16 << 20 });
+  const base = await openGeneration(source, source.hints, {
+    tailSize: opts.tailSize ?? DEFAULT_TAIL_SIZE,
+    pageCacheBytes: 16 << 20,
+  });
   if (base.index.version === 1) {
-    throw new DesUnsupportedError(`s3://${t.bucket}/${t.key} is a DES v1 archive, which cannot be appended to; convert it first: des-pack repack --format 2 (or repack(source, target, { format: 2 }))`);
+    throw new DesUnsupportedError(
+      `s3://${t.bucket}/${t.key} is a DES v1 archive, which cannot be appended to; convert it first: des-pack repack --format 2 (or repack(source, target, { format: 2 }))`,
+    );
   }
   const etag = base.fetcher.pinnedVersion;
-  if (etag === undefined) throw new DesIoError(`s3://${t.bucket}/${t.key}: no ETag; an append must be conditional on it`);
+  if (etag === undefined)
+    throw new DesIoError(`s3://${t.bucket}/${t.key}: no ETag; an append must be conditional on it`);
   const sink = new S3AppendSink(t, etag, base.size, partSize);
   const writer = await DesAppendWriter.begin(sink, base, opts);
   await sink.begin();

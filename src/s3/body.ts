@@ -28,7 +28,8 @@ export function destroyOnAbort(body: unknown, signal: AbortSignal): () => void {
 
 /** The body as async-iterable chunks, however the SDK's runtime represents it. */
 export function bodyChunks(body: unknown): AsyncIterable<Uint8Array> {
-  if (body && typeof (body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator] === "function") return body as AsyncIterable<Uint8Array>;
+  if (body && typeof (body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator] === "function")
+    return body as AsyncIterable<Uint8Array>;
   const b = body as { transformToByteArray?: () => Promise<Uint8Array> } | undefined;
   if (b?.transformToByteArray) {
     const f = b.transformToByteArray.bind(b);

@@ -4,7 +4,12 @@ import type { DesError } from "../errors.js";
 /** What the SDK tells us about a failed call: HTTP status and S3 error code. */
 export function s3Status(e: unknown): { status: number | undefined; code: string | undefined } {
   if (!e || typeof e !== "object") return { status: undefined, code: undefined };
-  const err = e as { $metadata?: { httpStatusCode?: number }; $response?: { statusCode?: number }; name?: string; Code?: string };
+  const err = e as {
+    $metadata?: { httpStatusCode?: number };
+    $response?: { statusCode?: number };
+    name?: string;
+    Code?: string;
+  };
   return { status: err.$metadata?.httpStatusCode ?? err.$response?.statusCode, code: err.Code ?? err.name };
 }
 
@@ -39,7 +44,8 @@ function describe(e: unknown): string {
  * before the response), so anything that reaches us here is final.
  */
 export function mapGetError(e: unknown, location: string, signal?: AbortSignal): DesError {
-  if (isAbort(e, signal)) return e instanceof DesAbortedError ? e : new DesAbortedError(undefined, { cause: signal?.reason ?? e });
+  if (isAbort(e, signal))
+    return e instanceof DesAbortedError ? e : new DesAbortedError(undefined, { cause: signal?.reason ?? e });
   if (isPreconditionFailed(e)) return new DesChangedError(`${location} changed (If-Match failed)`, { cause: e });
   if (isNotFound(e)) return new DesIoError(`${location} does not exist: ${describe(e)}`, { cause: e });
   return new DesIoError(`GET ${location} failed: ${describe(e)}`, { cause: e });

@@ -1,7 +1,15 @@
 import { Readable } from "node:stream";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import type { GetObjectCommandInput, GetObjectCommandOutput, S3Client } from "@aws-sdk/client-s3";
-import { DesAbortedError, DesChangedError, DesError, DesExistsError, DesExternalError, DesInvalidArgumentError, throwIfAborted } from "../errors.js";
+import {
+  DesAbortedError,
+  DesChangedError,
+  DesError,
+  DesExistsError,
+  DesExternalError,
+  DesInvalidArgumentError,
+  throwIfAborted,
+} from "../errors.js";
 import { maxBytesOf } from "../io/external.js";
 import type { ExternalGetOptions, ExternalStore } from "../io/external.js";
 import { parseContentRange } from "../io/range-response.js";
@@ -57,7 +65,8 @@ export class S3ExternalStore implements ExternalStore {
 
   constructor(opts: S3ExternalStoreOptions) {
     if (!opts?.client) throw new DesInvalidArgumentError("S3ExternalStore needs an S3Client");
-    if (typeof opts.bucket !== "string" || opts.bucket.length === 0) throw new DesInvalidArgumentError("S3ExternalStore needs a bucket");
+    if (typeof opts.bucket !== "string" || opts.bucket.length === 0)
+      throw new DesInvalidArgumentError("S3ExternalStore needs a bucket");
     this.client = opts.client;
     this.bucket = opts.bucket;
     this.opts = opts;
@@ -80,7 +89,12 @@ export class S3ExternalStore implements ExternalStore {
     const stream = Readable.from(body, { objectMode: false });
     const upload = new UploadClass({
       client: this.client,
-      params: { Bucket: this.bucket, Key: this.objectKey(key), Body: stream, ...(this.opts.overwrite ? {} : { IfNoneMatch: "*" }) },
+      params: {
+        Bucket: this.bucket,
+        Key: this.objectKey(key),
+        Body: stream,
+        ...(this.opts.overwrite ? {} : { IfNoneMatch: "*" }),
+      },
       partSize: this.opts.partSize ?? 8 << 20,
       queueSize: this.opts.queueSize ?? 2,
       leavePartsOnError: false,
@@ -95,7 +109,10 @@ export class S3ExternalStore implements ExternalStore {
     } catch (e) {
       if (isAbort(e, signal)) throw new DesAbortedError(undefined, { cause: signal?.reason ?? e });
       if (e instanceof DesError) throw e;
-      if (isPreconditionFailed(e)) throw new DesExistsError(`${this.where(key)} exists (external bodies are write-once unless overwrite: true)`, { cause: e });
+      if (isPreconditionFailed(e))
+        throw new DesExistsError(`${this.where(key)} exists (external bodies are write-once unless overwrite: true)`, {
+          cause: e,
+        });
       throw new DesExternalError(`cannot store external body ${this.where(key)}: ${describeS3Error(e)}`, { cause: e });
     } finally {
       signal?.removeEventListener("abort", onAbort);
@@ -136,11 +153,15 @@ export class S3ExternalStore implements ExternalStore {
         } catch (e) {
           if (t.timedOut) throw t.timeoutError();
           if (isAbort(e, signal)) throw new DesAbortedError(undefined, { cause: signal?.reason ?? e });
-          if (isPreconditionFailed(e)) throw new DesChangedError(`external body ${this.where(key)} changed while being read`, { cause: e });
-          if (isNotFound(e)) throw new DesExternalError(`external body ${this.where(key)} does not exist`, { cause: e });
+          if (isPreconditionFailed(e))
+            throw new DesChangedError(`external body ${this.where(key)} changed while being read`, { cause: e });
+          if (isNotFound(e))
+            throw new DesExternalError(`external body ${this.where(key)} does not exist`, { cause: e });
           // A range starting at 0 of an empty object.
           if (isInvalidRange(e) && got === 0 && attempt === 0) return;
-          throw new DesExternalError(`external body ${this.where(key)} is not readable: ${describeS3Error(e)}`, { cause: e });
+          throw new DesExternalError(`external body ${this.where(key)} is not readable: ${describeS3Error(e)}`, {
+            cause: e,
+          });
         }
         const size = out.ContentRange !== undefined ? parseContentRange(out.ContentRange)?.total : out.ContentLength;
         if (attempt === 0) {
@@ -152,15 +173,19 @@ export class S3ExternalStore implements ExternalStore {
         }
         if (max !== undefined && total !== undefined && total > max) {
           discardBody(out.Body);
-          throw new DesExternalError(`external body ${this.where(key)} is ${total} bytes, more than the ${max} expected`);
+          throw new DesExternalError(
+            `external body ${this.where(key)} is ${total} bytes, more than the ${max} expected`,
+          );
         }
         const release = destroyOnAbort(out.Body, t.signal);
         t.body();
         try {
           for await (const c of bodyChunks(out.Body)) {
             got += c.length;
-            if (total !== undefined && got > total) throw new DesExternalError(`external body ${this.where(key)} is longer than its ${total} bytes`);
-            if (max !== undefined && got > max) throw new DesExternalError(`external body ${this.where(key)} is longer than the ${max} bytes expected`);
+            if (total !== undefined && got > total)
+              throw new DesExternalError(`external body ${this.where(key)} is longer than its ${total} bytes`);
+            if (max !== undefined && got > max)
+              throw new DesExternalError(`external body ${this.where(key)} is longer than the ${max} bytes expected`);
             t.pause();
             yield c;
             t.body();
@@ -169,7 +194,10 @@ export class S3ExternalStore implements ExternalStore {
           if (e instanceof DesError) throw e;
           if (t.timedOut) throw t.timeoutError();
           if (signal?.aborted) throw new DesAbortedError(undefined, { cause: signal.reason });
-          throw new TransientError(`external body ${this.where(key)} broke after ${got} bytes: ${(e as Error).message}`, { cause: e });
+          throw new TransientError(
+            `external body ${this.where(key)} broke after ${got} bytes: ${(e as Error).message}`,
+            { cause: e },
+          );
         } finally {
           release();
         }
@@ -180,11 +208,18 @@ export class S3ExternalStore implements ExternalStore {
       } finally {
         t.done();
       }
-      await pauseBeforeRetry(this.policy, attempt, failure, signal, (e, attempts) => new DesExternalError(`${e.message} (gave up after ${attempts} GETs)`, { cause: e }));
+      await pauseBeforeRetry(
+        this.policy,
+        attempt,
+        failure,
+        signal,
+        (e, attempts) => new DesExternalError(`${e.message} (gave up after ${attempts} GETs)`, { cause: e }),
+      );
     }
   }
 }
 
 function checkKey(key: string): void {
-  if (typeof key !== "string" || key.length === 0 || key.length > 1024) throw new DesInvalidArgumentError(`invalid S3 key ${JSON.stringify(key)}`);
+  if (typeof key !== "string" || key.length === 0 || key.length > 1024)
+    throw new DesInvalidArgumentError(`invalid S3 key ${JSON.stringify(key)}`);
 }

@@ -47,7 +47,8 @@ export class S3Location implements Location {
 
   constructor(opts: S3LocationOptions) {
     if (!opts?.client) throw new DesInvalidArgumentError("S3Location needs an S3Client");
-    if (typeof opts.bucket !== "string" || opts.bucket.length === 0 || opts.bucket.includes("/")) throw new DesInvalidArgumentError("S3Location needs a bucket name");
+    if (typeof opts.bucket !== "string" || opts.bucket.length === 0 || opts.bucket.includes("/"))
+      throw new DesInvalidArgumentError("S3Location needs a bucket name");
     const raw = (opts.prefix ?? "").replace(/^\/+/, "");
     if (raw !== "") checkLocationKey(raw.replace(/\/+$/, ""), "prefix");
     this.client = opts.client;
@@ -71,20 +72,36 @@ export class S3Location implements Location {
   }
 
   async sink(key: string, opts: { readonly overwrite?: boolean } = {}): Promise<ByteSink> {
-    return S3Sink.create({ ...this.opts.sink, client: this.client, bucket: this.bucket, key: this.objectKey(key), overwrite: opts.overwrite ?? false });
+    return S3Sink.create({
+      ...this.opts.sink,
+      client: this.client,
+      bucket: this.bucket,
+      key: this.objectKey(key),
+      overwrite: opts.overwrite ?? false,
+    });
   }
 
   externalStore(): ExternalStore {
-    return new S3ExternalStore({ ...this.opts.external, client: this.client, bucket: this.bucket, prefix: this.prefix });
+    return new S3ExternalStore({
+      ...this.opts.external,
+      client: this.client,
+      bucket: this.bucket,
+      prefix: this.prefix,
+    });
   }
 
   async stat(key: string, signal?: AbortSignal): Promise<LocationEntry | undefined> {
     try {
-      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }), signal ? { abortSignal: signal } : {});
+      const out = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }),
+        signal ? { abortSignal: signal } : {},
+      );
       return { key, size: out.ContentLength ?? 0, version: out.ETag };
     } catch (e) {
       if (isNotFound(e)) return undefined;
-      throw new DesIoError(`HEAD s3://${this.bucket}/${this.objectKey(key)} failed: ${describeS3Error(e)}`, { cause: e });
+      throw new DesIoError(`HEAD s3://${this.bucket}/${this.objectKey(key)} failed: ${describeS3Error(e)}`, {
+        cause: e,
+      });
     }
   }
 
@@ -120,7 +137,9 @@ export class S3Location implements Location {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
     } catch (e) {
       if (isNotFound(e)) return;
-      throw new DesIoError(`cannot delete s3://${this.bucket}/${this.objectKey(key)}: ${describeS3Error(e)}`, { cause: e });
+      throw new DesIoError(`cannot delete s3://${this.bucket}/${this.objectKey(key)}: ${describeS3Error(e)}`, {
+        cause: e,
+      });
     }
   }
 }
@@ -145,8 +164,12 @@ export function parseLocation(str: string, opts: ParseS3LocationOptions = {}): L
 }
 
 /** The location holding an archive (`s3://bucket/dir/a.des`, a path, a URL) and its key there. */
-export function parseArchiveLocation(str: string, opts: ParseS3LocationOptions = {}): { readonly location: Location; readonly key: string } {
-  if (/^s3:\/\/[^/]+\/?$/i.test(str)) throw new DesInvalidArgumentError(`${JSON.stringify(str)} names a bucket, not an archive`);
+export function parseArchiveLocation(
+  str: string,
+  opts: ParseS3LocationOptions = {},
+): { readonly location: Location; readonly key: string } {
+  if (/^s3:\/\/[^/]+\/?$/i.test(str))
+    throw new DesInvalidArgumentError(`${JSON.stringify(str)} names a bucket, not an archive`);
   const { parent, key } = splitArchivePath(str);
   return { location: parseLocation(parent, opts), key };
 }

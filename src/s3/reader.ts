@@ -18,7 +18,16 @@ export interface S3ReaderOptions extends ReaderOptions, Omit<S3SourceOptions, "h
  */
 export const S3DesReader = {
   async open(ref: S3ObjectRef, opts: S3ReaderOptions = {}): Promise<DesReader> {
-    const { bodyRetries, retryBaseMs, retryMaxMs, ifMatch, responseTimeoutMs, bodyTimeoutMs, requireRanges, ...readerOpts } = opts;
+    const {
+      bodyRetries,
+      retryBaseMs,
+      retryMaxMs,
+      ifMatch,
+      responseTimeoutMs,
+      bodyTimeoutMs,
+      requireRanges,
+      ...readerOpts
+    } = opts;
     const sourceOpts: S3SourceOptions = {};
     if (responseTimeoutMs !== undefined) sourceOpts.responseTimeoutMs = responseTimeoutMs;
     if (bodyTimeoutMs !== undefined) sourceOpts.bodyTimeoutMs = bodyTimeoutMs;

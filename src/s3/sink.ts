@@ -57,8 +57,10 @@ function checkTarget(t: S3WriteTarget): { partSize: number; queueSize: number } 
   if (typeof t.key !== "string" || t.key.length === 0) throw new DesInvalidArgumentError("a key is required");
   const partSize = t.partSize ?? 8 * MIB;
   const queueSize = t.queueSize ?? 2;
-  if (!Number.isSafeInteger(partSize) || partSize < MIN_PART || partSize > MAX_PART) throw new DesInvalidArgumentError(`partSize must be ${MIN_PART}..${MAX_PART} bytes`);
-  if (!Number.isSafeInteger(queueSize) || queueSize < 1 || queueSize > 16) throw new DesInvalidArgumentError("queueSize must be 1..16");
+  if (!Number.isSafeInteger(partSize) || partSize < MIN_PART || partSize > MAX_PART)
+    throw new DesInvalidArgumentError(`partSize must be ${MIN_PART}..${MAX_PART} bytes`);
+  if (!Number.isSafeInteger(queueSize) || queueSize < 1 || queueSize > 16)
+    throw new DesInvalidArgumentError("queueSize must be 1..16");
   return { partSize, queueSize };
 }
 
@@ -77,9 +79,13 @@ async function refuseExisting(t: S3WriteTarget): Promise<void> {
 
 function uploadError(e: unknown, location: string): DesError {
   if (e instanceof DesError) return e;
-  if (isPreconditionFailed(e)) return new DesExistsError(`${location} appeared while uploading; not replaced (write-once)`, { cause: e });
+  if (isPreconditionFailed(e))
+    return new DesExistsError(`${location} appeared while uploading; not replaced (write-once)`, { cause: e });
   if (s3Status(e).code === "ConditionalRequestConflict") {
-    return new DesIoError(`${location}: a concurrent write to the same key conflicted (409); nothing was written by this upload`, { cause: e });
+    return new DesIoError(
+      `${location}: a concurrent write to the same key conflicted (409); nothing was written by this upload`,
+      { cause: e },
+    );
   }
   return new DesIoError(`upload to ${location} failed: ${describeS3Error(e)}`, { cause: e });
 }
@@ -95,7 +101,10 @@ async function verifyUploaded(t: S3WriteTarget, result: S3UploadResult): Promise
     reader = await DesReader.open(source);
     if (reader.size !== result.size) throw new DesIoError(`has ${reader.size} bytes, ${result.size} were written`);
   } catch (e) {
-    throw new DesIoError(`${result.location} was uploaded but does not open as the archive written: ${(e as Error).message}`, { cause: e });
+    throw new DesIoError(
+      `${result.location} was uploaded but does not open as the archive written: ${(e as Error).message}`,
+      { cause: e },
+    );
   } finally {
     await reader?.close();
   }
@@ -243,7 +252,9 @@ export class S3Sink implements ByteSink {
     const uploadId = this.upload.uploadId;
     if (!uploadId) return;
     try {
-      await this.target.client.send(new AbortMultipartUploadCommand({ Bucket: this.target.bucket, Key: this.target.key, UploadId: uploadId }));
+      await this.target.client.send(
+        new AbortMultipartUploadCommand({ Bucket: this.target.bucket, Key: this.target.key, UploadId: uploadId }),
+      );
     } catch {
       // Already aborted (NoSuchUpload) or unreachable; a bucket lifecycle rule is the last resort.
     }
@@ -262,7 +273,8 @@ export async function createS3Writer(target: S3WriteTarget, writerOptions: Write
   const dir = target.key.includes("/") ? target.key.slice(0, target.key.lastIndexOf("/")) : undefined;
   const opts: WriterOptions = {
     ...writerOptions,
-    externalStore: writerOptions.externalStore ?? new S3ExternalStore({ client: target.client, bucket: target.bucket, overwrite }),
+    externalStore:
+      writerOptions.externalStore ?? new S3ExternalStore({ client: target.client, bucket: target.bucket, overwrite }),
   };
   if (opts.externalPrefix === undefined && dir !== undefined) opts.externalPrefix = dir;
   return DesWriter.create(sink, opts);
@@ -303,7 +315,14 @@ export async function uploadArchive(path: string, target: S3WriteTarget): Promis
   } finally {
     body.destroy();
   }
-  const result: S3UploadResult = { location, bucket: target.bucket, key: target.key, size, etag: out.ETag, versionId: out.VersionId };
+  const result: S3UploadResult = {
+    location,
+    bucket: target.bucket,
+    key: target.key,
+    size,
+    etag: out.ETag,
+    versionId: out.VersionId,
+  };
   if (target.verify ?? true) await verifyUploaded(target, result);
   return result;
 }

@@ -90,7 +90,8 @@ export class S3Source implements RangeSource {
 
   constructor(ref: S3ObjectRef, opts: S3SourceOptions = {}) {
     if (!ref || !ref.client) throw new DesInvalidArgumentError("S3Source needs an S3Client");
-    if (typeof ref.bucket !== "string" || ref.bucket.length === 0) throw new DesInvalidArgumentError("S3Source needs a bucket");
+    if (typeof ref.bucket !== "string" || ref.bucket.length === 0)
+      throw new DesInvalidArgumentError("S3Source needs a bucket");
     if (typeof ref.key !== "string" || ref.key.length === 0) throw new DesInvalidArgumentError("S3Source needs a key");
     this.client = ref.client;
     this.bucket = ref.bucket;
@@ -115,9 +116,15 @@ export class S3Source implements RangeSource {
   }
 
   async readTail(length: number, signal?: AbortSignal): Promise<{ bytes: Uint8Array; size: number; version?: string }> {
-    if (!Number.isSafeInteger(length) || length <= 0) throw new DesInvalidArgumentError(`invalid tail length ${length}`);
+    if (!Number.isSafeInteger(length) || length <= 0)
+      throw new DesInvalidArgumentError(`invalid tail length ${length}`);
     // Unpinned (unless the caller pinned an ETag): a reopen must learn the new ETag.
-    const got = await this.fetch({ tail: length }, this.pinned, { version: this.pinned, requireRanges: this.requireRanges }, signal);
+    const got = await this.fetch(
+      { tail: length },
+      this.pinned,
+      { version: this.pinned, requireRanges: this.requireRanges },
+      signal,
+    );
     const size = got.total ?? got.bytes.length;
     const etag = got.etag ?? this.pinned;
     this.knownSize = size;
@@ -130,7 +137,12 @@ export class S3Source implements RangeSource {
     checkRange(offset, length, this.knownSize, this.key);
     if (length === 0) return new Uint8Array(0);
     const expect = version ?? this.currentEtag;
-    const got = await this.fetch({ offset, length }, expect, { size: this.knownSize, version: expect, requireRanges: this.requireRanges }, signal);
+    const got = await this.fetch(
+      { offset, length },
+      expect,
+      { size: this.knownSize, version: expect, requireRanges: this.requireRanges },
+      signal,
+    );
     return got.bytes;
   }
 
@@ -167,7 +179,12 @@ export class S3Source implements RangeSource {
             if (!isInvalidRange(e)) throw mapGetError(e, this.key, signal);
           }
           const answer = out
-            ? { status: out.ContentRange ? 206 : 200, contentRange: out.ContentRange, contentLength: out.ContentLength, version: out.ETag }
+            ? {
+                status: out.ContentRange ? 206 : 200,
+                contentRange: out.ContentRange,
+                contentLength: out.ContentLength,
+                version: out.ETag,
+              }
             : { status: 416, contentRange: undefined, contentLength: undefined, version: undefined };
           try {
             plan = planRangeBody(ask, answer, expect, this.key);
@@ -188,7 +205,8 @@ export class S3Source implements RangeSource {
           attempt.done();
         }
       },
-      (e, attempts) => new DesIoError(`GET ${this.key} ${range}: ${e.message} (gave up after ${attempts} GETs)`, { cause: e }),
+      (e, attempts) =>
+        new DesIoError(`GET ${this.key} ${range}: ${e.message} (gave up after ${attempts} GETs)`, { cause: e }),
       () => this.stats.retries++,
     );
   }

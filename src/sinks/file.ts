@@ -64,8 +64,12 @@ export class FileSink implements ByteSink {
 
   static async create(target: string, opts: { overwrite?: boolean } = {}): Promise<FileSink> {
     const full = path.resolve(target);
-    if (!opts.overwrite && fs.existsSync(full)) throw new DesExistsError(`${full} exists; not replaced (pass overwrite: true, or --overwrite to the CLI)`);
-    const tmp = path.join(path.dirname(full), `.${path.basename(full)}.${process.pid}-${crypto.randomBytes(6).toString("hex")}.tmp`);
+    if (!opts.overwrite && fs.existsSync(full))
+      throw new DesExistsError(`${full} exists; not replaced (pass overwrite: true, or --overwrite to the CLI)`);
+    const tmp = path.join(
+      path.dirname(full),
+      `.${path.basename(full)}.${process.pid}-${crypto.randomBytes(6).toString("hex")}.tmp`,
+    );
     let fd: number;
     try {
       fd = await fsCall<number>((cb) => fs.open(tmp, "wx", 0o644, cb));
@@ -219,7 +223,8 @@ export class FileSink implements ByteSink {
         try {
           await fs.promises.link(this.tempPath, this.location);
         } catch (e) {
-          if ((e as NodeJS.ErrnoException).code === "EEXIST") throw new DesExistsError(`${this.location} appeared while writing; not replaced`);
+          if ((e as NodeJS.ErrnoException).code === "EEXIST")
+            throw new DesExistsError(`${this.location} appeared while writing; not replaced`);
           throw e;
         }
         await fs.promises.unlink(this.tempPath);

@@ -87,7 +87,12 @@ class BatchReader {
    * Reads every range of `fd`; each result is its own memory (not a view
    * of a shared buffer, so holding one entry pins nothing else).
    */
-  async read(fd: number, ranges: readonly { offset: number; length: number }[], key: string, signal?: AbortSignal): Promise<Uint8Array[]> {
+  async read(
+    fd: number,
+    ranges: readonly { offset: number; length: number }[],
+    key: string,
+    signal?: AbortSignal,
+  ): Promise<Uint8Array[]> {
     const offsets = new Float64Array(ranges.length);
     const lengths = new Float64Array(ranges.length);
     ranges.forEach((r, i) => {

@@ -54,7 +54,11 @@ function openFd(filePath: string): Promise<{ fd: number; st: fs.BigIntStats }> {
         if (e2 || !st.isFile()) {
           fs.close(fd, () => undefined);
           if (e2) return reject(new DesIoError(`cannot stat ${filePath}: ${e2.message}`, { cause: e2 }));
-          return reject(new DesInvalidArgumentError(`${filePath} is not a regular file (a FIFO, device, socket or directory cannot be read as an archive)`));
+          return reject(
+            new DesInvalidArgumentError(
+              `${filePath} is not a regular file (a FIFO, device, socket or directory cannot be read as an archive)`,
+            ),
+          );
         }
         resolve({ fd, st });
       });
@@ -84,7 +88,14 @@ export class FileSource implements RangeSource {
   private readonly checkIntervalMs: number;
   private lastCheck: number;
 
-  private constructor(filePath: string, fd: number, st: fs.BigIntStats, hints: ReadHints, syncReads: boolean, checkIntervalMs: number) {
+  private constructor(
+    filePath: string,
+    fd: number,
+    st: fs.BigIntStats,
+    hints: ReadHints,
+    syncReads: boolean,
+    checkIntervalMs: number,
+  ) {
     this.key = path.resolve(filePath);
     this.handle = FileSource.handleOf(fd, st);
     this.fileSize = Number(st.size);
@@ -101,7 +112,8 @@ export class FileSource implements RangeSource {
   /** Opens without blocking (a FIFO never hangs) and refuses anything but a regular file. */
   static async open(filePath: string, opts: FileSourceOptions = {}): Promise<FileSource> {
     const { syncReads = false, checkIntervalMs = 1000, ...hints } = opts;
-    if (!Number.isFinite(checkIntervalMs) || checkIntervalMs < 0) throw new DesInvalidArgumentError("checkIntervalMs must be a non-negative number");
+    if (!Number.isFinite(checkIntervalMs) || checkIntervalMs < 0)
+      throw new DesInvalidArgumentError("checkIntervalMs must be a non-negative number");
     const { fd, st } = await openFd(filePath);
     return new FileSource(filePath, fd, st, { ...LOCAL_HINTS, ...hints }, syncReads, checkIntervalMs);
   }
@@ -145,7 +157,8 @@ export class FileSource implements RangeSource {
       st = undefined;
     }
     // A removed path leaves the open file readable, as it is.
-    if (st !== undefined && fileVersion(st) !== h.token) throw new DesChangedError(`${this.key} changed (${h.token} -> ${fileVersion(st)})`);
+    if (st !== undefined && fileVersion(st) !== h.token)
+      throw new DesChangedError(`${this.key} changed (${h.token} -> ${fileVersion(st)})`);
   }
 
   /** Stops handing out `h`; it closes once its last read has settled. */
@@ -174,7 +187,9 @@ export class FileSource implements RangeSource {
       let done = 0;
       while (done < length) {
         const n = await new Promise<number>((resolve, reject) =>
-          fs.read(h.fd, buf, done, length - done, offset + done, (e, got) => (e ? reject(new DesIoError(`read of ${this.key} failed: ${e.message}`, { cause: e })) : resolve(got))),
+          fs.read(h.fd, buf, done, length - done, offset + done, (e, got) =>
+            e ? reject(new DesIoError(`read of ${this.key} failed: ${e.message}`, { cause: e })) : resolve(got),
+          ),
         );
         // A file that shrank under us must not yield a short or zero-filled result.
         if (n === 0) throw this.endedError(h, offset + done, offset + length);
@@ -193,7 +208,8 @@ export class FileSource implements RangeSource {
   private endedError(h: Handle, at: number, expected: number): DesIoError | DesChangedError {
     try {
       const st = fs.fstatSync(h.fd, { bigint: true });
-      if (fileVersion(st) !== h.token) return new DesChangedError(`${this.key} changed while being read (now ${st.size} bytes)`);
+      if (fileVersion(st) !== h.token)
+        return new DesChangedError(`${this.key} changed while being read (now ${st.size} bytes)`);
     } catch {
       // report the short read
     }
@@ -205,7 +221,11 @@ export class FileSource implements RangeSource {
    * of a thread-pool round trip each. Until that thread is up (or where
    * worker threads are unavailable), one `read` per range, eight at a time.
    */
-  async readMany(ranges: readonly { offset: number; length: number }[], signal?: AbortSignal, version?: string): Promise<Uint8Array[]> {
+  async readMany(
+    ranges: readonly { offset: number; length: number }[],
+    signal?: AbortSignal,
+    version?: string,
+  ): Promise<Uint8Array[]> {
     throwIfAborted(signal);
     for (const r of ranges) checkRange(r.offset, r.length, this.fileSize, this.key);
     const h = this.acquire(version);
@@ -218,7 +238,12 @@ export class FileSource implements RangeSource {
         const lane = async (): Promise<void> => {
           while (next < ranges.length) {
             const i = next++;
-            out[i] = await this.read(ranges[i]!.offset, ranges[i]!.length, signal, version === undefined ? undefined : h.token);
+            out[i] = await this.read(
+              ranges[i]!.offset,
+              ranges[i]!.length,
+              signal,
+              version === undefined ? undefined : h.token,
+            );
           }
         };
         await Promise.all(Array.from({ length: Math.min(8, ranges.length) }, lane));

@@ -19,7 +19,13 @@ export { backoffDelay, sleep } from "../io/retry.js";
  * ranges are worth reading when the gap is under ~1 MiB; merged reads stop at
  * 8 MiB (the range size object stores serve best); 8 requests in flight.
  */
-export const REMOTE_HINTS: ReadHints = { maxGap: 1 << 20, maxSpan: 8 << 20, concurrency: 8, tailBytes: 64 << 10, cost: REMOTE_COST };
+export const REMOTE_HINTS: ReadHints = {
+  maxGap: 1 << 20,
+  maxSpan: 8 << 20,
+  concurrency: 8,
+  tailBytes: 64 << 10,
+  cost: REMOTE_COST,
+};
 
 /** Drops presigning parameters so the same object has the same `key` whoever signed the URL. */
 function stableKey(url: string): string {
@@ -125,7 +131,8 @@ export class HttpSource implements RangeSource {
   }
 
   async readTail(length: number, signal?: AbortSignal): Promise<{ bytes: Uint8Array; size: number; version?: string }> {
-    if (!Number.isSafeInteger(length) || length <= 0) throw new DesInvalidArgumentError(`invalid tail length ${length}`);
+    if (!Number.isSafeInteger(length) || length <= 0)
+      throw new DesInvalidArgumentError(`invalid tail length ${length}`);
     const got = await this.get({ tail: length }, { requireRanges: this.requireRanges }, undefined, signal);
     const size = got.total ?? got.bytes.length;
     this.knownSize = size;
@@ -138,12 +145,22 @@ export class HttpSource implements RangeSource {
     checkRange(offset, length, this.knownSize, this.key);
     if (length === 0) return new Uint8Array(0);
     const expect = version ?? this.current;
-    const got = await this.get({ offset, length }, { size: this.knownSize, version: expect, requireRanges: this.requireRanges }, expect, signal);
+    const got = await this.get(
+      { offset, length },
+      { size: this.knownSize, version: expect, requireRanges: this.requireRanges },
+      expect,
+      signal,
+    );
     return got.bytes;
   }
 
   /** One logical GET (retried): the headers checked against what the opening knows, then the body bytes asked for. */
-  private get(ask: RangeAsk, expect: RangeExpect, ifMatch: string | undefined, signal: AbortSignal | undefined): Promise<{ bytes: Uint8Array; total: number | undefined; version: string | undefined }> {
+  private get(
+    ask: RangeAsk,
+    expect: RangeExpect,
+    ifMatch: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<{ bytes: Uint8Array; total: number | undefined; version: string | undefined }> {
     return withRetries(
       this.policy,
       signal,
@@ -162,7 +179,12 @@ export class HttpSource implements RangeSource {
           try {
             plan = planRangeBody(
               ask,
-              { status: res.status, contentRange: res.headers.get("content-range"), contentLength: len !== null && /^\d+$/.test(len) ? Number(len) : undefined, version },
+              {
+                status: res.status,
+                contentRange: res.headers.get("content-range"),
+                contentLength: len !== null && /^\d+$/.test(len) ? Number(len) : undefined,
+                version,
+              },
               expect,
               this.key,
             );

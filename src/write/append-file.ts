@@ -162,14 +162,18 @@ export async function openLocalAppend(target: string, opts: AppendOptions = {}):
     io(`cannot recover ${full}`, () => recoverOpenFile(fd!));
     const source = await FileSource.open(full);
     try {
-      const base = await openGeneration(source, LOCAL_HINTS, { tailSize: opts.tailSize ?? DEFAULT_TAIL_SIZE, pageCacheBytes: 16 << 20 });
+      const base = await openGeneration(source, LOCAL_HINTS, {
+        tailSize: opts.tailSize ?? DEFAULT_TAIL_SIZE,
+        pageCacheBytes: 16 << 20,
+      });
       if (base.index.version === 1) {
         throw new DesUnsupportedError(
           `${full} is a DES v1 archive, which cannot be appended to (v1 has no generations); convert it first: des-pack repack --format 2 <in> <out> (or repack(source, target, { format: 2 }))`,
         );
       }
       const size = fs.fstatSync(fd).size;
-      if (base.size !== size) throw new DesFormatError(`${full}: the newest generation ends at ${base.size} but the file has ${size} bytes`);
+      if (base.size !== size)
+        throw new DesFormatError(`${full}: the newest generation ends at ${base.size} but the file has ${size} bytes`);
       const sink = new InPlaceFileSink(full, fd, base.size, lock);
       const writer = await DesAppendWriter.begin(sink, base, opts);
       fd = undefined; // the sink owns it now

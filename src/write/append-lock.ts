@@ -66,7 +66,10 @@ export function recoverOpenFile(fd: number): RecoveryOutcome {
   const pending = got === HEADER_SIZE ? decodePendingLength(header) : undefined;
   if (!pending) return "clean";
   const size = fs.fstatSync(fd).size;
-  if (size < pending) throw new DesIoError(`the archive is ${size} bytes, shorter than its committed length ${pending}: it was truncated by something else`);
+  if (size < pending)
+    throw new DesIoError(
+      `the archive is ${size} bytes, shorter than its committed length ${pending}: it was truncated by something else`,
+    );
   let committed = size === pending;
   if (!committed && size >= pending + V2_FOOTER_SIZE) {
     const tail = Buffer.alloc(V2_FOOTER_SIZE);

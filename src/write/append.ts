@@ -4,7 +4,15 @@
  * `append-file.ts` (local, in place, crash-safe) and `../s3/append.ts`
  * (a new object version, the old bytes copied inside S3) provide the sink.
  */
-import { DesClosedError, DesDuplicateError, DesError, DesInvalidArgumentError, DesIoError, DesNotFoundError, throwIfAborted } from "../errors.js";
+import {
+  DesClosedError,
+  DesDuplicateError,
+  DesError,
+  DesInvalidArgumentError,
+  DesIoError,
+  DesNotFoundError,
+  throwIfAborted,
+} from "../errors.js";
 import { FLAG_COMPRESSED, FLAG_TOMBSTONE, V2_FOOTER_SIZE, codecId } from "../format/constants.js";
 import type { Compression } from "../format/constants.js";
 import { encodeMetaV2 } from "../format/meta.js";
@@ -92,7 +100,12 @@ export class DesAppendWriter {
    * `base.size`. Reads the whole index of generation n (the new index is
    * complete). Not for direct use: see `DesWriter.append`.
    */
-  static async begin(sink: AppendSink, base: OpenedGeneration, opts: AppendOptions, signal?: AbortSignal): Promise<DesAppendWriter> {
+  static async begin(
+    sink: AppendSink,
+    base: OpenedGeneration,
+    opts: AppendOptions,
+    signal?: AbortSignal,
+  ): Promise<DesAppendWriter> {
     const w = new DesAppendWriter(sink, base, opts);
     const carried = new CarriedRecords(base.footer?.pageBits ?? 0);
     let p = 0;
@@ -121,7 +134,8 @@ export class DesAppendWriter {
   }
 
   private ensureOpen(): void {
-    if (this.state === "failed") throw new DesIoError("the append failed earlier and must be aborted", { cause: this.failure });
+    if (this.state === "failed")
+      throw new DesIoError("the append failed earlier and must be aborted", { cause: this.failure });
     if (this.state !== "open") throw new DesClosedError("append writer");
   }
 
@@ -195,7 +209,12 @@ export class DesAppendWriter {
     this.gen.put(
       name,
       nameBytes,
-      { flags: compressed ? FLAG_COMPRESSED : 0, codec: compressed ? codecId(compression) : 0, size: body.size, dataHash: body.hash },
+      {
+        flags: compressed ? FLAG_COMPRESSED : 0,
+        codec: compressed ? codecId(compression) : 0,
+        size: body.size,
+        dataHash: body.hash,
+      },
       body.offset,
       body.stored,
       metaBytes,
@@ -203,7 +222,11 @@ export class DesAppendWriter {
     this.addedNow.add(name);
   }
 
-  private async writeBody(body: Body, compression: Compression, signal?: AbortSignal): Promise<{ offset: number; stored: number; size: number; hash: bigint }> {
+  private async writeBody(
+    body: Body,
+    compression: Compression,
+    signal?: AbortSignal,
+  ): Promise<{ offset: number; stored: number; size: number; hash: bigint }> {
     const stored = await writeInternal(this.gen.out, body, compression, this.opts.compressLevel, signal);
     return { offset: stored.offset, stored: stored.stored, size: stored.original, hash: stored.hash };
   }
@@ -242,7 +265,10 @@ export class DesAppendWriter {
           reclaimableBytes: this.base.size - usage.live,
         };
       }
-      const { footer, stats } = await this.gen.finish({ prevFooterOffset: this.base.size - V2_FOOTER_SIZE, generation: this.generation });
+      const { footer, stats } = await this.gen.finish({
+        prevFooterOffset: this.base.size - V2_FOOTER_SIZE,
+        generation: this.generation,
+      });
       await this.sink.barrier?.();
       await this.sink.write(footer);
       await this.sink.commit();

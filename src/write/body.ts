@@ -8,7 +8,8 @@ import { DesAbortedError, DesInvalidArgumentError, throwIfAborted } from "../err
  * A body to add: bytes (a Uint8Array, an ArrayBuffer or any ArrayBufferView),
  * a Node stream, any async iterable of chunks, or a regular file on disk.
  */
-export type EntryData = Uint8Array | ArrayBuffer | ArrayBufferView | Readable | AsyncIterable<Uint8Array> | { readonly path: string };
+export type EntryData =
+  Uint8Array | ArrayBuffer | ArrayBufferView | Readable | AsyncIterable<Uint8Array> | { readonly path: string };
 
 /** A body after validation: its kind decided, a file already open and checked. */
 export type Body =
@@ -19,7 +20,8 @@ export type Body =
 /** The bytes of an in-memory body form, or undefined when `data` is not one. */
 export function bytesOf(data: unknown): Uint8Array | undefined {
   if (data instanceof Uint8Array) return data;
-  if (data instanceof ArrayBuffer || (typeof SharedArrayBuffer !== "undefined" && data instanceof SharedArrayBuffer)) return new Uint8Array(data);
+  if (data instanceof ArrayBuffer || (typeof SharedArrayBuffer !== "undefined" && data instanceof SharedArrayBuffer))
+    return new Uint8Array(data);
   if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   return undefined;
 }
@@ -42,7 +44,8 @@ function sizeMismatch(name: string, actual: number, declared: number): DesInvali
 export async function openBody(name: string, data: unknown, declaredSize: number | undefined): Promise<Body> {
   const bytes = bytesOf(data);
   if (bytes) {
-    if (declaredSize !== undefined && declaredSize !== bytes.length) throw sizeMismatch(name, bytes.length, declaredSize);
+    if (declaredSize !== undefined && declaredSize !== bytes.length)
+      throw sizeMismatch(name, bytes.length, declaredSize);
     return { kind: "bytes", bytes, size: bytes.length };
   }
   if (data !== null && typeof data === "object") {
@@ -65,7 +68,15 @@ async function openFile(name: string, p: string, declaredSize: number | undefine
   try {
     const st = await handle.stat();
     if (!st.isFile()) {
-      const kind = st.isDirectory() ? "a directory" : st.isFIFO() ? "a FIFO" : st.isSocket() ? "a socket" : st.isCharacterDevice() || st.isBlockDevice() ? "a device" : "not a regular file";
+      const kind = st.isDirectory()
+        ? "a directory"
+        : st.isFIFO()
+          ? "a FIFO"
+          : st.isSocket()
+            ? "a socket"
+            : st.isCharacterDevice() || st.isBlockDevice()
+              ? "a device"
+              : "not a regular file";
       throw new DesInvalidArgumentError(`${JSON.stringify(name)}: ${p} is ${kind}; only regular files can be added`);
     }
     if (declaredSize !== undefined && declaredSize !== st.size) throw sizeMismatch(name, st.size, declaredSize);
@@ -109,7 +120,7 @@ export async function* chunksOf(body: Body, signal: AbortSignal | undefined): As
       if (got > 0) yield buf.subarray(0, got);
       return;
     }
-    for (let pos = 0; pos < body.size; ) {
+    for (let pos = 0; pos < body.size;) {
       throwIfAborted(signal);
       // A fresh buffer per read: the sink may still hold the previous chunk.
       const buf = Buffer.allocUnsafe(Math.min(SMALL_FILE, body.size - pos));
@@ -125,7 +136,8 @@ export async function* chunksOf(body: Body, signal: AbortSignal | undefined): As
     else if (c instanceof Uint8Array) yield c;
     else {
       const b = bytesOf(c);
-      if (!b) throw new DesInvalidArgumentError("body chunks must be bytes (Uint8Array, ArrayBuffer or a view) or strings");
+      if (!b)
+        throw new DesInvalidArgumentError("body chunks must be bytes (Uint8Array, ArrayBuffer or a view) or strings");
       yield b;
     }
   }

@@ -158,7 +158,18 @@ export class EntryTable {
    * Fills entry `i`'s body and meta columns: the one place a row is written.
    * `metaOffset` is relative to META (the writer's spill buffer) until close.
    */
-  setRow(i: number, flags: number, codec: number, size: number, storedSize: number, dataOffset: number, dataHash: bigint, metaOffset: number, metaLength: number, metaHash: bigint): void {
+  setRow(
+    i: number,
+    flags: number,
+    codec: number,
+    size: number,
+    storedSize: number,
+    dataOffset: number,
+    dataHash: bigint,
+    metaOffset: number,
+    metaLength: number,
+    metaHash: bigint,
+  ): void {
     this.flags[i] = flags;
     this.codec[i] = codec;
     this.size[i] = size;

@@ -20,7 +20,12 @@ export interface Finished {
  * index (v1: records in the order added; v2: pages and root from the index
  * builder, straight from the table's columns) and the footer. Does not commit.
  */
-export async function finishArchive(out: Output, format: 1 | 2, table: EntryTable, meta: SpillBuffer): Promise<Finished> {
+export async function finishArchive(
+  out: Output,
+  format: 1 | 2,
+  table: EntryTable,
+  meta: SpillBuffer,
+): Promise<Finished> {
   const dataLength = out.position - HEADER_SIZE;
   const metaStart = out.position;
   for await (const chunk of meta.read()) await out.write(chunk);
@@ -29,13 +34,25 @@ export async function finishArchive(out: Output, format: 1 | 2, table: EntryTabl
   if (format === 1) {
     await writeV1Index(out, table, metaStart);
     const indexLength = out.position - indexStart;
-    await out.write(encodeV1Footer({ dataStart: HEADER_SIZE, dataLength, metaStart, metaLength, indexStart, indexLength, fileCount: table.count }));
+    await out.write(
+      encodeV1Footer({
+        dataStart: HEADER_SIZE,
+        dataLength,
+        metaStart,
+        metaLength,
+        indexStart,
+        indexLength,
+        fileCount: table.count,
+      }),
+    );
     return { dataLength, metaLength, indexLength, indexPages: 0 };
   }
   const plan = planV2Index(table.records(metaStart), { ascending: table.inOrder, duplicates: "unique" });
   for (const chunk of plan.chunks()) await out.writeOwned(chunk);
   const indexLength = out.position - indexStart;
-  await out.write(encodeV2Footer(v2FooterOf(plan, { dataStart: HEADER_SIZE, dataLength, metaStart, metaLength, indexStart })));
+  await out.write(
+    encodeV2Footer(v2FooterOf(plan, { dataStart: HEADER_SIZE, dataLength, metaStart, metaLength, indexStart })),
+  );
   return { dataLength, metaLength, indexLength, indexPages: 2 ** plan.pageBits };
 }
 

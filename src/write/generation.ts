@@ -6,7 +6,14 @@
  */
 import { utf8Encode } from "../format/bytes.js";
 import { DesUnsupportedError } from "../errors.js";
-import { FLAG_EXTERNAL, FLAG_TOMBSTONE, HEADER_SIZE, KNOWN_FLAGS, V2_FOOTER_SIZE, codecId } from "../format/constants.js";
+import {
+  FLAG_EXTERNAL,
+  FLAG_TOMBSTONE,
+  HEADER_SIZE,
+  KNOWN_FLAGS,
+  V2_FOOTER_SIZE,
+  codecId,
+} from "../format/constants.js";
 import type { EntryRecord } from "../format/record.js";
 import { xxh64 } from "../format/hash.js";
 import { encodeV2Footer } from "../format/v2/footer.js";
@@ -40,7 +47,20 @@ function record(
   metaHash: bigint,
   metaRelative: boolean,
 ): PendingRecord {
-  return { name, flags, codec, size, storedSize, dataOffset, dataHash, externalKey, metaLength, metaOffset, metaHash, metaRelative };
+  return {
+    name,
+    flags,
+    codec,
+    size,
+    storedSize,
+    dataOffset,
+    dataHash,
+    externalKey,
+    metaLength,
+    metaOffset,
+    metaHash,
+    metaRelative,
+  };
 }
 
 const nameEncoder = new TextEncoder();
@@ -96,7 +116,9 @@ export function checkName(name: string): Uint8Array {
 /** A decoded record as the index builder's input, refusing what this writer could not carry over byte for byte. */
 export function carriedRecord(r: EntryRecord, names?: NameArena | Uint8Array): PendingRecord {
   if (r.flags & ~KNOWN_FLAGS || r.compression === undefined) {
-    throw new DesUnsupportedError(`entry ${JSON.stringify(r.name)} uses flags or a codec this writer does not know; it cannot be carried into a new generation`);
+    throw new DesUnsupportedError(
+      `entry ${JSON.stringify(r.name)} uses flags or a codec this writer does not know; it cannot be carried into a new generation`,
+    );
   }
   return record(
     names instanceof Uint8Array ? names : names ? names.encode(r.name) : utf8Encode(r.name),
@@ -185,7 +207,14 @@ export class GenerationWriter {
    * Adds an entry whose stored bytes were just written with `writeData` at
    * `offset` (`storedSize` of them), and its meta bytes (already encoded).
    */
-  put(name: string, nameBytes: Uint8Array, stored: StoredEntry, offset: number, storedSize: number, metaBytes: Uint8Array | undefined): void {
+  put(
+    name: string,
+    nameBytes: Uint8Array,
+    stored: StoredEntry,
+    offset: number,
+    storedSize: number,
+    metaBytes: Uint8Array | undefined,
+  ): void {
     let metaOffset = 0;
     let metaHash = 0n;
     const metaLength = metaBytes?.length ?? 0;
@@ -198,7 +227,20 @@ export class GenerationWriter {
     const external = (stored.flags & FLAG_EXTERNAL) !== 0;
     this.records.set(
       name,
-      record(nameBytes, stored.flags, stored.codec, stored.size, storedSize, external || storedSize === 0 ? 0 : offset, storedSize > 0 ? stored.dataHash : 0n, stored.externalKey, metaLength, metaOffset, metaHash, metaLength > 0),
+      record(
+        nameBytes,
+        stored.flags,
+        stored.codec,
+        stored.size,
+        storedSize,
+        external || storedSize === 0 ? 0 : offset,
+        storedSize > 0 ? stored.dataHash : 0n,
+        stored.externalKey,
+        metaLength,
+        metaOffset,
+        metaHash,
+        metaLength > 0,
+      ),
     );
   }
 
@@ -222,7 +264,10 @@ export class GenerationWriter {
    * Writes META and the complete INDEX and returns the footer to write last
    * (the caller decides when: after a durability barrier, for append).
    */
-  async finish(link: { prevFooterOffset: number; generation: number }): Promise<{ footer: Uint8Array; stats: GenerationStats; fields: V2Footer }> {
+  async finish(link: {
+    prevFooterOffset: number;
+    generation: number;
+  }): Promise<{ footer: Uint8Array; stats: GenerationStats; fields: V2Footer }> {
     const out = this.out;
     const dataLength = out.position - this.start;
     const metaStart = out.position;

@@ -20,10 +20,16 @@ export interface MergeOptions extends Omit<RepackOptions, "format"> {
   onDuplicate?: "error" | "first" | "last";
 }
 
-export async function merge(sources: readonly (string | RangeSource)[], target: string | ByteSink, opts: MergeOptions = {}): Promise<RepackReport> {
-  if (!Array.isArray(sources) || sources.length === 0) throw new DesInvalidArgumentError("merge needs at least one source");
+export async function merge(
+  sources: readonly (string | RangeSource)[],
+  target: string | ByteSink,
+  opts: MergeOptions = {},
+): Promise<RepackReport> {
+  if (!Array.isArray(sources) || sources.length === 0)
+    throw new DesInvalidArgumentError("merge needs at least one source");
   const rule = opts.onDuplicate ?? "error";
-  if (rule !== "error" && rule !== "first" && rule !== "last") throw new DesInvalidArgumentError(`onDuplicate must be "error", "first" or "last"`);
+  if (rule !== "error" && rule !== "first" && rule !== "last")
+    throw new DesInvalidArgumentError(`onDuplicate must be "error", "first" or "last"`);
   const opened: { opened: OpenedGeneration; close: () => Promise<void> }[] = [];
   try {
     for (const s of sources) opened.push(await openForCopy(s, opts.signal));
@@ -58,7 +64,14 @@ export async function merge(sources: readonly (string | RangeSource)[], target: 
       throw e;
     }
     const sourceBytes = opened.reduce((n, o) => n + o.opened.size, 0);
-    return { location: t.sink.location, added: winner.size, deleted: dropped, bytesWritten, sourceBytes, reclaimableBytes: 0 };
+    return {
+      location: t.sink.location,
+      added: winner.size,
+      deleted: dropped,
+      bytesWritten,
+      sourceBytes,
+      reclaimableBytes: 0,
+    };
   } finally {
     for (const o of opened) await o.close();
   }

@@ -114,7 +114,8 @@ export function checkLevel(codec: Compression, level: number | undefined): void 
 
 function describe(v: unknown): string {
   if (typeof v === "string") return JSON.stringify(v);
-  if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint" || v === undefined || v === null) return String(v);
+  if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint" || v === undefined || v === null)
+    return String(v);
   return typeof v;
 }
 
@@ -159,7 +160,8 @@ export function resolveAddOptions(opts: AddOptions, w: ResolvedOptions): AddPlan
   const compression = opts.compress === undefined ? w.compress : checkCompression(opts.compress, w.format, "add");
   checkLevel(compression, w.compressLevel);
   const signal = opts.signal;
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new DesInvalidArgumentError("signal must be an AbortSignal");
+  if (signal !== undefined && !(signal instanceof AbortSignal))
+    throw new DesInvalidArgumentError("signal must be an AbortSignal");
   return {
     compression,
     size: checkCount("size", opts.size),

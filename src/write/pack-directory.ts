@@ -73,7 +73,14 @@ export async function listTree(root: string): Promise<{ name: string; fullPath: 
   return out;
 }
 
-function fsMetaOf(kind: FsMeta["kind"], mode: number, mtimeMs: number, uid: number | undefined, gid: number | undefined, linkTo?: string): FsMeta {
+function fsMetaOf(
+  kind: FsMeta["kind"],
+  mode: number,
+  mtimeMs: number,
+  uid: number | undefined,
+  gid: number | undefined,
+  linkTo?: string,
+): FsMeta {
   return {
     kind,
     mode: mode & 0o7777,
@@ -90,7 +97,16 @@ class MetaMaker {
   constructor(private readonly owner: boolean) {}
 
   /** The meta of a file from its stat numbers (mode, mtimeMs, uid, gid, dev, ino, nlink). */
-  file(name: string, mode: number, mtimeMs: number, uid: number, gid: number, dev: number, ino: number, nlink: number): unknown {
+  file(
+    name: string,
+    mode: number,
+    mtimeMs: number,
+    uid: number,
+    gid: number,
+    dev: number,
+    ino: number,
+    nlink: number,
+  ): unknown {
     let linkTo: string | undefined;
     if (nlink > 1) {
       const id = `${dev}:${ino}`;
@@ -105,7 +121,9 @@ class MetaMaker {
   other(e: OtherEntry, name: string): unknown {
     const s = e.stat;
     if (e.kind === "file") return this.file(name, s.mode, s.mtimeMs, s.uid, s.gid, s.dev, s.ino, s.nlink);
-    return fsMetaValue(fsMetaOf(e.kind, s.mode, s.mtimeMs, this.owner ? s.uid : undefined, this.owner ? s.gid : undefined));
+    return fsMetaValue(
+      fsMetaOf(e.kind, s.mode, s.mtimeMs, this.owner ? s.uid : undefined, this.owner ? s.gid : undefined),
+    );
   }
 }
 
@@ -128,7 +146,11 @@ function worthCompressing(name: string, body: Uint8Array, codec: Compression, le
  * as DATA wants them), with the same bytes and errors as one `add` per
  * file. Any failure aborts the archive (nothing is left at the target).
  */
-export async function packDirectory(root: string, target: string | ByteSink, opts: PackDirectoryOptions = {}): Promise<WriterStats> {
+export async function packDirectory(
+  root: string,
+  target: string | ByteSink,
+  opts: PackDirectoryOptions = {},
+): Promise<WriterStats> {
   const metadata = opts.metadata ?? false;
   const prefix = opts.prefix ? opts.prefix.replace(/\/+$/, "") + "/" : "";
   if (prefix === "/") throw new DesInvalidArgumentError("prefix cannot be only slashes");
@@ -158,7 +180,8 @@ export async function packDirectory(root: string, target: string | ByteSink, opt
       const signal = opts.signal ? { signal: opts.signal } : {};
       const addOne = async (name: string, body: Uint8Array | { path: string }, meta: unknown): Promise<void> => {
         const o: AddOptions = { ...signal, ...(meta !== undefined ? { meta } : {}) };
-        if (auto && body instanceof Uint8Array && worthCompressing(name, body, codec, opts.compressLevel)) o.compress = codec;
+        if (auto && body instanceof Uint8Array && worthCompressing(name, body, codec, opts.compressLevel))
+          o.compress = codec;
         else if (auto && !(body instanceof Uint8Array) && !COMPRESSED_TYPES.test(name)) o.compress = codec;
         await w.add(prefix + name, body, o);
       };
@@ -170,12 +193,21 @@ export async function packDirectory(root: string, target: string | ByteSink, opt
         const metaOf = (k: number): unknown => {
           if (!metadata) return undefined;
           const s = k * STAT_FIELDS;
-          return maker.file(names[k]!, stats[s]!, stats[s + 1]!, stats[s + 2]!, stats[s + 3]!, stats[s + 4]!, stats[s + 5]!, stats[s + 6]!);
+          return maker.file(
+            names[k]!,
+            stats[s]!,
+            stats[s + 1]!,
+            stats[s + 2]!,
+            stats[s + 3]!,
+            stats[s + 4]!,
+            stats[s + 5]!,
+            stats[s + 6]!,
+          );
         };
         let released = false;
         let at = 0;
         // Runs of files read whole go in one step each; bigger files stream one by one.
-        for (let k = 0; k < n; ) {
+        for (let k = 0; k < n;) {
           if (lengths[k]! < 0) {
             await addOne(names[k]!, { path: path.join(root, names[k]!) }, metaOf(k));
             opts.onEntry?.(prefix + names[k]!, -1);
@@ -191,9 +223,17 @@ export async function packDirectory(root: string, target: string | ByteSink, opt
             if (last) released = true;
             const runNames = k === 0 && last && !prefix ? names : names.slice(k, j).map((x) => prefix + x);
             const metas = metadata ? Array.from({ length: j - k }, (_, q) => metaOf(k + q)) : undefined;
-            await addPacked(w, runNames, bytes.subarray(at, end), lengths.subarray(k, j), last ? batch.release : undefined, metas);
+            await addPacked(
+              w,
+              runNames,
+              bytes.subarray(at, end),
+              lengths.subarray(k, j),
+              last ? batch.release : undefined,
+              metas,
+            );
           } else {
-            for (let q = k, o = at; q < j; o += lengths[q++]!) await addOne(names[q]!, bytes.subarray(o, o + lengths[q]!), metaOf(q));
+            for (let q = k, o = at; q < j; o += lengths[q++]!)
+              await addOne(names[q]!, bytes.subarray(o, o + lengths[q]!), metaOf(q));
           }
           if (opts.onEntry) for (let q = k; q < j; q++) opts.onEntry(prefix + names[q]!, lengths[q]!);
           k = j;
@@ -207,7 +247,8 @@ export async function packDirectory(root: string, target: string | ByteSink, opt
         throwIfAborted(opts.signal);
         const meta = metadata ? maker.other(e, e.name) : undefined;
         if (e.kind === "directory") await w.add(prefix + e.name, new Uint8Array(0), { ...signal, meta });
-        else if (e.kind === "symlink") await w.add(prefix + e.name, Buffer.from(e.target ?? "", "utf8"), { ...signal, meta });
+        else if (e.kind === "symlink")
+          await w.add(prefix + e.name, Buffer.from(e.target ?? "", "utf8"), { ...signal, meta });
         else await addOne(e.name, await readRegular(e.fullPath), meta);
         opts.onEntry?.(prefix + e.name, e.kind === "directory" ? 0 : e.stat.size);
       }

@@ -92,7 +92,8 @@ function readFile(f: OpenFile, bytes: Uint8Array, used: number): number | undefi
     if (st.size <= got) {
       // The size stat gives is not the content's (procfs and the like say 0): read to the end, or refuse.
       got = readUpTo(f.fd, bytes, used, got, bytes.length - used);
-      if (used + got >= bytes.length) throw new Error(`its size is unknown (stat says ${st.size}) and it does not fit in a read buffer`);
+      if (used + got >= bytes.length)
+        throw new Error(`its size is unknown (stat says ${st.size}) and it does not fit in a read buffer`);
       return got;
     }
     f.size = st.size;
@@ -153,7 +154,9 @@ function fill(buffer: ArrayBuffer): void {
   if (done) chunks.shift();
   const lengths = new Float64Array(lens);
   const st = new Float64Array(stats);
-  const batch: ReadAheadBatch = error ? { chunk: chunk.id, first, lengths, stats: st, buffer, error, done } : { chunk: chunk.id, first, lengths, stats: st, buffer, done };
+  const batch: ReadAheadBatch = error
+    ? { chunk: chunk.id, first, lengths, stats: st, buffer, error, done }
+    : { chunk: chunk.id, first, lengths, stats: st, buffer, done };
   parentPort!.postMessage(batch, [buffer, lengths.buffer, st.buffer]);
 }
 

@@ -65,7 +65,10 @@ class ReaderThread {
     // and a loader (tsx, a test runner's) would only slow its start. Its garbage is
     // short-lived (names, small objects per file): a small young generation keeps
     // it from growing to V8's default of tens of megabytes per thread.
-    this.worker = startWorker(import.meta.url, "read-ahead-worker", { execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2 } });
+    this.worker = startWorker(import.meta.url, "read-ahead-worker", {
+      execArgv: [],
+      resourceLimits: { maxYoungGenerationSizeMb: 2 },
+    });
     this.worker.on("message", (b: Batch) => {
       const w = this.waiting;
       this.waiting = undefined;
@@ -213,7 +216,9 @@ export async function* readBatchesAhead(
       for (;;) {
         const batch = await t.next();
         if (batch.chunk !== c || batch.first !== expect) {
-          throw new DesIoError(`read-ahead out of step: got chunk ${batch.chunk} at ${batch.first}, expected chunk ${c} at ${expect}`);
+          throw new DesIoError(
+            `read-ahead out of step: got chunk ${batch.chunk} at ${batch.first}, expected chunk ${c} at ${expect}`,
+          );
         }
         const n = batch.lengths.length;
         let used = 0;
@@ -233,7 +238,9 @@ export async function* readBatchesAhead(
         };
         expect += n;
         if (batch.error) {
-          throw new DesInvalidArgumentError(`cannot read ${path.join(root, names[batch.error.index]!)}: ${batch.error.message}`);
+          throw new DesInvalidArgumentError(
+            `cannot read ${path.join(root, names[batch.error.index]!)}: ${batch.error.message}`,
+          );
         }
         throwIfAborted(opts.signal);
         if (batch.done) break;
@@ -268,7 +275,9 @@ async function* readInThread(
       try {
         const st = await fh.stat();
         if (!st.isFile()) throw new Error("not a regular file");
-        stats = opts.stats ? Float64Array.of(st.mode, st.mtimeMs, st.uid, st.gid, st.dev, st.ino, st.nlink) : new Float64Array(0);
+        stats = opts.stats
+          ? Float64Array.of(st.mode, st.mtimeMs, st.uid, st.gid, st.dev, st.ino, st.nlink)
+          : new Float64Array(0);
         if (st.size > opts.wholeLimit) {
           yield { names: [name], lengths: Float64Array.of(-1), stats, bytes: new Uint8Array(0), release };
           continue;

@@ -9,7 +9,14 @@
 import type { RangeGroup, RangeWant } from "../read/coalesce.js";
 import { compressSync, decompressSync } from "../format/compression.js";
 import { DesChecksumError, DesInvalidArgumentError, DesUnsupportedError, throwIfAborted } from "../errors.js";
-import { DEFAULT_TAIL_SIZE, FLAG_COMPRESSED, FLAG_EXTERNAL, HEADER_SIZE, KNOWN_FLAGS, codecId } from "../format/constants.js";
+import {
+  DEFAULT_TAIL_SIZE,
+  FLAG_COMPRESSED,
+  FLAG_EXTERNAL,
+  HEADER_SIZE,
+  KNOWN_FLAGS,
+  codecId,
+} from "../format/constants.js";
 import type { Compression } from "../format/constants.js";
 import type { EntryRecord } from "../format/record.js";
 import { loadHasher, xxh64 } from "../format/hash.js";
@@ -78,11 +85,19 @@ export function repackEntry(r: EntryRecord): RepackEntry {
 }
 
 /** Opens a path or source for copying (the newest committed generation). */
-export async function openForCopy(source: string | RangeSource, signal?: AbortSignal): Promise<{ opened: OpenedGeneration; close: () => Promise<void> }> {
+export async function openForCopy(
+  source: string | RangeSource,
+  signal?: AbortSignal,
+): Promise<{ opened: OpenedGeneration; close: () => Promise<void> }> {
   await loadHasher();
   const src = typeof source === "string" ? await FileSource.open(source) : source;
   try {
-    const opened = await openGeneration(src, src.hints, { tailSize: DEFAULT_TAIL_SIZE, pageCacheBytes: 16 << 20 }, signal);
+    const opened = await openGeneration(
+      src,
+      src.hints,
+      { tailSize: DEFAULT_TAIL_SIZE, pageCacheBytes: 16 << 20 },
+      signal,
+    );
     return { opened, close: async () => (typeof source === "string" ? src.close?.() : undefined) };
   } catch (e) {
     if (typeof source === "string") await src.close?.();
@@ -117,7 +132,9 @@ export async function finishCopy(t: CopyTarget): Promise<number> {
 
 function checkCopyable(r: EntryRecord): void {
   if (r.flags & ~KNOWN_FLAGS || r.compression === undefined) {
-    throw new DesUnsupportedError(`entry ${JSON.stringify(r.name)} uses flags or a codec this writer does not know; it cannot be copied`);
+    throw new DesUnsupportedError(
+      `entry ${JSON.stringify(r.name)} uses flags or a codec this writer does not know; it cannot be copied`,
+    );
   }
 }
 
@@ -127,7 +144,12 @@ function checkCopyable(r: EntryRecord): void {
  * stored bytes and meta verbatim; otherwise bodies are inflated, re-encoded
  * and checksummed anew (v1 sources always take that path: v1 has no checksums).
  */
-export async function copyEntries(t: CopyTarget, from: OpenedGeneration, records: readonly EntryRecord[], opts: RepackOptions): Promise<void> {
+export async function copyEntries(
+  t: CopyTarget,
+  from: OpenedGeneration,
+  records: readonly EntryRecord[],
+  opts: RepackOptions,
+): Promise<void> {
   const verify = opts.verify ?? true;
   const batchBytes = opts.batchBytes ?? 1 << 20;
   const v1 = from.index.version === 1;
@@ -136,27 +158,32 @@ export async function copyEntries(t: CopyTarget, from: OpenedGeneration, records
   const hints = { maxGap: 64 << 10, maxSpan: batchBytes };
   const names = new NameArena();
   const batches: EntryRecord[][] = [];
-  for (let i = 0; i < ordered.length; ) {
+  for (let i = 0; i < ordered.length;) {
     let j = i;
     let bytes = 0;
-    while (j < ordered.length && (j === i || bytes + ordered[j]!.storedSize <= batchBytes)) bytes += ordered[j++]!.storedSize;
+    while (j < ordered.length && (j === i || bytes + ordered[j]!.storedSize <= batchBytes))
+      bytes += ordered[j++]!.storedSize;
     batches.push(ordered.slice(i, j));
     i = j;
   }
   for (const batch of batches) {
     for (const r of batch) {
       checkCopyable(r);
-      if (v1 && r.flags & FLAG_EXTERNAL) throw new DesUnsupportedError(`${JSON.stringify(r.name)}: external entries of v1 archives are not converted`);
+      if (v1 && r.flags & FLAG_EXTERNAL)
+        throw new DesUnsupportedError(`${JSON.stringify(r.name)}: external entries of v1 archives are not converted`);
     }
   }
   // Views into the merged reads, not copies: each batch is written out before the next is let go.
-  const readBatch = async (batch: readonly EntryRecord[]): Promise<{ bodies: Map<EntryRecord, Uint8Array>; metas: Map<EntryRecord, Uint8Array> }> => {
+  const readBatch = async (
+    batch: readonly EntryRecord[],
+  ): Promise<{ bodies: Map<EntryRecord, Uint8Array>; metas: Map<EntryRecord, Uint8Array> }> => {
     const bodies = new Map<EntryRecord, Uint8Array>();
     const metas = new Map<EntryRecord, Uint8Array>();
     const dataWants: RangeWant<EntryRecord>[] = [];
     const metaWants: RangeWant<EntryRecord>[] = [];
     for (const r of batch) {
-      if (!(r.flags & FLAG_EXTERNAL) && r.storedSize > 0) dataWants.push({ offset: r.dataOffset, length: r.storedSize, item: r });
+      if (!(r.flags & FLAG_EXTERNAL) && r.storedSize > 0)
+        dataWants.push({ offset: r.dataOffset, length: r.storedSize, item: r });
       if (r.metaLength > 0) metaWants.push({ offset: r.metaOffset, length: r.metaLength, item: r });
     }
     // Meta waits in the spill buffer until the end: copied, so it does not pin the whole read.
@@ -183,7 +210,8 @@ export async function copyEntries(t: CopyTarget, from: OpenedGeneration, records
       const stored = bodies.get(r) ?? new Uint8Array(0);
       const meta = metas.get(r);
       if (!v1 && verify) {
-        if (stored.length > 0 && xxh64(stored) !== r.dataHash) throw new DesChecksumError({ kind: "data", name: r.name });
+        if (stored.length > 0 && xxh64(stored) !== r.dataHash)
+          throw new DesChecksumError({ kind: "data", name: r.name });
         if (meta && xxh64(meta) !== r.metaHash) throw new DesChecksumError({ kind: "meta", name: r.name });
       }
       if (!reencode || r.flags & FLAG_EXTERNAL) {
@@ -197,19 +225,37 @@ export async function copyEntries(t: CopyTarget, from: OpenedGeneration, records
       const at = await t.gen.writeData(out);
       const metaBytes = v1 && meta ? encodeMetaV2(decodeMetaV1(meta, r.name)) : meta;
       const rec = carriedRecord(r, names);
-      t.gen.put(r.name, rec.name, { flags: codec === "none" ? 0 : FLAG_COMPRESSED, codec: codecId(codec), size: body.length, dataHash: out.length > 0 ? xxh64(out) : 0n }, at, out.length, metaBytes);
+      t.gen.put(
+        r.name,
+        rec.name,
+        {
+          flags: codec === "none" ? 0 : FLAG_COMPRESSED,
+          codec: codecId(codec),
+          size: body.length,
+          dataHash: out.length > 0 ? xxh64(out) : 0n,
+        },
+        at,
+        out.length,
+        metaBytes,
+      );
     }
   }
 }
 
 /** Copies records into a v1 archive (what the Python DES reads): bodies inflated, meta as Python JSON. */
-export async function copyToV1(w: DesWriter, from: OpenedGeneration, records: readonly EntryRecord[], opts: RepackOptions): Promise<void> {
+export async function copyToV1(
+  w: DesWriter,
+  from: OpenedGeneration,
+  records: readonly EntryRecord[],
+  opts: RepackOptions,
+): Promise<void> {
   const reader = await DesReader.open(from.source);
   try {
     const ordered = [...records].sort((a, b) => a.dataOffset - b.dataOffset);
     for (const r of ordered) {
       throwIfAborted(opts.signal);
-      if (r.flags & FLAG_EXTERNAL) throw new DesUnsupportedError(`${JSON.stringify(r.name)}: external entries are not converted to v1`);
+      if (r.flags & FLAG_EXTERNAL)
+        throw new DesUnsupportedError(`${JSON.stringify(r.name)}: external entries are not converted to v1`);
       const body = await reader.get(r.name, opts.signal ? { signal: opts.signal } : {});
       const meta = r.metaLength > 0 ? await reader.getMeta(r.name) : undefined;
       await w.add(r.name, body, meta !== undefined && meta !== null ? { meta } : {});
@@ -223,10 +269,15 @@ export async function copyToV1(w: DesWriter, from: OpenedGeneration, records: re
  * Copies the live entries of `source`'s newest generation (those `filter`
  * keeps) into a new single-generation archive at `target`.
  */
-export async function repack(source: string | RangeSource, target: string | ByteSink, opts: RepackOptions = {}): Promise<RepackReport> {
+export async function repack(
+  source: string | RangeSource,
+  target: string | ByteSink,
+  opts: RepackOptions = {},
+): Promise<RepackReport> {
   const format = opts.format ?? 2;
   if (format !== 1 && format !== 2) throw new DesInvalidArgumentError(`format must be 1 or 2, not ${String(format)}`);
-  if (format === 1 && opts.compress && opts.compress !== "none") throw new DesInvalidArgumentError("v1 archives cannot hold compressed entries");
+  if (format === 1 && opts.compress && opts.compress !== "none")
+    throw new DesInvalidArgumentError("v1 archives cannot hold compressed entries");
   const { opened, close } = await openForCopy(source, opts.signal);
   try {
     const keep: EntryRecord[] = [];
@@ -238,7 +289,9 @@ export async function repack(source: string | RangeSource, target: string | Byte
     let bytesWritten: number;
     let location: string;
     if (format === 1) {
-      const stats = await DesWriter.write(target, { format: 1, overwrite: opts.overwrite ?? false }, (w) => copyToV1(w, opened, keep, opts));
+      const stats = await DesWriter.write(target, { format: 1, overwrite: opts.overwrite ?? false }, (w) =>
+        copyToV1(w, opened, keep, opts),
+      );
       bytesWritten = stats.archiveBytes;
       location = stats.location;
     } else {
@@ -253,7 +306,14 @@ export async function repack(source: string | RangeSource, target: string | Byte
       }
       location = t.sink.location;
     }
-    return { location, added: keep.length, deleted: dropped, bytesWritten, sourceBytes: opened.size, reclaimableBytes: 0 };
+    return {
+      location,
+      added: keep.length,
+      deleted: dropped,
+      bytesWritten,
+      sourceBytes: opened.size,
+      reclaimableBytes: 0,
+    };
   } finally {
     await close();
   }

@@ -83,7 +83,11 @@ export class SpillBuffer {
       } catch (e) {
         throw ioError("reading meta back from its temporary file failed", e);
       }
-      if (n === 0) throw ioError("reading meta back from its temporary file failed", new Error(`the file ends at ${pos} of ${this.length} bytes`));
+      if (n === 0)
+        throw ioError(
+          "reading meta back from its temporary file failed",
+          new Error(`the file ends at ${pos} of ${this.length} bytes`),
+        );
       pos += n;
       yield buf.subarray(0, n);
     }

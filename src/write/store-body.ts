@@ -24,7 +24,13 @@ export interface StoredBody {
  * aborted source rejects (its own error: the caller decides what it means
  * for the writer); a failing sink has poisoned `out` already.
  */
-export async function writeInternal(out: Output, body: Body, compression: Compression, level: number | undefined, signal: AbortSignal | undefined): Promise<StoredBody> {
+export async function writeInternal(
+  out: Output,
+  body: Body,
+  compression: Compression,
+  level: number | undefined,
+  signal: AbortSignal | undefined,
+): Promise<StoredBody> {
   const offset = out.position;
   if (body.kind === "bytes") {
     const stored = compressSync(compression, body.bytes, level);
@@ -62,7 +68,12 @@ export async function writeInternal(out: Output, body: Body, compression: Compre
 }
 
 /** Streams a body to the external store under `key` (never compressed: spec 3.5). */
-export async function writeExternal(store: ExternalStore, key: string, body: Body, signal: AbortSignal | undefined): Promise<StoredBody> {
+export async function writeExternal(
+  store: ExternalStore,
+  key: string,
+  body: Body,
+  signal: AbortSignal | undefined,
+): Promise<StoredBody> {
   const hash = xxh64Stream();
   let n = 0;
   const source = chunksOf(body, signal);

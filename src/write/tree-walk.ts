@@ -113,7 +113,8 @@ export class SortedWalk {
           if (this.seenDirs.has(id)) continue; // a link cycle or a folder linked twice: walked once
           this.seenDirs.add(id);
         }
-        if (st && this.opts.metadata) this.others.push({ name: `${name}/`, fullPath: full, kind: "directory", stat: st });
+        if (st && this.opts.metadata)
+          this.others.push({ name: `${name}/`, fullPath: full, kind: "directory", stat: st });
         this.enter(full, name);
       } else if (e.type === "file") out.push(name);
       else if (e.type === "link") {
@@ -122,7 +123,13 @@ export class SortedWalk {
           if (st?.isFile()) this.others.push({ name, fullPath: full, kind: "file", stat: st });
           else this.skip(name); // dangling, or a link to a special file
         } else {
-          this.others.push({ name, fullPath: full, kind: "symlink", stat: fs.lstatSync(full), target: fs.readlinkSync(full) });
+          this.others.push({
+            name,
+            fullPath: full,
+            kind: "symlink",
+            stat: fs.lstatSync(full),
+            target: fs.readlinkSync(full),
+          });
         }
       } else this.skip(name);
     }
@@ -138,7 +145,8 @@ export class SortedWalk {
  */
 function sortUtf8(entries: WalkEntry[]): WalkEntry[] {
   const high = /[\uD800-\uFFFF]/;
-  if (!entries.some((e) => high.test(e.key))) return entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  if (!entries.some((e) => high.test(e.key)))
+    return entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const rank = (u: number): number => (u < 0xd800 ? u : u < 0xe000 ? u + 0x2000 : u - 0x800);
   return entries.sort(({ key: a }, { key: b }) => {
     const n = Math.min(a.length, b.length);

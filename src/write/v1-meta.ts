@@ -38,7 +38,11 @@ export function v1ExternalKey(name: string, prefix: string | undefined): string 
  * or could not read back: nesting beyond V1_MAX_META_DEPTH, more than
  * V1_MAX_META_BYTES.
  */
-export function v1MetaDocument(meta: unknown, size: number, external: { key: string; prefix: string | undefined } | undefined): Uint8Array {
+export function v1MetaDocument(
+  meta: unknown,
+  size: number,
+  external: { key: string; prefix: string | undefined } | undefined,
+): Uint8Array {
   const m = new Map<string, unknown>();
   if (meta instanceof Map) for (const [k, v] of meta) m.set(String(k), v);
   else if (meta && typeof meta === "object") for (const [k, v] of Object.entries(meta)) m.set(k, v);
@@ -49,7 +53,9 @@ export function v1MetaDocument(meta: unknown, size: number, external: { key: str
   }
   const bytes = utf8Encode(pyJsonDumps(m, { maxDepth: V1_MAX_META_DEPTH }));
   if (bytes.length > V1_MAX_META_BYTES) {
-    throw new DesInvalidArgumentError(`v1 meta is ${bytes.length} bytes; the Python writer refuses more than ${V1_MAX_META_BYTES}`);
+    throw new DesInvalidArgumentError(
+      `v1 meta is ${bytes.length} bytes; the Python writer refuses more than ${V1_MAX_META_BYTES}`,
+    );
   }
   return bytes;
 }

@@ -6,7 +6,14 @@ import { loadHasher, xxh64 } from "../format/hash.js";
 import { encodeMetaV2 } from "../format/meta.js";
 import { encodeV1Header } from "../format/v1/layout.js";
 import { encodeV2Header } from "../format/v2/footer.js";
-import { DesClosedError, DesDuplicateError, DesError, DesInvalidArgumentError, DesIoError, throwIfAborted } from "../errors.js";
+import {
+  DesClosedError,
+  DesDuplicateError,
+  DesError,
+  DesInvalidArgumentError,
+  DesIoError,
+  throwIfAborted,
+} from "../errors.js";
 import { defaultExternalKey } from "../io/external.js";
 import type { ByteSink } from "../io/sink.js";
 import { FileSink } from "../sinks/file.js";
@@ -57,7 +64,11 @@ export class DesWriter {
   /** Serialises adds: bodies must reach the sink one after another. */
   private queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(sink: ByteSink, opts: ResolvedOptions, private readonly hashApi: XXHashAPI) {
+  private constructor(
+    sink: ByteSink,
+    opts: ResolvedOptions,
+    private readonly hashApi: XXHashAPI,
+  ) {
     this.out = new Output(sink);
     this.opts = opts;
     this.format = opts.format;
@@ -83,7 +94,11 @@ export class DesWriter {
    * Writes an archive with `fill` and closes it; any exception aborts it, so
    * the target never holds a partial archive.
    */
-  static async write(target: string | ByteSink, opts: WriterOptions, fill: (w: DesWriter) => Promise<void>): Promise<WriterStats> {
+  static async write(
+    target: string | ByteSink,
+    opts: WriterOptions,
+    fill: (w: DesWriter) => Promise<void>,
+  ): Promise<WriterStats> {
     const w = await DesWriter.create(target, opts);
     try {
       await fill(w);
@@ -112,7 +127,9 @@ export class DesWriter {
 
   private ensureOpen(): void {
     if (this.state === "failed" || this.out.failure) {
-      throw new DesIoError("the writer failed earlier and must be aborted", { cause: this.out.failure ?? this.failure });
+      throw new DesIoError("the writer failed earlier and must be aborted", {
+        cause: this.out.failure ?? this.failure,
+      });
     }
     if (this.state !== "open") throw new DesClosedError("writer");
   }
@@ -159,13 +176,25 @@ export class DesWriter {
     try {
       list = Array.from(entries);
     } catch (e) {
-      return Promise.reject(e instanceof DesError ? e : new DesInvalidArgumentError(`addMany: the entries cannot be iterated (${(e as Error)?.message ?? String(e)})`));
+      return Promise.reject(
+        e instanceof DesError
+          ? e
+          : new DesInvalidArgumentError(
+              `addMany: the entries cannot be iterated (${(e as Error)?.message ?? String(e)})`,
+            ),
+      );
     }
     return this.enqueue(() => this.addManyNow(list, opts));
   }
 
   /** packDirectory's path (see `addPacked` below): one queued step for a whole read batch. */
-  private addPacked(names: readonly string[], bytes: Uint8Array, lengths: ArrayLike<number>, release?: () => void, metas?: readonly unknown[]): Promise<void> {
+  private addPacked(
+    names: readonly string[],
+    bytes: Uint8Array,
+    lengths: ArrayLike<number>,
+    release?: () => void,
+    metas?: readonly unknown[],
+  ): Promise<void> {
     return this.enqueue(() => this.addPackedNow(names, bytes, lengths, release, metas));
   }
 
@@ -196,7 +225,7 @@ export class DesWriter {
       for (const [name, body] of list) await this.addNow(name, body, addOpts);
       return;
     }
-    for (let i = 0; i < list.length; ) {
+    for (let i = 0; i < list.length;) {
       throwIfAborted(plan.signal);
       // A group: bodies copied together up to GROUP_BYTES, or one big body as it is.
       let j = i;
@@ -234,7 +263,13 @@ export class DesWriter {
    * With `release`, a sink that can (FileSink) keeps `bytes` without copying
    * and calls `release` once written; `release` is called exactly once.
    */
-  private async addPackedNow(names: readonly string[], bytes: Uint8Array, lengths: ArrayLike<number>, release?: () => void, metas?: readonly unknown[]): Promise<void> {
+  private async addPackedNow(
+    names: readonly string[],
+    bytes: Uint8Array,
+    lengths: ArrayLike<number>,
+    release?: () => void,
+    metas?: readonly unknown[],
+  ): Promise<void> {
     let handed = false;
     try {
       this.ensureOpen();
@@ -262,7 +297,12 @@ export class DesWriter {
         }
         const hash = len > 0 ? xxh64(bytes.subarray(used, used + len)) : 0n;
         const given = metas?.[k];
-        const meta = this.format === 1 ? v1MetaDocument(given, len, undefined) : given === undefined ? undefined : encodeMetaV2(given);
+        const meta =
+          this.format === 1
+            ? v1MetaDocument(given, len, undefined)
+            : given === undefined
+              ? undefined
+              : encodeMetaV2(given);
         this.pushRow(name, nameLen, nameHash, key, 0, 0, len, len, base + used, hash, undefined, meta);
         used += len;
       }
@@ -302,9 +342,14 @@ export class DesWriter {
     try {
       const store = this.opts.externalStore;
       const external = plan.external ?? (body.size !== undefined && this.isBig(body.size));
-      if (external && !store) throw new DesInvalidArgumentError(`${JSON.stringify(name)}: external entries need an externalStore`);
+      if (external && !store)
+        throw new DesInvalidArgumentError(`${JSON.stringify(name)}: external entries need an externalStore`);
       const prefix = this.opts.externalPrefix;
-      const externalKey = !external ? undefined : this.format === 1 ? v1ExternalKey(name, prefix) : defaultExternalKey(name, prefix);
+      const externalKey = !external
+        ? undefined
+        : this.format === 1
+          ? v1ExternalKey(name, prefix)
+          : defaultExternalKey(name, prefix);
       const ext = externalKey === undefined ? undefined : { key: externalKey, prefix };
       // v1 meta holds the size: checked now with the size known or, for a stream, the longest it could state.
       let metaV1 = this.format === 1 ? v1MetaDocument(opts.meta, body.size ?? Number.MAX_SAFE_INTEGER, ext) : undefined;
@@ -313,7 +358,9 @@ export class DesWriter {
       const start = this.out.position;
       let stored: StoredBody;
       try {
-        stored = external ? await writeExternal(store!, externalKey!, body, plan.signal) : await writeInternal(this.out, body, plan.compression, this.opts.compressLevel, plan.signal);
+        stored = external
+          ? await writeExternal(store!, externalKey!, body, plan.signal)
+          : await writeInternal(this.out, body, plan.compression, this.opts.compressLevel, plan.signal);
       } catch (e) {
         if (this.out.failure) throw this.poison(e);
         const typed = e instanceof DesError ? e : ioError(`${JSON.stringify(name)}: reading the body failed`, e);
@@ -322,14 +369,29 @@ export class DesWriter {
         throw typed;
       }
       if (plan.size !== undefined && stored.original !== plan.size) {
-        const e = new DesInvalidArgumentError(`${JSON.stringify(name)}: the body had ${stored.original} bytes, size said ${plan.size}`);
+        const e = new DesInvalidArgumentError(
+          `${JSON.stringify(name)}: the body had ${stored.original} bytes, size said ${plan.size}`,
+        );
         if (this.out.position !== start) this.poison(e);
         throw e;
       }
       if (this.format === 1 && body.size === undefined) metaV1 = v1MetaDocument(opts.meta, stored.original, ext);
       const compressed = plan.compression !== "none" && !external && this.format === 2;
       const flags = (external ? FLAG_EXTERNAL : 0) | (compressed ? FLAG_COMPRESSED : 0);
-      this.pushRow(name, nameLen, nameHash, key, flags, compressed ? codecId(plan.compression) : 0, stored.original, stored.stored, stored.offset, stored.hash, externalKey, metaV2 ?? metaV1);
+      this.pushRow(
+        name,
+        nameLen,
+        nameHash,
+        key,
+        flags,
+        compressed ? codecId(plan.compression) : 0,
+        stored.original,
+        stored.stored,
+        stored.offset,
+        stored.hash,
+        externalKey,
+        metaV2 ?? metaV1,
+      );
     } finally {
       await closeBody(body);
     }
@@ -340,7 +402,20 @@ export class DesWriter {
    * add takes into the table. Meta goes to META first (its offset is
    * relative to META until close); a spill failure poisons the writer.
    */
-  private pushRow(name: string, nameLen: number, nameHash: bigint, key: number, flags: number, codec: number, size: number, stored: number, offset: number, dataHash: bigint, externalKey: string | undefined, meta: Uint8Array | undefined): void {
+  private pushRow(
+    name: string,
+    nameLen: number,
+    nameHash: bigint,
+    key: number,
+    flags: number,
+    codec: number,
+    size: number,
+    stored: number,
+    offset: number,
+    dataHash: bigint,
+    externalKey: string | undefined,
+    meta: Uint8Array | undefined,
+  ): void {
     const t = this.table;
     const metaOffset = this.meta.length;
     const hasMeta = meta !== undefined && meta.length > 0;

@@ -22,7 +22,8 @@ export async function applyChanges(w: DesAppendWriter): Promise<void> {
     await w.delete(name);
     await w.add(name, bodyOf(i, 500, 1), { meta: { replaced: i } });
   }
-  for (let i = 0; i < 12; i++) await w.add(`new/${i}`, bodyOf(1000 + i, 300_000), { compress: i % 3 === 0 ? "gzip" : "none" });
+  for (let i = 0; i < 12; i++)
+    await w.add(`new/${i}`, bodyOf(1000 + i, 300_000), { compress: i % 3 === 0 ? "gzip" : "none" });
 }
 
 export function changedModel(): Map<string, Uint8Array> {

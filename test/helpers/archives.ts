@@ -49,7 +49,10 @@ export function bodyOf(e: EntrySpec): EntryData {
     case "bytes":
       return e.data;
     case "readable":
-      return Readable.from(splitChunks(e.data, e.chunks).map((c) => Buffer.from(c)), { objectMode: false });
+      return Readable.from(
+        splitChunks(e.data, e.chunks).map((c) => Buffer.from(c)),
+        { objectMode: false },
+      );
     case "iterable": {
       const parts = splitChunks(e.data, e.chunks);
       return (async function* () {
@@ -82,7 +85,10 @@ export async function buildArchive(entries: readonly EntrySpec[], opts: WriterOp
 }
 
 /** Opens bytes through a fresh counting MemorySource. */
-export async function openArchive(bytes: Uint8Array, opts: ReaderOptions = {}): Promise<{ reader: DesReader; source: MemorySource }> {
+export async function openArchive(
+  bytes: Uint8Array,
+  opts: ReaderOptions = {},
+): Promise<{ reader: DesReader; source: MemorySource }> {
   const source = new MemorySource(bytes);
   const reader = await DesReader.open(source, opts);
   return { reader, source };
@@ -109,7 +115,10 @@ export function compareUtf8(a: string, b: string): number {
 }
 
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0;
+  return (
+    a.length === b.length &&
+    Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0
+  );
 }
 
 export function hex(b: Uint8Array, max = 32): string {
@@ -208,7 +217,8 @@ export function isTypedDesError(e: unknown): e is DesError {
 }
 
 export function describeError(e: unknown): string {
-  if (e instanceof Error) return `${e.constructor.name}${(e as { code?: unknown }).code ? `[${String((e as { code?: unknown }).code)}]` : ""}: ${e.message}\n${e.stack ?? ""}`;
+  if (e instanceof Error)
+    return `${e.constructor.name}${(e as { code?: unknown }).code ? `[${String((e as { code?: unknown }).code)}]` : ""}: ${e.message}\n${e.stack ?? ""}`;
   return `non-error thrown: ${String(e)}`;
 }
 
@@ -244,7 +254,12 @@ export class GuardedSource implements RangeSource {
   private readonly patches: ReadonlyMap<number, number>;
   private readonly suffix: Uint8Array;
 
-  constructor(base: Uint8Array, patches: ReadonlyMap<number, number> = new Map(), suffix: Uint8Array = new Uint8Array(0), opts: { key?: string; hints?: ReadHints } = {}) {
+  constructor(
+    base: Uint8Array,
+    patches: ReadonlyMap<number, number> = new Map(),
+    suffix: Uint8Array = new Uint8Array(0),
+    opts: { key?: string; hints?: ReadHints } = {},
+  ) {
     this.base = base;
     this.patches = patches;
     this.suffix = suffix;
@@ -284,7 +299,14 @@ export class GuardedSource implements RangeSource {
 
   /** The mutated bytes at a range, for the test's own checks: not counted, not guarded; undefined when out of range. */
   peek(offset: number, length: number): Uint8Array | undefined {
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) return undefined;
+    if (
+      !Number.isSafeInteger(offset) ||
+      !Number.isSafeInteger(length) ||
+      offset < 0 ||
+      length < 0 ||
+      offset + length > this.size
+    )
+      return undefined;
     return this.slice(offset, length);
   }
 

@@ -16,7 +16,9 @@ function newestSource(dir: string): number {
 
 function fresh(): boolean {
   const st = fs.statSync(DIST, { throwIfNoEntry: false });
-  return st !== undefined && st.mtimeMs >= Math.max(newestSource(path.resolve("src")), fs.statSync("tsup.config.ts").mtimeMs);
+  return (
+    st !== undefined && st.mtimeMs >= Math.max(newestSource(path.resolve("src")), fs.statSync("tsup.config.ts").mtimeMs)
+  );
 }
 
 /**
@@ -25,7 +27,7 @@ function fresh(): boolean {
  * time wait for one build (a lock folder).
  */
 export function builtCli(): string {
-  for (let waited = 0; !fresh(); ) {
+  for (let waited = 0; !fresh();) {
     try {
       fs.mkdirSync(LOCK);
     } catch {
@@ -53,7 +55,10 @@ export interface CliResult {
 }
 
 /** Runs the built CLI to completion. */
-export function cli(args: readonly string[], opts: { input?: string | Uint8Array; cwd?: string; env?: NodeJS.ProcessEnv } = {}): CliResult {
+export function cli(
+  args: readonly string[],
+  opts: { input?: string | Uint8Array; cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): CliResult {
   const r = spawnSync(process.execPath, [builtCli(), ...args], {
     encoding: "utf8",
     ...(opts.input !== undefined ? { input: opts.input } : {}),
@@ -66,13 +71,19 @@ export function cli(args: readonly string[], opts: { input?: string | Uint8Array
 
 /** Runs the built CLI and returns the child (for signals and pipes). */
 export function cliChild(args: readonly string[], opts: { cwd?: string } = {}): ReturnType<typeof spawn> {
-  return spawn(process.execPath, [builtCli(), ...args], { stdio: ["ignore", "pipe", "pipe"], ...(opts.cwd ? { cwd: opts.cwd } : {}) });
+  return spawn(process.execPath, [builtCli(), ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
+  });
 }
 
 /** Runs the built CLI without blocking this process (for servers the test itself runs). */
 export function cliAsync(args: readonly string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [builtCli(), ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.env } });
+    const child = spawn(process.execPath, [builtCli(), ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...opts.env },
+    });
     let out = "";
     let err = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));

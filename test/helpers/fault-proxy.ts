@@ -65,19 +65,34 @@ const isGet = (r: ProxyRequestInfo): boolean => r.method === "GET";
 
 function s3Error(status: number): { body: string; code: string } {
   const code = status === 503 ? "SlowDown" : "InternalError";
-  const message = status === 503 ? "Please reduce your request rate." : "We encountered an internal error. Please try again.";
-  return { code, body: `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><RequestId>fault-proxy</RequestId></Error>` };
+  const message =
+    status === 503 ? "Please reduce your request rate." : "We encountered an internal error. Please try again.";
+  return {
+    code,
+    body: `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><RequestId>fault-proxy</RequestId></Error>`,
+  };
 }
 
 /**
  * A loopback HTTP proxy in front of an S3 endpoint (moto) that counts
  * requests and bytes, adds latency, and injects faults on demand.
  */
-export async function startFaultProxy(upstream: string, opts: { delayMs?: number; bytesPerSecond?: number } = {}): Promise<FaultProxy> {
+export async function startFaultProxy(
+  upstream: string,
+  opts: { delayMs?: number; bytesPerSecond?: number } = {},
+): Promise<FaultProxy> {
   const target = new URL(upstream);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const pending: Pending[] = [];
-  const stats: ProxyStats = { requests: 0, byMethod: {}, bytesOut: 0, faults: 0, ranges: [], inFlight: 0, maxInFlight: 0 };
+  const stats: ProxyStats = {
+    requests: 0,
+    byMethod: {},
+    bytesOut: 0,
+    faults: 0,
+    ranges: [],
+    inFlight: 0,
+    maxInFlight: 0,
+  };
   const proxy = { delayMs: opts.delayMs ?? 0, bytesPerSecond: opts.bytesPerSecond ?? 0 };
 
   const take = (info: ProxyRequestInfo): Fault | undefined => {
@@ -176,10 +191,13 @@ export async function startFaultProxy(upstream: string, opts: { delayMs?: number
             sent += c.length;
             stats.bytesOut += c.length;
             const due = t0 + (sent / rate) * 1000 - performance.now();
-            setTimeout(() => {
-              if (res.write(c)) up.resume();
-              else res.once("drain", () => up.resume());
-            }, Math.max(0, due));
+            setTimeout(
+              () => {
+                if (res.write(c)) up.resume();
+                else res.once("drain", () => up.resume());
+              },
+              Math.max(0, due),
+            );
           });
           up.on("end", () => {
             const due = t0 + (sent / rate) * 1000 - performance.now();

@@ -46,13 +46,14 @@ function installExitHook(): void {
   exitHookInstalled = true;
   // Last resort: a worker that dies without running afterAll still takes its moto with it.
   process.on("exit", () => {
-    for (const c of children) if (c.pid !== undefined && c.exitCode === null) {
-      try {
-        process.kill(c.pid, "SIGKILL");
-      } catch {
-        // already gone
+    for (const c of children)
+      if (c.pid !== undefined && c.exitCode === null) {
+        try {
+          process.kill(c.pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
       }
-    }
   });
 }
 
@@ -102,9 +103,11 @@ export async function startMoto(opts: { timeoutMs?: number } = {}): Promise<Moto
     const endpoint = `http://127.0.0.1:${port}`;
     try {
       for (;;) {
-        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`moto exited (${child.exitCode ?? child.signalCode}): ${stderr.trim().slice(-500)}`);
+        if (child.exitCode !== null || child.signalCode !== null)
+          throw new Error(`moto exited (${child.exitCode ?? child.signalCode}): ${stderr.trim().slice(-500)}`);
         if (await answers(`${endpoint}/`)) break;
-        if (Date.now() > deadline) throw new Error(`moto did not answer on ${endpoint} in time: ${stderr.trim().slice(-500)}`);
+        if (Date.now() > deadline)
+          throw new Error(`moto did not answer on ${endpoint} in time: ${stderr.trim().slice(-500)}`);
         await new Promise((r) => setTimeout(r, 100));
       }
       let stopped = false;
@@ -148,7 +151,10 @@ export interface RequestCounter {
 }
 
 /** An S3Client with a request counter on its middleware stack (inside the retry loop, so retries count). */
-export function countingClient(endpoint: string, extra: Partial<S3ClientConfig> = {}): { client: S3Client; counter: RequestCounter } {
+export function countingClient(
+  endpoint: string,
+  extra: Partial<S3ClientConfig> = {},
+): { client: S3Client; counter: RequestCounter } {
   const client = new S3Client(s3Config(endpoint, extra));
   const counter: RequestCounter = {
     total: 0,

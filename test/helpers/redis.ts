@@ -70,9 +70,13 @@ async function killByPid(child: ChildProcess): Promise<void> {
 
 async function spawnOn(port: number, timeoutMs: number): Promise<ChildProcess> {
   hookExit();
-  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no"], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+  const child = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no"],
+    {
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
   children.add(child);
   let stderr = "";
   child.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
@@ -83,9 +87,11 @@ async function spawnOn(port: number, timeoutMs: number): Promise<ChildProcess> {
   try {
     for (;;) {
       if (failed) throw new Error(`redis-server could not start: ${failed.message} (is it installed?)`);
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`redis-server exited (${child.exitCode ?? child.signalCode}): ${stderr.trim()}`);
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`redis-server exited (${child.exitCode ?? child.signalCode}): ${stderr.trim()}`);
       if (await ping(port)) return child;
-      if (Date.now() > deadline) throw new Error(`redis-server did not answer on port ${port} in time: ${stderr.trim()}`);
+      if (Date.now() > deadline)
+        throw new Error(`redis-server did not answer on port ${port} in time: ${stderr.trim()}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   } catch (e) {

@@ -26,7 +26,15 @@ export interface Manifest {
   raw: {
     archive_size: number;
     archive_sha256: string;
-    index_entries_in_order: { name: string; data_offset: number; data_length: number; meta_offset: number; meta_length: number; flags: number; meta_raw: string }[];
+    index_entries_in_order: {
+      name: string;
+      data_offset: number;
+      data_length: number;
+      meta_offset: number;
+      meta_length: number;
+      flags: number;
+      meta_raw: string;
+    }[];
   };
 }
 

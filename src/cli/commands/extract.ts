@@ -56,7 +56,11 @@ class Planned {
  * (absolute, "..", NUL, drive letters) and names that land on one path, or on
  * a file and a folder at once, fail the whole extract.
  */
-async function plan(reader: DesReader, patterns: readonly string[], strip: number): Promise<{ planned: Planned[]; bytes: number }> {
+async function plan(
+  reader: DesReader,
+  patterns: readonly string[],
+  strip: number,
+): Promise<{ planned: Planned[]; bytes: number }> {
   const sel = trackingSelector(patterns);
   const planned: Planned[] = [];
   // Path on disk -> first name that claimed it, and which paths must be folders.
@@ -75,17 +79,25 @@ async function plan(reader: DesReader, patterns: readonly string[], strip: numbe
       const other = claimed.get(key);
       if (other !== undefined) {
         const both = other.endsWith("/") && s.dir;
-        if (!both) throw new CliError(`refusing to extract: ${JSON.stringify(other)} and ${JSON.stringify(r.name)} both land on ${JSON.stringify(key)}`);
+        if (!both)
+          throw new CliError(
+            `refusing to extract: ${JSON.stringify(other)} and ${JSON.stringify(r.name)} both land on ${JSON.stringify(key)}`,
+          );
         continue;
       }
       claimed.set(key, r.name);
-      if (!s.dir && mustBeDir.has(key)) throw new CliError(`refusing to extract: ${JSON.stringify(r.name)} is a file but ${JSON.stringify(mustBeDir.get(key))} needs it to be a folder`);
+      if (!s.dir && mustBeDir.has(key))
+        throw new CliError(
+          `refusing to extract: ${JSON.stringify(r.name)} is a file but ${JSON.stringify(mustBeDir.get(key))} needs it to be a folder`,
+        );
       if (s.dir) mustBeDir.set(key, r.name);
       for (let i = 1; i < s.parts.length; i++) {
         const parent = s.parts.slice(0, i).join("/");
         const c = claimed.get(parent);
         if (c !== undefined && !c.endsWith("/") && !mustBeDir.has(parent)) {
-          throw new CliError(`refusing to extract: ${JSON.stringify(c)} is a file but ${JSON.stringify(r.name)} needs it to be a folder`);
+          throw new CliError(
+            `refusing to extract: ${JSON.stringify(c)} is a file but ${JSON.stringify(r.name)} needs it to be a folder`,
+          );
         }
         if (!mustBeDir.has(parent)) mustBeDir.set(parent, r.name);
       }
@@ -96,16 +108,24 @@ async function plan(reader: DesReader, patterns: readonly string[], strip: numbe
   // A file entry claimed before a later entry made its path a folder.
   for (const p of planned) {
     const key = p.parts.join("/");
-    if (!p.dir && mustBeDir.has(key)) throw new CliError(`refusing to extract: ${JSON.stringify(p.name)} is a file but ${JSON.stringify(mustBeDir.get(key))} needs it to be a folder`);
+    if (!p.dir && mustBeDir.has(key))
+      throw new CliError(
+        `refusing to extract: ${JSON.stringify(p.name)} is a file but ${JSON.stringify(mustBeDir.get(key))} needs it to be a folder`,
+      );
   }
   if (sel) {
     const missing = patterns.filter((p) => !sel.matched.has(p));
-    if (missing.length > 0) throw new CliError(`not in the archive: ${missing.map((m) => JSON.stringify(m)).join(", ")}`);
+    if (missing.length > 0)
+      throw new CliError(`not in the archive: ${missing.map((m) => JSON.stringify(m)).join(", ")}`);
   }
   return { planned, bytes };
 }
 
-export async function extractCommand(archive: string, patterns: readonly string[], flags: ExtractFlags): Promise<number> {
+export async function extractCommand(
+  archive: string,
+  patterns: readonly string[],
+  flags: ExtractFlags,
+): Promise<number> {
   const started = performance.now();
   // Pages are read in order, a batch at a time: a small cache is enough, and keeps memory flat.
   const a = await openArchive(archive, flags, { pageCacheBytes: 16 << 20 });
@@ -179,14 +199,18 @@ export async function extractCommand(archive: string, patterns: readonly string[
             if (flags.verbose) void out.line(escapeName(path.relative(root, f.path)));
           }
         });
-    for (let i = 0; i < planned.length; ) {
+    for (let i = 0; i < planned.length;) {
       // A batch of entries to read together.
       let j = i;
       let bytes = 0;
-      while (j < planned.length && j - i < BATCH_ENTRIES && (j === i || bytes + planned[j]!.size <= BATCH_BYTES)) bytes += planned[j++]!.size;
+      while (j < planned.length && j - i < BATCH_ENTRIES && (j === i || bytes + planned[j]!.size <= BATCH_BYTES))
+        bytes += planned[j++]!.size;
       const batch = planned.slice(i, j);
       i = j;
-      const metas = await reader.getMetaMany(batch.map((p) => p.name), { signal: stop.signal });
+      const metas = await reader.getMetaMany(
+        batch.map((p) => p.name),
+        { signal: stop.signal },
+      );
       const stats = new Map<string, FileStat>();
       for (const p of batch) stats.set(p.name, toFileStat(p.name, p.size, metas.get(p.name)));
       const small: string[] = [];
@@ -224,7 +248,14 @@ export async function extractCommand(archive: string, patterns: readonly string[
         if (pool) {
           try {
             const at = placer.ensureParents(p.parts);
-            await pool.add({ path: path.join(at, p.parts[p.parts.length - 1]!), body, mode: placer.modeOf(st, 0o644), mtime: st.mtimeMs !== undefined ? st.mtimeMs / 1000 : NaN, p, st });
+            await pool.add({
+              path: path.join(at, p.parts[p.parts.length - 1]!),
+              body,
+              mode: placer.modeOf(st, 0o644),
+              mtime: st.mtimeMs !== undefined ? st.mtimeMs / 1000 : NaN,
+              p,
+              st,
+            });
           } catch (e) {
             fail(name, e);
           }
@@ -288,10 +319,14 @@ export async function extractCommand(archive: string, patterns: readonly string[
     progress.done();
     await out.flush();
     for (const f of failures) process.stderr.write(`des-pack: ${f}\n`);
-    if (counts.failed > failures.length) process.stderr.write(`des-pack: ... and ${counts.failed - failures.length} more\n`);
+    if (counts.failed > failures.length)
+      process.stderr.write(`des-pack: ... and ${counts.failed - failures.length} more\n`);
     const secs = (performance.now() - started) / 1000;
     if (flags.json) {
-      process.stdout.write(JSON.stringify({ command: "extract", archive, directory: root, ...counts, seconds: Number(secs.toFixed(3)) }) + "\n");
+      process.stdout.write(
+        JSON.stringify({ command: "extract", archive, directory: root, ...counts, seconds: Number(secs.toFixed(3)) }) +
+          "\n",
+      );
     } else if (!flags.quiet) {
       process.stderr.write(
         `${counts.files} files, ${counts.dirs} folders, ${counts.symlinks + counts.hardlinks} links (${humanBytes(counts.bytes)}) extracted into ${root} in ${secs.toFixed(2)} s` +

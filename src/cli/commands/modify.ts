@@ -18,7 +18,11 @@ export interface ModifyFlags extends RemoteOptions {
 }
 
 /** Opens generation n+1 of a local or s3:// archive. */
-async function openAppend(archive: string, opts: RemoteOptions, compress: Compression | undefined): Promise<{ w: DesAppendWriter; close: () => void }> {
+async function openAppend(
+  archive: string,
+  opts: RemoteOptions,
+  compress: Compression | undefined,
+): Promise<{ w: DesAppendWriter; close: () => void }> {
   const ref = parseArchive(archive);
   const aopts = compress ? { compress } : {};
   if (ref.kind === "file") {
@@ -29,18 +33,27 @@ async function openAppend(archive: string, opts: RemoteOptions, compress: Compre
     const sdk = await import("@aws-sdk/client-s3");
     const s3 = await import("../../s3/index.js");
     const endpoint = opts.endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
-    const client = new sdk.S3Client({ ...(endpoint ? { endpoint, forcePathStyle: true } : {}), region: process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? "us-east-1" });
-    return { w: await DesWriter.append(s3.s3AppendTarget({ client, bucket: ref.bucket, key: ref.key }), aopts), close: () => client.destroy() };
+    const client = new sdk.S3Client({
+      ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
+      region: process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? "us-east-1",
+    });
+    return {
+      w: await DesWriter.append(s3.s3AppendTarget({ client, bucket: ref.bucket, key: ref.key }), aopts),
+      close: () => client.destroy(),
+    };
   }
   throw new UsageError(`${archive}: append and rm work on a local path or s3://bucket/key`);
 }
 
 function summary(what: string, r: AppendReport | RepackReport, flags: ModifyFlags, started: number): void {
   const secs = (performance.now() - started) / 1000;
-  if (flags.json) process.stdout.write(JSON.stringify({ command: what, ...r, seconds: Number(secs.toFixed(3)) }) + "\n");
+  if (flags.json)
+    process.stdout.write(JSON.stringify({ command: what, ...r, seconds: Number(secs.toFixed(3)) }) + "\n");
   else if (!flags.quiet) {
     const gen = "generation" in r ? ` (generation ${r.generation})` : "";
-    process.stderr.write(`${r.location}: ${r.added} added, ${r.deleted} removed${gen}, ${humanBytes(r.bytesWritten)} written, ${humanBytes(r.reclaimableBytes)} reclaimable, in ${secs.toFixed(2)} s\n`);
+    process.stderr.write(
+      `${r.location}: ${r.added} added, ${r.deleted} removed${gen}, ${humanBytes(r.bytesWritten)} written, ${humanBytes(r.reclaimableBytes)} reclaimable, in ${secs.toFixed(2)} s\n`,
+    );
   }
 }
 
@@ -64,15 +77,23 @@ export async function appendCommand(archive: string, inputs: readonly string[], 
     const st = fs.lstatSync(full, { throwIfNoEntry: false });
     if (!st) throw new CliError(`${input}: no such file or folder`);
     const rel = path.relative(base, full).split(path.sep).join("/");
-    if (rel.startsWith("..") || path.isAbsolute(rel)) throw new CliError(`${input} is outside ${base}: name inputs inside -C`);
+    if (rel.startsWith("..") || path.isAbsolute(rel))
+      throw new CliError(`${input} is outside ${base}: name inputs inside -C`);
     if (st.isDirectory()) {
       const walk = await SortedWalk.open(full, { metadata: flags.metadata });
       const under = rel === "" ? "" : `${rel}/`;
       if (under && flags.metadata) items.push({ name: under, full, st });
       for (let names = await walk.next(4096); names.length > 0; names = await walk.next(4096)) {
-        for (const n of names) items.push({ name: under + n, full: path.join(full, n), st: fs.lstatSync(path.join(full, n)) });
+        for (const n of names)
+          items.push({ name: under + n, full: path.join(full, n), st: fs.lstatSync(path.join(full, n)) });
       }
-      for (const o of walk.others) items.push({ name: under + o.name, full: o.fullPath, st: o.stat, ...(o.target !== undefined ? { link: o.target } : {}) });
+      for (const o of walk.others)
+        items.push({
+          name: under + o.name,
+          full: o.fullPath,
+          st: o.stat,
+          ...(o.target !== undefined ? { link: o.target } : {}),
+        });
     } else if (st.isFile()) items.push({ name: rel, full, st });
     else if (st.isSymbolicLink() && flags.metadata) items.push({ name: rel, full, st, link: fs.readlinkSync(full) });
   }
@@ -85,8 +106,11 @@ export async function appendCommand(archive: string, inputs: readonly string[], 
         await w.delete(name);
       }
       const kind = it.link !== undefined ? "symlink" : it.name.endsWith("/") ? "directory" : "file";
-      const meta = flags.metadata ? fsMetaValue({ kind, mode: it.st.mode & 0o7777, ...splitMs(it.st.mtimeMs), uid: it.st.uid, gid: it.st.gid }) : undefined;
-      const body = it.link !== undefined ? Buffer.from(it.link) : kind === "directory" ? new Uint8Array(0) : { path: it.full };
+      const meta = flags.metadata
+        ? fsMetaValue({ kind, mode: it.st.mode & 0o7777, ...splitMs(it.st.mtimeMs), uid: it.st.uid, gid: it.st.gid })
+        : undefined;
+      const body =
+        it.link !== undefined ? Buffer.from(it.link) : kind === "directory" ? new Uint8Array(0) : { path: it.full };
       await w.add(name, body, meta !== undefined ? { meta } : {});
       if (flags.verbose) process.stderr.write(`${escapeName(name)}\n`);
     }
@@ -106,19 +130,22 @@ export async function rmCommand(archive: string, patterns: readonly string[], fl
   const started = performance.now();
   const sel = trackingSelector(patterns)!;
   const ref = parseArchive(archive);
-  if (ref.kind !== "file" && ref.kind !== "s3") throw new UsageError(`${archive}: rm works on a local path or s3://bucket/key`);
+  if (ref.kind !== "file" && ref.kind !== "s3")
+    throw new UsageError(`${archive}: rm works on a local path or s3://bucket/key`);
   const { w, close } = await openAppend(archive, flags, undefined);
   try {
     // The names to delete come from the generation being appended to (the writer read its index).
     const a = await openArchive(archive, flags);
     const names: string[] = [];
     try {
-      for await (const batch of recordBatches(a.reader)) for (const e of batch) if (sel.test(e.name)) names.push(e.name);
+      for await (const batch of recordBatches(a.reader))
+        for (const e of batch) if (sel.test(e.name)) names.push(e.name);
     } finally {
       await a.close();
     }
     const missing = patterns.filter((p) => !sel.matched.has(p));
-    if (missing.length > 0) throw new CliError(`not in the archive: ${missing.map((m) => JSON.stringify(m)).join(", ")}`);
+    if (missing.length > 0)
+      throw new CliError(`not in the archive: ${missing.map((m) => JSON.stringify(m)).join(", ")}`);
     for (const n of names) {
       await w.delete(n);
       if (flags.verbose) process.stderr.write(`${escapeName(n)}\n`);
@@ -145,10 +172,17 @@ export interface RepackFlags extends ModifyFlags {
 export async function repackCommand(archive: string, out: string | undefined, flags: RepackFlags): Promise<number> {
   const started = performance.now();
   const ref = parseArchive(archive);
-  if (ref.kind !== "file" || (out !== undefined && parseArchive(out).kind !== "file")) throw new UsageError("repack works on local paths");
+  if (ref.kind !== "file" || (out !== undefined && parseArchive(out).kind !== "file"))
+    throw new UsageError("repack works on local paths");
   const excludes = flags.exclude.map((g) => picomatch(g, { dot: true }));
-  const filter = excludes.length ? { filter: (e: { name: string }) => !excludes.some((m) => m(e.name) || m(e.name.replace(/\/$/, ""))) } : {};
-  const opts = { ...filter, ...(flags.format ? { format: flags.format } : {}), ...(flags.compress ? { compress: flags.compress } : {}) };
+  const filter = excludes.length
+    ? { filter: (e: { name: string }) => !excludes.some((m) => m(e.name) || m(e.name.replace(/\/$/, ""))) }
+    : {};
+  const opts = {
+    ...filter,
+    ...(flags.format ? { format: flags.format } : {}),
+    ...(flags.compress ? { compress: flags.compress } : {}),
+  };
   if (out !== undefined) {
     const r = await repack(ref.path, out, { ...opts, overwrite: flags.overwrite });
     summary("repack", r, flags, started);
@@ -174,7 +208,8 @@ export interface MergeFlags extends ModifyFlags {
 export async function mergeCommand(out: string, archives: readonly string[], flags: MergeFlags): Promise<number> {
   const started = performance.now();
   if (archives.length === 0) throw new UsageError("merge needs at least one archive to read");
-  for (const a of [out, ...archives]) if (parseArchive(a).kind !== "file") throw new UsageError("merge works on local paths");
+  for (const a of [out, ...archives])
+    if (parseArchive(a).kind !== "file") throw new UsageError("merge works on local paths");
   const r = await merge(archives, out, { onDuplicate: flags.onDuplicate, overwrite: flags.overwrite });
   summary("merge", r, flags, started);
   return 0;

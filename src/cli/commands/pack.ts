@@ -48,7 +48,8 @@ export async function packCommand(operands: readonly string[], flags: PackFlags)
   if (inputs.length === 0) throw new UsageError("pack needs at least one input before the archive (a folder or files)");
   if (flags.format !== 1 && flags.format !== 2) throw new UsageError("--format must be 1 or 2");
   const { compress, auto } = compression(flags.compress);
-  if (flags.format === 1 && compress !== "none") throw new UsageError("--format 1 archives cannot be compressed (use --compress none)");
+  if (flags.format === 1 && compress !== "none")
+    throw new UsageError("--format 1 archives cannot be compressed (use --compress none)");
   const base = path.resolve(flags.directory ?? ".");
   const { target, writerOpts, localPath, close } = await archiveTarget(archive, flags.overwrite, flags);
   try {
@@ -70,7 +71,6 @@ async function packInto(
   auto: boolean,
   started: number,
 ): Promise<number> {
-
   const excludes = flags.exclude.map((g) => picomatch(g, { dot: true }));
   const includes = flags.include.map((g) => picomatch(g, { dot: true }));
   let archiveId: string | undefined;
@@ -85,7 +85,12 @@ async function packInto(
     if (excludes.some((m) => m(bare) || m(base))) return false;
     if (!name.endsWith("/") && includes.length > 0 && !includes.some((m) => m(bare) || m(base))) return false;
     // Never the archive being written, nor its temp file.
-    if (localPath && (path.resolve(full) === localPath || (tmpPrefix && base.startsWith(tmpPrefix) && path.dirname(path.resolve(full)) === path.dirname(localPath)))) return false;
+    if (
+      localPath &&
+      (path.resolve(full) === localPath ||
+        (tmpPrefix && base.startsWith(tmpPrefix) && path.dirname(path.resolve(full)) === path.dirname(localPath)))
+    )
+      return false;
     if (archiveId) {
       const st = fs.statSync(full, { throwIfNoEntry: false });
       if (st && `${st.dev}:${st.ino}` === archiveId) return false;
@@ -118,7 +123,9 @@ async function packInto(
     onSkip: (names, count) => {
       skipped += count;
       if (count > 0 && !flags.quiet) {
-        process.stderr.write(`des-pack: warning: ${count} special file${count === 1 ? "" : "s"} (device, FIFO, socket or dangling link) left out: ${names.slice(0, 5).join(", ")}${count > 5 ? ", ..." : ""}\n`);
+        process.stderr.write(
+          `des-pack: warning: ${count} special file${count === 1 ? "" : "s"} (device, FIFO, socket or dangling link) left out: ${names.slice(0, 5).join(", ")}${count > 5 ? ", ..." : ""}\n`,
+        );
       }
     },
   };
@@ -128,17 +135,27 @@ async function packInto(
   const singleDir = single !== undefined && fs.statSync(single, { throwIfNoEntry: false })?.isDirectory();
   try {
     if (singleDir) {
-      stats = await packDirectory(single, target, { ...opts, filter, ...(flags.prefix ? { prefix: flags.prefix } : {}) });
+      stats = await packDirectory(single, target, {
+        ...opts,
+        filter,
+        ...(flags.prefix ? { prefix: flags.prefix } : {}),
+      });
     } else {
       const only = inputFilter(base, inputs);
-      stats = await packDirectory(base, target, { ...opts, filter: (n, f) => only(n) && filter(n, f), ...(flags.prefix ? { prefix: flags.prefix } : {}) });
+      stats = await packDirectory(base, target, {
+        ...opts,
+        filter: (n, f) => only(n) && filter(n, f),
+        ...(flags.prefix ? { prefix: flags.prefix } : {}),
+      });
     }
   } catch (e) {
     progress.done();
     if (stop.signal.aborted) throw new CliError(`interrupted: nothing written to ${archive}`, 130);
     const m = (e as Error).message ?? "";
     if (flags.format === 1 && /v1 entry names cannot contain/.test(m)) {
-      throw new CliError(`--format 1 archives hold a flat folder only (no subfolders, no links): ${m.replace(/^.*\(/, "").replace(/\)$/, "")} cannot be stored; use --format 2`);
+      throw new CliError(
+        `--format 1 archives hold a flat folder only (no subfolders, no links): ${m.replace(/^.*\(/, "").replace(/\)$/, "")} cannot be stored; use --format 2`,
+      );
     }
     throw e;
   }
@@ -146,7 +163,17 @@ async function packInto(
   progress.done();
   const secs = (performance.now() - started) / 1000;
   if (flags.json) {
-    const summary = { command: "pack", archive: stats.location, entries: stats.entries, originalBytes: stats.originalBytes, archiveBytes: stats.archiveBytes, format: stats.formatVersion, indexPages: stats.indexPages, skipped, seconds: Number(secs.toFixed(3)) };
+    const summary = {
+      command: "pack",
+      archive: stats.location,
+      entries: stats.entries,
+      originalBytes: stats.originalBytes,
+      archiveBytes: stats.archiveBytes,
+      format: stats.formatVersion,
+      indexPages: stats.indexPages,
+      skipped,
+      seconds: Number(secs.toFixed(3)),
+    };
     (archive === "-" ? process.stderr : process.stdout).write(JSON.stringify(summary) + "\n");
   } else if (!flags.quiet) {
     process.stderr.write(
@@ -166,8 +193,9 @@ function inputFilter(base: string, inputs: readonly string[]): (name: string) =>
     const full = path.resolve(base, input);
     if (!fs.lstatSync(full, { throwIfNoEntry: false })) throw new CliError(`${input}: no such file or folder`);
     const rel = path.relative(base, full).split(path.sep).join("/");
-    if (rel === "" ) return "";
-    if (rel.startsWith("../") || rel === ".." || path.isAbsolute(rel)) throw new CliError(`${input} is outside ${base}: name inputs inside -C`);
+    if (rel === "") return "";
+    if (rel.startsWith("../") || rel === ".." || path.isAbsolute(rel))
+      throw new CliError(`${input} is outside ${base}: name inputs inside -C`);
     return rel;
   });
   if (wanted.includes("")) return () => true;

@@ -23,7 +23,12 @@ function modeString(st: FileStat): string {
   if (m === undefined) return `${KIND_CHAR[st.kind]}?????????`;
   const rwx = (b: number, s: boolean, sc: string): string =>
     `${b & 4 ? "r" : "-"}${b & 2 ? "w" : "-"}${s ? (b & 1 ? sc : sc.toUpperCase()) : b & 1 ? "x" : "-"}`;
-  return KIND_CHAR[st.kind] + rwx((m >> 6) & 7, (m & 0o4000) !== 0, "s") + rwx((m >> 3) & 7, (m & 0o2000) !== 0, "s") + rwx(m & 7, (m & 0o1000) !== 0, "t");
+  return (
+    KIND_CHAR[st.kind] +
+    rwx((m >> 6) & 7, (m & 0o4000) !== 0, "s") +
+    rwx((m >> 3) & 7, (m & 0o2000) !== 0, "s") +
+    rwx(m & 7, (m & 0o1000) !== 0, "t")
+  );
 }
 
 function timeString(ms: number | undefined): string {
@@ -41,11 +46,17 @@ export async function listCommand(archive: string, patterns: readonly string[], 
   const sel = trackingSelector(patterns);
   try {
     const r = a.reader;
-    let batches: AsyncIterable<{ name: string; size: number; flags: number; compression: string | undefined; storedSize: number }[]> = recordBatches(r);
+    let batches: AsyncIterable<
+      { name: string; size: number; flags: number; compression: string | undefined; storedSize: number }[]
+    > = recordBatches(r);
     if (flags.sort) {
       const names = await r.list();
       batches = (async function* () {
-        for (let i = 0; i < names.length; i += 4096) yield (await Promise.all(names.slice(i, i + 4096).map((n) => r.stat(n)))).map((s) => ({ ...s, compression: s.compression }));
+        for (let i = 0; i < names.length; i += 4096)
+          yield (await Promise.all(names.slice(i, i + 4096).map((n) => r.stat(n)))).map((s) => ({
+            ...s,
+            compression: s.compression,
+          }));
       })();
     }
     for await (const batch0 of batches) {
@@ -82,15 +93,23 @@ export async function listCommand(archive: string, patterns: readonly string[], 
           );
         } else {
           const codec = (e.flags & FLAG_EXTERNAL ? "ext" : (e.compression ?? "?")).padEnd(6);
-          const tail = linkText !== undefined ? ` -> ${escapeName(linkText)}` : st.linkTo !== undefined ? ` link to ${escapeName(st.linkTo)}` : "";
-          await out.line(`${modeString(st)} ${String(e.size).padStart(12)} ${timeString(st.mtimeMs)} ${codec} ${escapeName(e.name)}${tail}`);
+          const tail =
+            linkText !== undefined
+              ? ` -> ${escapeName(linkText)}`
+              : st.linkTo !== undefined
+                ? ` link to ${escapeName(st.linkTo)}`
+                : "";
+          await out.line(
+            `${modeString(st)} ${String(e.size).padStart(12)} ${timeString(st.mtimeMs)} ${codec} ${escapeName(e.name)}${tail}`,
+          );
         }
       }
     }
     await out.flush();
     if (sel) {
       const missing = patterns.filter((p) => !sel.matched.has(p));
-      if (missing.length > 0) throw new CliError(`not in the archive: ${missing.map((m) => JSON.stringify(m)).join(", ")}`);
+      if (missing.length > 0)
+        throw new CliError(`not in the archive: ${missing.map((m) => JSON.stringify(m)).join(", ")}`);
     }
     return 0;
   } finally {
@@ -121,7 +140,8 @@ export async function catCommand(archive: string, names: readonly string[], flag
     const limit = 1 << 30;
     if (flags.output !== undefined) {
       const dest = path.resolve(flags.output);
-      if (a.localPath && fs.existsSync(dest) && fs.realpathSync(dest) === fs.realpathSync(a.localPath)) throw new CliError(`${flags.output} is the archive being read`);
+      if (a.localPath && fs.existsSync(dest) && fs.realpathSync(dest) === fs.realpathSync(a.localPath))
+        throw new CliError(`${flags.output} is the archive being read`);
       const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.des-tmp-${process.pid}`);
       const cleanup = (): void => fs.rmSync(tmp, { force: true });
       process.once("SIGINT", () => {
@@ -143,7 +163,10 @@ export async function catCommand(archive: string, names: readonly string[], flag
       if (st.size <= limit) {
         await writeStdout(await r.get(names[i]!));
       } else {
-        if (!flags.quiet) process.stderr.write(`des-pack: ${escapeName(names[i]!)} is ${humanBytes(st.size)}: streamed, so a damaged end is reported after its bytes were written\n`);
+        if (!flags.quiet)
+          process.stderr.write(
+            `des-pack: ${escapeName(names[i]!)} is ${humanBytes(st.size)}: streamed, so a damaged end is reported after its bytes were written\n`,
+          );
         await pipeline(r.stream(names[i]!), process.stdout, { end: false });
       }
     }
@@ -190,7 +213,9 @@ export async function infoCommand(archive: string, flags: InfoFlags): Promise<nu
       originalBytes: original,
       storedBytes: stored,
       metaBytes,
-      ...(space ? { liveBytes: space.liveBytes, reclaimableBytes: space.reclaimableBytes, indexBytes: space.indexBytes } : {}),
+      ...(space
+        ? { liveBytes: space.liveBytes, reclaimableBytes: space.reclaimableBytes, indexBytes: space.indexBytes }
+        : {}),
       indexPages: await pageCount(r),
       overheadBytes: overhead,
       overheadPerEntry: entries ? Number((overhead / entries).toFixed(1)) : 0,
@@ -205,7 +230,11 @@ export async function infoCommand(archive: string, flags: InfoFlags): Promise<nu
       `entries      ${entries}${external ? ` (${external} external)` : ""}`,
       `content      ${humanBytes(original)} (${humanBytes(stored)} stored)`,
       `meta         ${humanBytes(metaBytes)}`,
-      ...(space ? [`live / dead  ${humanBytes(space.liveBytes)} live, ${humanBytes(space.reclaimableBytes)} reclaimable by repack`] : []),
+      ...(space
+        ? [
+            `live / dead  ${humanBytes(space.liveBytes)} live, ${humanBytes(space.reclaimableBytes)} reclaimable by repack`,
+          ]
+        : []),
       `index pages  ${info.indexPages}`,
       `overhead     ${humanBytes(overhead)}, ${info.overheadPerEntry} bytes per entry`,
     ];
@@ -233,7 +262,10 @@ export async function verifyCommand(archive: string, flags: VerifyFlags): Promis
       `v${report.formatVersion}: ${report.entries} entries, ${report.dataChecked} bodies and ${report.metaChecked} metas checked, ${report.pages} index pages` +
         (report.externalSkipped ? `, ${report.externalSkipped} external entries not checked (no --external-dir)` : ""),
     );
-    for (const p of report.problems) await out.line(`  ${p.code} ${p.name !== undefined ? escapeName(p.name) : p.page !== undefined ? `page ${p.page}` : ""}: ${p.message}`);
+    for (const p of report.problems)
+      await out.line(
+        `  ${p.code} ${p.name !== undefined ? escapeName(p.name) : p.page !== undefined ? `page ${p.page}` : ""}: ${p.message}`,
+      );
     await out.line(report.ok ? "ok" : "FAILED");
     await out.flush();
     return report.ok ? 0 : 1;

@@ -1,13 +1,6 @@
 /** Values and limits shared by both halves of the Python-JSON codec (pyjson.ts, pyjson-loads.ts). */
 
-export type PyJsonValue =
-  | null
-  | boolean
-  | number
-  | bigint
-  | string
-  | PyJsonValue[]
-  | { [key: string]: PyJsonValue };
+export type PyJsonValue = null | boolean | number | bigint | string | PyJsonValue[] | { [key: string]: PyJsonValue };
 
 /** Nesting limit for both directions; keeps recursion bounded (Python itself stops near 1000 too). */
 export const MAX_DEPTH = 1000;

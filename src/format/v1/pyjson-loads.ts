@@ -16,7 +16,8 @@ export interface PyJsonLoadsOptions {
 }
 
 /** What the parser builds: a PyJsonValue, or with `maps` a PyJsonMapValue. */
-type Decoded = null | boolean | number | bigint | string | Decoded[] | { [key: string]: Decoded } | Map<string, Decoded>;
+type Decoded =
+  null | boolean | number | bigint | string | Decoded[] | { [key: string]: Decoded } | Map<string, Decoded>;
 
 /** Python's json.loads semantics. Accepts a string or UTF-8 bytes. */
 export function pyJsonLoads(text: string | Uint8Array, opts?: { readonly maps?: false }): PyJsonValue;

@@ -215,6 +215,5 @@ function className(v: object): string {
   return typeof ctor === "function" && ctor.name ? ctor.name : "a non-plain object";
 }
 
-
 export { pyJsonLoads } from "./pyjson-loads.js";
 export type { PyJsonLoadsOptions, PyJsonMapValue } from "./pyjson-loads.js";

@@ -9,7 +9,7 @@ import {
   MIN_V2_RECORD,
   PAGE_OVERHEAD,
   V2_FOOTER_SIZE,
-  } from "../constants.js";
+} from "../constants.js";
 
 /** Section 3 of spec/des-format.md. */
 export interface V2Footer {
@@ -142,7 +142,6 @@ export function encodeRoot(pageLengths: readonly number[]): Uint8Array {
   for (const len of pageLengths) w.u32(len);
   return w.finish();
 }
-
 
 /** A reserved-turned-optional field: a value no writer of this spec produces reads as 0 ("unknown"). */
 function safeOrZero(v: bigint): number {

@@ -1,7 +1,15 @@
 import { compareBytes, utf8Encode } from "../bytes.js";
 import { DesDuplicateError, DesInvalidArgumentError, DesUnsupportedError } from "../../errors.js";
 import { xxh64 } from "../hash.js";
-import { FLAG_COMPRESSED, MAX_PAGE_BITS, MAX_PAGE_BYTES, PAGE_OVERHEAD, TARGET_PAGE_BYTES, V2_FOOTER_SIZE, codecId } from "../constants.js";
+import {
+  FLAG_COMPRESSED,
+  MAX_PAGE_BITS,
+  MAX_PAGE_BYTES,
+  PAGE_OVERHEAD,
+  TARGET_PAGE_BYTES,
+  V2_FOOTER_SIZE,
+  codecId,
+} from "../constants.js";
 import type { EntryRecord } from "../record.js";
 import { encodeRoot } from "./footer.js";
 import type { V2Footer } from "./footer.js";
@@ -103,7 +111,9 @@ export function recordsOf(records: readonly V2RecordInput[]): IndexRecordSource 
 export function recordInputOf(r: EntryRecord): V2RecordInput {
   const compressed = (r.flags & FLAG_COMPRESSED) !== 0;
   if (compressed && (r.compression === undefined || r.compression === "none")) {
-    throw new DesUnsupportedError(`${JSON.stringify(r.name)}: its codec is unknown, so its record cannot be written again`);
+    throw new DesUnsupportedError(
+      `${JSON.stringify(r.name)}: its codec is unknown, so its record cannot be written again`,
+    );
   }
   return {
     name: utf8Encode(r.name),
@@ -175,7 +185,9 @@ const CHUNK_BYTES = 1 << 20;
 export function planV2Index(source: IndexRecordSource, opts: IndexBuildOptions = {}): V2IndexPlan {
   const n = source.count;
   const duplicates = opts.duplicates ?? "error";
-  const keyOf = source.nameKey ? source.nameKey.bind(source) : (i: number): number => Number(xxh64(source.at(i).name) >> 32n);
+  const keyOf = source.nameKey
+    ? source.nameKey.bind(source)
+    : (i: number): number => Number(xxh64(source.at(i).name) >> 32n);
   const keys = new Uint32Array(n);
   const recLen = new Uint32Array(n);
   let total = 0;
@@ -247,7 +259,11 @@ function bitsFor(total: number): number {
   return total <= TARGET_PAGE_BYTES ? 0 : Math.min(MAX_PAGE_BITS, Math.ceil(Math.log2(total / TARGET_PAGE_BYTES)));
 }
 
-function pageSizes(keys: Uint32Array, recLen: Uint32Array, bits: number): { pageOf: Uint32Array; bytes: Uint32Array; counts: Uint32Array; fits: boolean } {
+function pageSizes(
+  keys: Uint32Array,
+  recLen: Uint32Array,
+  bits: number,
+): { pageOf: Uint32Array; bytes: Uint32Array; counts: Uint32Array; fits: boolean } {
   const P = 2 ** bits;
   const n = keys.length;
   const bytes = new Float64Array(P).fill(PAGE_OVERHEAD);
@@ -269,7 +285,12 @@ function pageSizes(keys: Uint32Array, recLen: Uint32Array, bits: number): { page
 }
 
 /** Counting sort of the live records by page, stable (each page's records stay in index order). */
-function bucketize(n: number, P: number, pageOf: (i: number) => number, recLen: Uint32Array): { count: number; members(p: number): Uint32Array } {
+function bucketize(
+  n: number,
+  P: number,
+  pageOf: (i: number) => number,
+  recLen: Uint32Array,
+): { count: number; members(p: number): Uint32Array } {
   const starts = new Uint32Array(P + 1);
   for (let i = 0; i < n; i++) if (recLen[i] !== 0) starts[pageOf(i) + 1]!++;
   for (let p = 0; p < P; p++) starts[p + 1]! += starts[p]!;
@@ -312,9 +333,18 @@ function pageGroup(pageLengths: Uint32Array, start: number, limit: number): { en
   return { end, size };
 }
 
-function writePageEnd(buf: Uint8Array, view: DataView, start: number, end: number, page: number, expected: number): void {
+function writePageEnd(
+  buf: Uint8Array,
+  view: DataView,
+  start: number,
+  end: number,
+  page: number,
+  expected: number,
+): void {
   if (end !== start + expected - 8) {
-    throw new DesInvalidArgumentError(`index page ${page}: its records encoded to ${end - start + 8} bytes, not the ${expected} they were sized at (the record source changed during the build)`);
+    throw new DesInvalidArgumentError(
+      `index page ${page}: its records encoded to ${end - start + 8} bytes, not the ${expected} they were sized at (the record source changed during the build)`,
+    );
   }
   view.setBigUint64(end, xxh64(buf.subarray(start, end)), true);
 }
@@ -332,7 +362,7 @@ function* ascendingChunks(l: Layout): Generator<Uint8Array> {
   const groupBytes = Math.max(CHUNK_BYTES, Math.ceil(total / 8));
   const cursor = new Float64Array(P);
   const last = new Int32Array(P);
-  for (let g0 = 0; g0 < P; ) {
+  for (let g0 = 0; g0 < P;) {
     const { end: g1, size } = pageGroup(pageLengths, g0, groupBytes);
     const buf = new Uint8Array(size);
     const view = new DataView(buf.buffer);
@@ -345,11 +375,15 @@ function* ascendingChunks(l: Layout): Generator<Uint8Array> {
       const p = pageOf[i]!;
       if (p < g0 || p >= g1 || recLen[i] === 0) continue;
       const prev = last[p]!;
-      if (prev >= 0 && compare(prev, i) >= 0) throw new DesInvalidArgumentError("the record source said ascending, but its names are not in strictly ascending byte order");
+      if (prev >= 0 && compare(prev, i) >= 0)
+        throw new DesInvalidArgumentError(
+          "the record source said ascending, but its names are not in strictly ascending byte order",
+        );
       last[p] = i;
       cursor[p] = writeV2Record(buf, view, cursor[p]!, source.at(i));
     }
-    for (let p = g0, at = 0; p < g1; at += pageLengths[p++]!) writePageEnd(buf, view, at, cursor[p]!, p, pageLengths[p]!);
+    for (let p = g0, at = 0; p < g1; at += pageLengths[p++]!)
+      writePageEnd(buf, view, at, cursor[p]!, p, pageLengths[p]!);
     yield buf;
     g0 = g1;
   }

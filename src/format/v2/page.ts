@@ -130,7 +130,8 @@ function decodeRecords(page: Uint8Array, pageIndex: number, footer: V2Footer, bo
     const nameBytes = r.take(nameLen);
     if (nameBytes.includes(0)) r.fail(`record ${i}: name contains NUL`);
     if (prev && compareBytes(prev, nameBytes) >= 0) r.fail(`record ${i}: names are not strictly ascending`);
-    if (pageOfHash(xxh64(nameBytes), footer.pageBits) !== pageIndex) r.fail(`record ${i}: name belongs to another page`);
+    if (pageOfHash(xxh64(nameBytes), footer.pageBits) !== pageIndex)
+      r.fail(`record ${i}: name belongs to another page`);
     prev = nameBytes;
     const name = utf8Decode(nameBytes, `v2 page ${pageIndex} record ${i} name`);
     names[i] = nameBytes;
@@ -167,7 +168,8 @@ export class PageView {
     this.footer = footer;
     this.limit = footer.indexStart;
     const count = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true);
-    if (count * MIN_V2_RECORD > this.bodyEnd - 4) throw new DesFormatError(`v2 page ${pageIndex}: record count ${count} does not fit`);
+    if (count * MIN_V2_RECORD > this.bodyEnd - 4)
+      throw new DesFormatError(`v2 page ${pageIndex}: record count ${count} does not fit`);
     this.count = count;
   }
 
@@ -251,7 +253,8 @@ export class PageView {
         const n = prevLen < nameLen ? prevLen : nameLen;
         let k = 0;
         while (k < n && bytes[prevAt + k] === bytes[start + k]) k++;
-        if (k === n ? prevLen >= nameLen : bytes[prevAt + k]! > bytes[start + k]!) fail(i, "names are not strictly ascending");
+        if (k === n ? prevLen >= nameLen : bytes[prevAt + k]! > bytes[start + k]!)
+          fail(i, "names are not strictly ascending");
       }
       at[i] = start;
       lens[i] = nameLen;
@@ -358,7 +361,8 @@ function decodeRecordBody(r: ByteReader, name: string, limit: number): EntryReco
   let dataOffset = 0;
   if (storedSize > 0 && !external) {
     dataOffset = r.varint("data_offset");
-    if (dataOffset < HEADER_SIZE || dataOffset + storedSize > limit) r.fail(`${JSON.stringify(name)}: data outside the archive`);
+    if (dataOffset < HEADER_SIZE || dataOffset + storedSize > limit)
+      r.fail(`${JSON.stringify(name)}: data outside the archive`);
   }
   let externalKey: string | undefined;
   if (external) {
@@ -371,8 +375,21 @@ function decodeRecordBody(r: ByteReader, name: string, limit: number): EntryReco
   let metaHash: bigint | undefined;
   if (metaLength > 0) {
     metaOffset = r.varint("meta_offset");
-    if (metaOffset < HEADER_SIZE || metaOffset + metaLength > limit) r.fail(`${JSON.stringify(name)}: meta outside the archive`);
+    if (metaOffset < HEADER_SIZE || metaOffset + metaLength > limit)
+      r.fail(`${JSON.stringify(name)}: meta outside the archive`);
     metaHash = r.u64big();
   }
-  return { name, flags, compression, size, storedSize, dataOffset, dataHash, metaOffset, metaLength, metaHash, externalKey };
+  return {
+    name,
+    flags,
+    compression,
+    size,
+    storedSize,
+    dataOffset,
+    dataHash,
+    metaOffset,
+    metaLength,
+    metaHash,
+    externalKey,
+  };
 }
