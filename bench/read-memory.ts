@@ -14,12 +14,16 @@ type Out = Record<string, number | string>;
 
 function child(...args: (string | number)[]): Out {
   const script = path.join(BENCH_DIR, "..", "test", "read-memory-child.mts");
-  const r = spawnSync(process.execPath, ["--expose-gc", "--import", "tsx", script, ...args.map(String)], {
-    cwd: path.dirname(BENCH_DIR),
-    encoding: "utf8",
-    maxBuffer: 16 << 20,
-    timeout: 600_000,
-  });
+  const r = spawnSync(
+    process.execPath,
+    ["--expose-gc", "--max-semi-space-size=16", "--import", "tsx", script, ...args.map(String)],
+    {
+      cwd: path.dirname(BENCH_DIR),
+      encoding: "utf8",
+      maxBuffer: 16 << 20,
+      timeout: 600_000,
+    },
+  );
   if (r.status !== 0) throw new Error(`read-memory-child ${args.join(" ")} failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split("\n").pop()!) as Out;
 }

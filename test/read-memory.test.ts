@@ -7,12 +7,16 @@ import { tempDir } from "./helpers/tmp.js";
 const here = path.dirname(fileURLToPath(import.meta.url));
 const child = path.join(here, "read-memory-child.mts");
 
-/** Runs one scenario of read-memory-child.mts in a fresh process; its JSON line. */
+/**
+ * Runs one scenario of read-memory-child.mts in a fresh process; its JSON line.
+ * The young generation is fixed at 16 MiB: newer V8s grow it up to 64 MiB, and
+ * a peak sampled from `heapUsed` counts garbage not yet collected there.
+ */
 function run(...args: (string | number)[]): Promise<Record<string, number | string>> {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
-      ["--expose-gc", "--import", "tsx", child, ...args.map(String)],
+      ["--expose-gc", "--max-semi-space-size=16", "--import", "tsx", child, ...args.map(String)],
       { cwd: path.join(here, ".."), maxBuffer: 1 << 20, timeout: 120_000 },
       (err, stdout, stderr) => {
         if (err) return reject(new Error(`${err.message}\n${stderr}`));
