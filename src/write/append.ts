@@ -13,13 +13,13 @@ import {
   DesNotFoundError,
   throwIfAborted,
 } from "../errors.js";
-import { FLAG_COMPRESSED, FLAG_TOMBSTONE, V2_FOOTER_SIZE, codecId } from "../format/constants.js";
+import { FLAG_COMPRESSED, V2_FOOTER_SIZE, codecId } from "../format/constants.js";
 import type { Compression } from "../format/constants.js";
 import { encodeMetaV2 } from "../format/meta.js";
 import type { ByteSink } from "../io/sink.js";
-import { scanPages, spaceUsage } from "../read/generations.js";
+import { indexPages, spaceUsage } from "../read/generations.js";
 import type { OpenedGeneration } from "../read/generations.js";
-import { GenerationWriter, carriedRecord, checkName } from "./generation.js";
+import { GenerationWriter, checkName } from "./generation.js";
 import { CarriedRecords } from "./carried.js";
 import { closeBody, openBody } from "./body.js";
 import { checkCompression, checkCount, checkLevel } from "./options.js";
@@ -107,17 +107,11 @@ export class DesAppendWriter {
     signal?: AbortSignal,
   ): Promise<DesAppendWriter> {
     const w = new DesAppendWriter(sink, base, opts);
-    const carried = new CarriedRecords(base.footer?.pageBits ?? 0);
-    let p = 0;
-    for await (const page of scanPages(base, signal)) {
-      const { records, names } = page;
-      for (let i = 0; i < records.length; i++) {
-        const r = records[i]!;
-        if (r.flags & FLAG_TOMBSTONE) continue; // tombstones of earlier generations are not carried (spec 3.8.1)
-        carried.push(p, carriedRecord(r, names?.[i]));
-      }
-      p++;
-    }
+    const footer = base.footer;
+    if (!footer) throw new DesInvalidArgumentError("append needs a v2 archive");
+    const carried = new CarriedRecords(footer.pageBits);
+    // Tombstones of earlier generations are not carried (spec 3.8.1).
+    for await (const page of indexPages(base, signal)) carried.pushPage(page, footer);
     w.gen.carry(carried);
     return w;
   }

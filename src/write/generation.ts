@@ -174,7 +174,7 @@ export class GenerationWriter {
   isLive(name: string, nameBytes: Uint8Array): boolean {
     const r = this.records.get(name);
     if (r !== undefined) return (r.flags & FLAG_TOMBSTONE) === 0;
-    return this.carried?.find(nameBytes) !== undefined;
+    return this.carried !== undefined && this.carried.find(nameBytes) >= 0;
   }
 
   /** Drops `name` from the index being built (its bytes, if any, stay written: dead bytes). */
@@ -185,8 +185,8 @@ export class GenerationWriter {
   }
 
   tombstone(name: string, nameBytes: Uint8Array): void {
-    const old = this.carried?.find(nameBytes);
-    if (old) this.carried!.drop(old);
+    const old = this.carried?.find(nameBytes) ?? -1;
+    if (old >= 0) this.carried!.drop(old);
     if (!this.isTombstone(name)) this.tombstoneCount++;
     this.records.set(name, record(nameBytes, FLAG_TOMBSTONE, 0, 0, 0, 0, 0n, undefined, 0, 0, 0n, false));
   }
@@ -274,11 +274,9 @@ export class GenerationWriter {
     for await (const chunk of this.meta.read()) await out.write(chunk);
     this.meta.dispose();
     const metaLength = out.position - metaStart;
-    // Carried records come out in page and name order, the new ones merged in: the builder then has nothing to sort.
-    const all = this.carried ? this.carried.merged(this.records.values()) : this.records.values();
-    const list: V2RecordInput[] = [];
-    let live = 0;
-    for (const r of all) {
+    const list: PendingRecord[] = [];
+    let live = this.carried?.liveBytes ?? 0;
+    for (const r of this.records.values()) {
       if (r.metaRelative) {
         r.metaOffset += metaStart;
         r.metaRelative = false;
@@ -289,8 +287,10 @@ export class GenerationWriter {
     }
     this.records.clear();
     const indexStart = out.position;
+    // Carried records come out as their bytes, in page and name order, the new ones merged in: the builder then has nothing to sort.
+    const source = this.carried ? this.carried.merged(list) : recordsOf(list);
     // Names are unique: the records map is keyed by name.
-    const index = planV2Index(recordsOf(list), { duplicates: "unique" });
+    const index = planV2Index(source, { duplicates: "unique" });
     for (const chunk of index.chunks()) await out.write(chunk);
     const indexLength = out.position - indexStart;
     const fields: V2Footer = {
@@ -302,7 +302,7 @@ export class GenerationWriter {
       metaLength,
       indexStart,
       indexLength,
-      entryCount: list.length,
+      entryCount: source.count,
       prevFooterOffset: link.prevFooterOffset,
       archiveLength: out.position + V2_FOOTER_SIZE,
       rootHash: index.rootHash,
@@ -316,7 +316,7 @@ export class GenerationWriter {
         metaBytes: metaLength,
         indexBytes: indexLength,
         indexPages: 2 ** index.pageBits,
-        records: list.length,
+        records: source.count,
         tombstones: this.tombstoneCount,
         archiveLength: out.position + V2_FOOTER_SIZE,
         liveBytes: HEADER_SIZE + live + indexLength + V2_FOOTER_SIZE,

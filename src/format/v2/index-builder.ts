@@ -52,6 +52,22 @@ export interface IndexRecordSource {
   nameKey?(i: number): number;
   /** Unsigned bytewise comparison of the names of records a and b, when the source can do it without a view per call. */
   compareNames?(a: number, b: number): number;
+  /**
+   * The length of record i's encoded bytes (section 3.5) when the source
+   * holds them in exactly the form `writeV2Record` gives its fields (records
+   * carried from an older generation, spec 3.8.1), else 0. The builder then
+   * copies them with `copyRaw` and never calls `at(i)` for that record.
+   */
+  rawLength?(i: number): number;
+  /** Copies record i's encoded bytes (`rawLength(i)` > 0) into `buf` at `o`; returns the offset after them. */
+  copyRaw?(i: number, buf: Uint8Array, o: number): number;
+  /**
+   * How many top bits of `nameKey(i)` are exact (default 32): a source that
+   * knows only each record's page under some page_bits gives that page as
+   * the key's top bits. When the builder needs more page bits, it hashes the
+   * names itself; the index is the same either way.
+   */
+  readonly keyBits?: number;
 }
 
 export interface IndexBuildOptions {
@@ -185,24 +201,33 @@ const CHUNK_BYTES = 1 << 20;
 export function planV2Index(source: IndexRecordSource, opts: IndexBuildOptions = {}): V2IndexPlan {
   const n = source.count;
   const duplicates = opts.duplicates ?? "error";
-  const keyOf = source.nameKey
-    ? source.nameKey.bind(source)
-    : (i: number): number => Number(xxh64(source.at(i).name) >> 32n);
+  if (source.rawLength && !source.copyRaw) throw new DesInvalidArgumentError("a record source with rawLength needs copyRaw");
+  const hashKey = (i: number): number => Number(xxh64(nameOf(source, i)) >> 32n);
+  const keyOf = source.nameKey ? source.nameKey.bind(source) : hashKey;
   const keys = new Uint32Array(n);
   const recLen = new Uint32Array(n);
   let total = 0;
   for (let i = 0; i < n; i++) {
     keys[i] = keyOf(i);
-    const l = v2RecordLength(source.at(i));
+    const rl = source.rawLength?.(i) ?? 0;
+    const l = rl > 0 ? rl : v2RecordLength(source.at(i));
     recLen[i] = l;
     total += l;
   }
+  let keyBits = source.nameKey ? (source.keyBits ?? 32) : 32;
+  /** Makes the keys exact to `bits` bits (hashing every name, once) when the source's are not. */
+  const exactTo = (bits: number): void => {
+    if (bits <= keyBits) return;
+    for (let i = 0; i < n; i++) keys[i] = hashKey(i);
+    keyBits = 32;
+  };
   const compare = source.compareNames ? source.compareNames.bind(source) : namesComparator(source);
   const ascending = opts.ascending === true;
   // Dropped records (duplicates superseded under "last") get length 0 and are skipped.
   let live = n;
   if (duplicates !== "unique" && !ascending && n > 1) {
     const estimate = bitsFor(total);
+    exactTo(estimate);
     const shift = 32 - estimate;
     const buckets = bucketize(n, 2 ** estimate, (i) => (estimate === 0 ? 0 : keys[i]! >>> shift), recLen);
     for (let p = 0; p < buckets.count; p++) {
@@ -211,7 +236,7 @@ export function planV2Index(source: IndexRecordSource, opts: IndexBuildOptions =
         const a = members[k - 1]!;
         const b = members[k]!;
         if (compare(a, b) !== 0) continue;
-        if (duplicates === "error") throw new DesDuplicateError(nameText(source.at(b).name));
+        if (duplicates === "error") throw new DesDuplicateError(nameText(nameOf(source, b)));
         // Equal names sort by index, so b (later) supersedes a.
         total -= recLen[a]!;
         recLen[a] = 0;
@@ -220,8 +245,12 @@ export function planV2Index(source: IndexRecordSource, opts: IndexBuildOptions =
     }
   }
   let bits = bitsFor(total);
+  exactTo(bits);
   let sizes = pageSizes(keys, recLen, bits);
-  while (!sizes.fits && bits < MAX_PAGE_BITS) sizes = pageSizes(keys, recLen, ++bits);
+  while (!sizes.fits && bits < MAX_PAGE_BITS) {
+    exactTo(++bits);
+    sizes = pageSizes(keys, recLen, bits);
+  }
   const pageLengths = sizes.bytes;
   const root = encodeRoot(Array.from(pageLengths));
   const rootHash = xxh64(root);
@@ -314,11 +343,33 @@ function namesComparator(source: IndexRecordSource): (a: number, b: number) => n
   let lastName = new Uint8Array(0);
   return (a, b) => {
     if (a !== lastI) {
-      lastName = source.at(a).name.slice();
+      lastName = nameOf(source, a).slice();
       lastI = a;
     }
-    return compareBytes(lastName, source.at(b).name);
+    return compareBytes(lastName, nameOf(source, b));
   };
+}
+
+/** Record i's name bytes: after the leading varint of its raw bytes (copied), or its input's. */
+function nameOf(source: IndexRecordSource, i: number): Uint8Array {
+  const rl = source.rawLength?.(i) ?? 0;
+  if (rl === 0) return source.at(i).name;
+  const raw = new Uint8Array(rl);
+  source.copyRaw!(i, raw, 0);
+  let len = 0;
+  let o = 0;
+  for (let shift = 1; ; shift *= 128) {
+    const b = raw[o++]!;
+    len += (b & 0x7f) * shift;
+    if (b < 0x80) break;
+  }
+  return raw.subarray(o, o + len);
+}
+
+/** Writes record i at `o`: its raw bytes as they are, or its input encoded; returns the offset after it. */
+function putRecord(source: IndexRecordSource, buf: Uint8Array, view: DataView, o: number, i: number): number {
+  if ((source.rawLength?.(i) ?? 0) === 0) return writeV2Record(buf, view, o, source.at(i));
+  return source.copyRaw!(i, buf, o);
 }
 
 function nameText(name: Uint8Array): string {
@@ -380,7 +431,7 @@ function* ascendingChunks(l: Layout): Generator<Uint8Array> {
           "the record source said ascending, but its names are not in strictly ascending byte order",
         );
       last[p] = i;
-      cursor[p] = writeV2Record(buf, view, cursor[p]!, source.at(i));
+      cursor[p] = putRecord(source, buf, view, cursor[p]!, i);
     }
     for (let p = g0, at = 0; p < g1; at += pageLengths[p++]!)
       writePageEnd(buf, view, at, cursor[p]!, p, pageLengths[p]!);
@@ -403,7 +454,7 @@ function* sortedChunks(l: Layout): Generator<Uint8Array> {
       const members = sortByName(buckets.members(p), compare);
       view.setUint32(at, members.length, true);
       let o = at + 4;
-      for (let k = 0; k < members.length; k++) o = writeV2Record(buf, view, o, source.at(members[k]!));
+      for (let k = 0; k < members.length; k++) o = putRecord(source, buf, view, o, members[k]!);
       writePageEnd(buf, view, at, o, p, pageLengths[p]!);
     }
     yield buf;

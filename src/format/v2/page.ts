@@ -98,7 +98,7 @@ export interface DecodedPage {
 }
 
 /** Checks a page's length and checksum; returns the end of its records (the checksum's offset). */
-function verifyPage(page: Uint8Array, pageIndex: number): number {
+export function verifyPage(page: Uint8Array, pageIndex: number): number {
   if (page.length < PAGE_OVERHEAD) throw new DesFormatError(`page ${pageIndex} is too short`);
   const bodyEnd = page.length - 8;
   const stored = new DataView(page.buffer, page.byteOffset + bodyEnd, 8).getBigUint64(0, true);
