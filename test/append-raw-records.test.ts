@@ -112,7 +112,9 @@ describe("records carried as bytes (spec 3.8.1)", () => {
   });
 
   it("raw records give the builder's bytes for the same records, also when it needs more page bits than the keys hold", () => {
-    const records = Array.from({ length: 3000 }, (_, i) => rec(`n/${i.toString(36).padStart(4, "0")}/${"x".repeat(i % 30)}`));
+    const records = Array.from({ length: 3000 }, (_, i) =>
+      rec(`n/${i.toString(36).padStart(4, "0")}/${"x".repeat(i % 30)}`),
+    );
     const encoded = records.map((r) => {
       const b = new Uint8Array(v2RecordLength(r));
       writeV2Record(b, new DataView(b.buffer), 0, r);

@@ -225,7 +225,7 @@ export async function* indexPages(
   if (!f) return;
   const table = decodeRoot(await g.fetcher.read(rootOffset(f), rootLength(f), signal), f);
   const P = table.lengths.length;
-  for (let p = 0; p < P; ) {
+  for (let p = 0; p < P;) {
     let q = p;
     let bytes = 0;
     while (q < P && (q === p || bytes + table.lengths[q]! <= CARRY_BYTES)) bytes += table.lengths[q++]!;

@@ -221,4 +221,3 @@ function encodeRecords(records: readonly V2RecordInput[]): Uint8Array {
   for (const r of records) o = writeV2Record(buf, view, o, r);
   return buf;
 }
-

@@ -202,7 +202,8 @@ export function v2FooterOf(plan: V2IndexPlan, r: V2Regions): V2Footer {
 export function planV2Index(source: IndexRecordSource, opts: IndexBuildOptions = {}): V2IndexPlan {
   const n = source.count;
   const duplicates = opts.duplicates ?? "error";
-  if (source.rawLength && !source.copyRaw) throw new DesInvalidArgumentError("a record source with rawLength needs copyRaw");
+  if (source.rawLength && !source.copyRaw)
+    throw new DesInvalidArgumentError("a record source with rawLength needs copyRaw");
   const hashKey = (i: number): number => Number(xxh64(nameOf(source, i)) >> 32n);
   const keyOf = source.nameKey ? source.nameKey.bind(source) : hashKey;
   const keys = new Uint32Array(n);
