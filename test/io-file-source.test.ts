@@ -120,6 +120,26 @@ describe("FileSource on special files (issue 7 item 9)", () => {
     expect(Date.now() - t0).toBeLessThan(2000);
   });
 
+  it("with syncReads (open and stat on the calling thread) a FIFO, a device and a missing file are refused the same way", async () => {
+    const fifo = path.join(dir, "pipe-sync");
+    execFileSync("mkfifo", [fifo]);
+    await expect(withTimeout(FileSource.open(fifo, { syncReads: true }), 2000, "open(fifo)")).rejects.toBeInstanceOf(
+      DesInvalidArgumentError,
+    );
+    await expect(DesReader.open("/dev/null", { syncReads: true })).rejects.toMatchObject({
+      code: "DES_INVALID_ARGUMENT",
+      message: expect.stringMatching(/not a regular file/),
+    });
+    await expect(FileSource.open(path.join(dir, "absent.des"), { syncReads: true })).rejects.toMatchObject({
+      code: "DES_IO",
+      message: expect.stringMatching(/cannot open .*absent\.des/),
+    });
+    const p = writeFile("sync-open.des", await buildArchive([{ name: "x", data: utf8("sync") }]));
+    const r = await DesReader.open(p, { syncReads: true });
+    expect(Buffer.from(await r.get("x")).toString()).toBe("sync");
+    await r.close();
+  });
+
   it("a character device and a directory are refused too", async () => {
     await expect(FileSource.open("/dev/null")).rejects.toMatchObject({
       code: "DES_INVALID_ARGUMENT",

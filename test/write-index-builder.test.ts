@@ -6,7 +6,14 @@ import { decodeRoot, decodeV2Footer, encodeV2Footer, encodeV2Header } from "../s
 import type { V2Footer } from "../src/format/v2/footer.js";
 import { decodePage } from "../src/format/v2/page.js";
 import type { V2RecordInput } from "../src/format/v2/page.js";
-import { indexBytes, planV2Index, recordInputOf, recordsOf, v2FooterOf } from "../src/format/v2/index-builder.js";
+import {
+  firstPageBits,
+  indexBytes,
+  planV2Index,
+  recordInputOf,
+  recordsOf,
+  v2FooterOf,
+} from "../src/format/v2/index-builder.js";
 import type { IndexRecordSource } from "../src/format/v2/index-builder.js";
 import {
   DesDuplicateError,
@@ -135,7 +142,8 @@ describe("v2 index builder", () => {
     const records = Array.from({ length: 6000 }, (_, i) => tombstone(`${"x".repeat(240)}-${i}`));
     const plan = planV2Index(recordsOf(records));
     const total = records.reduce((a, r) => a + r.name.length + 4, 0);
-    const start = Math.ceil(Math.log2(total / 32768));
+    const start = firstPageBits(total);
+    expect(start).toBe(Math.ceil(Math.log2(total / 8192)));
     expect(plan.pageBits).toBeGreaterThanOrEqual(start);
     expect(plan.pageLengths.length).toBe(2 ** plan.pageBits);
     expect(Math.max(...plan.pageLengths)).toBeLessThanOrEqual(MAX_PAGE_BYTES);
@@ -154,6 +162,18 @@ describe("v2 index builder", () => {
     const chunks = [...plan.chunks()];
     expect(new Set(chunks.map((c) => c.buffer)).size).toBe(chunks.length);
     expect(chunks.reduce((a, c) => a + c.length, 0)).toBe(plan.indexLength);
+  });
+
+  it("starts from pages of 4-8 KiB up to 8,192 pages, then lets pages grow to 32 KiB instead of the root (spec 3.4)", () => {
+    expect(firstPageBits(0)).toBe(0);
+    expect(firstPageBits(8192)).toBe(0);
+    expect(firstPageBits(8193)).toBe(1);
+    expect(firstPageBits(3_200_000)).toBe(9); // 100,000 entries of 32-byte names: 512 pages of ~6 KiB
+    expect(firstPageBits(8192 * 2 ** 13)).toBe(13); // 64 MiB of records: still 8,192 pages of 8 KiB
+    expect(firstPageBits(8192 * 2 ** 13 + 1)).toBe(13); // beyond: 8,192 pages of up to 32 KiB ...
+    expect(firstPageBits(32768 * 2 ** 13)).toBe(13);
+    expect(firstPageBits(32768 * 2 ** 13 + 1)).toBe(14); // ... then more pages of at most 32 KiB
+    expect(firstPageBits(2 ** 50)).toBe(24);
   });
 
   it("refuses duplicate names by default, and keeps the last record of a name with duplicates: 'last'", async () => {

@@ -41,7 +41,11 @@ export function codecId(c: Compression): number {
 export const MAX_PAGE_BITS = 24;
 /** A page never exceeds this unless it holds a single record that is larger by itself. */
 export const MAX_PAGE_BYTES = 65536;
-/** Pages aim at this average size. */
+/** Pages aim at this average size while the root stays within SMALL_PAGE_MAX_BITS (spec 3.4). */
+export const SMALL_PAGE_BYTES = 8192;
+/** The most page_bits the small-page rule may reach: 8,192 pages, a 32 KiB root. */
+export const SMALL_PAGE_MAX_BITS = 13;
+/** Beyond that, pages aim at this average size instead. */
 export const TARGET_PAGE_BYTES = 32768;
 export const PAGE_OVERHEAD = 12; // u32 count + u64 checksum
 export const MIN_V2_RECORD = 3;

@@ -43,8 +43,8 @@ export class CacheLink {
   }
 
   /** Work in flight under `key` (joined), or `start` run as new shared work. */
-  shared<T>(key: string, start: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
-    const task = this.inflight.get<T>(key) ?? this.inflight.start([key], start);
+  shared<T>(key: string, start: (signal: AbortSignal | undefined) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const task = this.inflight.get<T>(key) ?? this.inflight.start([key], start, signal);
     return task.join(signal);
   }
 

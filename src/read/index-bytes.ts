@@ -64,7 +64,7 @@ export class IndexBytes {
       }
     }
     if (fresh.length > 0) {
-      const task = registry.start(freshKeys, (sig) => this.fetch(fresh, freshKeys, sig));
+      const task = registry.start(freshKeys, (sig) => this.fetch(fresh, freshKeys, sig), signal);
       waits.push(
         task.join(signal).then((m) => {
           for (let j = 0; j < freshKeys.length; j++) out[freshAt[j]!] = m.get(freshKeys[j]!)!;
@@ -79,7 +79,7 @@ export class IndexBytes {
   private async fetch(
     ranges: readonly ByteRange[],
     keys: readonly string[],
-    signal: AbortSignal,
+    signal: AbortSignal | undefined,
   ): Promise<Map<string, Uint8Array>> {
     const got = new Map<string, Uint8Array>();
     const version = this.version;

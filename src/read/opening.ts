@@ -179,7 +179,7 @@ export class Openings {
         this.retired.bytes += s.bytes;
         this.now = next;
         return next;
-      });
+      }, signal);
       task = t;
       this.reopening = t;
       const clear = (): void => {

@@ -1,4 +1,9 @@
 import { DesInvalidArgumentError } from "../errors.js";
+import { DEFAULT_TAIL_SIZE } from "../format/constants.js";
+import { REMOTE_COST } from "../io/cost.js";
+import type { ReadHints } from "../io/source.js";
+import type { CacheLink } from "./cache-link.js";
+import type { OpeningConfig } from "./opening.js";
 import type { IndexCache } from "../io/cache.js";
 import type { ExternalStore } from "../io/external.js";
 import type { ContentCacheOptions } from "./content-cache.js";
@@ -222,4 +227,32 @@ export function checkCost(c: Partial<CostModel> | undefined): void {
         `cost.objective must be "latency", "requests" or { perRequest, perByte, perMs } (non-negative numbers)`,
       );
   }
+}
+
+/** What every opening of a reader uses: tail size, page cache budget, read hints with the cost model, the cache link. */
+export function openingConfig(hints: ReadHints, options: ReaderOptions, cache: CacheLink | undefined): OpeningConfig {
+  const cost = readerCost(hints, options);
+  return {
+    tailSize: options.tailSize ?? hints.tailBytes ?? DEFAULT_TAIL_SIZE,
+    pageCacheBytes: options.pageCacheBytes ?? DEFAULT_PAGE_CACHE_BYTES,
+    hints: {
+      maxGap: options.maxGap ?? hints.maxGap,
+      maxSpan: options.maxSpan ?? hints.maxSpan,
+      concurrency: options.concurrency ?? hints.concurrency,
+      ...(cost ? { cost } : {}),
+    },
+    cache,
+  };
+}
+
+/**
+ * The reader's cost model: the source's, with the reader's overrides (on
+ * REMOTE_COST when the source states none). A reader given maxGap or maxSpan
+ * and no cost keeps the fixed rule.
+ */
+function readerCost(hints: ReadHints, options: ReaderOptions): CostModel | undefined {
+  const concurrency = options.concurrency !== undefined ? { maxConcurrency: options.concurrency } : {};
+  if (options.cost) return { ...(hints.cost ?? REMOTE_COST), ...concurrency, ...options.cost };
+  if (options.maxGap !== undefined || options.maxSpan !== undefined || !hints.cost) return undefined;
+  return { ...hints.cost, ...concurrency };
 }

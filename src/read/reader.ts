@@ -1,11 +1,8 @@
 import { Readable } from "node:stream";
 import { DesClosedError, DesInvalidArgumentError, DesNotFoundError } from "../errors.js";
-import { DEFAULT_TAIL_SIZE } from "../format/constants.js";
-import { REMOTE_COST } from "../io/cost.js";
-import type { CostModel } from "../io/cost.js";
 import type { MetaValue } from "../format/meta.js";
 import type { EntryRecord } from "../format/record.js";
-import type { ReadHints, RangeSource } from "../io/source.js";
+import type { RangeSource } from "../io/source.js";
 import { FileSource } from "../sources/file.js";
 import { deliveries } from "./deliveries.js";
 import { checkInMemory, declaredBytes, lookup, readBodies, readMetas } from "./batch.js";
@@ -24,7 +21,7 @@ import type { OpeningConfig } from "./opening.js";
 import {
   DEFAULT_MAX_BATCH_BYTES,
   DEFAULT_MAX_ENTRY_BYTES,
-  DEFAULT_PAGE_CACHE_BYTES,
+  openingConfig,
   checkInt,
   checkManyOptions,
   checkReadOptions,
@@ -97,20 +94,8 @@ export class DesReader {
     const src =
       typeof source === "string" ? await FileSource.open(source, { syncReads: options.syncReads ?? false }) : source;
     try {
-      const cost = readerCost(src.hints, options);
-      const hints: ReadHints = {
-        maxGap: options.maxGap ?? src.hints.maxGap,
-        maxSpan: options.maxSpan ?? src.hints.maxSpan,
-        concurrency: options.concurrency ?? src.hints.concurrency,
-        ...(cost ? { cost } : {}),
-      };
       let link = options.cache ? new CacheLink(options.cache, src.key, options.cacheTtlMs) : undefined;
-      let cfg: OpeningConfig = {
-        tailSize: options.tailSize ?? src.hints.tailBytes ?? DEFAULT_TAIL_SIZE,
-        pageCacheBytes: options.pageCacheBytes ?? DEFAULT_PAGE_CACHE_BYTES,
-        hints,
-        cache: link,
-      };
+      let cfg: OpeningConfig = openingConfig(src.hints, options, link);
       let first = await Opening.load(src, cfg);
       let readFrom: RangeSource = src;
       if (options.generation !== undefined) {
@@ -402,16 +387,4 @@ export class DesReader {
     await this.link?.flush();
     if (this.ownsSource) await this.source.close?.();
   }
-}
-
-/**
- * The reader's cost model: the source's, with the reader's overrides (on
- * REMOTE_COST when the source states none). A reader given maxGap or maxSpan
- * and no cost keeps the fixed rule.
- */
-function readerCost(hints: ReadHints, options: ReaderOptions): CostModel | undefined {
-  const concurrency = options.concurrency !== undefined ? { maxConcurrency: options.concurrency } : {};
-  if (options.cost) return { ...(hints.cost ?? REMOTE_COST), ...concurrency, ...options.cost };
-  if (options.maxGap !== undefined || options.maxSpan !== undefined || !hints.cost) return undefined;
-  return { ...hints.cost, ...concurrency };
 }

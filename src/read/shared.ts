@@ -6,17 +6,22 @@ import { abortedError, onAbort } from "./abort.js";
  * under its own AbortController, never under the first caller's signal: one
  * caller giving up must not fail the others. The work is cancelled only when
  * every caller has gone; a caller without a signal never goes, so work joined
- * by one runs to the end.
+ * by one runs to the end. Work started for a first caller without a signal
+ * can never be cancelled, so it runs without a controller (and the work
+ * sees no signal): the cold path then sets up no abort machinery at all.
  */
 export class SharedTask<T> {
   readonly promise: Promise<T>;
-  private readonly controller = new AbortController();
+  private readonly controller: AbortController | undefined;
   private waiting = 0;
-  private unbounded = false;
+  private unbounded: boolean;
   private settled = false;
 
-  constructor(task: (signal: AbortSignal) => Promise<T>) {
-    this.promise = task(this.controller.signal);
+  /** `firstSignal`: the signal of the caller that starts the work (undefined: it never gives up). */
+  constructor(task: (signal: AbortSignal | undefined) => Promise<T>, firstSignal?: AbortSignal) {
+    this.unbounded = firstSignal === undefined;
+    this.controller = this.unbounded ? undefined : new AbortController();
+    this.promise = task(this.controller?.signal);
     this.promise.then(
       () => {
         this.settled = true;
@@ -29,7 +34,7 @@ export class SharedTask<T> {
 
   /** True once every caller left and the work was cancelled: do not join it any more. */
   get cancelled(): boolean {
-    return this.controller.signal.aborted;
+    return this.controller?.signal.aborted ?? false;
   }
 
   join(signal?: AbortSignal): Promise<T> {
@@ -62,7 +67,7 @@ export class SharedTask<T> {
   private leave(): void {
     this.waiting--;
     if (this.waiting === 0 && !this.unbounded && !this.settled)
-      this.controller.abort(new DesAbortedError("every caller gave up"));
+      this.controller?.abort(new DesAbortedError("every caller gave up"));
   }
 }
 
@@ -79,9 +84,13 @@ export class SharedRegistry {
     return t && !t.cancelled ? (t as SharedTask<T>) : undefined;
   }
 
-  /** Starts `work` as the task serving every key of `keys` until it settles. */
-  start<T>(keys: readonly string[], work: (signal: AbortSignal) => Promise<T>): SharedTask<T> {
-    const t = new SharedTask<T>(work);
+  /** Starts `work` for a first caller with `firstSignal`, as the task serving every key of `keys` until it settles. */
+  start<T>(
+    keys: readonly string[],
+    work: (signal: AbortSignal | undefined) => Promise<T>,
+    firstSignal?: AbortSignal,
+  ): SharedTask<T> {
+    const t = new SharedTask<T>(work, firstSignal);
     for (const k of keys) this.tasks.set(k, t as SharedTask<unknown>);
     const drop = (): void => {
       for (const k of keys) if (this.tasks.get(k) === t) this.tasks.delete(k);

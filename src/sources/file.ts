@@ -46,6 +46,12 @@ export function fileVersion(st: fs.BigIntStats): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
 }
 
+function notRegular(filePath: string): DesInvalidArgumentError {
+  return new DesInvalidArgumentError(
+    `${filePath} is not a regular file (a FIFO, device, socket or directory cannot be read as an archive)`,
+  );
+}
+
 function openFd(filePath: string): Promise<{ fd: number; st: fs.BigIntStats }> {
   return new Promise((resolve, reject) =>
     fs.open(filePath, OPEN_FLAGS, (e, fd) => {
@@ -54,16 +60,34 @@ function openFd(filePath: string): Promise<{ fd: number; st: fs.BigIntStats }> {
         if (e2 || !st.isFile()) {
           fs.close(fd, () => undefined);
           if (e2) return reject(new DesIoError(`cannot stat ${filePath}: ${e2.message}`, { cause: e2 }));
-          return reject(
-            new DesInvalidArgumentError(
-              `${filePath} is not a regular file (a FIFO, device, socket or directory cannot be read as an archive)`,
-            ),
-          );
+          return reject(notRegular(filePath));
         }
         resolve({ fd, st });
       });
     }),
   );
+}
+
+/** `openFd` on the calling thread (syncReads mode: the caller chose blocking system calls). */
+function openFdSync(filePath: string): { fd: number; st: fs.BigIntStats } {
+  let fd: number;
+  try {
+    fd = fs.openSync(filePath, OPEN_FLAGS);
+  } catch (e) {
+    throw new DesIoError(`cannot open ${filePath}: ${(e as Error).message}`, { cause: e });
+  }
+  let st: fs.BigIntStats;
+  try {
+    st = fs.fstatSync(fd, { bigint: true });
+  } catch (e) {
+    fs.closeSync(fd);
+    throw new DesIoError(`cannot stat ${filePath}: ${(e as Error).message}`, { cause: e });
+  }
+  if (!st.isFile()) {
+    fs.closeSync(fd);
+    throw notRegular(filePath);
+  }
+  return { fd, st };
 }
 
 /**
@@ -87,6 +111,8 @@ export class FileSource implements RangeSource {
   private readonly syncReads: boolean;
   private readonly checkIntervalMs: number;
   private lastCheck: number;
+  /** Just opened: a first `readTail` within checkIntervalMs needs no new stat (open took one). */
+  private justOpened = true;
 
   private constructor(
     filePath: string,
@@ -109,12 +135,16 @@ export class FileSource implements RangeSource {
     return { fd, token: fileVersion(st), users: 0, retired: false, closed: undefined, settle: undefined };
   }
 
-  /** Opens without blocking (a FIFO never hangs) and refuses anything but a regular file. */
+  /**
+   * Opens without blocking (a FIFO never hangs; with `syncReads` the open and
+   * stat run on the calling thread, like the reads) and refuses anything but a
+   * regular file.
+   */
   static async open(filePath: string, opts: FileSourceOptions = {}): Promise<FileSource> {
     const { syncReads = false, checkIntervalMs = 1000, ...hints } = opts;
     if (!Number.isFinite(checkIntervalMs) || checkIntervalMs < 0)
       throw new DesInvalidArgumentError("checkIntervalMs must be a non-negative number");
-    const { fd, st } = await openFd(filePath);
+    const { fd, st } = syncReads ? openFdSync(filePath) : await openFd(filePath);
     return new FileSource(filePath, fd, st, { ...LOCAL_HINTS, ...hints }, syncReads, checkIntervalMs);
   }
 
@@ -286,6 +316,13 @@ export class FileSource implements RangeSource {
     throwIfAborted(signal);
     let h = this.handle;
     if (h === undefined) throw new DesIoError(`${this.key} is closed`);
+    const fresh = this.justOpened && this.checkIntervalMs > 0 && Date.now() - this.lastCheck < this.checkIntervalMs;
+    this.justOpened = false;
+    if (fresh) {
+      const n = Math.min(length, this.fileSize);
+      const bytes = await this.read(this.fileSize - n, n, signal, h.token);
+      return { bytes, size: this.fileSize, version: h.token };
+    }
     let st = fs.fstatSync(h.fd, { bigint: true });
     const now = fs.statSync(this.key, { bigint: true, throwIfNoEntry: false });
     if (now !== undefined && (now.dev !== st.dev || now.ino !== st.ino)) {

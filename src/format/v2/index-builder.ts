@@ -7,6 +7,8 @@ import {
   MAX_PAGE_BYTES,
   PAGE_OVERHEAD,
   TARGET_PAGE_BYTES,
+  SMALL_PAGE_BYTES,
+  SMALL_PAGE_MAX_BITS,
   V2_FOOTER_SIZE,
   codecId,
 } from "../constants.js";
@@ -228,7 +230,7 @@ export function planV2Index(source: IndexRecordSource, opts: IndexBuildOptions =
   // Dropped records (duplicates superseded under "last") get length 0 and are skipped.
   let live = n;
   if (duplicates !== "unique" && !ascending && n > 1) {
-    const estimate = bitsFor(total);
+    const estimate = firstPageBits(total);
     exactTo(estimate);
     const shift = 32 - estimate;
     const buckets = bucketize(n, 2 ** estimate, (i) => (estimate === 0 ? 0 : keys[i]! >>> shift), recLen);
@@ -246,7 +248,7 @@ export function planV2Index(source: IndexRecordSource, opts: IndexBuildOptions =
       }
     }
   }
-  let bits = bitsFor(total);
+  let bits = firstPageBits(total);
   exactTo(bits);
   let sizes = pageSizes(keys, recLen, bits);
   while (!sizes.fits && bits < MAX_PAGE_BITS) {
@@ -274,9 +276,16 @@ export function planV2Index(source: IndexRecordSource, opts: IndexBuildOptions =
   };
 }
 
-/** The first page_bits to try: pages averaging at most TARGET_PAGE_BYTES. */
-function bitsFor(total: number): number {
-  return total <= TARGET_PAGE_BYTES ? 0 : Math.min(MAX_PAGE_BITS, Math.ceil(Math.log2(total / TARGET_PAGE_BYTES)));
+/**
+ * The first page_bits to try (spec 3.4): pages averaging at most
+ * SMALL_PAGE_BYTES while that needs at most SMALL_PAGE_MAX_BITS, else at most
+ * TARGET_PAGE_BYTES.
+ */
+export function firstPageBits(total: number): number {
+  if (total <= SMALL_PAGE_BYTES) return 0;
+  const small = Math.ceil(Math.log2(total / SMALL_PAGE_BYTES));
+  if (small <= SMALL_PAGE_MAX_BITS) return small;
+  return Math.min(MAX_PAGE_BITS, Math.max(SMALL_PAGE_MAX_BITS, Math.ceil(Math.log2(total / TARGET_PAGE_BYTES))));
 }
 
 function pageSizes(
