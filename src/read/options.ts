@@ -202,6 +202,12 @@ export function checkCost(c: Partial<CostModel> | undefined): void {
   ) {
     throw new DesInvalidArgumentError(`cost.firstByteMs must be a non-negative number, got ${String(c.firstByteMs)}`);
   }
+  if (
+    c.requestCpuMs !== undefined &&
+    (typeof c.requestCpuMs !== "number" || !(c.requestCpuMs >= 0) || !Number.isFinite(c.requestCpuMs))
+  ) {
+    throw new DesInvalidArgumentError(`cost.requestCpuMs must be a non-negative number, got ${String(c.requestCpuMs)}`);
+  }
   positive("bytesPerMs", c.bytesPerMs);
   // Infinity lifts a shared-link limit the source's model has.
   if (c.linkBytesPerMs !== Infinity) positive("linkBytesPerMs", c.linkBytesPerMs);
