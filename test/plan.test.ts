@@ -91,6 +91,7 @@ const models: Record<string, CostModel> = {
   local: LOCAL_COST,
   requestCpu: { ...REMOTE_COST, linkBytesPerMs: Infinity, requestCpuMs: 2 },
   requestCpuShared: { ...REMOTE_COST, linkBytesPerMs: 12_500, requestCpuMs: 0.5 },
+  clientHost: { ...REMOTE_COST, linkBytesPerMs: Infinity, requestCpuMs: 0.6, clientBytesPerMs: 150_000 },
   requests: { ...REMOTE_COST, objective: "requests" },
   weights: { ...REMOTE_COST, objective: { perRequest: 0.0004, perByte: 1e-9, perMs: 0 } },
 };
@@ -220,6 +221,8 @@ describe("planReads", () => {
     // 1,000 reads of 4 KB: 64 lanes need 16 rounds of 25 ms; the client alone needs 1,000 x 0.5 ms + one latency.
     expect(estimateWallMs(noCpu, 1000, 4_000_000)).toBeCloseTo((1000 * 25 + 4_000_000 / 90_000) / 64, 6);
     expect(estimateWallMs(cpu, 1000, 4_000_000)).toBeCloseTo(1000 * 0.5 + 25, 6);
+    // The client's own byte rate adds to its per-request time.
+    expect(estimateWallMs({ ...cpu, clientBytesPerMs: 100_000 }, 1000, 4_000_000)).toBeCloseTo(1000 * 0.5 + 40 + 25, 6);
     // Without requestCpuMs the old estimate holds exactly.
     const { requestCpuMs: _drop, ...plain } = noCpu;
     expect(estimateWallMs(plain, 1000, 4_000_000)).toBe(estimateWallMs(noCpu, 1000, 4_000_000));
@@ -237,7 +240,9 @@ describe("planReads", () => {
     expect(withCpu.bytes).toBeGreaterThan(without.bytes);
     // Each plan is the better one under its own model.
     expect(withCpu.wallMs).toBeLessThan(estimateWallMs(cpu, without.requests, without.bytes));
-    expect(without.wallMs).toBeLessThanOrEqual(estimateWallMs(noCpu, withCpu.requests, withCpu.bytes) * (1 + LATENCY_SLACK));
+    expect(without.wallMs).toBeLessThanOrEqual(
+      estimateWallMs(noCpu, withCpu.requests, withCpu.bytes) * (1 + LATENCY_SLACK),
+    );
   });
 
   it("plans 100,000 ranges", () => {

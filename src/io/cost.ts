@@ -19,10 +19,19 @@ export interface CostModel {
   /**
    * Client time per request that does not overlap with other requests, in ms:
    * building the request, parsing the response headers, scheduling its body
-   * (~0.2-0.5 ms with Node's fetch). A batch of k reads takes at least
-   * `k * requestCpuMs + firstByteMs` however many are in flight. Absent: 0.
+   * (~0.2-0.5 ms with Node's fetch). Absent: 0.
    */
   readonly requestCpuMs?: number;
+  /**
+   * Bytes per ms the client host itself can take in (its CPU receiving and
+   * copying bodies), in the same serial time as `requestCpuMs`: a batch of k
+   * reads moving B bytes takes at least
+   * `k * requestCpuMs + B / clientBytesPerMs + firstByteMs` however many are
+   * in flight. Absent: no such limit. Unlike `linkBytesPerMs` (a network
+   * the connections share, which runs while the client works), this is the
+   * client's own time.
+   */
+  readonly clientBytesPerMs?: number;
   /** Bytes of planned reads in flight at once; a read bigger than this runs alone. */
   readonly maxInflightBytes: number;
   /** Never merge reads into one longer than this. */

@@ -209,6 +209,7 @@ export function checkCost(c: Partial<CostModel> | undefined): void {
     throw new DesInvalidArgumentError(`cost.requestCpuMs must be a non-negative number, got ${String(c.requestCpuMs)}`);
   }
   positive("bytesPerMs", c.bytesPerMs);
+  if (c.clientBytesPerMs !== Infinity) positive("clientBytesPerMs", c.clientBytesPerMs);
   // Infinity lifts a shared-link limit the source's model has.
   if (c.linkBytesPerMs !== Infinity) positive("linkBytesPerMs", c.linkBytesPerMs);
   checkInt("cost.maxConcurrency", c.maxConcurrency, 1, MAX_CONCURRENCY);
