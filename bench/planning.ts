@@ -9,6 +9,13 @@
  *
  * The index pages a batch needs are loaded before the timed read (one
  * `has` pass), so the rows measure the data reads alone.
+ *
+ * Before the scenarios the run measures this host's own capacities with the
+ * same client against the same server unpaced: the total rate of many
+ * parallel big GETs (the host link: loopback, server and client sharing the
+ * cores) and the time per request of many tiny GETs at the concurrency cap
+ * (the client's per-request cost). The planner and the lower bound (c) get
+ * the same model: the server's pacing plus these two measured figures.
  */
 import type { BenchReport, BenchRow, Benchmark } from "./lib.js";
 import { rng } from "./lib.js";
@@ -25,6 +32,72 @@ const LATENCY_MS = 20;
 const CONN_BYTES_PER_MS = 90_000; // 90 MB/s
 const LINK_BYTES_PER_MS = 12_500; // 100 Mbit/s
 const CONCURRENCY = 64;
+/** Host link probe: this many parallel GETs of HOST_GET_BYTES each, median of HOST_REPS. */
+const HOST_GETS = 64;
+const HOST_GET_BYTES = 2 << 20;
+const HOST_REPS = 3;
+/** Per-request probe: this many GETs of TINY_BYTES at CONCURRENCY, median of HOST_REPS. */
+const TINY_GETS = 2000;
+const TINY_BYTES = 256;
+
+/** What this host moves and spends per request, measured with the benchmark's own client and server. */
+interface HostCapacity {
+  readonly linkBytesPerMs: number;
+  readonly requestCpuMs: number;
+  readonly linkRuns: number[];
+  readonly cpuRuns: number[];
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+};
+
+async function inParallel(count: number, lanes: number, job: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(lanes, count) }, async () => {
+      while (next < count) await job(next++);
+    }),
+  );
+}
+
+/** The host's link rate and per-request client cost: the range server unpaced, the same HttpSource client. */
+async function measureHost(file: string, log: (s: string) => void): Promise<HostCapacity> {
+  const server = await startRangeServer(file, { firstByteMs: 0, bytesPerMs: Infinity });
+  try {
+    const source = new HttpSource(server.url);
+    const { size } = await source.readTail(4096);
+    const r = rng(77);
+    const offsetOf = (len: number): number => Math.floor(r() * (size - len));
+    // Warm-up: open the connections, compile the paths.
+    await inParallel(512, CONCURRENCY, async () => void (await source.read(offsetOf(TINY_BYTES), TINY_BYTES)));
+    await inParallel(
+      HOST_GETS,
+      HOST_GETS,
+      async () => void (await source.read(offsetOf(HOST_GET_BYTES), HOST_GET_BYTES)),
+    );
+    const linkRuns: number[] = [];
+    const cpuRuns: number[] = [];
+    for (let rep = 0; rep < HOST_REPS; rep++) {
+      let t0 = performance.now();
+      await inParallel(
+        HOST_GETS,
+        HOST_GETS,
+        async () => void (await source.read(offsetOf(HOST_GET_BYTES), HOST_GET_BYTES)),
+      );
+      linkRuns.push((HOST_GETS * HOST_GET_BYTES) / (performance.now() - t0));
+      t0 = performance.now();
+      await inParallel(TINY_GETS, CONCURRENCY, async () => void (await source.read(offsetOf(TINY_BYTES), TINY_BYTES)));
+      cpuRuns.push((performance.now() - t0) / TINY_GETS);
+    }
+    const host = { linkBytesPerMs: median(linkRuns), requestCpuMs: median(cpuRuns), linkRuns, cpuRuns };
+    log(`host: ${(host.linkBytesPerMs / 1000).toFixed(0)} MB/s, ${host.requestCpuMs.toFixed(3)} ms per request`);
+    return host;
+  } finally {
+    await server.close();
+  }
+}
 
 interface Shape {
   readonly name: string;
@@ -38,6 +111,8 @@ interface Run {
   readonly ms: number;
   /** Peak of ArrayBuffer memory during the read, above what was there before it (sampled). */
   readonly peakBytes: number;
+  /** Most requests the server had in flight at once. */
+  readonly peakInFlight: number;
 }
 
 function randomNames(w: Workload, count: number, seed: number): string[] {
@@ -102,7 +177,13 @@ async function timedRead(
   const ms = performance.now() - t0;
   clearInterval(sampler);
   if (got !== names.length) throw new Error(`read ${got} of ${names.length}`);
-  return { requests: server.stats.requests, bytes: server.stats.bytes, ms, peakBytes: peak };
+  return {
+    requests: server.stats.requests,
+    bytes: server.stats.bytes,
+    ms,
+    peakBytes: peak,
+    peakInFlight: server.stats.peakInFlight,
+  };
 }
 
 const r2 = (x: number): number => Math.round(x * 100) / 100;
@@ -110,6 +191,7 @@ const r2 = (x: number): number => Math.round(x * 100) / 100;
 async function runShape(
   shape: Shape,
   link: "per-connection" | "shared",
+  host: HostCapacity,
   rows: BenchRow[],
   notes: string[],
   log: (s: string) => void,
@@ -119,7 +201,7 @@ async function runShape(
     bytesPerMs: CONN_BYTES_PER_MS,
     ...(link === "shared" ? { linkBytesPerMs: LINK_BYTES_PER_MS } : {}),
   };
-  // The model of the server, exactly: no client link on the per-connection runs (the shipped default has 1 Gbit/s).
+  // The model of the server's pacing plus this host's measured link and per-request cost; (c) gets the same.
   const model: CostModel = {
     firstByteMs: LATENCY_MS,
     bytesPerMs: CONN_BYTES_PER_MS,
@@ -127,6 +209,8 @@ async function runShape(
     maxInflightBytes: REMOTE_COST.maxInflightBytes,
     maxSpan: REMOTE_COST.maxSpan,
     linkBytesPerMs: link === "shared" ? LINK_BYTES_PER_MS : Infinity,
+    requestCpuMs: host.requestCpuMs,
+    clientBytesPerMs: host.linkBytesPerMs,
   };
   const server = await startRangeServer(shape.workload.des, timing);
   const reader = await DesReader.open(new HttpSource(server.url), { cost: model });
@@ -220,7 +304,7 @@ async function runShape(
       });
     }
     notes.push(
-      `${label}: planner predicted ${plan.requests} reads, ${(plan.bytes / 1e6).toFixed(2)} MB, ${Math.round(plan.wallMs)} ms; peak ArrayBuffer growth during the read ${(planned.peakBytes / 2 ** 20).toFixed(1)} MiB planned, ${(fixed.peakBytes / 2 ** 20).toFixed(1)} MiB fixed rule (budget ${(model.maxInflightBytes / 2 ** 20).toFixed(0)} MiB + results ${(needed / 2 ** 20).toFixed(1)} MiB).`,
+      `${label}: planner predicted ${plan.requests} reads, ${(plan.bytes / 1e6).toFixed(2)} MB, ${Math.round(plan.wallMs)} ms, ${plan.concurrency} in flight (server saw at most ${planned.peakInFlight}; (a) ${exact.peakInFlight}); peak ArrayBuffer growth during the read ${(planned.peakBytes / 2 ** 20).toFixed(1)} MiB planned, ${(fixed.peakBytes / 2 ** 20).toFixed(1)} MiB fixed rule (budget ${(model.maxInflightBytes / 2 ** 20).toFixed(0)} MiB + results ${(needed / 2 ** 20).toFixed(1)} MiB).`,
     );
   } finally {
     await reader.close();
@@ -251,14 +335,17 @@ export const benchmark: Benchmark = {
     ];
     const rows: BenchRow[] = [];
     const notes: string[] = [];
+    const host = await measureHost(sparse.des, log);
     for (const link of ["per-connection", "shared"] as const)
-      for (const s of shapes) await runShape(s, link, rows, notes, log);
+      for (const s of shapes) await runShape(s, link, host, rows, notes, log);
     return {
       name: "planning",
       workload: `four batch shapes over HTTP from bench/range-server.ts: ${LATENCY_MS} ms to first byte, ${CONN_BYTES_PER_MS / 1000} MB/s per connection, then also a ${(LINK_BYTES_PER_MS * 8) / 1000} Mbit/s link shared by all connections; planner concurrency cap ${CONCURRENCY}; index pages loaded before the timed read`,
       rows,
       notes: [
-        "(c) is the model's optimum over all merge plans (no span cap), computed in the benchmark by its own pass over the sorted gaps; the measured planned wall also pays client CPU, which the model does not count.",
+        `host capacities measured in this run before the scenarios, with the same HttpSource client against the same range server unpaced (0 ms, no rate limit): host link = total rate of ${HOST_GETS} parallel GETs of ${HOST_GET_BYTES >> 20} MiB, median of ${HOST_REPS} (${host.linkRuns.map((x) => (x / 1000).toFixed(0)).join(", ")} MB/s) = ${(host.linkBytesPerMs / 1000).toFixed(0)} MB/s; per-request client cost = wall of ${TINY_GETS} GETs of ${TINY_BYTES} B at ${CONCURRENCY} in flight / ${TINY_GETS}, median of ${HOST_REPS} (${host.cpuRuns.map((x) => x.toFixed(3)).join(", ")} ms) = ${host.requestCpuMs.toFixed(3)} ms.`,
+        `the model given to the planner and to (c), identically: firstByteMs ${LATENCY_MS}, bytesPerMs ${CONN_BYTES_PER_MS} (90 MB/s per connection), maxConcurrency ${CONCURRENCY}, requestCpuMs = the measured per-request cost, clientBytesPerMs = the measured host link (the two are the client host's own serial time: k reads of B bytes take at least k x requestCpuMs + B / clientBytesPerMs + one latency), and on the shared-link runs linkBytesPerMs ${LINK_BYTES_PER_MS} (100 Mbit/s, a network that runs while the client works).`,
+        "(c) is the optimum over all merge plans under that model (no span cap, so a true lower bound), computed in the benchmark by its own pass over the sorted gaps.",
         ...notes,
       ],
     };

@@ -25,7 +25,7 @@ export interface RangeServerOptions {
 
 export interface RangeServer {
   readonly url: string;
-  readonly stats: { requests: number; bytes: number; peakConnections: number };
+  readonly stats: { requests: number; bytes: number; peakConnections: number; peakInFlight: number };
   /** Changes the timing for the requests that follow. */
   configure(opts: RangeServerOptions): void;
   resetStats(): void;
@@ -40,7 +40,9 @@ export async function startRangeServer(file: string, initial: RangeServerOptions
   const st = fs.fstatSync(fd);
   const size = st.size;
   const etag = `"${size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
-  const stats = { requests: 0, bytes: 0, peakConnections: 0 };
+  const stats = { requests: 0, bytes: 0, peakConnections: 0, peakInFlight: 0 };
+  /** Requests received and not yet answered in full. */
+  let inFlight = 0;
   /** When the shared link is next free, ms (performance.now clock). */
   let linkFree = 0;
   let open = 0;
@@ -52,6 +54,9 @@ export async function startRangeServer(file: string, initial: RangeServerOptions
 
   const server = http.createServer((req, res) => {
     stats.requests++;
+    inFlight++;
+    if (inFlight > stats.peakInFlight) stats.peakInFlight = inFlight;
+    res.once("close", () => inFlight--);
     const started = performance.now();
     const range = parseRange(req.headers.range, size);
     const ifMatch = req.headers["if-match"];
@@ -116,6 +121,7 @@ export async function startRangeServer(file: string, initial: RangeServerOptions
       stats.requests = 0;
       stats.bytes = 0;
       stats.peakConnections = open;
+      stats.peakInFlight = inFlight;
     },
     async close() {
       server.closeAllConnections();

@@ -114,6 +114,18 @@ describe("batches planned by the source's cost model", () => {
       planReads(wants, { ...MODEL, maxConcurrency: 1, objective: { perRequest: 1, perByte: 0, perMs: 0 } }).requests,
     );
     await expect(DesReader.open(src, { cost: { bytesPerMs: -1 } })).rejects.toThrow(/bytesPerMs/);
+    await expect(DesReader.open(src, { cost: { requestCpuMs: -0.1 } })).rejects.toThrow(/requestCpuMs/);
+    await expect(DesReader.open(src, { cost: { clientBytesPerMs: 0 } })).rejects.toThrow(/clientBytesPerMs/);
+    // A per-request client cost given per call changes the plan the reader runs.
+    const plain = await DesReader.open(src);
+    await plain.getMetaMany(names);
+    src.ranges.length = 0;
+    const slow = { maxConcurrency: 64, linkBytesPerMs: 1000 };
+    await plain.getMany(names, { cost: { ...slow, requestCpuMs: 50 } });
+    const cpuPlan = planReads(wants, { ...MODEL, ...slow, requestCpuMs: 50 }).requests;
+    expect(src.ranges.length).toBe(cpuPlan);
+    expect(cpuPlan).toBeLessThan(planReads(wants, { ...MODEL, ...slow, requestCpuMs: 0 }).requests);
+    await plain.close();
     // Infinity lifts the shared link of the model it overrides.
     const linked = new Recorder(archive, { ...MODEL, linkBytesPerMs: 100 });
     const unlimited = await DesReader.open(linked, { cost: { linkBytesPerMs: Infinity } });

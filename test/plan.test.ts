@@ -89,6 +89,9 @@ const models: Record<string, CostModel> = {
   sharedLink: { ...REMOTE_COST, linkBytesPerMs: 12_500 },
   tightBudget: { ...REMOTE_COST, maxInflightBytes: 256 * KiB },
   local: LOCAL_COST,
+  requestCpu: { ...REMOTE_COST, linkBytesPerMs: Infinity, requestCpuMs: 2 },
+  requestCpuShared: { ...REMOTE_COST, linkBytesPerMs: 12_500, requestCpuMs: 0.5 },
+  clientHost: { ...REMOTE_COST, linkBytesPerMs: Infinity, requestCpuMs: 0.6, clientBytesPerMs: 150_000 },
   requests: { ...REMOTE_COST, objective: "requests" },
   weights: { ...REMOTE_COST, objective: { perRequest: 0.0004, perByte: 1e-9, perMs: 0 } },
 };
@@ -170,9 +173,9 @@ describe("planReads", () => {
     const link = planReads(wants, { ...REMOTE_COST, linkBytesPerMs: 12_500 });
     checkCovers(wants, link);
     expect(link.bytes).toBeLessThan(needed * 1.5);
-    const wideModel = { ...REMOTE_COST, maxConcurrency: 1000 };
+    const wideModel = { ...REMOTE_COST, maxConcurrency: 1000, requestCpuMs: 0 };
     const wide = planReads(wants, wideModel);
-    // Every read can run in parallel: merging buys little, so few bytes are added.
+    // Every read can run in parallel and requests cost the client nothing: merging buys little, so few bytes are added.
     expect(wide.bytes).toBeLessThan(needed * 3);
     expect(wide.wallMs).toBeLessThanOrEqual(estimateWallMs(wideModel, 1000, needed) * (1 + LATENCY_SLACK));
     const few = planReads(wants, { ...REMOTE_COST, maxConcurrency: 8 });
@@ -210,6 +213,36 @@ describe("planReads", () => {
     const req = planReads(wants, { ...REMOTE_COST, objective: "requests" });
     expect(req.requests).toBeLessThan(lat.requests);
     for (const g of req.groups) if (g.wants.length > 1) expect(g.length).toBeLessThanOrEqual(REMOTE_COST.maxSpan);
+  });
+
+  it("a per-request client cost: the estimate pays it per read, and the planner merges more", () => {
+    const noCpu: CostModel = { ...REMOTE_COST, linkBytesPerMs: 40_000, requestCpuMs: 0 };
+    const cpu: CostModel = { ...noCpu, requestCpuMs: 0.5 };
+    // 1,000 reads of 4 KB: 64 lanes need 16 rounds of 25 ms; the client alone needs 1,000 x 0.5 ms + one latency.
+    expect(estimateWallMs(noCpu, 1000, 4_000_000)).toBeCloseTo((1000 * 25 + 4_000_000 / 90_000) / 64, 6);
+    expect(estimateWallMs(cpu, 1000, 4_000_000)).toBeCloseTo(1000 * 0.5 + 25, 6);
+    // The client's own byte rate adds to its per-request time.
+    expect(estimateWallMs({ ...cpu, clientBytesPerMs: 100_000 }, 1000, 4_000_000)).toBeCloseTo(1000 * 0.5 + 40 + 25, 6);
+    // Without requestCpuMs the old estimate holds exactly.
+    const { requestCpuMs: _drop, ...plain } = noCpu;
+    expect(estimateWallMs(plain, 1000, 4_000_000)).toBe(estimateWallMs(noCpu, 1000, 4_000_000));
+    const r = rng(9);
+    const wants = layout(
+      Array.from({ length: 1000 }, () => ({
+        gap: Math.floor(r() * 100 * KiB),
+        length: KiB + Math.floor(r() * 7 * KiB),
+      })),
+    );
+    const without = planReads(wants, noCpu);
+    const withCpu = planReads(wants, cpu);
+    checkCovers(wants, withCpu);
+    expect(withCpu.requests).toBeLessThan(without.requests);
+    expect(withCpu.bytes).toBeGreaterThan(without.bytes);
+    // Each plan is the better one under its own model.
+    expect(withCpu.wallMs).toBeLessThan(estimateWallMs(cpu, without.requests, without.bytes));
+    expect(without.wallMs).toBeLessThanOrEqual(
+      estimateWallMs(noCpu, withCpu.requests, withCpu.bytes) * (1 + LATENCY_SLACK),
+    );
   });
 
   it("plans 100,000 ranges", () => {

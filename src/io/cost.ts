@@ -16,6 +16,22 @@ export interface CostModel {
    * override must say Infinity to lift the limit of the model it overrides).
    */
   readonly linkBytesPerMs?: number;
+  /**
+   * Client time per request that does not overlap with other requests, in ms:
+   * building the request, parsing the response headers, scheduling its body
+   * (~0.2-0.5 ms with Node's fetch). Absent: 0.
+   */
+  readonly requestCpuMs?: number;
+  /**
+   * Bytes per ms the client host itself can take in (its CPU receiving and
+   * copying bodies), in the same serial time as `requestCpuMs`: a batch of k
+   * reads moving B bytes takes at least
+   * `k * requestCpuMs + B / clientBytesPerMs + firstByteMs` however many are
+   * in flight. Absent: no such limit. Unlike `linkBytesPerMs` (a network
+   * the connections share, which runs while the client works), this is the
+   * client's own time.
+   */
+  readonly clientBytesPerMs?: number;
   /** Bytes of planned reads in flight at once; a read bigger than this runs alone. */
   readonly maxInflightBytes: number;
   /** Never merge reads into one longer than this. */
@@ -39,12 +55,14 @@ export interface CostWeights {
  * Object stores and CDNs: 20-50 ms to first byte, ~85-90 MB/s per
  * connection, many connections in parallel; the client's own network (a
  * Lambda, a small instance) moves about 1 Gbit/s in all, so bytes merged
- * over gaps are never free.
+ * over gaps are never free; and each request costs the client ~0.3 ms of
+ * its own time, so thousands of tiny GETs are never free either.
  */
 export const REMOTE_COST: CostModel = {
   firstByteMs: 25,
   bytesPerMs: 90_000,
   linkBytesPerMs: 125_000,
+  requestCpuMs: 0.3,
   maxConcurrency: 64,
   maxInflightBytes: 64 << 20,
   maxSpan: 8 << 20,

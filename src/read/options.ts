@@ -207,7 +207,14 @@ export function checkCost(c: Partial<CostModel> | undefined): void {
   ) {
     throw new DesInvalidArgumentError(`cost.firstByteMs must be a non-negative number, got ${String(c.firstByteMs)}`);
   }
+  if (
+    c.requestCpuMs !== undefined &&
+    (typeof c.requestCpuMs !== "number" || !(c.requestCpuMs >= 0) || !Number.isFinite(c.requestCpuMs))
+  ) {
+    throw new DesInvalidArgumentError(`cost.requestCpuMs must be a non-negative number, got ${String(c.requestCpuMs)}`);
+  }
   positive("bytesPerMs", c.bytesPerMs);
+  if (c.clientBytesPerMs !== Infinity) positive("clientBytesPerMs", c.clientBytesPerMs);
   // Infinity lifts a shared-link limit the source's model has.
   if (c.linkBytesPerMs !== Infinity) positive("linkBytesPerMs", c.linkBytesPerMs);
   checkInt("cost.maxConcurrency", c.maxConcurrency, 1, MAX_CONCURRENCY);

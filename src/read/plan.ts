@@ -21,7 +21,10 @@ export interface ReadPlan<T> {
  * there are reads, and as fit the in-flight budget with reads of the average
  * size. Each connection pays one first-byte latency per read and moves its
  * share of the bytes at the per-connection rate; a shared link moves all the
- * bytes at its rate after one latency. The wall time is the slower of the two.
+ * bytes at its rate after one latency. The client handles the requests and
+ * their bytes one after another (`requestCpuMs` per request, `clientBytesPerMs`
+ * for the bytes), after at least one latency. The wall time is the slowest of
+ * the three.
  *
  * It depends only on the number of reads and their total bytes, and never
  * decreases when bytes grow with the count fixed: that is what makes the
@@ -33,7 +36,13 @@ export function estimateWallMs(model: CostModel, requests: number, bytes: number
   const lanes = Math.max(1, Math.min(model.maxConcurrency, requests, budgetLanes));
   const perConnection = (requests * model.firstByteMs + bytes / model.bytesPerMs) / lanes;
   const link = model.linkBytesPerMs ? model.firstByteMs + bytes / model.linkBytesPerMs : 0;
-  return Math.max(perConnection, link);
+  const cpu =
+    model.requestCpuMs || model.clientBytesPerMs
+      ? requests * (model.requestCpuMs ?? 0) +
+        (model.clientBytesPerMs ? bytes / model.clientBytesPerMs : 0) +
+        model.firstByteMs
+      : 0;
+  return Math.max(perConnection, link, cpu);
 }
 
 /** The value the planner minimises for a plan of `requests` reads and `bytes` bytes. */

@@ -161,13 +161,14 @@ export class HttpSource implements RangeSource {
     ifMatch: string | undefined,
     signal: AbortSignal | undefined,
   ): Promise<{ bytes: Uint8Array; total: number | undefined; version: string | undefined }> {
+    const range = describeAsk(ask);
     return withRetries(
       this.policy,
       signal,
       async () => {
-        const attempt = new Attempt(signal, this.limits, `GET ${this.key} ${describeAsk(ask)}`);
+        const attempt = new Attempt(signal, this.limits, `GET ${this.key} ${range}`);
         try {
-          const res = await this.request(describeAsk(ask), ifMatch, attempt);
+          const res = await this.request(range, ifMatch, attempt);
           if (res.status === 412) {
             await res.body?.cancel().catch(() => undefined);
             throw new DesChangedError(`${this.key} changed (If-Match ${ifMatch} failed)`);
