@@ -51,6 +51,21 @@ describe("command line: usage, help, errors", () => {
     expect(cli(["ls", notDes, "--debug"]).err).toMatch(/\n\s+at /);
   });
 
+  it("plain ls (no options, the parser is not loaded) prints what ls with options prints", () => {
+    const plain = cli(["ls", small]);
+    const parsed = cli(["ls", "-q", small]);
+    expect(plain.code).toBe(0);
+    expect(plain.out.split("\n").length).toBe(1501);
+    expect(plain.out).toBe(parsed.out);
+    const some = cli(["list", small, "d3/*"]);
+    expect(some.out.trim().split("\n")).toHaveLength(150);
+    expect(some.out).toBe(cli(["ls", small, "d3/*", "-q"]).out);
+    const missing = cli(["ls", small, "nope"]);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toBe(`des-pack: not in the archive: "nope"\n`);
+    expect(cli(["ls", small, "nope", "-q"]).err).toBe(missing.err);
+  });
+
   it("--version, help <command> and <command> --help", () => {
     const pkg = JSON.parse(fs.readFileSync("package.json", "utf8")) as { version: string };
     const v = cli(["--version"]);

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
-import { run } from "./main.js";
+import { isPlainList } from "./quick-list-args.js";
 
-await run(process.argv.slice(2));
+const argv = process.argv.slice(2);
+if (isPlainList(argv)) await (await import("./quick-list.js")).runPlainList(argv);
+else await (await import("./main.js")).run(argv);

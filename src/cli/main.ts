@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { DesError } from "../index.js";
+import { reportFailure } from "./fail.js";
 import { CliError, quietOnEpipe } from "./output.js";
 
 declare const __DES_PACK_VERSION__: string | undefined;
@@ -336,15 +336,6 @@ or an https:// URL (reading only). Exit codes: 0 ok, 1 failed, 2 bad usage.`,
   return p;
 }
 
-/** Library words users never typed, in the flags they do type. */
-function userWords(message: string): string {
-  return message
-    .replace(/\bexternalStore\b/g, "--external-dir")
-    .replace(/\bbigFileThreshold\b/g, "--big-file-threshold")
-    .replace(/\boverwrite: true\b/g, "--overwrite")
-    .replace(/\bstream\(\)/g, "cat");
-}
-
 export async function run(argv: string[]): Promise<void> {
   quietOnEpipe();
   let code = 0;
@@ -359,19 +350,6 @@ export async function run(argv: string[]): Promise<void> {
         e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help" ? 0 : 2;
       return;
     }
-    if (debug) process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
-    if (e instanceof CliError) {
-      process.stderr.write(`des-pack: ${userWords(e.message)}\n`);
-      process.exitCode = e.exitCode;
-    } else if (e instanceof DesError) {
-      process.stderr.write(`des-pack: ${userWords(e.message)} (${e.code})\n`);
-      process.exitCode = 1;
-    } else {
-      const err = e as NodeJS.ErrnoException;
-      process.stderr.write(
-        `des-pack: ${err.message ?? String(e)}${debug ? "" : err.code ? "" : " (run with --debug for details)"}\n`,
-      );
-      process.exitCode = 1;
-    }
+    reportFailure(e, debug);
   }
 }

@@ -10,17 +10,25 @@ import { Worker } from "node:worker_threads";
  * the next entries. A worker only ever creates new names (O_CREAT | O_EXCL |
  * O_NOFOLLOW) in folders the main thread made and checked; a name that
  * exists comes back to the main thread, which decides (--force or not).
+ *
+ * Bodies travel through one shared buffer cut into a fixed number of slots
+ * (two per worker): the main thread copies a body into a free slot and lets
+ * the reader's copy go, so the bytes waiting to be written are bounded by
+ * the slots, allocated once, and never wait for a garbage collection in
+ * either thread. A body bigger than a slot goes alone in a buffer of its own
+ * and counts against the same budget.
  */
 const WORKER_SOURCE = `
 "use strict";
-const { parentPort } = require("node:worker_threads");
+const { parentPort, workerData } = require("node:worker_threads");
 const fs = require("node:fs");
 const C = fs.constants;
 const CREATE = C.O_WRONLY | C.O_CREAT | C.O_EXCL | (C.O_NOFOLLOW || 0);
+const shared = new Uint8Array(workerData.shared);
 parentPort.on("message", (m) => {
-  const bytes = new Uint8Array(m.buffer);
+  const bytes = m.buffer ? new Uint8Array(m.buffer) : shared;
   const failed = [];
-  let at = 0;
+  let at = m.offset;
   for (let i = 0; i < m.paths.length; i++) {
     const len = m.lengths[i];
     let fd;
@@ -45,9 +53,9 @@ parentPort.on("message", (m) => {
 });
 `;
 
+/** A file for the pool; its bytes are passed to `add` and not kept. */
 export interface PoolFile {
   readonly path: string;
-  readonly body: Uint8Array;
   readonly mode: number;
   /** Seconds since the epoch, or NaN to leave the time alone. */
   readonly mtime: number;
@@ -59,9 +67,21 @@ export interface PoolFailure<F extends PoolFile = PoolFile> {
   readonly message: string;
 }
 
-/** Files per batch and bytes per batch, at most. */
-const BATCH_FILES = 256;
-const BATCH_BYTES = 4 << 20;
+export interface PoolOptions {
+  /** Worker threads (default: up to 2, as many as there are cores). */
+  readonly workers?: number;
+  /** Bytes per slot of the shared buffer, the most one batch carries (default 4 MiB). */
+  readonly slotBytes?: number;
+  /** Files per batch at most (default 256). */
+  readonly batchFiles?: number;
+}
+
+interface Batch<F> {
+  readonly files: F[];
+  readonly lengths: number[];
+  readonly slot: number;
+  bytes: number;
+}
 
 export class WritePool<F extends PoolFile = PoolFile> {
   private readonly workers: Worker[] = [];
@@ -69,22 +89,42 @@ export class WritePool<F extends PoolFile = PoolFile> {
     number,
     { files: F[]; resolve: (f: PoolFailure<F>[]) => void; reject: (e: unknown) => void }
   >();
-  private inFlight: Promise<void>[] = [];
+  private readonly shared: Uint8Array;
+  private readonly slotBytes: number;
+  private readonly batchFiles: number;
+  private readonly freeSlots: number[] = [];
+  /** Resolved when a slot is given back. */
+  private slotWaiters: (() => void)[] = [];
+  private inFlight = new Set<Promise<void>>();
   private next = 0;
   private id = 0;
-  private batch: F[] = [];
-  private batchBytes = 0;
+  private batch: Batch<F> | undefined;
+  private failure: unknown;
+  /** Body bytes copied and not yet on disk, now and at most (for tests and budgets). */
+  bytesInFlight = 0;
+  peakBytesInFlight = 0;
+  /** The most `bytesInFlight` can reach while no single body is bigger than a slot. */
+  readonly budgetBytes: number;
 
   constructor(
     /** Called for each batch once its files are on disk (failures: names that exist, errors). */
     private readonly onDone: (files: readonly F[], failed: readonly PoolFailure<F>[]) => void,
-    count = Math.max(1, Math.min(2, os.availableParallelism?.() ?? os.cpus().length)),
+    opts: PoolOptions = {},
   ) {
+    const count = opts.workers ?? Math.max(1, Math.min(2, os.availableParallelism?.() ?? os.cpus().length));
+    this.slotBytes = opts.slotBytes ?? 4 << 20;
+    this.batchFiles = opts.batchFiles ?? 256;
+    const slots = 2 * count;
+    this.budgetBytes = slots * this.slotBytes;
+    const sab = new SharedArrayBuffer(this.budgetBytes);
+    this.shared = new Uint8Array(sab);
+    for (let i = 0; i < slots; i++) this.freeSlots.push(i);
     for (let i = 0; i < count; i++) {
       const w = new Worker(WORKER_SOURCE, {
         eval: true,
         execArgv: [],
-        resourceLimits: { maxYoungGenerationSizeMb: 4 },
+        workerData: { shared: sab },
+        resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16, codeRangeSizeMb: 4, stackSizeMb: 1 },
       });
       w.on("message", (m: { id: number; failed: { index: number; code: string; message: string }[] }) => {
         const p = this.pending.get(m.id);
@@ -93,60 +133,109 @@ export class WritePool<F extends PoolFile = PoolFile> {
         p.resolve(m.failed.map((f) => ({ file: p.files[f.index]!, code: f.code, message: f.message })));
       });
       w.on("error", (e) => {
+        this.failure = e;
         for (const p of this.pending.values()) p.reject(e);
         this.pending.clear();
+        this.wake();
       });
       this.workers.push(w);
     }
   }
 
-  /** Queues a new file; resolves once the queue has room again (at most two batches per worker in flight). */
-  async add(file: F): Promise<void> {
-    this.batch.push(file);
-    this.batchBytes += file.body.length;
-    if (this.batch.length >= BATCH_FILES || this.batchBytes >= BATCH_BYTES) await this.flush();
+  private wake(): void {
+    const waiters = this.slotWaiters;
+    this.slotWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private async takeSlot(): Promise<number> {
+    for (;;) {
+      if (this.failure !== undefined) throw this.failure;
+      const s = this.freeSlots.pop();
+      if (s !== undefined) return s;
+      await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+    }
+  }
+
+  private giveSlot(slot: number, bytes: number): void {
+    this.bytesInFlight -= bytes;
+    this.freeSlots.push(slot);
+    this.wake();
+  }
+
+  /** Copies `body` into the shared buffer (the caller may drop its copy); waits while every slot is busy. */
+  async add(file: F, body: Uint8Array): Promise<void> {
+    if (body.length > this.slotBytes) {
+      await this.flush();
+      // Alone, in a buffer of its own, holding a slot's place in the budget while it is written.
+      const slot = await this.takeSlot();
+      const own = new Uint8Array(body.length);
+      own.set(body);
+      this.send({ files: [file], lengths: [body.length], slot, bytes: body.length }, own.buffer);
+      return;
+    }
+    if (this.batch && (this.batch.bytes + body.length > this.slotBytes || this.batch.files.length >= this.batchFiles))
+      await this.flush();
+    if (!this.batch) this.batch = { files: [], lengths: [], slot: await this.takeSlot(), bytes: 0 };
+    const b = this.batch;
+    this.shared.set(body, b.slot * this.slotBytes + b.bytes);
+    b.files.push(file);
+    b.lengths.push(body.length);
+    b.bytes += body.length;
+    this.bytesInFlight += body.length;
+    if (this.bytesInFlight > this.peakBytesInFlight) this.peakBytesInFlight = this.bytesInFlight;
   }
 
   /** Sends the current batch. */
   async flush(): Promise<void> {
-    if (this.batch.length === 0) return;
-    const files = this.batch;
-    this.batch = [];
-    this.batchBytes = 0;
-    const total = files.reduce((s, f) => s + f.body.length, 0);
-    const buffer = new ArrayBuffer(total);
-    const view = new Uint8Array(buffer);
-    let at = 0;
-    for (const f of files) {
-      view.set(f.body, at);
-      at += f.body.length;
+    const b = this.batch;
+    if (!b) return;
+    this.batch = undefined;
+    this.send(b);
+    // The next add waits for a free slot: at most one batch per slot is ever queued.
+    await Promise.resolve();
+  }
+
+  private send(b: Batch<F>, own?: ArrayBuffer): void {
+    if (own) {
+      this.bytesInFlight += b.bytes;
+      if (this.bytesInFlight > this.peakBytesInFlight) this.peakBytesInFlight = this.bytesInFlight;
     }
     const id = ++this.id;
     const worker = this.workers[this.next++ % this.workers.length]!;
+    const files = b.files;
     const done = new Promise<PoolFailure<F>[]>((resolve, reject) => this.pending.set(id, { files, resolve, reject }));
     worker.postMessage(
       {
         id,
-        buffer,
+        buffer: own,
+        offset: own ? 0 : b.slot * this.slotBytes,
         paths: files.map((f) => f.path),
-        lengths: files.map((f) => f.body.length),
+        lengths: b.lengths,
         modes: files.map((f) => f.mode),
         mtimes: files.map((f) => f.mtime),
       },
-      [buffer],
+      own ? [own] : [],
     );
-    const settled = done.then((failed) => this.onDone(files, failed));
-    this.inFlight.push(settled);
-    settled.catch(() => undefined);
-    if (this.inFlight.length >= 2 * this.workers.length) await this.inFlight.shift();
+    const settled = done.then(
+      (failed) => {
+        this.giveSlot(b.slot, b.bytes);
+        this.onDone(files, failed);
+      },
+      (e: unknown) => {
+        this.giveSlot(b.slot, b.bytes);
+        throw e;
+      },
+    );
+    this.inFlight.add(settled);
+    const forget = (): void => void this.inFlight.delete(settled);
+    settled.then(forget, forget);
   }
 
   /** Sends what is queued and waits until every file is on disk. */
   async drain(): Promise<void> {
     await this.flush();
-    const all = this.inFlight;
-    this.inFlight = [];
-    await Promise.all(all);
+    while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
   }
 
   async close(): Promise<void> {

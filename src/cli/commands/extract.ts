@@ -30,6 +30,8 @@ const STREAM_ABOVE = 64 << 20;
 /** One batch of reads: this many entries or bytes at most. */
 const BATCH_ENTRIES = 2048;
 const BATCH_BYTES = 16 << 20;
+/** Decoded bytes the reader holds at once within a batch (it reads and hands them over in waves of this size). */
+const WAVE_BYTES = 4 << 20;
 
 interface Job extends PoolFile {
   readonly p: Planned;
@@ -194,8 +196,8 @@ export async function extractCommand(
           for (const f of files) {
             if (bad.has(f)) continue;
             counts.files++;
-            counts.bytes += f.body.length;
-            progress.add(1, f.body.length);
+            counts.bytes += f.p.size;
+            progress.add(1, f.p.size);
             if (flags.verbose) void out.line(escapeName(path.relative(root, f.path)));
           }
         });
@@ -238,7 +240,7 @@ export async function extractCommand(
         } else small.push(p.name);
       }
       const byName = new Map(batch.map((p) => [p.name, p]));
-      for await (const [name, body] of reader.iterMany(small, { signal: stop.signal })) {
+      for await (const [name, body] of reader.iterMany(small, { signal: stop.signal, maxBatchBytes: WAVE_BYTES })) {
         const p = byName.get(name)!;
         const st = stats.get(name)!;
         if (st.kind === "symlink") {
@@ -248,14 +250,16 @@ export async function extractCommand(
         if (pool) {
           try {
             const at = placer.ensureParents(p.parts);
-            await pool.add({
-              path: path.join(at, p.parts[p.parts.length - 1]!),
+            await pool.add(
+              {
+                path: path.join(at, p.parts[p.parts.length - 1]!),
+                mode: placer.modeOf(st, 0o644),
+                mtime: st.mtimeMs !== undefined ? st.mtimeMs / 1000 : NaN,
+                p,
+                st,
+              },
               body,
-              mode: placer.modeOf(st, 0o644),
-              mtime: st.mtimeMs !== undefined ? st.mtimeMs / 1000 : NaN,
-              p,
-              st,
-            });
+            );
           } catch (e) {
             fail(name, e);
           }
@@ -276,8 +280,10 @@ export async function extractCommand(
     if (pool) {
       await pool.drain();
       // Names that existed: the main thread decides (an error, or --force replaces them).
-      for (const { p, st, body } of retry) {
+      for (const { p, st } of retry) {
         try {
+          // Rare (the name existed): read the body again rather than hold every body until the end.
+          const body = await reader.get(p.name, { signal: stop.signal });
           const at = placer.writeFile(p.parts, body, st);
           counts.files++;
           counts.bytes += body.length;

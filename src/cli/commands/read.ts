@@ -59,11 +59,15 @@ export async function listCommand(archive: string, patterns: readonly string[], 
           }));
       })();
     }
+    let first = true;
     for await (const batch0 of batches) {
       const batch = sel ? batch0.filter((e) => sel.test(e.name)) : batch0;
       if (batch.length === 0) continue;
       if (!flags.long && !flags.json) {
         for (const e of batch) await out.line(escapeName(e.name));
+        // The first names go out as soon as they are decoded; then in 64 KiB writes.
+        if (first) await out.flush();
+        first = false;
         continue;
       }
       const metas = await r.getMetaMany(batch.map((e) => e.name));
