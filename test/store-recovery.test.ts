@@ -56,6 +56,35 @@ describe("journal recovery", () => {
     expect(total).toBe(210);
   });
 
+  it("an open journal carries reserved zero bytes after its records; a copy taken mid-run recovers every acknowledged put", async () => {
+    const dir = tempDir();
+    const a = await DailyShardedDesStore.open({ location: dir, nodeId: 5, shardBits: 2, clock: () => T });
+    const acked = await fill(a, 0, 200);
+    // Concurrent callers share group commits, and the two halves of a burst overlap (two groups in flight).
+    expect(a.stats.commits).toBeGreaterThanOrEqual(2);
+    expect(a.stats.commits).toBeLessThan(200);
+    const jdir = path.join(dir, "_spool", "n05");
+    const wal = fs.readdirSync(jdir).find((f) => f.endsWith(".wal"))!;
+    const bytes = fs.readFileSync(path.join(jdir, wal));
+    // As a kill -9 would leave it: the file runs past the last record, all zeros.
+    expect(bytes.length).toBeGreaterThan(1 << 20);
+    const recordBytes = [...acked.values()].reduce((n, k) => n + blobFor(k).length, 0);
+    expect(bytes.subarray(bytes.length - 4096).every((b) => b === 0)).toBe(true);
+    expect(bytes.length).toBeGreaterThan(recordBytes);
+    const copy = tempDir();
+    fs.mkdirSync(path.join(copy, "_spool", "n05"), { recursive: true });
+    fs.writeFileSync(path.join(copy, "_spool", "n05", wal), bytes);
+    await a.close();
+    const b = await DailyShardedDesStore.open({ location: copy, nodeId: 5, shardBits: 2, clock: () => T });
+    await expectAll(b, acked);
+    expect((await b.list("2025-01-15")).length).toBe(200);
+    await b.close();
+    // Sealed and closed: the recovered journal is gone; the new, empty one is cut back to its header.
+    const left = fs.readdirSync(path.join(copy, "_spool", "n05")).filter((f) => f.endsWith(".wal"));
+    expect(left).not.toContain(wal);
+    for (const f of left) expect(fs.statSync(path.join(copy, "_spool", "n05", f)).size).toBe(32);
+  });
+
   it("a record with a bad checksum ends the valid prefix", async () => {
     const dir = tempDir();
     const a = await DailyShardedDesStore.open({ location: dir, nodeId: 7, shardBits: 1, clock: () => T });

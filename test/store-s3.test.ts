@@ -83,6 +83,15 @@ describe("DailyShardedDesStore on S3 (moto)", () => {
     const got = await reader.getMany(names.keys());
     for (const [n, k] of names) expect(sameBytes(got.get(n), blobFor(k))).toBe(true);
     expect(reader.stats.listings).toBeLessThanOrEqual(16);
+    // compaction on the bucket: one merged object per shard replaces the node parts
+    const res = await reader.compactDay("2025-01-15");
+    expect(res).toMatchObject({ shards: 16, partsMerged: 16, entries: 300 });
+    const merged = await keys("one/2025-01-15/");
+    expect([...merged.keys()].sort()).toEqual(
+      Array.from({ length: 16 }, (_, i) => `one/2025-01-15/${i.toString(16)}.des`),
+    );
+    const after = await reader.getMany(names.keys());
+    for (const [n, k] of names) expect(sameBytes(after.get(n), blobFor(k))).toBe(true);
     await reader.close();
   });
 

@@ -1,32 +1,11 @@
-import type { DesReader } from "../read/reader.js";
-import type { DesWriter } from "../write/writer.js";
 import type { PartFinder } from "./finder.js";
 import { parseDayKey, singlePartKey } from "./layout.js";
 import type { PartKey, ShardLayout } from "./layout.js";
 import type { PartBackend } from "./parts.js";
 
-const BATCH = 512;
-
-/** Copies every entry of `r` not yet in `seen` (bodies and meta) into `w`, in batches. */
-async function copyEntries(r: DesReader, w: DesWriter, seen: Set<string>): Promise<number> {
-  const names = (await r.list()).filter((n) => !seen.has(n));
-  let copied = 0;
-  for (let i = 0; i < names.length; i += BATCH) {
-    const chunk = names.slice(i, i + BATCH);
-    const [bodies, metas] = await Promise.all([r.getMany(chunk), r.getMetaMany(chunk)]);
-    for (const n of chunk) {
-      const meta = metas.get(n);
-      await w.add(n, bodies.get(n)!, meta === undefined ? {} : { meta });
-      seen.add(n);
-      copied++;
-    }
-  }
-  return copied;
-}
-
 /**
  * Merges each shard's parts of `day` into its single part `<day>/<shard>.des`:
- * the merged part is written in full (atomically replacing an earlier one),
+ * the merged part is written in full by `merge` (atomically replacing an earlier one),
  * then the node parts it absorbed are deleted. A reader holding an old
  * listing finds a deleted part gone, lists again and finds the merged one.
  * Parts sealed after the listing are left for the next compaction.
@@ -62,11 +41,8 @@ export async function compactParts(
         .reverse(),
       ...parts.filter((p) => p.nodeId === undefined).map((p) => p.key),
     ];
-    let count = 0;
-    await backend.replace(target, async (w) => {
-      const seen = new Set<string>();
-      for (const key of sources) count += await finder.withReader(key, (r) => copyEntries(r, w, seen));
-    });
+    // Stored bytes are copied as they are (no inflating and re-encoding of bodies).
+    const count = await backend.mergeInto(target, sources);
     finder.evict(target);
     for (const p of nodeParts) {
       await backend.delete(p.key);

@@ -1,128 +1,34 @@
 import fs from "node:fs";
 import path from "node:path";
 import { syncDir } from "../io/local-files.js";
-import { DesFormatError, DesIoError } from "../errors.js";
-import { xxh64 } from "../format/hash.js";
+import { DesIoError } from "../errors.js";
+import { JOURNAL_HEADER, encodeHeader } from "./journal-format.js";
+import type { JournalRecord, ScanResult, Watermark } from "./journal-format.js";
 
-/**
- * The journal of the daily store: an append-only file of records, each with
- * its length and an xxh64 checksum, fsynced once per group of concurrent
- * puts (spec: "Daily store journal").
- *
- *   HEADER (32): "DESJRNL1" | u8 version = 1 | u8 nodeId | u8 lastSeq | 5 zero
- *                | f64 lastMs | u64 journal sequence
- *   RECORD:      u32 bodyLength | body | u64 xxh64(bodyLength bytes + body)
- *   body:        f64 ms | u16 nameLength | name | u32 metaLength | meta (MessagePack) | data
- */
-export const JOURNAL_MAGIC = Buffer.from("DESJRNL1", "latin1");
-export const JOURNAL_HEADER = 32;
-const RECORD_FIXED = 4 + 8 + 2 + 4 + 8;
-/** Records above this are refused (the length field is 32 bits). */
-export const MAX_RECORD_BODY = 0xffff_fff0;
+export {
+  JOURNAL_HEADER,
+  JOURNAL_MAGIC,
+  MAX_RECORD_BODY,
+  encodeHeader,
+  encodeRecord,
+  scanJournal,
+} from "./journal-format.js";
+export type { JournalRecord, ScanResult, Watermark } from "./journal-format.js";
+
 /** writev takes at most this many buffers per call. */
 const MAX_IOV = 1024;
 const MAX_GROUP_BYTES = 16 << 20;
-
-export interface JournalRecord {
-  readonly name: string;
-  readonly ms: number;
-  /** Absolute offsets in the journal file. */
-  readonly metaOffset: number;
-  readonly metaLength: number;
-  readonly dataOffset: number;
-  readonly dataLength: number;
-}
-
-export interface Watermark {
-  readonly ms: number;
-  readonly seq: number;
-}
+/** Groups written and syncing at once. */
+const PIPELINE = 2;
+/** With nothing in flight, a queue of this many records or more is written as two groups. */
+const SPLIT_AT = 8;
+/** Zero bytes kept ahead of the writer (the file is extended by this much when less than half is left). */
+const RESERVE = 4 << 20;
+const ZERO_CHUNK = 1 << 20;
+let ZEROS: Buffer | undefined;
 
 function fsCall<T>(fn: (cb: (e: NodeJS.ErrnoException | null, v: T) => void) => void): Promise<T> {
   return new Promise((resolve, reject) => fn((e, v) => (e ? reject(e) : resolve(v))));
-}
-
-/** Encodes one record; `start` is where it will sit in the file. */
-export function encodeRecord(
-  name: Buffer,
-  ms: number,
-  meta: Uint8Array | undefined,
-  data: Uint8Array,
-  start: number,
-): { bytes: Buffer; rec: Omit<JournalRecord, "name" | "ms"> } {
-  const metaLength = meta?.length ?? 0;
-  const body = 8 + 2 + name.length + 4 + metaLength + data.length;
-  if (body > MAX_RECORD_BODY) throw new DesIoError(`a record of ${body} bytes does not fit a journal`);
-  const buf = Buffer.allocUnsafe(4 + body + 8);
-  buf.writeUInt32LE(body, 0);
-  buf.writeDoubleLE(ms, 4);
-  buf.writeUInt16LE(name.length, 12);
-  name.copy(buf, 14);
-  let o = 14 + name.length;
-  buf.writeUInt32LE(metaLength, o);
-  o += 4;
-  const metaOffset = o;
-  if (meta) buf.set(meta, o);
-  o += metaLength;
-  const dataOffset = o;
-  buf.set(data, o);
-  o += data.length;
-  buf.writeBigUInt64LE(xxh64(buf.subarray(0, o)), o);
-  return {
-    bytes: buf,
-    rec: { metaOffset: start + metaOffset, metaLength, dataOffset: start + dataOffset, dataLength: data.length },
-  };
-}
-
-export function encodeHeader(nodeId: number, seq: number, last: Watermark | undefined): Buffer {
-  const h = Buffer.alloc(JOURNAL_HEADER);
-  JOURNAL_MAGIC.copy(h, 0);
-  h[8] = 1;
-  h[9] = nodeId;
-  h[10] = last?.seq ?? 255;
-  h.writeDoubleLE(last?.ms ?? -Infinity, 16);
-  h.writeBigUInt64LE(BigInt(seq), 24);
-  return h;
-}
-
-export interface ScanResult {
-  readonly nodeId: number;
-  readonly seq: number;
-  /** The generator state when the journal was created (its records carry later ones). */
-  readonly watermark: Watermark | undefined;
-  readonly records: JournalRecord[];
-  /** Bytes of header plus whole, valid records; anything after is a torn tail. */
-  readonly validLength: number;
-}
-
-/** Reads a journal's header and its valid prefix of records. A bad header is a DesFormatError. */
-export function scanJournal(bytes: Buffer, file: string): ScanResult {
-  if (bytes.length < JOURNAL_HEADER || !bytes.subarray(0, 8).equals(JOURNAL_MAGIC) || bytes[8] !== 1) {
-    throw new DesFormatError(`${file} is not a DES store journal`);
-  }
-  const nodeId = bytes[9]!;
-  const headMs = bytes.readDoubleLE(16);
-  const watermark: Watermark | undefined = Number.isFinite(headMs) ? { ms: headMs, seq: bytes[10]! } : undefined;
-  const seq = Number(bytes.readBigUInt64LE(24));
-  const records: JournalRecord[] = [];
-  let o = JOURNAL_HEADER;
-  while (o + RECORD_FIXED <= bytes.length) {
-    const body = bytes.readUInt32LE(o);
-    const end = o + 4 + body;
-    if (body < 14 || end + 8 > bytes.length) break;
-    if (xxh64(bytes.subarray(o, end)) !== bytes.readBigUInt64LE(end)) break;
-    const ms = bytes.readDoubleLE(o + 4);
-    const nameLength = bytes.readUInt16LE(o + 12);
-    const metaAt = o + 14 + nameLength;
-    if (metaAt + 4 > end) break;
-    const metaLength = bytes.readUInt32LE(metaAt);
-    const dataOffset = metaAt + 4 + metaLength;
-    if (dataOffset > end) break;
-    const name = bytes.toString("utf8", o + 14, metaAt);
-    records.push({ name, ms, metaOffset: metaAt + 4, metaLength, dataOffset, dataLength: end - dataOffset });
-    o = end + 8;
-  }
-  return { nodeId, seq, watermark, records, validLength: o };
 }
 
 interface Pending {
@@ -132,9 +38,14 @@ interface Pending {
 }
 
 /**
- * One open journal file. `append` queues a record; the queue is written with
- * one writev and made durable with one fdatasync per group, and every record
- * of the group resolves after that fsync (group commit).
+ * One open journal file. `append` queues a record; queued records are written
+ * with one writev and made durable with one fdatasync per group, and every
+ * record of a group resolves after that fsync (group commit). Up to
+ * `PIPELINE` groups are in flight at once: the next group is written and
+ * synced while the previous fsync runs, and groups resolve in file order.
+ * The file is extended with zero bytes ahead of the writer, so a group's
+ * fdatasync usually finds the file's size and blocks unchanged and only has
+ * data to flush (no file-system journal commit).
  */
 export class Journal {
   readonly file: string;
@@ -143,10 +54,16 @@ export class Journal {
   /** Bytes in the file once everything queued is written. */
   size: number;
   private fd: number | undefined;
+  /** Bytes written (not necessarily synced yet). */
   private written: number;
+  /** The file's length: `written` plus the zero bytes reserved ahead. */
+  private allocated: number;
   private queue: Pending[] = [];
   private queuedBytes = 0;
-  private flushing: Promise<void> | undefined;
+  private inflight = 0;
+  private scheduled = false;
+  /** Settles when the last group started has settled (never rejects). */
+  private tail: Promise<void> = Promise.resolve();
   private failure: unknown;
   private roomWaiters: { size: number; resolve: () => void }[] = [];
   /** Bytes of woken waiters that have not appended yet. */
@@ -169,6 +86,7 @@ export class Journal {
     this.fd = fd;
     this.size = size;
     this.written = size;
+    this.allocated = size;
   }
 
   /** Creates a new journal file (it must not exist) and makes its header and directory entry durable. */
@@ -240,53 +158,101 @@ export class Journal {
     this.promised = Math.max(0, this.promised - bytes.length);
     if (this.queuedBytes > this.peakQueued) this.peakQueued = this.queuedBytes;
     const p = new Promise<void>((resolve, reject) => this.queue.push({ bytes, resolve, reject }));
-    this.flushing ??= this.flushLoop();
+    this.kick();
     return p;
   }
 
-  private async flushLoop(): Promise<void> {
-    while (this.queue.length > 0) {
-      let n = 0;
-      let bytes = 0;
-      while (
-        n < this.queue.length &&
-        n < MAX_IOV &&
-        (n === 0 || bytes + this.queue[n]!.bytes.length <= MAX_GROUP_BYTES)
-      ) {
-        bytes += this.queue[n]!.bytes.length;
-        n++;
+  /** Starts a group on the next turn of the event loop, so the records queued in this one join it. */
+  private kick(): void {
+    if (this.scheduled || this.inflight >= PIPELINE || this.queue.length === 0 || this.failure !== undefined) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.startGroup();
+    });
+  }
+
+  private startGroup(): void {
+    if (this.inflight >= PIPELINE || this.queue.length === 0 || this.failure !== undefined) return;
+    // With nothing in flight, a large queue is cut in two so the halves overlap (one fsync each in flight):
+    // the callers then settle into cohorts that alternate, one syncing while the other queues.
+    const limit =
+      this.inflight === 0 && this.queue.length >= SPLIT_AT ? Math.ceil(this.queue.length / 2) : this.queue.length;
+    let n = 0;
+    let bytes = 0;
+    while (n < limit && n < MAX_IOV && (n === 0 || bytes + this.queue[n]!.bytes.length <= MAX_GROUP_BYTES)) {
+      bytes += this.queue[n]!.bytes.length;
+      n++;
+    }
+    const group = this.queue.splice(0, n);
+    try {
+      this.reserve(this.written + bytes);
+      let bufs = group.map((g) => g.bytes as NodeJS.ArrayBufferView);
+      let pos = this.written;
+      let left = bytes;
+      while (left > 0) {
+        // A synchronous writev: the bytes only go to the page cache (microseconds for a group),
+        // which saves a thread-pool round trip per group; the fdatasync below is the slow part.
+        const w = fs.writevSync(this.fd!, bufs, pos);
+        left -= w;
+        pos += w;
+        if (left > 0) bufs = dropBytes(bufs, w);
       }
-      const group = this.queue.splice(0, n);
+    } catch (e) {
+      this.fail(e, group);
+      return;
+    }
+    this.written += bytes;
+    this.inflight++;
+    const synced = fsCall<void>((cb) => fs.fdatasync(this.fd!, (e) => cb(e, undefined)));
+    const before = this.tail;
+    this.tail = (async () => {
+      let err: unknown;
       try {
-        let bufs = group.map((g) => g.bytes as NodeJS.ArrayBufferView);
-        let pos = this.written;
-        let left = bytes;
-        while (left > 0) {
-          // A synchronous writev: the bytes only go to the page cache (microseconds for a group),
-          // which saves a thread-pool round trip per group; the fdatasync below is the slow part.
-          const w = fs.writevSync(this.fd!, bufs, pos);
-          left -= w;
-          pos += w;
-          if (left > 0) bufs = dropBytes(bufs, w);
-        }
-        await fsCall<void>((cb) => fs.fdatasync(this.fd!, (e) => cb(e, undefined)));
+        await synced;
       } catch (e) {
-        this.failure = e;
-        const err = new DesIoError(`cannot write journal ${this.file}: ${(e as Error).message}`, { cause: e });
-        for (const g of [...group, ...this.queue.splice(0)]) g.reject(err);
-        this.queuedBytes = 0;
-        this.wake();
-        break;
+        err = e;
       }
-      this.written += bytes;
+      await before; // groups resolve in file order
+      this.inflight--;
+      // After an earlier group's fsync failed, a later fsync's success proves nothing about its pages.
+      if (err !== undefined || this.failure !== undefined) {
+        this.fail(err ?? this.failure, group);
+        return;
+      }
       this.queuedBytes -= bytes;
       this.commits++;
       for (const g of group) g.resolve();
       this.wake();
-      // Let the callers just resolved queue their next records, so they join the next group.
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      this.kick();
+    })();
+    this.kick();
+  }
+
+  /**
+   * Extends the file with zeros so that `end` and some room after it lie
+   * inside it: writes into the file's existing blocks need no change of its
+   * size or extents to become durable. Recovery reads a zero length as the
+   * end of the records (6.3), like a torn tail.
+   */
+  private reserve(end: number): void {
+    if (end + (RESERVE >> 1) <= this.allocated) return;
+    const target = Math.max(end, this.allocated) + RESERVE;
+    ZEROS ??= Buffer.alloc(ZERO_CHUNK);
+    let pos = this.allocated;
+    while (pos < target) {
+      const len = Math.min(ZERO_CHUNK, target - pos);
+      pos += fs.writeSync(this.fd!, ZEROS, 0, len, pos);
     }
-    this.flushing = undefined;
+    this.allocated = target;
+  }
+
+  private fail(e: unknown, group: Pending[]): void {
+    this.failure ??= e;
+    const err = new DesIoError(`cannot write journal ${this.file}: ${(e as Error).message}`, { cause: e });
+    for (const g of [...group, ...this.queue.splice(0)]) g.reject(err);
+    this.queuedBytes = 0;
+    this.wake();
   }
 
   private wake(): void {
@@ -303,7 +269,11 @@ export class Journal {
 
   /** Resolves when everything queued so far is written and synced. */
   async drain(): Promise<void> {
-    while (this.flushing) await this.flushing;
+    for (;;) {
+      if (this.inflight > 0) await this.tail;
+      else if (this.queue.length > 0 && this.failure === undefined) await new Promise((r) => setImmediate(r));
+      else return;
+    }
   }
 
   /**
@@ -339,6 +309,13 @@ export class Journal {
     if (this.fd === undefined) return;
     const fd = this.fd;
     this.fd = undefined;
+    if (this.allocated > this.written && this.inflight === 0 && this.failure === undefined) {
+      try {
+        fs.ftruncateSync(fd, this.written); // drop the reserved zeros (a reader would skip them anyway)
+      } catch {
+        // harmless: recovery reads the zeros as the end of the records
+      }
+    }
     fs.close(fd, () => undefined);
   }
 }

@@ -1,4 +1,6 @@
 import type { ParsedName } from "../naming/name.js";
+import { coalesceRanges, sliceWant } from "../read/coalesce.js";
+import type { Journal, JournalRecord } from "./journal.js";
 import type { PartFinder } from "./finder.js";
 import { candidateParts } from "./layout.js";
 import type { PartKey } from "./layout.js";
@@ -65,4 +67,34 @@ export async function readManySealed(
     for (const t of leftover) out.set(t.name, await getOne(t.name));
     pending = again;
   }
+}
+
+/**
+ * Names still in the open journals, read with coalesced reads per journal
+ * into `out`; returns the other names (for the sealed parts).
+ */
+export function readManyJournaled(
+  names: Iterable<string>,
+  local: ReadonlyMap<string, { readonly journal: Journal; readonly rec: JournalRecord }>,
+  out: Map<string, Uint8Array>,
+): string[] {
+  const byJournal = new Map<Journal, { offset: number; length: number; item: string }[]>();
+  const rest: string[] = [];
+  for (const name of new Set(names)) {
+    const loc = local.get(name);
+    if (!loc) {
+      rest.push(name);
+      continue;
+    }
+    let l = byJournal.get(loc.journal);
+    if (!l) byJournal.set(loc.journal, (l = []));
+    l.push({ offset: loc.rec.dataOffset, length: loc.rec.dataLength, item: name });
+  }
+  for (const [j, wants] of byJournal) {
+    for (const g of coalesceRanges(wants, 64 << 10, 8 << 20)) {
+      const bytes = j.read(g.offset, g.length);
+      for (const w of g.wants) out.set(w.item, sliceWant(g, bytes, w));
+    }
+  }
+  return rest;
 }

@@ -4,6 +4,7 @@ import { DesExistsError, DesIoError } from "../errors.js";
 import type { Location } from "../io/location.js";
 import { DesReader } from "../read/reader.js";
 import { DesWriter } from "../write/writer.js";
+import { merge } from "../write/merge.js";
 import { syncDir } from "../io/local-files.js";
 
 /**
@@ -18,8 +19,13 @@ export interface PartBackend {
   open(key: string): Promise<DesReader>;
   /** Writes a new immutable part; "existed" when the key is already there (then it is left unchanged). */
   create(key: string, fill: (w: DesWriter) => Promise<void>): Promise<"written" | "existed">;
-  /** Writes `key` whether or not it exists; readers see the old or the new part, never a mix. */
-  replace(key: string, fill: (w: DesWriter) => Promise<void>): Promise<void>;
+  /**
+   * Writes `key` (whether or not it exists) as the merge of the parts
+   * `sources`, stored bytes copied as they are; a name in several sources
+   * comes from the first. Readers see the old or the new part, never a mix.
+   * Resolves with the number of entries written.
+   */
+  mergeInto(key: string, sources: readonly string[]): Promise<number>;
   delete(key: string): Promise<void>;
   /** Uploads whatever was sealed but not yet uploaded (after a restart). */
   recover(): Promise<void>;
@@ -74,10 +80,15 @@ export class FolderParts implements PartBackend {
     return "written";
   }
 
-  async replace(key: string, fill: (w: DesWriter) => Promise<void>): Promise<void> {
+  async mergeInto(key: string, sources: readonly string[]): Promise<number> {
     const file = this.pathOf(key);
     await fs.promises.mkdir(path.dirname(file), { recursive: true });
-    await DesWriter.write(file, { overwrite: true }, fill);
+    const r = await merge(
+      sources.map((k) => this.pathOf(k)),
+      file,
+      { onDuplicate: "first", overwrite: true },
+    );
+    return r.added;
   }
 
   async delete(key: string): Promise<void> {
@@ -130,11 +141,13 @@ export class LocationParts implements PartBackend {
     return (await this.upload(key, local, false)) ? "written" : "existed";
   }
 
-  async replace(key: string, fill: (w: DesWriter) => Promise<void>): Promise<void> {
+  async mergeInto(key: string, sources: readonly string[]): Promise<number> {
     const local = `${this.spoolOf(key)}.replace`;
     await fs.promises.mkdir(path.dirname(local), { recursive: true });
-    await DesWriter.write(local, { overwrite: true }, fill);
+    const from = await Promise.all(sources.map(async (k) => this.pending.get(k) ?? (await this.location.source(k))));
+    const r = await merge(from, local, { onDuplicate: "first", overwrite: true });
     await this.upload(key, local, true);
+    return r.added;
   }
 
   /**

@@ -4,8 +4,6 @@ import { DesClosedError, DesInvalidArgumentError, DesIoError, DesNotFoundError }
 import { loadHasher } from "../format/hash.js";
 import { decodeMetaV2, encodeMetaV2 } from "../format/meta.js";
 import type { MetaValue } from "../format/meta.js";
-import type { Location } from "../io/location.js";
-import { coalesceRanges, sliceWant } from "../read/coalesce.js";
 import type { DesReader } from "../read/reader.js";
 import { parseName } from "../naming/name.js";
 import type { ParsedName } from "../naming/name.js";
@@ -17,67 +15,18 @@ import { PartFinder } from "./finder.js";
 import { Journal, encodeRecord } from "./journal.js";
 import { syncDir } from "../io/local-files.js";
 import type { JournalRecord } from "./journal.js";
-import { readManySealed } from "./many.js";
+import { readManyJournaled, readManySealed } from "./many.js";
+import { listDay, nameOfDay } from "./day.js";
 import { journalName, recoverJournals } from "./recover.js";
-import { parseDayKey } from "./layout.js";
 import type { ShardLayout } from "./layout.js";
+import type { DailyStoreOptions, StorePutOptions, StoreStats } from "./types.js";
 import { describeHolder, takeLockFile } from "../io/local-files.js";
 import type { LockFile } from "../io/local-files.js";
 import type { PartBackend } from "./parts.js";
 import { hex2, resolveOptions } from "./options.js";
 import { sealRecords } from "./seal.js";
 
-export interface DailyStoreOptions {
-  /** A folder path, or a Location (an S3 location from `des-pack/s3`; then `spoolDir` is required). */
-  readonly location: string | Location;
-  /** 0..255; every process writing to one location needs its own. */
-  readonly nodeId: number;
-  /** Shards per day: 2^shardBits, 1..32. Default 8. */
-  readonly shardBits?: number;
-  /** Name prefix. Default "DES". */
-  readonly prefix?: string;
-  /** 27..32 (fewer bits would repeat names within a day). Default 32. */
-  readonly wrapBits?: number;
-  readonly clock?: () => number;
-  /** Day of a name: IANA zone (default UTC) or a function; see SnowflakeNameGenerator. */
-  readonly timeZone?: string;
-  readonly day?: (epochMs: number) => string | Date;
-  /** "hex" (`<day>/<hh>.des`, the Python store, default) or "packer" (`<day>/shard_NN.des`). */
-  readonly layout?: ShardLayout;
-  /** Local folder for journals and parts waiting for upload. Default `<folder>/_spool` for a folder location. */
-  readonly spoolDir?: string;
-  /** A journal is sealed into parts at this size. Default 64 MiB. */
-  readonly maxBytes?: number;
-  /** ... or at this many entries. Default 250,000. */
-  readonly maxEntries?: number;
-  /** ... or this long after its first put. Default 60,000 ms. */
-  readonly maxAgeMs?: number;
-  /** Bytes queued for the disk before `put` waits (backpressure). Default 32 MiB. */
-  readonly maxQueuedBytes?: number;
-  /** A miss on a listing older than this lists the day and shard again. Default 1,000 ms. */
-  readonly listTtlMs?: number;
-  /** Sealed parts kept open for reading. Default 512. */
-  readonly maxOpenParts?: number;
-}
-
-export interface StorePutOptions {
-  /** Any MessagePack value, returned by `getMeta`. */
-  readonly meta?: unknown;
-  /** The day of the name (default: today, in the store's zone). */
-  readonly day?: Date | string;
-}
-
-export interface StoreStats {
-  readonly puts: number;
-  /** Group commits (one write + fdatasync each). */
-  readonly commits: number;
-  /** Most bytes queued for the current journal at once (bounded by maxQueuedBytes plus one record). */
-  readonly peakQueuedBytes: number;
-  readonly sealedJournals: number;
-  readonly sealedParts: number;
-  /** Listings of day+shard prefixes made by readers. */
-  readonly listings: number;
-}
+export type { DailyStoreOptions, StorePutOptions, StoreStats } from "./types.js";
 
 interface Local {
   readonly journal: Journal;
@@ -367,27 +316,8 @@ export class DailyShardedDesStore {
   async getMany(names: Iterable<string>): Promise<Map<string, Uint8Array>> {
     if (this.closed) throw new DesClosedError("store");
     const out = new Map<string, Uint8Array>();
-    const byJournal = new Map<Journal, { offset: number; length: number; item: string }[]>();
-    const rest: string[] = [];
-    for (const name of new Set(names)) {
-      const loc = this.local.get(name);
-      if (!loc) {
-        rest.push(name);
-        continue;
-      }
-      let l = byJournal.get(loc.journal);
-      if (!l) byJournal.set(loc.journal, (l = []));
-      l.push({ offset: loc.rec.dataOffset, length: loc.rec.dataLength, item: name });
-    }
-    const jobs: Promise<void>[] = [];
-    for (const [j, wants] of byJournal) {
-      for (const g of coalesceRanges(wants, 64 << 10, 8 << 20)) {
-        const bytes = j.read(g.offset, g.length);
-        for (const w of g.wants) out.set(w.item, sliceWant(g, bytes, w));
-      }
-    }
-    jobs.push(this.getManySealed(rest, out));
-    await Promise.all(jobs);
+    const rest = readManyJournaled(names, this.local, out);
+    await this.getManySealed(rest, out);
     return out;
   }
 
@@ -404,14 +334,7 @@ export class DailyShardedDesStore {
   /** Every name of a day (`YYYY-MM-DD`), sealed or not, sorted. */
   async list(day: string): Promise<string[]> {
     if (this.closed) throw new DesClosedError("store");
-    const compact = day.replace(/-/g, "");
-    const names = new Set<string>();
-    for (const name of this.local.keys()) if (name.includes(`_${compact}_(`)) names.add(name);
-    for (const key of await this.backend.list(`${day}/`)) {
-      if (!parseDayKey(key, day, this.shardBits, this.layout)) continue;
-      for (const n of await this.finder.withReader(key, (r) => r.list())) names.add(n);
-    }
-    return [...names].sort();
+    return listDay(this.local.keys(), this.backend, this.finder, day, this.shardBits, this.layout);
   }
 
   /**
@@ -421,8 +344,7 @@ export class DailyShardedDesStore {
    */
   async compactDay(day: string): Promise<{ shards: number; partsMerged: number; entries: number }> {
     this.ensureOpen();
-    const compact = day.replace(/-/g, "");
-    if ([...this.local.keys()].some((n) => n.includes(`_${compact}_(`))) await this.flush();
+    if ([...this.local.keys()].some((n) => nameOfDay(n, day))) await this.flush();
     else await this.sealChain;
     const r = await compactParts(this.backend, this.finder, day, this.shardBits, this.layout);
     this.finder.forget(day, r.removed);
