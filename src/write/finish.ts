@@ -6,6 +6,7 @@ import { planV2Index, v2FooterOf } from "../format/v2/index-builder.js";
 import type { EntryTable } from "./entry-table.js";
 import type { Output } from "./output.js";
 import type { SpillBuffer } from "./spill.js";
+import type { WriterStats } from "./options.js";
 
 /** What `finishArchive` wrote, for the writer's stats. */
 export interface Finished {
@@ -75,4 +76,28 @@ async function writeV1Index(out: Output, t: EntryTable, metaStart: number): Prom
     }
   }
   if (w.length > 0) await out.write(w.finish());
+}
+
+/** The writer's report once the archive is committed. */
+export function writerStats(
+  out: Output,
+  format: 1 | 2,
+  table: EntryTable,
+  done: Finished,
+  originalBytes: number,
+): WriterStats {
+  let externalEntries = 0;
+  for (let i = 0; i < table.count; i++) if (table.flags[i]! & FLAG_EXTERNAL) externalEntries++;
+  return {
+    location: out.location,
+    formatVersion: format,
+    entries: table.count,
+    externalEntries,
+    dataBytes: done.dataLength,
+    originalBytes,
+    metaBytes: done.metaLength,
+    indexBytes: done.indexLength,
+    indexPages: done.indexPages,
+    archiveBytes: out.position,
+  };
 }

@@ -20,7 +20,8 @@ import { FileSink } from "../sinks/file.js";
 import { closeBody, openBody } from "./body.js";
 import type { EntryData } from "./body.js";
 import { EntryTable, hashKey } from "./entry-table.js";
-import { finishArchive } from "./finish.js";
+import { finishArchive, writerStats } from "./finish.js";
+import { packGroups } from "./groups.js";
 import { stageEntryName } from "./names.js";
 import { resolveAddOptions, resolveWriterOptions } from "./options.js";
 import type { AddManyOptions, AddOptions, ResolvedOptions, WriterOptions, WriterStats } from "./options.js";
@@ -187,17 +188,6 @@ export class DesWriter {
     return this.enqueue(() => this.addManyNow(list, opts));
   }
 
-  /** packDirectory's path (see `addPacked` below): one queued step for a whole read batch. */
-  private addPacked(
-    names: readonly string[],
-    bytes: Uint8Array,
-    lengths: ArrayLike<number>,
-    release?: () => void,
-    metas?: readonly unknown[],
-  ): Promise<void> {
-    return this.enqueue(() => this.addPackedNow(names, bytes, lengths, release, metas));
-  }
-
   /** True when a body of `size` bytes goes to the external store (v1: Python's `>=`; v2: above the threshold). */
   private isBig(size: number): boolean {
     if (this.opts.externalStore === undefined) return false;
@@ -225,32 +215,9 @@ export class DesWriter {
       for (const [name, body] of list) await this.addNow(name, body, addOpts);
       return;
     }
-    for (let i = 0; i < list.length;) {
+    for (const g of packGroups(list, GROUP_BYTES)) {
       throwIfAborted(plan.signal);
-      // A group: bodies copied together up to GROUP_BYTES, or one big body as it is.
-      let j = i;
-      let total = 0;
-      while (j < list.length && (j === i || total + list[j]![1].length <= GROUP_BYTES)) total += list[j++]![1].length;
-      const names: string[] = [];
-      const lengths = new Float64Array(j - i);
-      let bytes: Uint8Array;
-      if (j === i + 1) {
-        names.push(list[i]![0]);
-        lengths[0] = list[i]![1].length;
-        bytes = list[i]![1];
-      } else {
-        bytes = new Uint8Array(total);
-        let at = 0;
-        for (let k = i; k < j; k++) {
-          const [name, body] = list[k]!;
-          names.push(name);
-          lengths[k - i] = body.length;
-          bytes.set(body, at);
-          at += body.length;
-        }
-      }
-      await this.addPackedNow(names, bytes, lengths, undefined);
-      i = j;
+      await this.addPackedNow(g.names, g.bytes, g.lengths, undefined);
     }
   }
 
@@ -445,20 +412,7 @@ export class DesWriter {
       await this.out.commit();
       this.state = "closed";
       this.meta.dispose();
-      let externalEntries = 0;
-      for (let i = 0; i < this.table.count; i++) if (this.table.flags[i]! & FLAG_EXTERNAL) externalEntries++;
-      return {
-        location: this.out.location,
-        formatVersion: this.format,
-        entries: this.table.count,
-        externalEntries,
-        dataBytes: done.dataLength,
-        originalBytes: this.originalBytes,
-        metaBytes: done.metaLength,
-        indexBytes: done.indexLength,
-        indexPages: done.indexPages,
-        archiveBytes: this.out.position,
-      };
+      return writerStats(this.out, this.format, this.table, done, this.originalBytes);
     } catch (e) {
       this.state = "failed";
       this.failure = e;
@@ -475,26 +429,4 @@ export class DesWriter {
     this.meta.dispose();
     await this.out.abort();
   }
-}
-
-/**
- * packDirectory's fast path (not part of the package's API): adds entries
- * whose bodies lie back to back in `bytes`, `lengths[k]` bytes each, as one
- * `add` per entry would. `release` (called exactly once) says when `bytes`
- * may be reused; until then the sink may still be writing it.
- */
-export function addPacked(
-  w: DesWriter,
-  names: readonly string[],
-  bytes: Uint8Array,
-  lengths: ArrayLike<number>,
-  release?: () => void,
-  metas?: readonly unknown[],
-): Promise<void> {
-  return w["addPacked"](names, bytes, lengths, release, metas);
-}
-
-/** True when `addPacked` can take bodies up to `maxLength` bytes at once (else add them one by one). */
-export function canAddPacked(w: DesWriter, maxLength: number): boolean {
-  return w["packable"](w["opts"].compress, maxLength);
 }
