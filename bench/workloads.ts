@@ -1,13 +1,17 @@
 /**
  * Archives for the cold-path and planning benchmarks, generated once into
- * bench/.data and reused while their parameters match: a v2 archive of a
+ * bench/.data and reused while their parameters (and, for our archives, the
+ * writer's output) match: a v2 archive of a
  * seeded file list (names and bodies from tree.ts, no tree on disk), and the
  * same files as a Cotar (a tar with Cotar's hash index appended, built by
  * @cotar/builder) for the peer comparison.
  */
+import crypto from "node:crypto";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { DesWriter } from "../src/index.js";
+import { buildVector, vectorSpecs } from "../spec/vectors/generate.js";
 import { DATA_DIR, fileBody, treeFiles, treeId } from "./tree.js";
 import type { TreeFile, TreeParams } from "./tree.js";
 
@@ -52,11 +56,34 @@ function fresh(file: string, want: string): boolean {
   }
 }
 
+let fingerprint: Promise<string> | undefined;
+
+/**
+ * What the writer makes of fixed input now (the sha256 of the multi-page
+ * vector, built afresh): a cached archive is rewritten when the writer's
+ * output changed (page sizes, record layout), not only when its inputs did.
+ */
+function writerFingerprint(): Promise<string> {
+  fingerprint ??= (async () => {
+    const spec = vectorSpecs().find((v) => v.name === "v2_multipage")!;
+    const ext = fs.mkdtempSync(path.join(os.tmpdir(), "des-bench-fp-"));
+    try {
+      return crypto
+        .createHash("sha256")
+        .update(await buildVector(spec, ext))
+        .digest("hex");
+    } finally {
+      fs.rmSync(ext, { recursive: true, force: true });
+    }
+  })();
+  return fingerprint;
+}
+
 /** The v2 archive of `p`'s files, written with addMany in batches. */
 export async function ensureDes(p: TreeParams, log: (s: string) => void): Promise<Workload> {
   const files = treeFiles(p);
   const file = path.join(DATA_DIR, `${treeId(p)}.v2.des`);
-  const want = JSON.stringify({ ...p, kind: "des-v2" });
+  const want = JSON.stringify({ ...p, kind: "des-v2", writer: await writerFingerprint() });
   if (!fresh(file, want)) {
     log(`writing ${file}`);
     fs.mkdirSync(DATA_DIR, { recursive: true });
