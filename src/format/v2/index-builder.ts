@@ -195,9 +195,9 @@ export function v2FooterOf(plan: V2IndexPlan, r: V2Regions): V2Footer {
 /**
  * Plans the v2 index of `source` (sections 3.4 and 3.5): the records go to
  * page `xxh64(name) >> (64 - page_bits)`, sorted by name bytes inside their
- * page; `page_bits` is the smallest, from `ceil(log2(bytes / 32 KiB))` up,
- * for which no page holding two or more records passes 65,536 bytes (at most
- * 24). Records are sized without being encoded; each is encoded once, into
+ * page; `page_bits` is the smallest, from `firstPageBits(bytes)` up (spec
+ * 3.4), for which no page holding two or more records passes 65,536 bytes
+ * (at most 24). Records are sized without being encoded; each is encoded once, into
  * its page, when `chunks()` runs. Pure: no I/O. Needs `loadHasher()` to
  * have been awaited (record, page and root checksums).
  */
