@@ -103,7 +103,7 @@ beforeAll(async () => {
   fs.writeFileSync(
     path.join(work, "runner.mjs"),
     `import { createInterface } from "node:readline";
-const { handler, warmUp } = await import(${JSON.stringify(pathToFileURL(path.join(bundleDir, "handler.mjs")).href)});
+const { handler, warmUp, shutdown } = await import(${JSON.stringify(pathToFileURL(path.join(bundleDir, "handler.mjs")).href)});
 for await (const line of createInterface({ input: process.stdin })) {
   const op = JSON.parse(line);
   try {
@@ -113,6 +113,8 @@ for await (const line of createInterface({ input: process.stdin })) {
     process.stdout.write(JSON.stringify({ ok: false, error: String(e && e.stack || e) }) + "\\n");
   }
 }
+// The end of a sandbox: cache writes still in flight land before the process goes.
+await shutdown();
 process.exit(0);
 `,
   );

@@ -87,3 +87,19 @@ export async function handler(event: EntryEvent): Promise<EntryResponse> {
 export async function warmUp(): Promise<number> {
   return (await getReader()).entryCount;
 }
+
+/**
+ * Waits for index-cache writes still in flight, then closes the reader and
+ * the cache. A handler returns without waiting for them (they only save
+ * later requests); call this from a shutdown hook (SIGTERM with an
+ * extension, or before a test harness exits) so the next cold start finds
+ * `/tmp` or Redis warm.
+ */
+export async function shutdown(): Promise<void> {
+  const r = await reader?.catch(() => undefined);
+  const c = await cache?.catch(() => undefined);
+  reader = undefined;
+  cache = undefined;
+  await r?.close();
+  await c?.close();
+}
