@@ -45,6 +45,28 @@ async function openAppend(
   throw new UsageError(`${archive}: append and rm work on a local path or s3://bucket/key`);
 }
 
+/** Opens `archive` for append, runs `work` on the writer, then commits the new generation and reports it (or aborts). */
+async function appendGeneration(
+  command: "append" | "rm",
+  archive: string,
+  flags: ModifyFlags,
+  compress: Compression | undefined,
+  started: number,
+  work: (w: DesAppendWriter) => Promise<void>,
+): Promise<number> {
+  const { w, close } = await openAppend(archive, flags, compress);
+  try {
+    await work(w);
+    summary(command, await w.close(), flags, started);
+    return 0;
+  } catch (e) {
+    await w.abort().catch(() => undefined);
+    throw e;
+  } finally {
+    close();
+  }
+}
+
 function summary(what: string, r: AppendReport | RepackReport, flags: ModifyFlags, started: number): void {
   const secs = (performance.now() - started) / 1000;
   if (flags.json)
@@ -97,8 +119,7 @@ export async function appendCommand(archive: string, inputs: readonly string[], 
     } else if (st.isFile()) items.push({ name: rel, full, st });
     else if (st.isSymbolicLink() && flags.metadata) items.push({ name: rel, full, st, link: fs.readlinkSync(full) });
   }
-  const { w, close } = await openAppend(archive, flags, flags.compress);
-  try {
+  return appendGeneration("append", archive, flags, flags.compress, started, async (w) => {
     for (const it of items) {
       const name = prefix + it.name;
       if (w.has(name)) {
@@ -114,15 +135,7 @@ export async function appendCommand(archive: string, inputs: readonly string[], 
       await w.add(name, body, meta !== undefined ? { meta } : {});
       if (flags.verbose) process.stderr.write(`${escapeName(name)}\n`);
     }
-    const r = await w.close();
-    summary("append", r, flags, started);
-    return 0;
-  } catch (e) {
-    await w.abort().catch(() => undefined);
-    throw e;
-  } finally {
-    close();
-  }
+  });
 }
 
 /** `rm <archive> <names|globs...>`: deletes entries (a new generation with tombstones). */
@@ -132,8 +145,7 @@ export async function rmCommand(archive: string, patterns: readonly string[], fl
   const ref = parseArchive(archive);
   if (ref.kind !== "file" && ref.kind !== "s3")
     throw new UsageError(`${archive}: rm works on a local path or s3://bucket/key`);
-  const { w, close } = await openAppend(archive, flags, undefined);
-  try {
+  return appendGeneration("rm", archive, flags, undefined, started, async (w) => {
     // The names to delete come from the generation being appended to (the writer read its index).
     const a = await openArchive(archive, flags);
     const names: string[] = [];
@@ -150,15 +162,7 @@ export async function rmCommand(archive: string, patterns: readonly string[], fl
       await w.delete(n);
       if (flags.verbose) process.stderr.write(`${escapeName(n)}\n`);
     }
-    const r = await w.close();
-    summary("rm", r, flags, started);
-    return 0;
-  } catch (e) {
-    await w.abort().catch(() => undefined);
-    throw e;
-  } finally {
-    close();
-  }
+  });
 }
 
 export interface RepackFlags extends ModifyFlags {
