@@ -2,6 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { DesExistsError, DesIoError } from "../errors.js";
 import type { Location } from "../io/location.js";
+import type { RangeSource } from "../io/source.js";
 import { DesReader } from "../read/reader.js";
 import { DesWriter } from "../write/writer.js";
 import { merge } from "../write/merge.js";
@@ -144,10 +145,24 @@ export class LocationParts implements PartBackend {
   async mergeInto(key: string, sources: readonly string[]): Promise<number> {
     const local = `${this.spoolOf(key)}.replace`;
     await fs.promises.mkdir(path.dirname(local), { recursive: true });
-    const from = await Promise.all(sources.map(async (k) => this.pending.get(k) ?? (await this.location.source(k))));
-    const r = await merge(from, local, { onDuplicate: "first", overwrite: true });
-    await this.upload(key, local, true);
-    return r.added;
+    const opened: RangeSource[] = [];
+    try {
+      const from = await Promise.all(
+        sources.map(async (k) => {
+          const spooled = this.pending.get(k);
+          if (spooled !== undefined) return spooled;
+          const src = await this.location.source(k);
+          opened.push(src);
+          return src;
+        }),
+      );
+      // merge closes only the sources it opened from paths; these are ours to close.
+      const r = await merge(from, local, { onDuplicate: "first", overwrite: true });
+      await this.upload(key, local, true);
+      return r.added;
+    } finally {
+      await Promise.all(opened.map((s) => s.close?.().catch(() => undefined)));
+    }
   }
 
   /**
