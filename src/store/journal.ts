@@ -5,14 +5,7 @@ import { DesIoError } from "../errors.js";
 import { JOURNAL_HEADER, encodeHeader } from "./journal-format.js";
 import type { JournalRecord, ScanResult, Watermark } from "./journal-format.js";
 
-export {
-  JOURNAL_HEADER,
-  JOURNAL_MAGIC,
-  MAX_RECORD_BODY,
-  encodeHeader,
-  encodeRecord,
-  scanJournal,
-} from "./journal-format.js";
+export { encodeRecord, scanJournal } from "./journal-format.js";
 export type { JournalRecord, ScanResult, Watermark } from "./journal-format.js";
 
 /** writev takes at most this many buffers per call. */
