@@ -180,6 +180,10 @@ export class CarriedRecords {
         for (let s = recs.start[k]!; s < end; s++) buf[o++] = from[s]!;
         return o;
       },
+      nameBytes(i) {
+        locate(i);
+        return nb.subarray(ns, ns + nl);
+      },
       nameKey(i) {
         const k = index[i]!;
         if (k < 0) return Number(xxh64(newOnes[-k - 1]!.name) >> 32n);

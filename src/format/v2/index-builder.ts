@@ -67,6 +67,8 @@ export interface IndexRecordSource {
   rawLength?(i: number): number;
   /** Copies record i's encoded bytes (`rawLength(i)` > 0) into `buf` at `o`; returns the offset after them. */
   copyRaw?(i: number, buf: Uint8Array, o: number): number;
+  /** Record i's name bytes when `rawLength(i)` > 0 (a view, not a copy); else the builder copies the raw record to find them. */
+  nameBytes?(i: number): Uint8Array;
   /**
    * How many top bits of `nameKey(i)` are exact (default 32): a source that
    * knows only each record's page under some page_bits gives that page as
@@ -326,10 +328,11 @@ function namesComparator(source: IndexRecordSource): (a: number, b: number) => n
   };
 }
 
-/** Record i's name bytes: after the leading varint of its raw bytes (copied), or its input's. */
+/** Record i's name bytes: the source's view of them, else after the leading varint of its raw bytes (copied), or its input's. */
 function nameOf(source: IndexRecordSource, i: number): Uint8Array {
   const rl = source.rawLength?.(i) ?? 0;
   if (rl === 0) return source.at(i).name;
+  if (source.nameBytes) return source.nameBytes(i);
   const raw = new Uint8Array(rl);
   source.copyRaw!(i, raw, 0);
   let len = 0;
