@@ -5,6 +5,10 @@ import type { ReadHints } from "../src/index.js";
 import { RecordingSource, parseV2Footer } from "./helpers/archives.js";
 import { tempDir } from "./helpers/tmp.js";
 import { MemorySink, MemorySource } from "../src/index.js";
+import { loadHasher, xxh64 } from "../src/format/hash.js";
+import { pageOfHash } from "../src/format/v2/page.js";
+import { sliceWant } from "../src/read/coalesce.js";
+import type { RangeGroup } from "../src/read/coalesce.js";
 
 const ENTRIES = 20_000;
 const name = (i: number): string => `dir${i % 97}/entry-${String(i).padStart(6, "0")}.bin`;
@@ -84,5 +88,71 @@ describe("lookups in raw page bytes", () => {
     expect((await reader.stat("\ufeffbom")).name).toBe("\ufeffbom");
     expect(await reader.has("bom")).toBe(false);
     expect(await reader.get("ok")).toEqual(new Uint8Array([3]));
+  });
+});
+
+describe("single lookups (lookupOne)", () => {
+  const pageOf = (n: string, bits: number): number => pageOfHash(xxh64(new TextEncoder().encode(n)), bits);
+
+  it("concurrent first gets of two names of one page read that page once; of two pages, each once", async () => {
+    await loadHasher();
+    const bits = parseV2Footer(archive).pageBits;
+    const a = name(100);
+    let same = 101;
+    while (pageOf(name(same), bits) !== pageOf(a, bits)) same++;
+    let other = 101;
+    while (pageOf(name(other), bits) === pageOf(a, bits)) other++;
+    for (const [b, pageReads] of [
+      [name(same), 1],
+      [name(other), 2],
+    ] as const) {
+      const src = new RecordingSource(archive);
+      const reader = await DesReader.open(src);
+      const before = src.lengths.length;
+      const [ga, gb] = await Promise.all([reader.get(a), reader.get(b)]);
+      expect(ga).toEqual(body(100));
+      expect(gb).toEqual(b === name(same) ? body(same) : body(other));
+      const reads = src.lengths.slice(before);
+      expect(reads).toHaveLength(pageReads + 2);
+      expect(reads.filter((n) => n === body(100).length).length).toBeGreaterThanOrEqual(1);
+      expect(reader.ioStats.requests).toBe(src.lengths.length);
+    }
+  });
+
+  it("has() and stat() of a cold name read its page and nothing else; a missing name is false / not found", async () => {
+    const src = new RecordingSource(archive);
+    const reader = await DesReader.open(src);
+    const before = src.lengths.length;
+    expect(await reader.has(name(4321))).toBe(true);
+    expect(src.lengths.length - before).toBe(1);
+    expect(await reader.has(name(4321))).toBe(true);
+    expect(src.lengths.length - before).toBe(1);
+    expect((await reader.stat(name(4321))).size).toBe(body(4321).length);
+    expect(await reader.has("no/such/name")).toBe(false);
+    await expect(reader.stat("no/such/name")).rejects.toMatchObject({ code: "DES_NOT_FOUND" });
+    expect(src.lengths.length - before).toBeLessThanOrEqual(2);
+  });
+});
+
+describe("sliceWant", () => {
+  const group = (length: number): RangeGroup<number> => ({ offset: 1000, length, wants: [] });
+
+  it("copies a small want out of a big read into memory of its own, exactly its bytes", () => {
+    const bytes = new Uint8Array(4096).map((_, i) => i & 0xff);
+    const got = sliceWant(group(4096), bytes, { offset: 1100, length: 300, item: 0 });
+    expect(got.byteLength).toBe(300);
+    expect(got.buffer).not.toBe(bytes.buffer);
+    expect(got.buffer.byteLength).toBe(300);
+    expect([...got]).toEqual([...bytes.subarray(100, 400)]);
+    bytes.fill(0);
+    expect(got[0]).toBe(100);
+  });
+
+  it("returns a view when the want is most of the read", () => {
+    const bytes = new Uint8Array(1000).map((_, i) => i & 0xff);
+    const got = sliceWant(group(1000), bytes, { offset: 1000, length: 600, item: 0 });
+    expect(got.buffer).toBe(bytes.buffer);
+    expect(got.byteOffset).toBe(0);
+    expect(got.length).toBe(600);
   });
 });

@@ -32,6 +32,12 @@ export interface ArchiveIndex {
   readonly entryCount: number;
   lookupMany(names: readonly string[], signal?: AbortSignal): Promise<(EntryRecord | undefined)[]>;
   /**
+   * One name: `lookupMany([name])` on a path of its own (the first lookup of
+   * a fresh process runs before anything is compiled: one page read, no
+   * batch bookkeeping). The live record, or null when the name is not in the archive.
+   */
+  lookupOne(name: string, signal?: AbortSignal): Promise<EntryRecord | null>;
+  /**
    * A lookup answered without I/O when it can be: the live record, `null`
    * when the name is not in the archive, `undefined` when the page that
    * would tell is not loaded (ask `lookupMany`).
@@ -118,6 +124,10 @@ class V1Index implements ArchiveIndex {
     return this.byName.get(name) ?? null;
   }
 
+  async lookupOne(name: string): Promise<EntryRecord | null> {
+    return this.byName.get(name) ?? null;
+  }
+
   async list(): Promise<string[]> {
     return [...this.byName.keys()];
   }
@@ -147,6 +157,14 @@ function encodeName(name: string, bits: number): { bytes: Uint8Array; page: numb
   return { bytes, page: bits === 0 ? 0 : pageOfHash(xxh64(bytes), bits) };
 }
 
+/** The live record of `name` (its UTF-8 `bytes`) in a page, or null. */
+function liveIn(view: PageView, bytes: Uint8Array, name: string): EntryRecord | null {
+  // A well-formed string is exactly the name its UTF-8 bytes decode to: no decode needed.
+  const rec = view.find(bytes, isWellFormed(name) ? name : undefined);
+  // A string with lone surrogates encodes to U+FFFD: it names no record.
+  return rec && (rec.flags & FLAG_TOMBSTONE) === 0 && rec.name === name ? rec : null;
+}
+
 class V2Index implements ArchiveIndex {
   readonly version = 2 as const;
   private readonly pages: ByteLru<number, PageView>;
@@ -166,8 +184,8 @@ class V2Index implements ArchiveIndex {
     pageCacheBytes: number,
     signal?: AbortSignal,
   ): Promise<V2Index> {
-    const [root] = await bytesOf.load([{ offset: rootOffset(footer), length: rootLength(footer) }], signal);
-    return new V2Index(footer, decodeRoot(root!, footer), bytesOf, pageCacheBytes);
+    const root = await bytesOf.loadOne({ offset: rootOffset(footer), length: rootLength(footer) }, signal);
+    return new V2Index(footer, decodeRoot(root, footer), bytesOf, pageCacheBytes);
   }
 
   indexRanges(): ByteRange[] {
@@ -219,9 +237,18 @@ class V2Index implements ArchiveIndex {
   peek(name: string): EntryRecord | null | undefined {
     const e = encodeName(name, this.footer.pageBits);
     const view = this.pages.get(e.page);
-    if (!view) return undefined;
-    const rec = view.find(e.bytes, isWellFormed(name) ? name : undefined);
-    return rec && (rec.flags & FLAG_TOMBSTONE) === 0 && rec.name === name ? rec : null;
+    return view ? liveIn(view, e.bytes, name) : undefined;
+  }
+
+  async lookupOne(name: string, signal?: AbortSignal): Promise<EntryRecord | null> {
+    const e = encodeName(name, this.footer.pageBits);
+    let view = this.pages.get(e.page);
+    if (!view) {
+      const loaded = this.view(e.page, await this.bytesOf.loadOne(this.rangeOf(e.page), signal));
+      this.pages.set(e.page, loaded.value, loaded.bytes);
+      view = loaded.value;
+    }
+    return liveIn(view, e.bytes, name);
   }
 
   /** Each name's page is searched in its raw bytes; only the records asked for are decoded. */
@@ -230,12 +257,7 @@ class V2Index implements ArchiveIndex {
     const encoded = names.map((n) => encodeName(n, bits));
     const pageIds = encoded.map((e) => e.page);
     const pages = await this.loadPages(pageIds, signal);
-    return names.map((n, i) => {
-      // A well-formed string is exactly the name its UTF-8 bytes decode to: no decode needed.
-      const rec = pages.get(pageIds[i]!)!.find(encoded[i]!.bytes, isWellFormed(n) ? n : undefined);
-      // A string with lone surrogates encodes to U+FFFD: it names no record.
-      return rec && (rec.flags & FLAG_TOMBSTONE) === 0 && rec.name === n ? rec : undefined;
-    });
+    return names.map((n, i) => liveIn(pages.get(pageIds[i]!)!, encoded[i]!.bytes, n) ?? undefined);
   }
 
   private allPageIds(): number[] {

@@ -50,8 +50,12 @@ export function coalesceRanges<T>(wants: readonly RangeWant<T>[], maxGap: number
 export function sliceWant<T>(group: RangeGroup<T>, bytes: Uint8Array, want: RangeWant<T>): Uint8Array {
   const at = want.offset - group.offset;
   const view = bytes.subarray(at, at + want.length);
-  // new Uint8Array(view) copies even when the view is a Buffer (whose slice() does not).
-  return want.length * 2 < bytes.length ? new Uint8Array(view) : view;
+  if (want.length * 2 >= bytes.length) return view;
+  // Allocate and set rather than new Uint8Array(view): the same copy, several
+  // times faster in a fresh process (and a Buffer's own slice() would not copy).
+  const copy = new Uint8Array(want.length);
+  copy.set(view);
+  return copy;
 }
 
 /**

@@ -59,7 +59,7 @@ export function decodeBody(rec: EntryRecord, stored: Uint8Array, verify: boolean
   if (verify && rec.dataHash !== undefined && xxh64(stored) !== rec.dataHash) {
     throw new DesChecksumError({ kind: "data", name: rec.name });
   }
-  return decompressSync(rec.compression ?? "none", stored, rec.size, rec.name);
+  return rec.compression === "none" ? stored : decompressSync(rec.compression ?? "none", stored, rec.size, rec.name);
 }
 
 export function decodeMeta(

@@ -37,6 +37,16 @@ export class IndexBytes {
     return this.version !== undefined ? this.link!.inflight : this.local;
   }
 
+  /**
+   * One range: `load([range])` without the batch machinery when there is no
+   * cache (the fetcher already shares identical reads in flight), so an open
+   * and a first lookup cost one read each and no shared-task bookkeeping.
+   */
+  loadOne(range: ByteRange, signal?: AbortSignal): Promise<Uint8Array> {
+    if (this.link) return this.load([range], signal).then((b) => b[0]!);
+    return this.fetcher.read(range.offset, range.length, signal);
+  }
+
   /** The bytes of every range, in order. */
   async load(ranges: readonly ByteRange[], signal?: AbortSignal): Promise<Uint8Array[]> {
     const out: Uint8Array[] = new Array(ranges.length);

@@ -142,7 +142,8 @@ function checkHints(o: {
   checkInt("concurrency", o.concurrency, 1, MAX_CONCURRENCY);
   checkInt("maxBatchBytes", o.maxBatchBytes, 1);
   checkBool("verify", o.verify);
-  checkCost((o as { cost?: Partial<CostModel> }).cost);
+  const cost = (o as { cost?: Partial<CostModel> }).cost;
+  if (cost !== undefined) checkCost(cost);
 }
 
 export function checkReaderOptions(o: ReaderOptions): void {

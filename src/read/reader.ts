@@ -160,7 +160,7 @@ export class DesReader {
   /** The record of `name` in opening `o`: no I/O when its page is decoded; null when absent. */
   private async find(o: Opening, name: string, signal?: AbortSignal): Promise<EntryRecord | null> {
     const rec = o.index.peek(name);
-    return rec !== undefined ? rec : ((await o.index.lookupMany([name], signal))[0] ?? null);
+    return rec !== undefined ? rec : o.index.lookupOne(name, signal);
   }
 
   async has(name: string, opts: { signal?: AbortSignal } = {}): Promise<boolean> {
@@ -211,7 +211,7 @@ export class DesReader {
     return this.run(async (o) => {
       // Inline rather than `find`: one async frame less per pending get.
       let rec = o.index.peek(name);
-      if (rec === undefined) rec = (await o.index.lookupMany([name], signal))[0] ?? null;
+      if (rec === undefined) rec = await o.index.lookupOne(name, signal);
       if (rec === null) throw new DesNotFoundError(name);
       checkInMemory(rec, this.batch.maxEntryBytes);
       if (isExternal(rec)) {
