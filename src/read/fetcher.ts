@@ -87,9 +87,12 @@ export class Fetcher {
       shared = entry;
       this.inflight.set(key, entry);
     }
-    const s = shared;
-    s.waiters++;
-    if (!signal) return s.promise;
+    shared.waiters++;
+    return signal ? this.follow(shared, key, signal) : shared.promise;
+  }
+
+  /** A caller with a signal waits on a shared read; leaving aborts the read only when every caller has left. */
+  private follow(s: SharedRead, key: string, signal: AbortSignal): Promise<Uint8Array> {
     return new Promise<Uint8Array>((resolve, reject) => {
       let left = false;
       const off = onAbort(signal, () => {

@@ -51,30 +51,8 @@ export class Opening {
     const link = cfg.cache;
     let tail: TailRead;
     let warm = false;
-    if (link && fresh) {
-      tail = await fetcher.readTail(cfg.tailSize, signal);
-      await loadHasher(); // cache values are framed with a checksum
-      link.putTail(tail);
-    } else if (link) {
-      await loadHasher(); // cache values are framed with a checksum
-      // Concurrent opens of one archive through one cache share one lookup and one tail read.
-      const got = await link.shared(
-        link.tailKey,
-        async (sig) => {
-          const cached = await link.getTail(sig);
-          // A source that knows its current version without a request (a local file) vetoes a stale cached tail.
-          if (cached) {
-            if (source.currentVersion === undefined || (await source.currentVersion(sig)) === cached.version)
-              return { tail: cached as TailRead, warm: true };
-            // What the cache holds describes an older version: drop it, as a reopen after a change does.
-            await link.purge();
-          }
-          const read = await fetcher.readTail(cfg.tailSize, sig);
-          link.putTail(read);
-          return { tail: read, warm: false };
-        },
-        signal,
-      );
+    if (link) {
+      const got = await cachedTail(source, fetcher, link, cfg.tailSize, signal, fresh);
       tail = got.tail;
       warm = got.warm;
     } else {
@@ -100,6 +78,47 @@ export class Opening {
     }
     return new Opening(fetcher, bytes, index, tail, warm);
   }
+}
+
+/**
+ * The tail through the index cache: from the cache when it holds one for the
+ * source's current version (unless `fresh`, a reopen after a change), else
+ * read and stored. Its own function so that an open without a cache never
+ * compiles it.
+ */
+async function cachedTail(
+  source: RangeSource,
+  fetcher: Fetcher,
+  link: CacheLink,
+  tailSize: number,
+  signal: AbortSignal | undefined,
+  fresh: boolean,
+): Promise<{ tail: TailRead; warm: boolean }> {
+  if (fresh) {
+    const tail = await fetcher.readTail(tailSize, signal);
+    await loadHasher(); // cache values are framed with a checksum
+    link.putTail(tail);
+    return { tail, warm: false };
+  }
+  await loadHasher(); // cache values are framed with a checksum
+  // Concurrent opens of one archive through one cache share one lookup and one tail read.
+  return link.shared(
+    link.tailKey,
+    async (sig) => {
+      const cached = await link.getTail(sig);
+      // A source that knows its current version without a request (a local file) vetoes a stale cached tail.
+      if (cached) {
+        if (source.currentVersion === undefined || (await source.currentVersion(sig)) === cached.version)
+          return { tail: cached as TailRead, warm: true };
+        // What the cache holds describes an older version: drop it, as a reopen after a change does.
+        await link.purge();
+      }
+      const read = await fetcher.readTail(tailSize, sig);
+      link.putTail(read);
+      return { tail: read, warm: false };
+    },
+    signal,
+  );
 }
 
 /**

@@ -314,15 +314,22 @@ export class FileSource implements RangeSource {
    */
   async readTail(length: number, signal?: AbortSignal): Promise<{ bytes: Uint8Array; size: number; version: string }> {
     throwIfAborted(signal);
-    let h = this.handle;
+    const h = this.handle;
     if (h === undefined) throw new DesIoError(`${this.key} is closed`);
     const fresh = this.justOpened && this.checkIntervalMs > 0 && Date.now() - this.lastCheck < this.checkIntervalMs;
     this.justOpened = false;
-    if (fresh) {
-      const n = Math.min(length, this.fileSize);
-      const bytes = await this.read(this.fileSize - n, n, signal, h.token);
-      return { bytes, size: this.fileSize, version: h.token };
-    }
+    if (!fresh) return this.readTailAgain(h, length, signal);
+    const n = Math.min(length, this.fileSize);
+    const bytes = await this.read(this.fileSize - n, n, signal, h.token);
+    return { bytes, size: this.fileSize, version: h.token };
+  }
+
+  /** `readTail` after the first: the path is looked at again (and switched to when it names another file). */
+  private async readTailAgain(
+    h: Handle,
+    length: number,
+    signal: AbortSignal | undefined,
+  ): Promise<{ bytes: Uint8Array; size: number; version: string }> {
     let st = fs.fstatSync(h.fd, { bigint: true });
     const now = fs.statSync(this.key, { bigint: true, throwIfNoEntry: false });
     if (now !== undefined && (now.dev !== st.dev || now.ino !== st.ino)) {
