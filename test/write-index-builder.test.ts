@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
+import { DesFormatError } from "../src/errors.js";
 import { ByteWriter, utf8Encode } from "../src/format/bytes.js";
 import { FLAG_TOMBSTONE, HEADER_SIZE, MAX_PAGE_BYTES, V2_FOOTER_SIZE } from "../src/format/constants.js";
 import { loadHasher, xxh64 } from "../src/format/hash.js";
@@ -207,5 +208,46 @@ describe("v2 index builder", () => {
   it("refuses a source that claims ascending order falsely", () => {
     const records = ["b", "a"].map((n) => tombstone(n));
     expect(() => [...planV2Index(recordsOf(records), { ascending: true }).chunks()]).toThrow(DesInvalidArgumentError);
+  });
+});
+
+describe("decodeRoot", () => {
+  const footerFor = (root: Uint8Array, pageBits: number, indexLength: number): V2Footer => ({
+    pageBits,
+    requiredFeatures: 0,
+    dataStart: HEADER_SIZE,
+    dataLength: 0,
+    metaStart: HEADER_SIZE,
+    metaLength: 0,
+    indexStart: 1000,
+    indexLength,
+    entryCount: 0,
+    prevFooterOffset: 0,
+    archiveLength: 1000 + indexLength + V2_FOOTER_SIZE,
+    rootHash: xxh64(root),
+  });
+  const rootOf = (lengths: number[]): Uint8Array => {
+    const w = new ByteWriter(4 * lengths.length);
+    for (const l of lengths) w.u32(l);
+    return w.finish();
+  };
+
+  it("turns page lengths into absolute offsets", async () => {
+    await loadHasher();
+    const root = rootOf([12, 30, 100, 12]);
+    const t = decodeRoot(root, footerFor(root, 2, 154 + 16));
+    expect([...t.offsets]).toEqual([1000, 1012, 1042, 1142]);
+    expect([...t.lengths]).toEqual([12, 30, 100, 12]);
+  });
+
+  it("refuses a page below 12 bytes, lengths that do not add up, and a root of the wrong size", async () => {
+    await loadHasher();
+    const short = rootOf([12, 11]);
+    expect(() => decodeRoot(short, footerFor(short, 1, 23 + 8))).toThrow(/v2 root: page 1 length 11 is below 12/);
+    const off = rootOf([12, 20]);
+    expect(() => decodeRoot(off, footerFor(off, 1, 40 + 8))).toThrow(/v2 root: page lengths do not add up/);
+    const odd = rootOf([12, 20, 12]);
+    expect(() => decodeRoot(odd, footerFor(odd, 1, 44 + 12))).toThrow(/v2 root: 12 bytes, expected 8/);
+    expect(() => decodeRoot(odd, footerFor(odd, 1, 44 + 12))).toThrow(DesFormatError);
   });
 });
