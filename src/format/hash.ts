@@ -1,6 +1,7 @@
 import xxhash from "xxhash-wasm";
 import type { XXHashAPI } from "xxhash-wasm";
 import { DesInvalidArgumentError } from "../errors.js";
+import { instantiateSync } from "./xxhash-sync.js";
 
 let api: XXHashAPI | undefined;
 let loading: Promise<XXHashAPI> | undefined;
@@ -8,18 +9,16 @@ const WARM_UP = new Uint8Array(16);
 
 /**
  * Loads the xxhash WebAssembly module once per process; every reader and
- * writer awaits it on open. Loading starts when this module is imported (see
- * below), so an open finds it ready or nearly so instead of waiting behind
- * its own first read.
+ * writer awaits it on open. It is instantiated synchronously when this
+ * module is imported (see below and xxhash-sync.ts), so an open never waits
+ * for a background compile; where that is not possible, loading starts at
+ * import and an open finds it ready or nearly so.
  */
 export async function loadHasher(): Promise<XXHashAPI> {
   if (api) return api;
   loading ??= xxhash().then(
     (a) => {
-      // The first call of each function compiles it and sets up its BigInt
-      // conversions (~0.3 ms): pay that here, off the first lookup's path.
-      a.h64Raw(WARM_UP, 0n);
-      a.create64(0n).update(WARM_UP).digest();
+      warmUp(a);
       return (api = a);
     },
     (e: unknown) => {
@@ -30,10 +29,25 @@ export async function loadHasher(): Promise<XXHashAPI> {
   return loading;
 }
 
-// Start instantiating at import: compiling the module overlaps whatever the
-// process does before its first open. A failure here is not lost: the next
+// At import: synchronously where the module file is found (a fraction of a
+// millisecond, no background thread to wait for), else start the package's
+// asynchronous loader so that compiling overlaps whatever the process does
+// before its first open. A failure of the latter is not lost: the next
 // loadHasher() call retries and throws it to its caller.
-loadHasher().catch(() => undefined);
+api = instantiateSync();
+if (api) warmUp(api);
+else loadHasher().catch(() => undefined);
+
+/** The first call of each function compiles it and sets up its BigInt conversions (~0.3 ms): paid here, off the first lookup's path. */
+function warmUp(a: XXHashAPI): void {
+  a.h64Raw(WARM_UP, 0n);
+  a.create64(0n).update(WARM_UP).digest();
+}
+
+/** Whether the module is ready now (the first open then waits for nothing). */
+export function hasherReady(): boolean {
+  return api !== undefined;
+}
 
 function hasher(): XXHashAPI {
   if (!api) throw new DesInvalidArgumentError("xxhash is not loaded: call loadHasher() first");
