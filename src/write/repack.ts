@@ -31,6 +31,7 @@ import { FileSink } from "../sinks/file.js";
 import { FileSource } from "../sources/file.js";
 import { GenerationWriter, NameArena, carriedRecord } from "./generation.js";
 import { DesWriter } from "./writer.js";
+import { ReusedBatchReads } from "./copy-reads.js";
 
 /** What a filter sees of an entry. */
 export interface RepackEntry {
@@ -173,7 +174,8 @@ export async function copyEntries(
         throw new DesUnsupportedError(`${JSON.stringify(r.name)}: external entries of v1 archives are not converted`);
     }
   }
-  // Views into the merged reads, not copies: each batch is written out before the next is let go.
+  // Bodies are views into two reused buffers: each batch is written out before the batch after it is read.
+  const reads = new ReusedBatchReads(from.fetcher, hints.maxGap, hints.maxSpan);
   const readBatch = async (
     batch: readonly EntryRecord[],
   ): Promise<{ bodies: Map<EntryRecord, Uint8Array>; metas: Map<EntryRecord, Uint8Array> }> => {
@@ -187,14 +189,11 @@ export async function copyEntries(
       if (r.metaLength > 0) metaWants.push({ offset: r.metaOffset, length: r.metaLength, item: r });
     }
     // Meta waits in the spill buffer until the end: copied, so it does not pin the whole read.
-    const view = (map: Map<EntryRecord, Uint8Array>, copy: boolean) => (g: RangeGroup<EntryRecord>, b: Uint8Array) => {
-      for (const w of g.wants) {
-        const v = b.subarray(w.offset - g.offset, w.offset - g.offset + w.length);
-        map.set(w.item, copy ? new Uint8Array(v) : v);
-      }
-    };
-    await from.fetcher.readGroups(dataWants, opts.signal, hints, view(bodies, false));
-    await from.fetcher.readGroups(metaWants, opts.signal, hints, view(metas, true));
+    await reads.read(dataWants, opts.signal, (r, b) => bodies.set(r, b));
+    if (metaWants.length > 0)
+      await from.fetcher.readGroups(metaWants, opts.signal, hints, (g: RangeGroup<EntryRecord>, b: Uint8Array) => {
+        for (const w of g.wants) metas.set(w.item, b.slice(w.offset - g.offset, w.offset - g.offset + w.length));
+      });
     return { bodies, metas };
   };
   // One batch read ahead, so reading overlaps writing.
