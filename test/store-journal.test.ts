@@ -1,0 +1,63 @@
+import fs from "node:fs";
+import path from "node:path";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { loadHasher } from "../src/format/hash.js";
+import { Journal, encodeRecord, scanJournal } from "../src/store/journal.js";
+import { tempDir } from "./helpers/tmp.js";
+
+afterEach(() => vi.restoreAllMocks());
+
+/** Appends `count` records of `size` bytes from `callers` concurrent callers; returns the payload of each. */
+async function appendMany(j: Journal, count: number, size: number, callers: number): Promise<Map<string, number>> {
+  const acked = new Map<string, number>();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: callers }, async () => {
+      while (next < count) {
+        const i = next++;
+        const name = `N${String(i).padStart(6, "0")}`;
+        const data = new Uint8Array(size).fill(i & 0xff);
+        const { bytes, rec } = encodeRecord(Buffer.from(name, "latin1"), i, undefined, data, j.size);
+        await j.append(bytes, { name, ms: i, ...rec });
+        acked.set(name, i);
+      }
+    }),
+  );
+  return acked;
+}
+
+describe("journal zero reserve", () => {
+  it("is extended in the background: no synchronous write on the put path, the file stays ahead of the records, and a copy mid-run recovers every acknowledged record", async () => {
+    await loadHasher();
+    const dir = tempDir("des-journal-");
+    const file = path.join(dir, "j.wal");
+    const j = await Journal.create(file, 1, 1, undefined, 32 << 20);
+    // Created with its first reserve: the header and 4 MiB of zeros.
+    expect(fs.statSync(file).size).toBe(32 + (4 << 20));
+    const writeSync = vi.spyOn(fs, "writeSync");
+    const acked = await appendMany(j, 3000, 4000, 32);
+    // 12 MB of records: the 4 MiB reserve was extended at least twice, never with writeSync on the event loop.
+    expect(writeSync).not.toHaveBeenCalled();
+    expect(j.extensions).toBeGreaterThanOrEqual(2);
+    await j.drain();
+    const length = fs.statSync(file).size;
+    expect(length).toBeGreaterThanOrEqual(j.size + (2 << 20));
+    // As a kill -9 would leave it: records, then zeros.
+    const bytes = fs.readFileSync(file);
+    expect(bytes.subarray(j.size).every((b) => b === 0)).toBe(true);
+    const scan = scanJournal(bytes, file);
+    expect(scan.validLength).toBe(j.size);
+    expect(scan.records.length).toBe(3000);
+    for (const r of scan.records) {
+      const i = acked.get(r.name)!;
+      expect(r.ms).toBe(i);
+      expect(r.dataLength).toBe(4000);
+      expect(bytes.subarray(r.dataOffset, r.dataOffset + r.dataLength).every((b) => b === (i & 0xff))).toBe(true);
+    }
+    // Retired: the zeros are cut off.
+    const size = j.size;
+    j.retire();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(fs.statSync(file).size).toBe(size);
+  });
+});
