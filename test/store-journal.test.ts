@@ -3,6 +3,9 @@ import path from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { loadHasher } from "../src/format/hash.js";
 import { Journal, encodeRecord, scanJournal } from "../src/store/journal.js";
+import type { JournalRecord } from "../src/store/journal.js";
+import { groupRecords } from "../src/store/seal.js";
+import { formatName, parseName, shardFromName } from "../src/index.js";
 import { tempDir } from "./helpers/tmp.js";
 
 afterEach(() => vi.restoreAllMocks());
@@ -59,5 +62,48 @@ describe("journal zero reserve", () => {
     j.retire();
     await new Promise((r) => setTimeout(r, 50));
     expect(fs.statSync(file).size).toBe(size);
+  });
+});
+
+describe("groupRecords (sealing a journal)", () => {
+  it("groups by day and shard in order of first appearance; a name seen twice keeps its last record", () => {
+    const names = [0, 1, 2, 3, 4, 5, 6, 7].map((i) =>
+      formatName({
+        prefix: "DES",
+        day: i < 4 ? "2025-01-15" : "2025-01-16",
+        timestampBits: 1000 + i,
+        nodeId: 3,
+        seq: 0,
+      }),
+    );
+    const rec = (name: string, k: number): JournalRecord => ({
+      name,
+      ms: k,
+      metaOffset: 0,
+      metaLength: 0,
+      dataOffset: k,
+      dataLength: 1,
+    });
+    const records = names.map((n, k) => rec(n, k));
+    records.push(rec(names[1]!, 100)); // names[1] again: the later record wins
+    const groups = groupRecords(records, 2);
+    const expected: { day: string; shard: number; records: number[] }[] = [];
+    for (const r of records) {
+      if (r.name === names[1] && r.dataOffset === 1) continue;
+      const day = parseName(r.name).day;
+      const shard = shardFromName(r.name, 2);
+      let e = expected.find((x) => x.day === day && x.shard === shard);
+      if (!e) expected.push((e = { day, shard, records: [] }));
+      e.records.push(r.dataOffset);
+    }
+    expect(groups.map((g) => ({ day: g.day, shard: g.shard, records: g.records.map((r) => r.dataOffset) }))).toEqual(
+      expected,
+    );
+    for (const g of groups) {
+      const fs_ = g.records.map((r) => parseName(r.name).f);
+      expect(g.firstF).toBe(Math.min(...fs_));
+      expect(g.lastF).toBe(Math.max(...fs_));
+    }
+    expect(groups.reduce((n, g) => n + g.records.length, 0)).toBe(8);
   });
 });
