@@ -3,6 +3,7 @@ import path from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { loadHasher } from "../src/format/hash.js";
 import { Journal, encodeRecord, scanJournal } from "../src/store/journal.js";
+import { encodeHeader } from "../src/store/journal-format.js";
 import type { JournalRecord } from "../src/store/journal.js";
 import { groupRecords } from "../src/store/seal.js";
 import { formatName, parseName, shardFromName } from "../src/index.js";
@@ -20,8 +21,8 @@ async function appendMany(j: Journal, count: number, size: number, callers: numb
         const i = next++;
         const name = `N${String(i).padStart(6, "0")}`;
         const data = new Uint8Array(size).fill(i & 0xff);
-        const { bytes, rec } = encodeRecord(Buffer.from(name, "latin1"), i, undefined, data, j.size);
-        await j.append(bytes, { name, ms: i, ...rec });
+        const { bytes, rec } = encodeRecord(name, i, undefined, data, j.size);
+        await j.append(bytes, rec);
         acked.set(name, i);
       }
     }),
@@ -105,5 +106,28 @@ describe("groupRecords (sealing a journal)", () => {
       expect(g.lastF).toBe(Math.max(...fs_));
     }
     expect(groups.reduce((n, g) => n + g.records.length, 0)).toBe(8);
+  });
+});
+
+describe("encodeRecord", () => {
+  it("writes the ASCII name as its bytes, offsets absolute from `start`, and refuses a name that is not ASCII", async () => {
+    await loadHasher();
+    const data = Uint8Array.from([1, 2, 3]);
+    const { bytes, rec } = encodeRecord("DES_20250115_(0000000003E8_EB)", 7, Uint8Array.from([9]), data, 1000);
+    expect(bytes.toString("latin1", 14, 14 + 30)).toBe("DES_20250115_(0000000003E8_EB)");
+    expect(rec).toEqual({
+      name: "DES_20250115_(0000000003E8_EB)",
+      ms: 7,
+      metaOffset: 1000 + 48,
+      metaLength: 1,
+      dataOffset: 1000 + 49,
+      dataLength: 3,
+    });
+    // At the start of a journal: the scan finds the same record.
+    const first = encodeRecord(rec.name, 7, Uint8Array.from([9]), data, 32);
+    const scan = scanJournal(Buffer.concat([encodeHeader(3, 1, undefined), first.bytes]), "j.wal");
+    expect(scan.records).toEqual([first.rec]);
+    expect(scan.validLength).toBe(32 + bytes.length);
+    expect(() => encodeRecord("DES_é", 7, undefined, data, 0)).toThrow(/ASCII/);
   });
 });

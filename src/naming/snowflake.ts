@@ -84,6 +84,11 @@ export class SnowflakeNameGenerator {
     return this.ms === -Infinity ? undefined : { ms: this.ms, seq: this.seq };
   }
 
+  /** The millisecond of the last name minted (-Infinity before the first): `last.ms` without an object. */
+  get lastMs(): number {
+    return this.ms;
+  }
+
   /**
    * The next name. Resolves at once unless this millisecond's 256 names are
    * used up; then it waits for the next millisecond without blocking the

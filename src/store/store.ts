@@ -170,10 +170,9 @@ export class DailyShardedDesStore {
     while (this.rotating) await this.rotating;
     this.ensureOpen();
     const j = this.active;
-    const { bytes, rec } = encodeRecord(Buffer.from(name, "latin1"), this.gen.last!.ms, meta, data, j.size);
-    const full: JournalRecord = { name, ms: this.gen.last!.ms, ...rec };
-    this.local.set(name, { journal: j, rec: full });
-    const durable = j.append(bytes, full);
+    const { bytes, rec } = encodeRecord(name, this.gen.lastMs, meta, data, j.size);
+    this.local.set(name, { journal: j, rec });
+    const durable = j.append(bytes, rec);
     if (j.size >= this.limits.maxBytes || j.records.length >= this.limits.maxEntries)
       void this.rotate().catch(() => undefined);
     await durable;
