@@ -32,6 +32,7 @@ import { FileSource } from "../sources/file.js";
 import { GenerationWriter, NameArena, carriedRecord } from "./generation.js";
 import { DesWriter } from "./writer.js";
 import { ReusedBatchReads } from "./copy-reads.js";
+import { runWithin } from "../format/runs.js";
 
 /** What a filter sees of an entry. */
 export interface RepackEntry {
@@ -160,12 +161,9 @@ export async function copyEntries(
   const names = new NameArena();
   const batches: EntryRecord[][] = [];
   for (let i = 0; i < ordered.length;) {
-    let j = i;
-    let bytes = 0;
-    while (j < ordered.length && (j === i || bytes + ordered[j]!.storedSize <= batchBytes))
-      bytes += ordered[j++]!.storedSize;
-    batches.push(ordered.slice(i, j));
-    i = j;
+    const { end } = runWithin(i, ordered.length, batchBytes, (k) => ordered[k]!.storedSize);
+    batches.push(ordered.slice(i, end));
+    i = end;
   }
   for (const batch of batches) {
     for (const r of batch) {
