@@ -34,7 +34,8 @@ export interface Watermark {
 
 /**
  * Encodes one record; `start` is where it will sit in the file. `name` is
- * ASCII (a Snowflake name), written as its bytes.
+ * ASCII (a Snowflake name), written as its bytes. `alloc` gives the memory
+ * for the whole record.
  */
 export function encodeRecord(
   name: string,
@@ -42,12 +43,13 @@ export function encodeRecord(
   meta: Uint8Array | undefined,
   data: Uint8Array,
   start: number,
+  alloc: (length: number) => Buffer = Buffer.allocUnsafe,
 ): { bytes: Buffer; rec: JournalRecord } {
   const nameLength = name.length;
   const metaLength = meta?.length ?? 0;
   const body = 8 + 2 + nameLength + 4 + metaLength + data.length;
   if (body > MAX_RECORD_BODY) throw new DesIoError(`a record of ${body} bytes does not fit a journal`);
-  const buf = Buffer.allocUnsafe(4 + body + 8);
+  const buf = alloc(4 + body + 8);
   buf.writeUInt32LE(body, 0);
   buf.writeDoubleLE(ms, 4);
   buf.writeUInt16LE(nameLength, 12);

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { syncDir } from "../io/local-files.js";
 import { DesIoError } from "../errors.js";
-import { JOURNAL_HEADER, encodeHeader } from "./journal-format.js";
+import { JOURNAL_HEADER, encodeHeader, encodeRecord } from "./journal-format.js";
 import type { JournalRecord, ScanResult, Watermark } from "./journal-format.js";
 
 export { encodeRecord, scanJournal } from "./journal-format.js";
@@ -30,8 +30,29 @@ function fsCall<T>(fn: (cb: (e: NodeJS.ErrnoException | null, v: T) => void) => 
 
 interface Pending {
   readonly bytes: Buffer;
+  /** The slab the bytes were carved from, if any (given back once they are written). */
+  readonly slab: Slab | undefined;
   readonly resolve: () => void;
   readonly reject: (e: unknown) => void;
+}
+
+/** Records up to this size are carved from the journal's slabs; bigger ones get a buffer of their own. */
+const SLAB_RECORD = 64 << 10;
+const SLAB = 1 << 20;
+/** Written-out slabs kept for reuse. */
+const SPARE_SLABS = 4;
+
+/**
+ * A block of memory that queued records are encoded into, back to back. A
+ * record's bytes are needed only until its group's writev, which is
+ * synchronous: once every record carved from a full slab is written, the
+ * slab is reused, so encoding a record allocates nothing.
+ */
+interface Slab {
+  readonly buf: Buffer;
+  at: number;
+  /** Records carved from it and not yet written. */
+  unwritten: number;
 }
 
 /**
@@ -60,6 +81,8 @@ export class Journal {
   /** Set when an extension failed: groups then append past the end of the file as a plain file would. */
   private noReserve = false;
   private queue: Pending[] = [];
+  private slab: Slab | undefined;
+  private readonly spare: Slab[] = [];
   private queuedBytes = 0;
   private inflight = 0;
   private scheduled = false;
@@ -154,8 +177,41 @@ export class Journal {
     return this.peakQueued;
   }
 
+  /**
+   * Encodes a record at `this.size` and queues it: `durable` resolves once
+   * it is on disk. `rec` is known at once (read-your-writes).
+   */
+  appendRecord(
+    name: string,
+    ms: number,
+    meta: Uint8Array | undefined,
+    data: Uint8Array,
+  ): { rec: JournalRecord; durable: Promise<void> } {
+    let slab: Slab | undefined;
+    const { bytes, rec } = encodeRecord(name, ms, meta, data, this.size, (length) => {
+      if (length > SLAB_RECORD) return Buffer.allocUnsafe(length);
+      slab = this.slabFor(length);
+      const b = slab.buf.subarray(slab.at, slab.at + length);
+      slab.at += length;
+      return b;
+    });
+    if (slab) slab.unwritten++;
+    return { rec, durable: this.append(bytes, rec, slab) };
+  }
+
+  /** The current slab when `length` more bytes fit in it, else a spare or a new one. */
+  private slabFor(length: number): Slab {
+    const cur = this.slab;
+    if (cur && cur.at + length <= SLAB) return cur;
+    if (cur && cur.unwritten === 0 && this.spare.length < SPARE_SLABS) this.spare.push(cur);
+    const next = this.spare.pop() ?? { buf: Buffer.allocUnsafeSlow(SLAB), at: 0, unwritten: 0 };
+    next.at = 0;
+    this.slab = next;
+    return next;
+  }
+
   /** Queues a record at `this.size` (the caller encoded it there) and resolves once it is durable. */
-  append(bytes: Buffer, rec: JournalRecord): Promise<void> {
+  append(bytes: Buffer, rec: JournalRecord, slab?: Slab): Promise<void> {
     if (this.failure !== undefined)
       return Promise.reject(new DesIoError(`journal ${this.file} failed earlier`, { cause: this.failure }));
     this.size += bytes.length;
@@ -164,7 +220,7 @@ export class Journal {
     this.queuedBytes += bytes.length;
     this.promised = Math.max(0, this.promised - bytes.length);
     if (this.queuedBytes > this.peakQueued) this.peakQueued = this.queuedBytes;
-    const p = new Promise<void>((resolve, reject) => this.queue.push({ bytes, resolve, reject }));
+    const p = new Promise<void>((resolve, reject) => this.queue.push({ bytes, slab, resolve, reject }));
     this.kick();
     return p;
   }
@@ -209,6 +265,11 @@ export class Journal {
     } catch (e) {
       this.fail(e, group);
       return;
+    }
+    // The group's bytes are in the file: full slabs whose records are all written are reused.
+    for (const g of group) {
+      const s = g.slab;
+      if (s && --s.unwritten === 0 && s !== this.slab && this.spare.length < SPARE_SLABS) this.spare.push(s);
     }
     this.written += bytes;
     if (this.written > this.allocated) this.allocated = this.written;

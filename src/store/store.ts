@@ -12,7 +12,7 @@ import { SnowflakeNameGenerator } from "../naming/snowflake.js";
 import type { NextOptions } from "../naming/snowflake.js";
 import { compactParts } from "./compact.js";
 import { PartFinder } from "./finder.js";
-import { Journal, encodeRecord } from "./journal.js";
+import { Journal } from "./journal.js";
 import { syncDir } from "../io/local-files.js";
 import type { JournalRecord } from "./journal.js";
 import { readManyJournaled, readManySealed } from "./many.js";
@@ -170,9 +170,8 @@ export class DailyShardedDesStore {
     while (this.rotating) await this.rotating;
     this.ensureOpen();
     const j = this.active;
-    const { bytes, rec } = encodeRecord(name, this.gen.lastMs, meta, data, j.size);
+    const { rec, durable } = j.appendRecord(name, this.gen.lastMs, meta, data);
     this.local.set(name, { journal: j, rec });
-    const durable = j.append(bytes, rec);
     if (j.size >= this.limits.maxBytes || j.records.length >= this.limits.maxEntries)
       void this.rotate().catch(() => undefined);
     await durable;
