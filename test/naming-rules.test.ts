@@ -12,6 +12,7 @@ import {
   shardOwner,
 } from "../src/index.js";
 import type { NameParts } from "../src/index.js";
+import { nameChecksum, nameTail } from "../src/naming/name.js";
 
 const T = Date.UTC(2025, 0, 15, 12, 0, 0);
 
@@ -240,5 +241,36 @@ describe("assignShards", () => {
     const m3 = assignShards(bits, 3, { strategy: "modulo" });
     const m4 = assignShards(bits, 4, { strategy: "modulo" });
     expect(m3.filter((o, s) => o !== m4[s]).length).toBeGreaterThan(shards / 2);
+  });
+});
+
+describe("the generator's name formatting (head per day, tail from a byte table)", () => {
+  it("gives exactly formatName's text for random clocks, nodes, prefixes, wrap bits and days", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: -(2 ** 40), max: 2 ** 45 }),
+        fc.integer({ min: 0, max: 255 }),
+        fc.stringMatching(/^[A-Za-z0-9]{1,8}$/),
+        fc.integer({ min: 1, max: 32 }),
+        fc.date({ min: new Date(Date.UTC(1970, 0, 1)), max: new Date(Date.UTC(9999, 11, 31)), noInvalidDate: true }),
+        (clock, nodeId, prefix, wrapBits, date) => {
+          const gen = new SnowflakeNameGenerator({ nodeId, prefix, wrapBits, clock: () => clock });
+          const name = gen.tryNext({ day: date })!;
+          const p = parseName(name);
+          expect(name).toBe(formatName({ prefix, day: p.day, timestampBits: p.timestampBits, nodeId, seq: p.seq }));
+          expect(p.nodeId).toBe(nodeId);
+          expect(p.seq).toBe(0);
+          expect(p.day).toBe(date.toISOString().slice(0, 10));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("nameTail covers the extremes of F and of its checksum byte", () => {
+    for (const f of [0, 1, 255, 256, 2 ** 24 - 1, 2 ** 24, 2 ** 47, 2 ** 48 - 1, 0xfedcba987654])
+      expect(nameTail(f)).toBe(
+        `${f.toString(16).toUpperCase().padStart(12, "0")}_${nameChecksum(f).toString(16).toUpperCase().padStart(2, "0")})`,
+      );
   });
 });

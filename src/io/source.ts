@@ -1,4 +1,4 @@
-import { DesFormatError, DesInvalidArgumentError } from "../errors.js";
+import { DesFormatError, DesInvalidArgumentError, DesIoError } from "../errors.js";
 import { LOCAL_COST } from "./cost.js";
 import type { CostModel } from "./cost.js";
 
@@ -78,7 +78,33 @@ export interface RangeSource {
    * (an append) is never served from the index of its previous version.
    */
   currentVersion?(signal?: AbortSignal): Promise<string | undefined>;
+  /**
+   * Optional: exactly `target.length` bytes at `offset`, written into
+   * `target` (the caller's memory, reused from read to read) instead of a
+   * fresh buffer. Same contract as `read` otherwise. Callers go through
+   * `readInto` below, which falls back to `read` and a copy for sources
+   * without it.
+   */
+  readInto?(offset: number, target: Uint8Array, signal?: AbortSignal, version?: string): Promise<void>;
   close?(): Promise<void>;
+}
+
+/**
+ * Reads `target.length` bytes at `offset` into `target`: with the source's
+ * own `readInto` when it has one, else with `read` and one copy.
+ */
+export async function readInto(
+  source: RangeSource,
+  offset: number,
+  target: Uint8Array,
+  signal?: AbortSignal,
+  version?: string,
+): Promise<void> {
+  if (source.readInto) return source.readInto(offset, target, signal, version);
+  const bytes = await source.read(offset, target.length, signal, version);
+  if (bytes.length !== target.length)
+    throw new DesIoError(`${source.key} returned ${bytes.length} bytes for a read of ${target.length}`);
+  target.set(bytes);
 }
 
 export const LOCAL_HINTS: ReadHints = {

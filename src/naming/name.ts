@@ -98,6 +98,31 @@ function hex(v: number, digits: number): string {
   return v.toString(16).toUpperCase().padStart(digits, "0");
 }
 
+const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).toUpperCase().padStart(2, "0"));
+
+/**
+ * `FFFFFFFFFFFF_CC)`: the tail of a name for a valid F (an integer below
+ * 2^48), its checksum byte included, from a table of byte pairs. For the
+ * generator, whose parts are checked once; `formatName` checks every part.
+ */
+export function nameTail(f: number): string {
+  const hi = Math.floor(f / 0x1000000);
+  const lo = f - hi * 0x1000000;
+  const b0 = hi >>> 16;
+  const b1 = (hi >>> 8) & 0xff;
+  const b2 = hi & 0xff;
+  const b3 = lo >>> 16;
+  const b4 = (lo >>> 8) & 0xff;
+  const b5 = lo & 0xff;
+  const sum = (b0 + b1 + b2 + b3 + b4 + b5) & 0xff;
+  return `${HEX_BYTE[b0]!}${HEX_BYTE[b1]!}${HEX_BYTE[b2]!}${HEX_BYTE[b3]!}${HEX_BYTE[b4]!}${HEX_BYTE[b5]!}_${HEX_BYTE[sum]!})`;
+}
+
+/** `PREFIX_YYYYMMDD_(`: the head of every name of one prefix and day (both already checked). */
+export function nameHead(prefix: string, day: string): string {
+  return `${prefix}_${day.replace(/-/g, "")}_(`;
+}
+
 /** F from its parts (48 bits, exact in a double). */
 export function snowflakeValue(timestampBits: number, nodeId: number, seq: number): number {
   return timestampBits * 65536 + nodeId * 256 + seq;
@@ -112,7 +137,7 @@ export function formatName(parts: NameParts): string {
     throw new DesInvalidArgumentError(`timestampBits must be an integer 0..2^32-1, not ${String(ts)}`);
   }
   const f = snowflakeValue(ts, checkByte("nodeId", parts.nodeId), checkByte("seq", parts.seq));
-  return `${prefix}_${day.replace(/-/g, "")}_(${hex(f, 12)}_${hex(nameChecksum(f), 2)})`;
+  return `${nameHead(prefix, day)}${hex(f, 12)}_${hex(nameChecksum(f), 2)})`;
 }
 
 /**

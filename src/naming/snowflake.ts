@@ -1,5 +1,5 @@
 import { DesInvalidArgumentError } from "../errors.js";
-import { checkByte, checkDay, checkPrefix, formatName } from "./name.js";
+import { checkByte, checkDay, checkPrefix, nameHead, nameTail, snowflakeValue } from "./name.js";
 
 export interface SnowflakeOptions {
   /** 0..255, unique per writer that shares a namespace. */
@@ -52,6 +52,9 @@ export class SnowflakeNameGenerator {
   private ms = -Infinity;
   private seq = 255;
   private chain: Promise<string> | undefined;
+  /** The head of the names of `headDay` (prefix and day), built once per day. */
+  private headDay = "";
+  private head = "";
 
   constructor(opts: SnowflakeOptions) {
     if (typeof opts !== "object" || opts === null)
@@ -79,6 +82,11 @@ export class SnowflakeNameGenerator {
   /** The millisecond and seq of the last name minted (or of `after`), undefined before any. */
   get last(): { readonly ms: number; readonly seq: number } | undefined {
     return this.ms === -Infinity ? undefined : { ms: this.ms, seq: this.seq };
+  }
+
+  /** The millisecond of the last name minted (-Infinity before the first): `last.ms` without an object. */
+  get lastMs(): number {
+    return this.ms;
   }
 
   /**
@@ -126,7 +134,12 @@ export class SnowflakeNameGenerator {
     const day = this.resolveDay(opts.day, ms);
     this.ms = ms;
     this.seq = seq;
-    return formatName({ prefix: this.prefix, day, timestampBits: this.lowBits(ms), nodeId: this.nodeId, seq });
+    if (day !== this.headDay) {
+      this.head = nameHead(this.prefix, day);
+      this.headDay = day;
+    }
+    // Every part is checked already: the prefix and node at construction, the day by resolveDay, seq here.
+    return this.head + nameTail(snowflakeValue(this.lowBits(ms), this.nodeId, seq));
   }
 
   private async mintWaiting(opts: NextOptions): Promise<string> {

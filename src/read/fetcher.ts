@@ -4,6 +4,7 @@ import type { CostModel } from "../io/cost.js";
 import type { RangeGroup, RangeWant } from "./coalesce.js";
 import { DesAbortedError, DesIoError } from "../errors.js";
 import { onAbort } from "./abort.js";
+import { readInto } from "../io/source.js";
 import type { RangeSource, ReadHints } from "../io/source.js";
 
 /** What a reader has asked of its source, for tests, benchmarks and capacity planning. */
@@ -115,6 +116,22 @@ export class Fetcher {
         },
       );
     });
+  }
+
+  /**
+   * `target.length` bytes at `offset` into `target` (the caller's memory),
+   * pinned and counted like `read`; not shared with other callers' reads.
+   */
+  async readInto(offset: number, target: Uint8Array, signal?: AbortSignal): Promise<void> {
+    const inTail = this.fromTail(offset, target.length);
+    if (inTail) {
+      target.set(inTail);
+      return;
+    }
+    if (signal?.aborted) throw new DesAbortedError(undefined, { cause: signal.reason });
+    this.stats.requests++;
+    await readInto(this.source, offset, target, signal, this.version);
+    this.stats.bytes += target.length;
   }
 
   /** The bytes of a range inside the tail read at open (no request), or undefined. */

@@ -14,6 +14,7 @@ import { decodeRoot, decodeV2Footer, rootLength, rootOffset } from "../format/v2
 import { decodePage } from "../format/v2/page.js";
 import type { V2Footer } from "../format/v2/footer.js";
 import { PrefixSource } from "./prefix.js";
+import { runWithin } from "../format/runs.js";
 import type { RangeSource, ReadHints } from "../io/source.js";
 
 /** One generation of an archive, as `DesReader.generations()` reports it. */
@@ -197,16 +198,24 @@ export async function* scanPages(
     yield { records, names: undefined };
     return;
   }
+  for await (const { page, bytes } of pagesOf(g, f, SCAN_BYTES, signal)) yield decodePage(bytes, page, f);
+}
+
+/** The pages of the index of footer `f`, in order, read in runs of up to `limit` bytes (at least one page each). */
+async function* pagesOf(
+  g: Pick<OpenedGeneration, "fetcher">,
+  f: V2Footer,
+  limit: number,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<{ readonly page: number; readonly bytes: Uint8Array }> {
   const table = decodeRoot(await g.fetcher.read(rootOffset(f), rootLength(f), signal), f);
   const P = table.lengths.length;
   for (let p = 0; p < P;) {
-    let q = p;
-    let bytes = 0;
-    while (q < P && (q === p || bytes + table.lengths[q]! <= SCAN_BYTES)) bytes += table.lengths[q++]!;
-    const chunk = await g.fetcher.read(table.offsets[p]!, bytes, signal);
-    for (let i = p, at = 0; i < q; at += table.lengths[i++]!)
-      yield decodePage(chunk.subarray(at, at + table.lengths[i]!), i, f);
-    p = q;
+    const { end, total } = runWithin(p, P, limit, (i) => table.lengths[i]!);
+    const chunk = await g.fetcher.read(table.offsets[p]!, total, signal);
+    for (let i = p, at = 0; i < end; at += table.lengths[i++]!)
+      yield { page: i, bytes: chunk.subarray(at, at + table.lengths[i]!) };
+    p = end;
   }
 }
 
@@ -223,16 +232,7 @@ export async function* indexPages(
 ): AsyncGenerator<Uint8Array> {
   const f = g.footer;
   if (!f) return;
-  const table = decodeRoot(await g.fetcher.read(rootOffset(f), rootLength(f), signal), f);
-  const P = table.lengths.length;
-  for (let p = 0; p < P;) {
-    let q = p;
-    let bytes = 0;
-    while (q < P && (q === p || bytes + table.lengths[q]! <= CARRY_BYTES)) bytes += table.lengths[q++]!;
-    const chunk = await g.fetcher.read(table.offsets[p]!, bytes, signal);
-    for (let i = p, at = 0; i < q; at += table.lengths[i++]!) yield chunk.subarray(at, at + table.lengths[i]!);
-    p = q;
-  }
+  for await (const { bytes } of pagesOf(g, f, CARRY_BYTES, signal)) yield bytes;
 }
 
 const CARRY_BYTES = 32 << 20;

@@ -5,7 +5,7 @@
 import { DesChecksumError, DesFormatError } from "../errors.js";
 import { HEADER_SIZE } from "../format/constants.js";
 import { MIN_V2_ARCHIVE, decodePendingLength } from "../format/v2/pending.js";
-import { checkRange } from "../io/source.js";
+import { checkRange, readInto } from "../io/source.js";
 import type { RangeSource, ReadHints } from "../io/source.js";
 import type { Fetcher } from "./fetcher.js";
 
@@ -47,6 +47,11 @@ export class PrefixSource implements RangeSource {
   read(offset: number, length: number, signal?: AbortSignal, version?: string): Promise<Uint8Array> {
     checkRange(offset, length, this.size, this.key);
     return this.inner.read(offset, length, signal, version);
+  }
+
+  async readInto(offset: number, target: Uint8Array, signal?: AbortSignal, version?: string): Promise<void> {
+    checkRange(offset, target.length, this.size, this.key);
+    return readInto(this.inner, offset, target, signal, version);
   }
 
   async readTail(length: number, signal?: AbortSignal): Promise<{ bytes: Uint8Array; size: number; version?: string }> {

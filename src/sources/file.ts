@@ -214,24 +214,43 @@ export class FileSource implements RangeSource {
     try {
       if (this.syncReads) return this.readNow(h.fd, offset, length);
       const buf = Buffer.allocUnsafe(length);
-      let done = 0;
-      while (done < length) {
-        const n = await new Promise<number>((resolve, reject) =>
-          fs.read(h.fd, buf, done, length - done, offset + done, (e, got) =>
-            e ? reject(new DesIoError(`read of ${this.key} failed: ${e.message}`, { cause: e })) : resolve(got),
-          ),
-        );
-        // A file that shrank under us must not yield a short or zero-filled result.
-        if (n === 0) throw this.endedError(h, offset + done, offset + length);
-        done += n;
-      }
-      if (signal?.aborted) throw new DesAbortedError(undefined, { cause: signal.reason });
-      this.stats.reads++;
-      this.stats.bytesRead += length;
+      await this.fill(h, offset, buf, signal);
       return new Uint8Array(buf.buffer, buf.byteOffset, length);
     } finally {
       this.release(h);
     }
+  }
+
+  /** `read` into the caller's memory (the RangeSource `readInto`). */
+  async readInto(offset: number, target: Uint8Array, signal?: AbortSignal, version?: string): Promise<void> {
+    throwIfAborted(signal);
+    checkRange(offset, target.length, this.fileSize, this.key);
+    const h = this.acquire(version);
+    try {
+      if (this.syncReads) this.fillNow(h.fd, offset, target);
+      else await this.fill(h, offset, target, signal);
+    } finally {
+      this.release(h);
+    }
+  }
+
+  /** Fills `buf` from `offset` with thread-pool reads. */
+  private async fill(h: Handle, offset: number, buf: Uint8Array, signal: AbortSignal | undefined): Promise<void> {
+    const length = buf.length;
+    let done = 0;
+    while (done < length) {
+      const n = await new Promise<number>((resolve, reject) =>
+        fs.read(h.fd, buf, done, length - done, offset + done, (e, got) =>
+          e ? reject(new DesIoError(`read of ${this.key} failed: ${e.message}`, { cause: e })) : resolve(got),
+        ),
+      );
+      // A file that shrank under us must not yield a short or zero-filled result.
+      if (n === 0) throw this.endedError(h, offset + done, offset + length);
+      done += n;
+    }
+    if (signal?.aborted) throw new DesAbortedError(undefined, { cause: signal.reason });
+    this.stats.reads++;
+    this.stats.bytesRead += length;
   }
 
   /** A read that hit the end early: the file was truncated (a change) or is broken. */
@@ -291,6 +310,12 @@ export class FileSource implements RangeSource {
   /** One synchronous pread (syncReads mode). */
   private readNow(fd: number, offset: number, length: number): Uint8Array {
     const buf = Buffer.allocUnsafe(length);
+    this.fillNow(fd, offset, buf);
+    return new Uint8Array(buf.buffer, buf.byteOffset, length);
+  }
+
+  private fillNow(fd: number, offset: number, buf: Uint8Array): void {
+    const length = buf.length;
     let done = 0;
     try {
       while (done < length) {
@@ -304,7 +329,6 @@ export class FileSource implements RangeSource {
     }
     this.stats.reads++;
     this.stats.bytesRead += length;
-    return new Uint8Array(buf.buffer, buf.byteOffset, length);
   }
 
   /**

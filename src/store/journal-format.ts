@@ -32,23 +32,30 @@ export interface Watermark {
   readonly seq: number;
 }
 
-/** Encodes one record; `start` is where it will sit in the file. */
+/**
+ * Encodes one record; `start` is where it will sit in the file. `name` is
+ * ASCII (a Snowflake name), written as its bytes. `alloc` gives the memory
+ * for the whole record.
+ */
 export function encodeRecord(
-  name: Buffer,
+  name: string,
   ms: number,
   meta: Uint8Array | undefined,
   data: Uint8Array,
   start: number,
-): { bytes: Buffer; rec: Omit<JournalRecord, "name" | "ms"> } {
+  alloc: (length: number) => Buffer = Buffer.allocUnsafe,
+): { bytes: Buffer; rec: JournalRecord } {
+  const nameLength = name.length;
   const metaLength = meta?.length ?? 0;
-  const body = 8 + 2 + name.length + 4 + metaLength + data.length;
+  const body = 8 + 2 + nameLength + 4 + metaLength + data.length;
   if (body > MAX_RECORD_BODY) throw new DesIoError(`a record of ${body} bytes does not fit a journal`);
-  const buf = Buffer.allocUnsafe(4 + body + 8);
+  const buf = alloc(4 + body + 8);
   buf.writeUInt32LE(body, 0);
   buf.writeDoubleLE(ms, 4);
-  buf.writeUInt16LE(name.length, 12);
-  name.copy(buf, 14);
-  let o = 14 + name.length;
+  buf.writeUInt16LE(nameLength, 12);
+  if (buf.write(name, 14, nameLength, "latin1") !== nameLength || !ASCII.test(name))
+    throw new DesIoError(`journal names are ASCII, not ${JSON.stringify(name)}`);
+  let o = 14 + nameLength;
   buf.writeUInt32LE(metaLength, o);
   o += 4;
   const metaOffset = o;
@@ -60,9 +67,18 @@ export function encodeRecord(
   buf.writeBigUInt64LE(xxh64(buf.subarray(0, o)), o);
   return {
     bytes: buf,
-    rec: { metaOffset: start + metaOffset, metaLength, dataOffset: start + dataOffset, dataLength: data.length },
+    rec: {
+      name,
+      ms,
+      metaOffset: start + metaOffset,
+      metaLength,
+      dataOffset: start + dataOffset,
+      dataLength: data.length,
+    },
   };
 }
+
+const ASCII = /^[\x20-\x7e]*$/;
 
 export function encodeHeader(nodeId: number, seq: number, last: Watermark | undefined): Buffer {
   const h = Buffer.alloc(JOURNAL_HEADER);

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { syncDir } from "../io/local-files.js";
 import { DesIoError } from "../errors.js";
-import { JOURNAL_HEADER, encodeHeader } from "./journal-format.js";
+import { JOURNAL_HEADER, encodeHeader, encodeRecord } from "./journal-format.js";
 import type { JournalRecord, ScanResult, Watermark } from "./journal-format.js";
 
 export { encodeRecord, scanJournal } from "./journal-format.js";
@@ -15,7 +15,11 @@ const MAX_GROUP_BYTES = 16 << 20;
 const PIPELINE = 2;
 /** With nothing in flight, a queue of this many records or more is written as two groups. */
 const SPLIT_AT = 8;
-/** Zero bytes kept ahead of the writer (the file is extended by this much when less than half is left). */
+/**
+ * Zero bytes kept ahead of the writer: when less than half is left, the file
+ * is extended again in the background (zeros written and fdatasynced off the
+ * put path), so that a group's writes land in blocks the file already has.
+ */
 const RESERVE = 4 << 20;
 const ZERO_CHUNK = 1 << 20;
 let ZEROS: Buffer | undefined;
@@ -26,8 +30,29 @@ function fsCall<T>(fn: (cb: (e: NodeJS.ErrnoException | null, v: T) => void) => 
 
 interface Pending {
   readonly bytes: Buffer;
+  /** The slab the bytes were carved from, if any (given back once they are written). */
+  readonly slab: Slab | undefined;
   readonly resolve: () => void;
   readonly reject: (e: unknown) => void;
+}
+
+/** Records up to this size are carved from the journal's slabs; bigger ones get a buffer of their own. */
+const SLAB_RECORD = 64 << 10;
+const SLAB = 1 << 20;
+/** Written-out slabs kept for reuse. */
+const SPARE_SLABS = 4;
+
+/**
+ * A block of memory that queued records are encoded into, back to back. A
+ * record's bytes are needed only until its group's writev, which is
+ * synchronous: once every record carved from a full slab is written, the
+ * slab is reused, so encoding a record allocates nothing.
+ */
+interface Slab {
+  readonly buf: Buffer;
+  at: number;
+  /** Records carved from it and not yet written. */
+  unwritten: number;
 }
 
 /**
@@ -49,9 +74,15 @@ export class Journal {
   private fd: number | undefined;
   /** Bytes written (not necessarily synced yet). */
   private written: number;
-  /** The file's length: `written` plus the zero bytes reserved ahead. */
+  /** Where the zero bytes reserved ahead end (written and synced): groups write below it. */
   private allocated: number;
+  /** The extension of the reserve in flight (zeros written past `allocated`, then an fdatasync). */
+  private extending: Promise<void> | undefined;
+  /** Set when an extension failed: groups then append past the end of the file as a plain file would. */
+  private noReserve = false;
   private queue: Pending[] = [];
+  private slab: Slab | undefined;
+  private readonly spare: Slab[] = [];
   private queuedBytes = 0;
   private inflight = 0;
   private scheduled = false;
@@ -64,6 +95,8 @@ export class Journal {
   private peakQueued = 0;
   /** Group commits done (one writev + fdatasync each). */
   commits = 0;
+  /** Extensions of the zero reserve done in the background. */
+  extensions = 0;
   /** Epoch ms of the first record, for maxAgeMs. */
   firstAt: number | undefined;
 
@@ -94,13 +127,17 @@ export class Journal {
     try {
       const h = encodeHeader(nodeId, seq, last);
       await fsCall<number>((cb) => fs.write(fd, h, 0, h.length, 0, cb));
+      // The first reserve goes with the header's fsync: the first groups find their blocks allocated.
+      await writeZeros(fd, JOURNAL_HEADER, JOURNAL_HEADER + RESERVE);
       await fsCall<void>((cb) => fs.fdatasync(fd, (e) => cb(e, undefined)));
       await syncDir(path.dirname(file));
     } catch (e) {
       fs.closeSync(fd);
       throw new DesIoError(`cannot create journal ${file}: ${(e as Error).message}`, { cause: e });
     }
-    return new Journal(file, seq, fd, JOURNAL_HEADER, maxQueuedBytes);
+    const j = new Journal(file, seq, fd, JOURNAL_HEADER, maxQueuedBytes);
+    j.allocated = JOURNAL_HEADER + RESERVE;
+    return j;
   }
 
   /** Opens a recovered journal for reading (and sealing): its torn tail is cut off durably first. */
@@ -140,8 +177,41 @@ export class Journal {
     return this.peakQueued;
   }
 
+  /**
+   * Encodes a record at `this.size` and queues it: `durable` resolves once
+   * it is on disk. `rec` is known at once (read-your-writes).
+   */
+  appendRecord(
+    name: string,
+    ms: number,
+    meta: Uint8Array | undefined,
+    data: Uint8Array,
+  ): { rec: JournalRecord; durable: Promise<void> } {
+    let slab: Slab | undefined;
+    const { bytes, rec } = encodeRecord(name, ms, meta, data, this.size, (length) => {
+      if (length > SLAB_RECORD) return Buffer.allocUnsafe(length);
+      slab = this.slabFor(length);
+      const b = slab.buf.subarray(slab.at, slab.at + length);
+      slab.at += length;
+      return b;
+    });
+    if (slab) slab.unwritten++;
+    return { rec, durable: this.append(bytes, rec, slab) };
+  }
+
+  /** The current slab when `length` more bytes fit in it, else a spare or a new one. */
+  private slabFor(length: number): Slab {
+    const cur = this.slab;
+    if (cur && cur.at + length <= SLAB) return cur;
+    if (cur && cur.unwritten === 0 && this.spare.length < SPARE_SLABS) this.spare.push(cur);
+    const next = this.spare.pop() ?? { buf: Buffer.allocUnsafeSlow(SLAB), at: 0, unwritten: 0 };
+    next.at = 0;
+    this.slab = next;
+    return next;
+  }
+
   /** Queues a record at `this.size` (the caller encoded it there) and resolves once it is durable. */
-  append(bytes: Buffer, rec: JournalRecord): Promise<void> {
+  append(bytes: Buffer, rec: JournalRecord, slab?: Slab): Promise<void> {
     if (this.failure !== undefined)
       return Promise.reject(new DesIoError(`journal ${this.file} failed earlier`, { cause: this.failure }));
     this.size += bytes.length;
@@ -150,7 +220,7 @@ export class Journal {
     this.queuedBytes += bytes.length;
     this.promised = Math.max(0, this.promised - bytes.length);
     if (this.queuedBytes > this.peakQueued) this.peakQueued = this.queuedBytes;
-    const p = new Promise<void>((resolve, reject) => this.queue.push({ bytes, resolve, reject }));
+    const p = new Promise<void>((resolve, reject) => this.queue.push({ bytes, slab, resolve, reject }));
     this.kick();
     return p;
   }
@@ -177,9 +247,10 @@ export class Journal {
       bytes += this.queue[n]!.bytes.length;
       n++;
     }
+    // A group never writes into zeros still being written: past the reserve, it waits for the extension.
+    if (this.extending && this.written + bytes > this.allocated) return;
     const group = this.queue.splice(0, n);
     try {
-      this.reserve(this.written + bytes);
       let bufs = group.map((g) => g.bytes as NodeJS.ArrayBufferView);
       let pos = this.written;
       let left = bytes;
@@ -195,7 +266,14 @@ export class Journal {
       this.fail(e, group);
       return;
     }
+    // The group's bytes are in the file: full slabs whose records are all written are reused.
+    for (const g of group) {
+      const s = g.slab;
+      if (s && --s.unwritten === 0 && s !== this.slab && this.spare.length < SPARE_SLABS) this.spare.push(s);
+    }
     this.written += bytes;
+    if (this.written > this.allocated) this.allocated = this.written;
+    this.extend();
     this.inflight++;
     const synced = fsCall<void>((cb) => fs.fdatasync(this.fd!, (e) => cb(e, undefined)));
     const before = this.tail;
@@ -223,21 +301,32 @@ export class Journal {
   }
 
   /**
-   * Extends the file with zeros so that `end` and some room after it lie
-   * inside it: writes into the file's existing blocks need no change of its
-   * size or extents to become durable. Recovery reads a zero length as the
-   * end of the records (6.3), like a torn tail.
+   * Extends the reserve in the background when less than half of it is
+   * left: zeros are written past `allocated` with thread-pool writes and
+   * made durable with their own fdatasync, so the file's new size and blocks
+   * are committed off the put path; writes into the file's existing blocks
+   * then need no change of its size or extents to become durable. Recovery
+   * reads a zero length as the end of the records (6.3), like a torn tail.
    */
-  private reserve(end: number): void {
-    if (end + (RESERVE >> 1) <= this.allocated) return;
-    const target = Math.max(end, this.allocated) + RESERVE;
-    ZEROS ??= Buffer.alloc(ZERO_CHUNK);
-    let pos = this.allocated;
-    while (pos < target) {
-      const len = Math.min(ZERO_CHUNK, target - pos);
-      pos += fs.writeSync(this.fd!, ZEROS, 0, len, pos);
-    }
-    this.allocated = target;
+  private extend(): void {
+    if (this.extending || this.noReserve || this.fd === undefined) return;
+    if (this.written + (RESERVE >> 1) <= this.allocated) return;
+    const fd = this.fd;
+    const from = this.allocated;
+    const to = this.written + RESERVE;
+    const run = (async () => {
+      try {
+        await writeZeros(fd, from, to);
+        await fsCall<void>((cb) => fs.fdatasync(fd, (e) => cb(e, undefined)));
+        this.allocated = to;
+      } catch {
+        this.noReserve = true; // groups append past the end; their own writes report the error, if any
+      }
+      this.extending = undefined;
+      this.extensions++;
+      this.kick();
+    })();
+    this.extending = run;
   }
 
   private fail(e: unknown, group: Pending[]): void {
@@ -297,19 +386,33 @@ export class Journal {
     return fs.promises.readFile(this.file);
   }
 
-  /** Closes the file (reads are synchronous, so none is in flight). */
+  /** Closes the file (reads are synchronous, so none is in flight; an extension in flight finishes first). */
   retire(): void {
     if (this.fd === undefined) return;
     const fd = this.fd;
     this.fd = undefined;
-    if (this.allocated > this.written && this.inflight === 0 && this.failure === undefined) {
-      try {
-        fs.ftruncateSync(fd, this.written); // drop the reserved zeros (a reader would skip them anyway)
-      } catch {
-        // harmless: recovery reads the zeros as the end of the records
+    const close = (): void => {
+      if (this.inflight === 0 && this.failure === undefined) {
+        try {
+          fs.ftruncateSync(fd, this.written); // drop the reserved zeros (a reader would skip them anyway)
+        } catch {
+          // harmless: recovery reads the zeros as the end of the records
+        }
       }
-    }
-    fs.close(fd, () => undefined);
+      fs.close(fd, () => undefined);
+    };
+    if (this.extending) void this.extending.then(close);
+    else close();
+  }
+}
+
+/** Writes zeros over [from, to) of `fd` with thread-pool writes. */
+async function writeZeros(fd: number, from: number, to: number): Promise<void> {
+  ZEROS ??= Buffer.alloc(ZERO_CHUNK);
+  const zeros = ZEROS;
+  for (let pos = from; pos < to;) {
+    const len = Math.min(ZERO_CHUNK, to - pos);
+    pos += await fsCall<number>((cb) => fs.write(fd, zeros, 0, len, pos, cb));
   }
 }
 

@@ -12,7 +12,7 @@ import { SnowflakeNameGenerator } from "../naming/snowflake.js";
 import type { NextOptions } from "../naming/snowflake.js";
 import { compactParts } from "./compact.js";
 import { PartFinder } from "./finder.js";
-import { Journal, encodeRecord } from "./journal.js";
+import { Journal } from "./journal.js";
 import { syncDir } from "../io/local-files.js";
 import type { JournalRecord } from "./journal.js";
 import { readManyJournaled, readManySealed } from "./many.js";
@@ -170,10 +170,8 @@ export class DailyShardedDesStore {
     while (this.rotating) await this.rotating;
     this.ensureOpen();
     const j = this.active;
-    const { bytes, rec } = encodeRecord(Buffer.from(name, "latin1"), this.gen.last!.ms, meta, data, j.size);
-    const full: JournalRecord = { name, ms: this.gen.last!.ms, ...rec };
-    this.local.set(name, { journal: j, rec: full });
-    const durable = j.append(bytes, full);
+    const { rec, durable } = j.appendRecord(name, this.gen.lastMs, meta, data);
+    this.local.set(name, { journal: j, rec });
     if (j.size >= this.limits.maxBytes || j.records.length >= this.limits.maxEntries)
       void this.rotate().catch(() => undefined);
     await durable;

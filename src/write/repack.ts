@@ -31,6 +31,8 @@ import { FileSink } from "../sinks/file.js";
 import { FileSource } from "../sources/file.js";
 import { GenerationWriter, NameArena, carriedRecord } from "./generation.js";
 import { DesWriter } from "./writer.js";
+import { ReusedBatchReads } from "./copy-reads.js";
+import { runWithin } from "../format/runs.js";
 
 /** What a filter sees of an entry. */
 export interface RepackEntry {
@@ -159,12 +161,9 @@ export async function copyEntries(
   const names = new NameArena();
   const batches: EntryRecord[][] = [];
   for (let i = 0; i < ordered.length;) {
-    let j = i;
-    let bytes = 0;
-    while (j < ordered.length && (j === i || bytes + ordered[j]!.storedSize <= batchBytes))
-      bytes += ordered[j++]!.storedSize;
-    batches.push(ordered.slice(i, j));
-    i = j;
+    const { end } = runWithin(i, ordered.length, batchBytes, (k) => ordered[k]!.storedSize);
+    batches.push(ordered.slice(i, end));
+    i = end;
   }
   for (const batch of batches) {
     for (const r of batch) {
@@ -173,28 +172,31 @@ export async function copyEntries(
         throw new DesUnsupportedError(`${JSON.stringify(r.name)}: external entries of v1 archives are not converted`);
     }
   }
-  // Views into the merged reads, not copies: each batch is written out before the next is let go.
+  // Bodies are views into two reused buffers: each batch is written out before the batch after it is read.
+  const reads = new ReusedBatchReads(from.fetcher, hints.maxGap, hints.maxSpan);
+  const EMPTY = new Uint8Array(0);
+  // By position in the batch: bodies (views into the batch's buffer) and meta (copies).
   const readBatch = async (
     batch: readonly EntryRecord[],
-  ): Promise<{ bodies: Map<EntryRecord, Uint8Array>; metas: Map<EntryRecord, Uint8Array> }> => {
-    const bodies = new Map<EntryRecord, Uint8Array>();
-    const metas = new Map<EntryRecord, Uint8Array>();
-    const dataWants: RangeWant<EntryRecord>[] = [];
-    const metaWants: RangeWant<EntryRecord>[] = [];
-    for (const r of batch) {
+  ): Promise<{ bodies: Uint8Array[]; metas: (Uint8Array | undefined)[] }> => {
+    const bodies: Uint8Array[] = new Array<Uint8Array>(batch.length).fill(EMPTY);
+    const metas: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(batch.length);
+    const dataWants: RangeWant<number>[] = [];
+    const metaWants: RangeWant<number>[] = [];
+    for (let i = 0; i < batch.length; i++) {
+      const r = batch[i]!;
       if (!(r.flags & FLAG_EXTERNAL) && r.storedSize > 0)
-        dataWants.push({ offset: r.dataOffset, length: r.storedSize, item: r });
-      if (r.metaLength > 0) metaWants.push({ offset: r.metaOffset, length: r.metaLength, item: r });
+        dataWants.push({ offset: r.dataOffset, length: r.storedSize, item: i });
+      if (r.metaLength > 0) metaWants.push({ offset: r.metaOffset, length: r.metaLength, item: i });
     }
+    await reads.read(dataWants, opts.signal, (i, b) => {
+      bodies[i] = b;
+    });
     // Meta waits in the spill buffer until the end: copied, so it does not pin the whole read.
-    const view = (map: Map<EntryRecord, Uint8Array>, copy: boolean) => (g: RangeGroup<EntryRecord>, b: Uint8Array) => {
-      for (const w of g.wants) {
-        const v = b.subarray(w.offset - g.offset, w.offset - g.offset + w.length);
-        map.set(w.item, copy ? new Uint8Array(v) : v);
-      }
-    };
-    await from.fetcher.readGroups(dataWants, opts.signal, hints, view(bodies, false));
-    await from.fetcher.readGroups(metaWants, opts.signal, hints, view(metas, true));
+    if (metaWants.length > 0)
+      await from.fetcher.readGroups(metaWants, opts.signal, hints, (g: RangeGroup<number>, b: Uint8Array) => {
+        for (const w of g.wants) metas[w.item] = b.slice(w.offset - g.offset, w.offset - g.offset + w.length);
+      });
     return { bodies, metas };
   };
   // One batch read ahead, so reading overlaps writing.
@@ -206,9 +208,10 @@ export async function copyEntries(
     const { bodies, metas } = await next!;
     next = k + 1 < batches.length ? readBatch(batches[k + 1]!) : undefined;
     next?.catch(() => undefined);
-    for (const r of batch) {
-      const stored = bodies.get(r) ?? new Uint8Array(0);
-      const meta = metas.get(r);
+    for (let i = 0; i < batch.length; i++) {
+      const r = batch[i]!;
+      const stored = bodies[i]!;
+      const meta = metas[i];
       if (!v1 && verify) {
         if (stored.length > 0 && xxh64(stored) !== r.dataHash)
           throw new DesChecksumError({ kind: "data", name: r.name });

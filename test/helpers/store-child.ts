@@ -12,6 +12,24 @@ import { S3Location } from "../../src/s3/index.js";
 import { s3Config } from "./moto.js";
 import { blobFor } from "./store-data.js";
 
+/**
+ * Writes a line to stdout synchronously. stdout is a pipe that may be
+ * non-blocking: when the parent is slow to read (a busy machine) a write
+ * fails with EAGAIN, and is tried again after a millisecond.
+ */
+const pause = new Int32Array(new SharedArrayBuffer(4));
+function say(line: string): void {
+  let bytes = Buffer.from(line);
+  while (bytes.length > 0) {
+    try {
+      bytes = bytes.subarray(fs.writeSync(1, bytes));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
+      Atomics.wait(pause, 0, 0, 1);
+    }
+  }
+}
+
 const [dir, node, count, conc, maxEntries, close] = process.argv.slice(2);
 let where: Pick<DailyStoreOptions, "location" | "spoolDir"> = { location: dir! };
 if (dir!.startsWith("s3|")) {
@@ -28,7 +46,7 @@ const store = await DailyShardedDesStore.open({
   maxEntries: Number(maxEntries),
   maxAgeMs: 200,
 });
-fs.writeSync(1, "ready\n");
+say("ready\n");
 const total = Number(count);
 let next = 0;
 await Promise.all(
@@ -36,10 +54,10 @@ await Promise.all(
     while (next < total) {
       const k = Number(node) * 1_000_000 + next++;
       const name = await store.put(blobFor(k), { meta: { k } });
-      fs.writeSync(1, `${name} ${k}\n`);
+      say(`${name} ${k}\n`);
     }
   }),
 );
 if (close === "close") await store.close();
-fs.writeSync(1, "done\n");
+say("done\n");
 process.exit(0);

@@ -8,6 +8,7 @@ import { DesInvalidArgumentError } from "../../errors.js";
 import { xxh64 } from "../hash.js";
 import { writeV2Record } from "./page.js";
 import type { IndexRecordSource } from "./index-builder.js";
+import { runWithin } from "../runs.js";
 
 /** Pages are written to chunks of about this size when they must be sorted. */
 const CHUNK_BYTES = 1 << 20;
@@ -55,10 +56,8 @@ function putRecord(source: IndexRecordSource, buf: Uint8Array, view: DataView, o
 
 /** Pages from `start` on that fit together in `limit` bytes (at least one page): where they end and their size. */
 function pageGroup(pageLengths: Uint32Array, start: number, limit: number): { end: number; size: number } {
-  let end = start;
-  let size = 0;
-  while (end < pageLengths.length && (end === start || size + pageLengths[end]! <= limit)) size += pageLengths[end++]!;
-  return { end, size };
+  const { end, total } = runWithin(start, pageLengths.length, limit, (i) => pageLengths[i]!);
+  return { end, size: total };
 }
 
 function writePageEnd(
