@@ -166,8 +166,11 @@ export function planReads<T>(wants: readonly RangeWant<T>[], model: CostModel): 
  * no more. A sparse batch then stays close to its wanted bytes (a merged
  * gap there adds far more bytes, relatively, than it saves reads), a dense
  * batch merges down to a few reads (there a merged gap adds few bytes).
+ * The slack is small because the estimate's error is not symmetric: the
+ * client's time per request grows under load beyond `requestCpuMs`, so a
+ * plan of more reads is the one whose estimate is the more optimistic.
  */
-export const LATENCY_SLACK = 0.05;
+export const LATENCY_SLACK = 0.02;
 
 /**
  * The sweep step to keep: the cheapest; under `latency`, of the steps
