@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DesAbortedError, DesChangedError, DesIoError } from "../src/errors.js";
 import { HttpSource, parseContentRange } from "../src/sources/http.js";
+import type { HttpSourceOptions } from "../src/sources/http.js";
 import { DesReader } from "../src/read/reader.js";
 import { MemorySink } from "../src/sinks/memory.js";
 import { DesWriter } from "../src/write/writer.js";
@@ -164,171 +165,182 @@ function expectGen(got: Map<string, Uint8Array>, gen: number): void {
 
 const some = Array.from({ length: 60 }, (_, k) => nameOf(k * 6 + 1));
 
-describe("HttpSource", () => {
-  it("is exported from the root entry", () => {
-    expect(HttpSourceFromRoot).toBe(HttpSource);
-  });
+/** Both transports must behave alike: Node's http modules (the default) and a fetch implementation. */
+const TRANSPORTS: [string, HttpSourceOptions][] = [
+  ["node:http", {}],
+  ["fetch", { fetch: globalThis.fetch }],
+];
 
-  it("parses Content-Range", () => {
-    expect(parseContentRange("bytes 0-9/10")).toEqual({ start: 0, end: 9, total: 10 });
-    expect(parseContentRange("bytes */0")).toEqual({ start: undefined, end: undefined, total: 0 });
-    expect(parseContentRange("bytes 5-9/*")).toEqual({ start: 5, end: 9, total: undefined });
-    expect(parseContentRange("items 1-2/3")).toBeUndefined();
-  });
+describe.each(TRANSPORTS)("over %s", (_transport, transportOptions) => {
+  const httpSource = (url: string, opts: HttpSourceOptions = {}): HttpSource =>
+    new HttpSource(url, { ...transportOptions, ...opts });
 
-  it("opens with one suffix GET (no HEAD), learns size and ETag from the response", async () => {
-    reset(gen1);
-    const source = new HttpSource(srv.url);
-    const r = await DesReader.open(source);
-    expect(srv.requests).toEqual([{ range: "bytes=-65536" }]);
-    expect(r.size).toBe(gen1.length);
-    expect(source.size).toBe(gen1.length);
-    expect(source.version).toMatch(/^"v\d+"$/);
-    // The cache key drops presigning parameters but keeps the rest of the query.
-    expect(source.key).toBe(srv.url.replace(/X-Amz-Signature=abc&X-Amz-Expires=60&/, ""));
-    const wants = (await Promise.all(some.map((n) => r.stat(n)))).map((st) => ({
-      offset: st.offset,
-      length: st.storedSize,
-      item: st.name,
-    }));
-    const before = srv.requests.length;
-    const got = await r.getMany(some);
-    expectGen(got, 1);
-    // Every later request is pinned with If-Match.
-    for (const q of srv.requests.slice(1)) expect(q.ifMatch).toBe(source.version);
-    // Planned by the remote cost model: exactly the reads the planner gives.
-    expect(srv.requests.length - before).toBe(planReads(wants, REMOTE_COST).requests);
-    await r.close();
-  });
+  describe("HttpSource", () => {
+    it("is exported from the root entry", () => {
+      expect(HttpSourceFromRoot).toBe(HttpSource);
+    });
 
-  it("follows a replaced object once (412 -> reopen), a second change is DesChangedError", async () => {
-    reset(gen1);
-    const r = await DesReader.open(new HttpSource(srv.url));
-    expectGen(await r.getMany(some.slice(0, 5)), 1);
-    srv.replace(gen2);
-    expectGen(await r.getMany(some), 2);
-    // Replace again while the reopened reader reads: the delay lets us slip a change in.
-    srv.replace(gen3);
-    // Right after the reopen (the suffix GET), replace once more.
-    let sawTail = false;
-    let replaced = false;
-    srv.hook = (q) => {
-      if (q.range?.startsWith("bytes=-")) sawTail = true;
-      else if (sawTail && !replaced) {
-        replaced = true;
-        srv.replace(gen1);
-      }
-    };
-    const e = await r.getMany(some, { maxGap: 0, maxSpan: 1, concurrency: 1 }).then(
-      () => "ok",
-      (err: unknown) => err,
-    );
-    expect(replaced).toBe(true);
-    expect(e).toBeInstanceOf(DesChangedError);
-    await r.close();
-  });
+    it("parses Content-Range", () => {
+      expect(parseContentRange("bytes 0-9/10")).toEqual({ start: 0, end: 9, total: 10 });
+      expect(parseContentRange("bytes */0")).toEqual({ start: undefined, end: undefined, total: 0 });
+      expect(parseContentRange("bytes 5-9/*")).toEqual({ start: 5, end: 9, total: undefined });
+      expect(parseContentRange("items 1-2/3")).toBeUndefined();
+    });
 
-  it("detects a change by ETag even when the server ignores If-Match", async () => {
-    reset(gen1);
-    srv.honourIfMatch = false;
-    const source = new HttpSource(srv.url);
-    const r = await DesReader.open(source);
-    await r.list();
-    srv.replace(gen2);
-    expectGen(await r.getMany(some), 2);
-    expect(source.version).toBe(`"v${srv.version}"`);
-    await r.close();
-  });
+    it("opens with one suffix GET (no HEAD), learns size and ETag from the response", async () => {
+      reset(gen1);
+      const source = httpSource(srv.url);
+      const r = await DesReader.open(source);
+      expect(srv.requests).toEqual([{ range: "bytes=-65536" }]);
+      expect(r.size).toBe(gen1.length);
+      expect(source.size).toBe(gen1.length);
+      expect(source.version).toMatch(/^"v\d+"$/);
+      // The cache key drops presigning parameters but keeps the rest of the query.
+      expect(source.key).toBe(srv.url.replace(/X-Amz-Signature=abc&X-Amz-Expires=60&/, ""));
+      const wants = (await Promise.all(some.map((n) => r.stat(n)))).map((st) => ({
+        offset: st.offset,
+        length: st.storedSize,
+        item: st.name,
+      }));
+      const before = srv.requests.length;
+      const got = await r.getMany(some);
+      expectGen(got, 1);
+      // Every later request is pinned with If-Match.
+      for (const q of srv.requests.slice(1)) expect(q.ifMatch).toBe(source.version);
+      // Planned by the remote cost model: exactly the reads the planner gives.
+      expect(srv.requests.length - before).toBe(planReads(wants, REMOTE_COST).requests);
+      await r.close();
+    });
 
-  it("uses Last-Modified when there is no ETag, and compares weak ETags without If-Match", async () => {
-    reset(gen1);
-    srv.etagStyle = "none";
-    const s1 = new HttpSource(srv.url);
-    const r1 = await DesReader.open(s1);
-    expect(s1.version).toMatch(/^lm:/);
-    srv.replace(gen2);
-    expectGen(await r1.getMany(some), 2);
-    reset(gen1);
-    srv.etagStyle = "weak";
-    const s2 = new HttpSource(srv.url);
-    const r2 = await DesReader.open(s2);
-    expectGen(await r2.getMany(some), 1);
-    expect(srv.requests.every((q) => q.ifMatch === undefined)).toBe(true);
-    srv.replace(gen2);
-    expectGen(await r2.getMany(some), 2);
-  });
+    it("follows a replaced object once (412 -> reopen), a second change is DesChangedError", async () => {
+      reset(gen1);
+      const r = await DesReader.open(httpSource(srv.url));
+      expectGen(await r.getMany(some.slice(0, 5)), 1);
+      srv.replace(gen2);
+      expectGen(await r.getMany(some), 2);
+      // Replace again while the reopened reader reads: the delay lets us slip a change in.
+      srv.replace(gen3);
+      // Right after the reopen (the suffix GET), replace once more.
+      let sawTail = false;
+      let replaced = false;
+      srv.hook = (q) => {
+        if (q.range?.startsWith("bytes=-")) sawTail = true;
+        else if (sawTail && !replaced) {
+          replaced = true;
+          srv.replace(gen1);
+        }
+      };
+      const e = await r.getMany(some, { maxGap: 0, maxSpan: 1, concurrency: 1 }).then(
+        () => "ok",
+        (err: unknown) => err,
+      );
+      expect(replaced).toBe(true);
+      expect(e).toBeInstanceOf(DesChangedError);
+      await r.close();
+    });
 
-  it("works with a server that ignores Range (whole-object answers)", async () => {
-    reset(gen1);
-    srv.honourRange = false;
-    const r = await DesReader.open(new HttpSource(srv.url));
-    expect(r.size).toBe(gen1.length);
-    expectGen(await r.getMany(some), 1);
-  });
+    it("detects a change by ETag even when the server ignores If-Match", async () => {
+      reset(gen1);
+      srv.honourIfMatch = false;
+      const source = httpSource(srv.url);
+      const r = await DesReader.open(source);
+      await r.list();
+      srv.replace(gen2);
+      expectGen(await r.getMany(some), 2);
+      expect(source.version).toBe(`"v${srv.version}"`);
+      await r.close();
+    });
 
-  it("retries 5xx and short bodies with bounded backoff, then DesIoError", async () => {
-    reset(gen1);
-    const source = new HttpSource(srv.url, { retries: 3, retryBaseMs: 5, retryMaxMs: 20 });
-    const r = await DesReader.open(source);
-    await r.list();
-    srv.fail = { status: 503, left: 2 };
-    srv.short = { left: 0 };
-    expectGen(await r.getMany(some), 1);
-    srv.short = { left: 2 };
-    expectGen(await r.getMany(some, { maxGap: 0, maxSpan: 1 }), 1);
-    // The server runs in this process: let it take in what the batches' connections still carry.
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    srv.requests.length = 0;
-    srv.fail = { status: 500, left: 100 };
-    await expect(r.get(some[3]!)).rejects.toBeInstanceOf(DesIoError);
-    expect(srv.requests.length).toBe(4); // 1 + retries
-    srv.fail = { status: 500, left: 0 };
-    srv.requests.length = 0;
-    srv.short = { left: 100 };
-    await expect(r.get(some[4]!)).rejects.toBeInstanceOf(DesIoError);
-    expect(srv.requests.length).toBe(4);
-    expect(source.stats.retries).toBeGreaterThan(0);
-    srv.short = { left: 0 };
-    // 404 and other client errors are not retried.
-    srv.requests.length = 0;
-    srv.fail = { status: 404, left: 1 };
-    await expect(r.get(some[5]!)).rejects.toBeInstanceOf(DesIoError);
-    expect(srv.requests.length).toBe(1);
-  });
+    it("uses Last-Modified when there is no ETag, and compares weak ETags without If-Match", async () => {
+      reset(gen1);
+      srv.etagStyle = "none";
+      const s1 = httpSource(srv.url);
+      const r1 = await DesReader.open(s1);
+      expect(s1.version).toMatch(/^lm:/);
+      srv.replace(gen2);
+      expectGen(await r1.getMany(some), 2);
+      reset(gen1);
+      srv.etagStyle = "weak";
+      const s2 = httpSource(srv.url);
+      const r2 = await DesReader.open(s2);
+      expectGen(await r2.getMany(some), 1);
+      expect(srv.requests.every((q) => q.ifMatch === undefined)).toBe(true);
+      srv.replace(gen2);
+      expectGen(await r2.getMany(some), 2);
+    });
 
-  it("honours an AbortSignal", async () => {
-    reset(gen1);
-    const r = await DesReader.open(new HttpSource(srv.url));
-    await r.list();
-    srv.delayMs = 2000;
-    const ac = new AbortController();
-    const t0 = Date.now();
-    const p = r.getMany(some, { signal: ac.signal });
-    setTimeout(() => ac.abort(), 50);
-    await expect(p).rejects.toBeInstanceOf(DesAbortedError);
-    expect(Date.now() - t0).toBeLessThan(1500);
-    srv.delayMs = 0;
-    // The server runs in this process: let it take in the requests the batch had already sent
-    // (a planned batch sends many at once), so the next test's counts start clean.
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  });
+    it("works with a server that ignores Range (whole-object answers)", async () => {
+      reset(gen1);
+      srv.honourRange = false;
+      const r = await DesReader.open(httpSource(srv.url));
+      expect(r.size).toBe(gen1.length);
+      expectGen(await r.getMany(some), 1);
+    });
 
-  it("reads an empty object as not-an-archive without a second request", async () => {
-    reset(new Uint8Array(0));
-    await expect(DesReader.open(new HttpSource(srv.url))).rejects.toThrow(/too small/);
-    expect(srv.requests).toHaveLength(1);
-  });
+    it("retries 5xx and short bodies with bounded backoff, then DesIoError", async () => {
+      reset(gen1);
+      const source = httpSource(srv.url, { retries: 3, retryBaseMs: 5, retryMaxMs: 20 });
+      const r = await DesReader.open(source);
+      await r.list();
+      srv.fail = { status: 503, left: 2 };
+      srv.short = { left: 0 };
+      expectGen(await r.getMany(some), 1);
+      srv.short = { left: 2 };
+      expectGen(await r.getMany(some, { maxGap: 0, maxSpan: 1 }), 1);
+      // The server runs in this process: let it take in what the batches' connections still carry.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      srv.requests.length = 0;
+      srv.fail = { status: 500, left: 100 };
+      await expect(r.get(some[3]!)).rejects.toBeInstanceOf(DesIoError);
+      expect(srv.requests.length).toBe(4); // 1 + retries
+      srv.fail = { status: 500, left: 0 };
+      srv.requests.length = 0;
+      srv.short = { left: 100 };
+      await expect(r.get(some[4]!)).rejects.toBeInstanceOf(DesIoError);
+      expect(srv.requests.length).toBe(4);
+      expect(source.stats.retries).toBeGreaterThan(0);
+      srv.short = { left: 0 };
+      // 404 and other client errors are not retried.
+      srv.requests.length = 0;
+      srv.fail = { status: 404, left: 1 };
+      await expect(r.get(some[5]!)).rejects.toBeInstanceOf(DesIoError);
+      expect(srv.requests.length).toBe(1);
+    });
 
-  it("accepts a custom fetch and headers", async () => {
-    reset(gen1);
-    const seen: string[] = [];
-    const f: typeof fetch = (input, init) => {
-      seen.push(new Headers(init?.headers).get("authorization") ?? "");
-      return fetch(input, init);
-    };
-    const r = await DesReader.open(new HttpSource(srv.url, { fetch: f, headers: { authorization: "Bearer t" } }));
-    await r.get(some[0]!);
-    expect(seen.length).toBeGreaterThan(0);
-    expect(seen.every((h) => h === "Bearer t")).toBe(true);
+    it("honours an AbortSignal", async () => {
+      reset(gen1);
+      const r = await DesReader.open(httpSource(srv.url));
+      await r.list();
+      srv.delayMs = 2000;
+      const ac = new AbortController();
+      const t0 = Date.now();
+      const p = r.getMany(some, { signal: ac.signal });
+      setTimeout(() => ac.abort(), 50);
+      await expect(p).rejects.toBeInstanceOf(DesAbortedError);
+      expect(Date.now() - t0).toBeLessThan(1500);
+      srv.delayMs = 0;
+      // The server runs in this process: let it take in the requests the batch had already sent
+      // (a planned batch sends many at once), so the next test's counts start clean.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    });
+
+    it("reads an empty object as not-an-archive without a second request", async () => {
+      reset(new Uint8Array(0));
+      await expect(DesReader.open(httpSource(srv.url))).rejects.toThrow(/too small/);
+      expect(srv.requests).toHaveLength(1);
+    });
+
+    it("accepts a custom fetch and headers", async () => {
+      reset(gen1);
+      const seen: string[] = [];
+      const f: typeof fetch = (input, init) => {
+        seen.push(new Headers(init?.headers).get("authorization") ?? "");
+        return fetch(input, init);
+      };
+      const r = await DesReader.open(httpSource(srv.url, { fetch: f, headers: { authorization: "Bearer t" } }));
+      await r.get(some[0]!);
+      expect(seen.length).toBeGreaterThan(0);
+      expect(seen.every((h) => h === "Bearer t")).toBe(true);
+    });
   });
 });

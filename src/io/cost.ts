@@ -19,7 +19,8 @@ export interface CostModel {
   /**
    * Client time per request that does not overlap with other requests, in ms:
    * building the request, parsing the response headers, scheduling its body
-   * (~0.2-0.5 ms with Node's fetch). Absent: 0.
+   * (~0.2-0.5 ms with HttpSource's default transport, twice that or more with
+   * Node's fetch). Absent: 0.
    */
   readonly requestCpuMs?: number;
   /**

@@ -5,7 +5,12 @@ import type { RangeGroup, RangeWant } from "./coalesce.js";
 export interface ReadPlan<T> {
   /** Sorted by offset; each group is one read. */
   readonly groups: RangeGroup<T>[];
-  /** Reads to keep in flight. */
+  /**
+   * Most reads in flight at once: the model's cap, and no more than fit in
+   * `maxInflightBytes` together (the runner starts a read only while it fits
+   * with those in flight), so at most the count of the smallest groups whose
+   * lengths sum within the budget; at least 1.
+   */
   readonly concurrency: number;
   readonly requests: number;
   /** Bytes the groups read (wanted bytes plus the gaps merged over). */
@@ -91,10 +96,10 @@ function atomsOf<T>(wants: readonly RangeWant<T>[], maxSpan: number): Atom<T>[] 
 
 /**
  * Chooses which neighbouring ranges to merge into one read, minimising
- * `planCost` under `model` (under the default `latency` objective: the
- * fewest reads among the plans within LATENCY_SLACK of the least estimated
- * wall time and BYTES_SLACK of its bytes). O(n log n) for n ranges (one sort of the gaps, then a linear
- * sweep).
+ * `planCost` under `model`; under the default `latency` objective, of the
+ * plans whose estimated wall time is within LATENCY_SLACK of the least, the
+ * one with the least reads x bytes (see `chooseStep`). O(n log n) for n
+ * ranges (one sort of the gaps, then a linear sweep).
  *
  * Why it is exact: for any plan, the cost is a function of its read count
  * k and its bytes, nondecreasing in bytes for a fixed k (see
@@ -102,9 +107,12 @@ function atomsOf<T>(wants: readonly RangeWant<T>[], maxSpan: number): Atom<T>[] 
  * k - 1 gaps unmerged and reads the wanted bytes plus the other gaps; its
  * bytes are smallest when the merged gaps are the m - k + 1 smallest. So the
  * optimum is among the m + 1 plans "merge the j smallest gaps", and the
- * sweep evaluates each of them. `maxSpan` is the one constraint outside this
- * argument: a merge that would build a read longer than it is skipped, and
- * the plan is then the best of the sweep rather than a proven optimum.
+ * sweep evaluates each of them. The same holds for the latency rule: of
+ * the plans of k reads, the one of fewest bytes has both the least wall
+ * time (so it is within the slack whenever any plan of k reads is) and the
+ * least k x bytes. `maxSpan` is the one constraint outside this argument: a
+ * merge that would build a read longer than it is skipped, and the plan is
+ * then the best of the sweep rather than a proven optimum.
  */
 export function planReads<T>(wants: readonly RangeWant<T>[], model: CostModel): ReadPlan<T> {
   const atoms = atomsOf(wants, model.maxSpan);
@@ -123,6 +131,7 @@ export function planReads<T>(wants: readonly RangeWant<T>[], model: CostModel): 
   let requests = n;
   const costs = [planCost(model, requests, bytes)];
   const sizes = [bytes];
+  const reads = [requests];
   const merged: number[] = [];
   for (let k = 0; k < order.length; k++) {
     const g = order[k]!;
@@ -137,32 +146,57 @@ export function planReads<T>(wants: readonly RangeWant<T>[], model: CostModel): 
     merged.push(g);
     costs.push(planCost(model, requests, bytes));
     sizes.push(bytes);
+    reads.push(requests);
   }
-  const bestStep = chooseStep(costs, sizes, model);
+  const bestStep = chooseStep(costs, sizes, reads, model.objective);
   const join = new Uint8Array(Math.max(0, n - 1));
   for (let i = 0; i < bestStep; i++) join[merged[i]!] = 1;
   return buildPlan(atoms, join, model);
 }
 
 /**
- * Slack of the latency objective: of the plans whose estimated wall time is
- * within LATENCY_SLACK of the fastest and whose bytes are at most
- * BYTES_SLACK times its bytes, the one with the fewest reads wins (spreading
- * a batch over many more connections to save a few percent is not worth the
- * requests; reading much more is not worth a few requests).
+ * Slack of the latency objective: plans whose estimated wall time is within
+ * LATENCY_SLACK of the least are taken as equally fast (the model is not
+ * finer than that), and among them the planner keeps the one using the
+ * least of the two things a read spends besides time: requests (client CPU,
+ * server operations, request charges) and bytes (memory in the client, the
+ * client's link, transfer charges). No exchange rate between the two holds
+ * for every caller, so the rule weighs them by relative change: it keeps the
+ * least `requests x bytes`, i.e. 1% fewer reads is worth 1% more bytes and
+ * no more. A sparse batch then stays close to its wanted bytes (a merged
+ * gap there adds far more bytes, relatively, than it saves reads), a dense
+ * batch merges down to a few reads (there a merged gap adds few bytes).
+ * The slack is small because the estimate's error is not symmetric: the
+ * client's time per request grows under load beyond `requestCpuMs`, so a
+ * plan of more reads is the one whose estimate is the more optimistic.
  */
-export const LATENCY_SLACK = 0.05;
-export const BYTES_SLACK = 2;
+export const LATENCY_SLACK = 0.02;
 
-/** The sweep step to keep: the cheapest, or under `latency` the last (fewest reads) within the slack. */
-function chooseStep(costs: readonly number[], sizes: readonly number[], model: CostModel): number {
+/**
+ * The sweep step to keep: the cheapest; under `latency`, of the steps
+ * within the slack of the cheapest, the least reads x bytes (ties: fewer
+ * reads). Pure: `costs[k]`, `sizes[k]` and `reads[k]` describe step k.
+ */
+export function chooseStep(
+  costs: ArrayLike<number>,
+  sizes: ArrayLike<number>,
+  reads: ArrayLike<number>,
+  objective: CostModel["objective"],
+): number {
   let best = 0;
   for (let k = 1; k < costs.length; k++) if (costs[k]! < costs[best]!) best = k;
-  if ((model.objective ?? "latency") !== "latency") return best;
+  if ((objective ?? "latency") !== "latency") return best;
   const limit = costs[best]! * (1 + LATENCY_SLACK);
-  const bytesLimit = sizes[best]! * BYTES_SLACK;
   let pick = best;
-  for (let k = best + 1; k < costs.length && sizes[k]! <= bytesLimit; k++) if (costs[k]! <= limit) pick = k;
+  let pickUse = reads[best]! * sizes[best]!;
+  for (let k = 0; k < costs.length; k++) {
+    if (costs[k]! > limit) continue;
+    const use = reads[k]! * sizes[k]!;
+    if (use < pickUse || (use === pickUse && reads[k]! < reads[pick]!)) {
+      pick = k;
+      pickUse = use;
+    }
+  }
   return pick;
 }
 
@@ -188,6 +222,24 @@ function sortedGapIndexes(gaps: Float64Array): ArrayLike<number> {
   return order;
 }
 
+/**
+ * How many of `groups` can be in flight at once: at most `maxConcurrency`,
+ * and no more than the smallest groups whose lengths fit in
+ * `maxInflightBytes` together (any set in flight fits in the budget, or is
+ * one read alone). Sorts the lengths only when the budget can bind.
+ */
+export function concurrencyOf(groups: readonly { readonly length: number }[], model: CostModel): number {
+  const cap = Math.max(1, Math.min(model.maxConcurrency, groups.length));
+  let total = 0;
+  for (const g of groups) total += g.length;
+  if (total <= model.maxInflightBytes) return cap;
+  const lengths = Float64Array.from(groups, (g) => g.length).sort();
+  let fit = 0;
+  let sum = 0;
+  while (fit < cap && sum + lengths[fit]! <= model.maxInflightBytes) sum += lengths[fit++]!;
+  return Math.max(1, fit);
+}
+
 /** Groups from atoms and the gaps to merge over, with the model's figures for them. */
 function buildPlan<T>(atoms: readonly Atom<T>[], join: Uint8Array, model: CostModel): ReadPlan<T> {
   const groups: RangeGroup<T>[] = [];
@@ -207,8 +259,7 @@ function buildPlan<T>(atoms: readonly Atom<T>[], join: Uint8Array, model: CostMo
   const requests = groups.length;
   return {
     groups,
-    // The in-flight budget is kept by whoever runs the plan (a read waits until it fits).
-    concurrency: Math.max(1, Math.min(model.maxConcurrency, requests)),
+    concurrency: concurrencyOf(groups, model),
     requests,
     bytes,
     wallMs: estimateWallMs(model, requests, bytes),

@@ -8,6 +8,8 @@ import { TransientError, retryPolicy, withRetries } from "../io/retry.js";
 import type { RetryPolicy } from "../io/retry.js";
 import { Attempt, timeouts } from "../io/timeout.js";
 import type { Timeouts } from "../io/timeout.js";
+import { fetchTransport, nodeTransport } from "./http-transport.js";
+import type { HttpAnswer, HttpTransport } from "./http-transport.js";
 
 export { parseContentRange } from "../io/range-response.js";
 export type { ContentRange } from "../io/range-response.js";
@@ -44,7 +46,12 @@ function stableKey(url: string): string {
 export interface HttpSourceOptions {
   /** Sent with every request (e.g. `Authorization`). `Range` and `If-Match` are set by the source. */
   headers?: Record<string, string>;
-  /** The fetch implementation. Default: the global `fetch`. */
+  /**
+   * A fetch implementation to send the requests with. Default: Node's
+   * `http`/`https` modules with keep-alive agents, which cost the client
+   * less time per request than the global `fetch` (URLs of other schemes go
+   * to the global `fetch`).
+   */
   fetch?: typeof globalThis.fetch;
   /** Overrides of the coalescing defaults (`REMOTE_HINTS`). */
   hints?: Partial<ReadHints>;
@@ -99,7 +106,7 @@ export class HttpSource implements RangeSource {
   readonly hints: ReadHints;
   readonly stats: HttpSourceStats = { requests: 0, bytes: 0, retries: 0, ignoredRanges: 0 };
   private readonly headers: Record<string, string>;
-  private readonly fetchFn: typeof globalThis.fetch;
+  private readonly transport: HttpTransport;
   private readonly policy: RetryPolicy;
   private readonly limits: Timeouts;
   private readonly requireRanges: boolean;
@@ -113,9 +120,16 @@ export class HttpSource implements RangeSource {
     this.key = opts.key ?? stableKey(url);
     this.hints = { ...REMOTE_HINTS, ...opts.hints };
     this.headers = { ...opts.headers };
-    const f = opts.fetch ?? globalThis.fetch;
-    if (typeof f !== "function") throw new DesInvalidArgumentError("no fetch implementation available");
-    this.fetchFn = f;
+    if (opts.fetch !== undefined && typeof opts.fetch !== "function")
+      throw new DesInvalidArgumentError("fetch must be a function");
+    if (opts.fetch) this.transport = fetchTransport(opts.fetch);
+    else {
+      const fallback: HttpTransport = (u, h, s) =>
+        typeof globalThis.fetch === "function"
+          ? fetchTransport(globalThis.fetch)(u, h, s)
+          : Promise.reject(new Error(`no transport for ${new URL(u).protocol} URLs`));
+      this.transport = nodeTransport(fallback);
+    }
     this.policy = retryPolicy(opts.retries, opts.retryBaseMs, opts.retryMaxMs, 3);
     this.limits = timeouts(opts);
     this.requireRanges = opts.requireRanges ?? false;
@@ -170,19 +184,19 @@ export class HttpSource implements RangeSource {
         try {
           const res = await this.request(range, ifMatch, attempt);
           if (res.status === 412) {
-            await res.body?.cancel().catch(() => undefined);
+            await res.cancel();
             throw new DesChangedError(`${this.key} changed (If-Match ${ifMatch} failed)`);
           }
           if (res.status !== 200 && res.status !== 206 && res.status !== 416) throw await statusError(res, this.key);
           const version = validatorOf(res);
-          const len = res.headers.get("content-length");
+          const len = res.header("content-length");
           let plan;
           try {
             plan = planRangeBody(
               ask,
               {
                 status: res.status,
-                contentRange: res.headers.get("content-range"),
+                contentRange: res.header("content-range"),
                 contentLength: len !== null && /^\d+$/.test(len) ? Number(len) : undefined,
                 version,
               },
@@ -190,11 +204,11 @@ export class HttpSource implements RangeSource {
               this.key,
             );
           } catch (e) {
-            await res.body?.cancel().catch(() => undefined);
+            await res.cancel();
             throw e;
           }
           if (res.status === 200) this.stats.ignoredRanges++;
-          const body = await collectBody(res.body as AsyncIterable<Uint8Array> | null, plan, attempt, this.key);
+          const body = await collectBody(res.body, plan, attempt, this.key);
           this.stats.bytes += body.received;
           return { bytes: body.bytes, total: body.total, version };
         } finally {
@@ -206,38 +220,38 @@ export class HttpSource implements RangeSource {
     );
   }
 
-  private async request(range: string, ifMatch: string | undefined, attempt: Attempt): Promise<Response> {
+  private async request(range: string, ifMatch: string | undefined, attempt: Attempt): Promise<HttpAnswer> {
     const headers: Record<string, string> = { ...this.headers, range, "accept-encoding": "identity" };
     // If-Match needs a strong ETag; weak ETags and Last-Modified are only compared on the response.
     if (ifMatch !== undefined && ifMatch.startsWith('"')) headers["if-match"] = ifMatch;
     this.stats.requests++;
-    let res: Response;
+    let res: HttpAnswer;
     try {
-      res = await this.fetchFn(this.url, { method: "GET", headers, signal: attempt.signal });
+      res = await this.transport(this.url, headers, attempt.signal);
     } catch (e) {
       if (attempt.timedOut) throw attempt.timeoutError();
       if (attempt.signal.aborted) throw new DesAbortedError(undefined, { cause: attempt.signal.reason });
       throw new TransientError(`request to ${this.key} failed: ${(e as Error).message}`, { cause: e });
     }
     if (res.status >= 500 || res.status === 429) {
-      await res.body?.cancel().catch(() => undefined);
+      await res.cancel();
       throw new TransientError(`${this.key}: HTTP ${res.status}`);
     }
     return res;
   }
 }
 
-function validatorOf(res: Response): string | undefined {
-  const etag = res.headers.get("etag");
+function validatorOf(res: HttpAnswer): string | undefined {
+  const etag = res.header("etag");
   if (etag) return etag;
-  const lm = res.headers.get("last-modified");
+  const lm = res.header("last-modified");
   return lm ? `lm:${lm}` : undefined;
 }
 
-async function statusError(res: Response, key: string): Promise<DesIoError> {
+async function statusError(res: HttpAnswer, key: string): Promise<DesIoError> {
   let detail = "";
   try {
-    detail = (await res.text()).slice(0, 200);
+    detail = await res.text(200);
   } catch {
     // the body is only for the message
   }
