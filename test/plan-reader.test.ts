@@ -156,4 +156,27 @@ describe("batches planned by the source's cost model", () => {
       plan.groups.map((g) => ({ offset: g.offset, length: g.length })),
     );
   });
+
+  it("a call's cost overrides plan its round of index pages too", async () => {
+    const footer = decodeV2Footer(archive.subarray(archive.length - 128), archive.length);
+    const table = decodeRoot(archive.subarray(rootOffset(footer), rootOffset(footer) + rootLength(footer)), footer);
+    const names = pickNames(5, 6);
+    const pages = new Set(names.map((n) => pageOfHash(xxh64(new TextEncoder().encode(n)), footer.pageBits)));
+    const pageWants = [...pages].map((p) => ({ offset: table.offsets[p]!, length: table.lengths[p]!, item: p }));
+    const pageReads = (src: Recorder): number => src.ranges.filter((r) => r.offset >= footer.indexStart).length;
+    // A slow link makes the latency objective read pages one by one; "requests" merges them.
+    const slow: Partial<CostModel> = { bytesPerMs: 50, maxConcurrency: 64 };
+    for (const cost of [slow, { ...slow, objective: "requests" as const }]) {
+      const src = new Recorder(archive, MODEL);
+      const reader = await DesReader.open(src, { tailSize: 256 });
+      src.ranges.length = 0;
+      const got = await reader.getMany(names, { cost });
+      expect(got.size).toBe(names.length);
+      expect(pageReads(src)).toBe(planReads(pageWants, { ...MODEL, ...cost }).requests);
+    }
+    // The two objectives plan the pages differently, so the test tells them apart.
+    expect(planReads(pageWants, { ...MODEL, ...slow, objective: "requests" }).requests).toBeLessThan(
+      planReads(pageWants, { ...MODEL, ...slow }).requests,
+    );
+  });
 });

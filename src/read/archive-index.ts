@@ -1,4 +1,5 @@
 import { DesAbortedError, DesFormatError, DesUnsupportedError } from "../errors.js";
+import type { BatchHints } from "./fetcher.js";
 import type { ByteRange, IndexBytes } from "./index-bytes.js";
 import { FLAG_TOMBSTONE, FOOTER_MAGIC, V1_FOOTER_SIZE, V2_FOOTER_SIZE, startsWith } from "../format/constants.js";
 import type { EntryRecord } from "../format/record.js";
@@ -30,7 +31,8 @@ export interface ArchiveIndex {
    * v2: the footer's entry_count, which counts tombstones too.
    */
   readonly entryCount: number;
-  lookupMany(names: readonly string[], signal?: AbortSignal): Promise<(EntryRecord | undefined)[]>;
+  /** `hints`: the call's coalescing and cost overrides, for the round of index-page reads it needs. */
+  lookupMany(names: readonly string[], signal?: AbortSignal, hints?: BatchHints): Promise<(EntryRecord | undefined)[]>;
   /**
    * One name: `lookupMany([name])` on a path of its own (the first lookup of
    * a fresh process runs before anything is compiled: one page read, no
@@ -211,7 +213,11 @@ class V2Index implements ArchiveIndex {
    * ones through IndexBytes (the tail, the index cache, then coalesced source
    * reads; pages are contiguous, so neighbours merge). Nothing is decoded here.
    */
-  private async loadPages(pageIds: Iterable<number>, signal?: AbortSignal): Promise<Map<number, PageView>> {
+  private async loadPages(
+    pageIds: Iterable<number>,
+    signal?: AbortSignal,
+    hints?: BatchHints,
+  ): Promise<Map<number, PageView>> {
     const out = new Map<number, PageView>();
     const missing: number[] = [];
     for (const id of new Set(pageIds)) {
@@ -223,6 +229,7 @@ class V2Index implements ArchiveIndex {
     const raw = await this.bytesOf.load(
       missing.map((id) => ({ offset: this.table.offsets[id]!, length: this.table.lengths[id]! })),
       signal,
+      hints,
     );
     for (let i = 0; i < missing.length; i++) {
       const id = missing[i]!;
@@ -252,11 +259,15 @@ class V2Index implements ArchiveIndex {
   }
 
   /** Each name's page is searched in its raw bytes; only the records asked for are decoded. */
-  async lookupMany(names: readonly string[], signal?: AbortSignal): Promise<(EntryRecord | undefined)[]> {
+  async lookupMany(
+    names: readonly string[],
+    signal?: AbortSignal,
+    hints?: BatchHints,
+  ): Promise<(EntryRecord | undefined)[]> {
     const bits = this.footer.pageBits;
     const encoded = names.map((n) => encodeName(n, bits));
     const pageIds = encoded.map((e) => e.page);
-    const pages = await this.loadPages(pageIds, signal);
+    const pages = await this.loadPages(pageIds, signal, hints);
     return names.map((n, i) => liveIn(pages.get(pageIds[i]!)!, encoded[i]!.bytes, n) ?? undefined);
   }
 

@@ -1,5 +1,4 @@
 import { DesInvalidArgumentError, DesNotFoundError } from "../errors.js";
-import type { ReadHints } from "../io/source.js";
 import type { MetaValue } from "../format/meta.js";
 import type { EntryRecord } from "../format/record.js";
 import { sliceWant } from "./coalesce.js";
@@ -7,6 +6,7 @@ import type { RangeWant } from "./coalesce.js";
 import { checkFlags, checkReadable, decodeBody, decodeMeta, isExternal } from "./entry.js";
 import { fetchExternal, resolveExternalKey } from "./external.js";
 import type { ExternalConfig } from "./external.js";
+import type { BatchHints } from "./fetcher.js";
 import type { Opening } from "./opening.js";
 import type { ContentCache } from "./content-cache.js";
 
@@ -21,7 +21,7 @@ export interface BatchPlan {
   readonly verify: boolean;
   /** v1 meta objects as Maps (ReadOptions.maps). */
   readonly maps?: boolean;
-  readonly hints: Partial<ReadHints>;
+  readonly hints: BatchHints;
   readonly budget: number;
   readonly signal: AbortSignal | undefined;
   /** Awaited between waves (iterMany: until the consumer has taken what was delivered). */
@@ -34,8 +34,9 @@ export async function lookup(
   names: readonly string[],
   missing: "throw" | "skip",
   signal?: AbortSignal,
+  hints?: BatchHints,
 ): Promise<EntryRecord[]> {
-  const found = await o.index.lookupMany(names, signal);
+  const found = await o.index.lookupMany(names, signal, hints);
   const out: EntryRecord[] = [];
   for (let i = 0; i < found.length; i++) {
     const rec = found[i];

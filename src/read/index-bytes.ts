@@ -1,5 +1,5 @@
 import type { CacheLink } from "./cache-link.js";
-import type { Fetcher } from "./fetcher.js";
+import type { BatchHints, Fetcher } from "./fetcher.js";
 import { sliceWant } from "./coalesce.js";
 import type { RangeWant } from "./coalesce.js";
 import { SharedRegistry } from "./shared.js";
@@ -47,8 +47,12 @@ export class IndexBytes {
     return this.fetcher.read(range.offset, range.length, signal);
   }
 
-  /** The bytes of every range, in order. */
-  async load(ranges: readonly ByteRange[], signal?: AbortSignal): Promise<Uint8Array[]> {
+  /**
+   * The bytes of every range, in order. `hints` plan the source reads (the
+   * call's cost overrides); ranges already being fetched for another caller
+   * are shared, read as that caller planned them.
+   */
+  async load(ranges: readonly ByteRange[], signal?: AbortSignal, hints: BatchHints = {}): Promise<Uint8Array[]> {
     const out: Uint8Array[] = new Array(ranges.length);
     const waits: Promise<void>[] = [];
     const fresh: ByteRange[] = [];
@@ -74,7 +78,7 @@ export class IndexBytes {
       }
     }
     if (fresh.length > 0) {
-      const task = registry.start(freshKeys, (sig) => this.fetch(fresh, freshKeys, sig), signal);
+      const task = registry.start(freshKeys, (sig) => this.fetch(fresh, freshKeys, sig, hints), signal);
       waits.push(
         task.join(signal).then((m) => {
           for (let j = 0; j < freshKeys.length; j++) out[freshAt[j]!] = m.get(freshKeys[j]!)!;
@@ -90,6 +94,7 @@ export class IndexBytes {
     ranges: readonly ByteRange[],
     keys: readonly string[],
     signal: AbortSignal | undefined,
+    hints: BatchHints,
   ): Promise<Map<string, Uint8Array>> {
     const got = new Map<string, Uint8Array>();
     const version = this.version;
@@ -108,7 +113,7 @@ export class IndexBytes {
       const w = wants[0]!;
       store(w.item, await this.fetcher.read(w.offset, w.length, signal));
     } else if (wants.length > 1) {
-      await this.fetcher.readGroups(wants, signal, {}, (group, bytes) => {
+      await this.fetcher.readGroups(wants, signal, hints, (group, bytes) => {
         for (const w of group.wants) store(w.item, sliceWant(group, bytes, w));
       });
     }

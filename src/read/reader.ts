@@ -252,7 +252,7 @@ export class DesReader {
     const wanted = [...new Set(names)];
     const plan = this.plan(opts, opts.signal);
     return this.run(async (o) => {
-      const recs = await lookup(o, wanted, opts.missing ?? "throw", opts.signal);
+      const recs = await lookup(o, wanted, opts.missing ?? "throw", opts.signal, plan.hints);
       const total = declaredBytes(recs);
       if (recs.length > 1 && total > plan.budget) {
         throw new DesInvalidArgumentError(
@@ -286,8 +286,9 @@ export class DesReader {
     yield* deliveries(opts.signal, (deliver, drained, signal, mayRetry) =>
       this.run(
         async (o) => {
-          const recs = await lookup(o, wanted, opts.missing ?? "throw", signal);
-          await readBodies(o, recs, this.batch, this.plan(opts, signal, drained), deliver);
+          const plan = this.plan(opts, signal, drained);
+          const recs = await lookup(o, wanted, opts.missing ?? "throw", signal, plan.hints);
+          await readBodies(o, recs, this.batch, plan, deliver);
         },
         signal,
         mayRetry,
@@ -318,7 +319,7 @@ export class DesReader {
     const wanted = [...new Set(names)];
     const plan = this.plan(opts, opts.signal);
     return this.run(
-      async (o) => readMetas(o, await lookup(o, wanted, opts.missing ?? "throw", opts.signal), plan),
+      async (o) => readMetas(o, await lookup(o, wanted, opts.missing ?? "throw", opts.signal, plan.hints), plan),
       opts.signal,
     );
   }
