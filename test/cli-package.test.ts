@@ -39,4 +39,34 @@ describe("package", () => {
     visit(path.basename(pkg.bin["des-pack"]!));
     expect(reached.has(defining[0]!)).toBe(true);
   });
+
+  it("plain ls loads the reader alone: no argument parser, glob matcher, writer, Locations or crypto", () => {
+    builtCli();
+    const cliText = fs.readFileSync("dist/cli.js", "utf8");
+    const entry = /import\('\.\/(quick-list-[^']+\.js)'\)/.exec(cliText)?.[1];
+    expect(entry).toBeDefined();
+    // The static import closure of the plain-ls module: what `des-pack ls x.des` parses before its first line.
+    const files = new Set<string>();
+    const bare = new Set<string>();
+    let bytes = 0;
+    const visit = (file: string): void => {
+      if (files.has(file)) return;
+      files.add(file);
+      const text = fs.readFileSync(path.join("dist", file), "utf8");
+      bytes += text.length;
+      for (const m of text.matchAll(/^import (?:[^'\n]* from )?'([^']+)';$/gm))
+        if (m[1]!.startsWith("./")) visit(m[1]!.slice(2));
+        else bare.add(m[1]!);
+    };
+    visit(entry!);
+    const sources = [...files].flatMap((f) =>
+      [...fs.readFileSync(path.join("dist", f), "utf8").matchAll(/^\/\/ (src\/\S+)$/gm)].map((m) => m[1]!),
+    );
+    expect(sources).toContain("src/read/reader.ts");
+    expect(sources.filter((s) => /^src\/(write|locations|store|cache|s3|redis|naming)\//.test(s))).toEqual([]);
+    expect(sources).not.toContain("src/cli/commands/read.ts");
+    for (const m of ["commander", "picomatch", "crypto", "@aws-sdk/client-s3"]) expect(bare.has(m), m).toBe(false);
+    // The whole library chunk it used to load was over 360 KB.
+    expect(bytes).toBeLessThan(200_000);
+  });
 });

@@ -18,7 +18,7 @@ function makeTree(root: string): void {
   w("bin/run.sh", "#!/bin/sh\necho hi\n", 0o755);
   w("secret/key", "private", 0o600);
   w("deep/er/still/b.bin", Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 7) & 255)));
-  w("big.bin", Buffer.alloc(3 << 20, 7)); // streamed by pack (over 1 MiB)
+  w("big.bin", Buffer.alloc(5 << 20, 7)); // streamed by pack (over 1 MiB); extract moves it to a writer thread (over a slot)
   w("ünïcode name.txt", "ü");
   w("line\nbreak", "newline in the name");
   fs.mkdirSync(path.join(root, "empty/nested"), { recursive: true });

@@ -68,4 +68,34 @@ describe("extract write pool", () => {
     expect(fs.readFileSync(path.join(dir, "taken"), "utf8")).toBe("old");
     expect(fs.readFileSync(path.join(dir, "new")).length).toBe(10);
   });
+
+  it("moves a big body the caller gives up to the worker instead of copying it; views and kept bodies are copied", async () => {
+    const dir = tempDir("pool-move");
+    const pool = new WritePool(() => undefined, { workers: 1, slotBytes: 1024 });
+    const given = body(1, 5000);
+    const kept = body(2, 5000);
+    const backing = body(3, 9000);
+    const view = backing.subarray(1000, 7000);
+    try {
+      await pool.add({ path: path.join(dir, "given"), mode: 0o644, mtime: NaN }, given, { transfer: true });
+      await pool.add({ path: path.join(dir, "kept"), mode: 0o644, mtime: NaN }, kept);
+      await pool.add({ path: path.join(dir, "view"), mode: 0o644, mtime: NaN }, view, { transfer: true });
+      await pool.add({ path: path.join(dir, "small"), mode: 0o644, mtime: NaN }, body(4, 100), { transfer: true });
+      await pool.drain();
+    } finally {
+      await pool.close();
+    }
+    // Moved: the caller's buffer is detached; only that body counts as moved.
+    expect(given.buffer.byteLength).toBe(0);
+    expect(pool.movedBytes).toBe(5000);
+    expect(kept.length).toBe(5000);
+    expect(backing.length).toBe(9000);
+    expect(Buffer.compare(fs.readFileSync(path.join(dir, "given")), Buffer.from(body(1, 5000)))).toBe(0);
+    expect(Buffer.compare(fs.readFileSync(path.join(dir, "kept")), Buffer.from(kept))).toBe(0);
+    expect(
+      Buffer.compare(fs.readFileSync(path.join(dir, "view")), Buffer.from(body(3, 9000).subarray(1000, 7000))),
+    ).toBe(0);
+    expect(Buffer.compare(fs.readFileSync(path.join(dir, "small")), Buffer.from(body(4, 100)))).toBe(0);
+    expect(pool.bytesInFlight).toBe(0);
+  });
 });

@@ -1,12 +1,59 @@
-import { listCommand } from "./commands/read.js";
+import fs from "node:fs";
+import { DesReader } from "../read/reader.js";
 import { reportFailure } from "./fail.js";
-import { quietOnEpipe } from "./output.js";
+import { CliError, Out, escapeName, quietOnEpipe } from "./output.js";
+
+/** `ls` arguments that name a local file (not `-`, `s3://` or a URL): those open the file reader directly. */
+function isLocalPath(spec: string): boolean {
+  return spec !== "-" && !/^s3:/i.test(spec) && !/^https?:\/\//i.test(spec);
+}
+
+/**
+ * Lists a local archive with no more code loaded than the reader itself:
+ * no argument parser, no Location layer, no writer, and the glob matcher
+ * only when names were given. Names go out as the first page is decoded.
+ */
+async function listLocal(file: string, patterns: readonly string[]): Promise<number> {
+  const st = await fs.promises.stat(file).catch(() => undefined);
+  if (!st) throw new CliError(`${file}: no such archive`);
+  if (!st.isFile()) throw new CliError(`${file}: not a regular file`);
+  const sel = patterns.length > 0 ? (await import("./select.js")).trackingSelector(patterns) : undefined;
+  // Each page is read once: a small page cache keeps memory flat whatever the archive's size.
+  const reader = await DesReader.open(file, { pageCacheBytes: 4 << 20 });
+  const out = new Out();
+  try {
+    let first = true;
+    for await (const e of reader.entries()) {
+      if (sel && !sel.test(e.name)) continue;
+      const w = out.line(escapeName(e.name));
+      if (w) await w;
+      // The first name goes out at once; then in 64 KiB writes.
+      if (first) await out.flush();
+      first = false;
+    }
+    await out.flush();
+    if (sel) {
+      const missing = patterns.filter((p) => !sel.matched.has(p));
+      if (missing.length > 0)
+        throw new CliError(`not in the archive: ${missing.map((m) => JSON.stringify(m)).join(", ")}`);
+    }
+    return 0;
+  } finally {
+    await reader.close();
+  }
+}
 
 /** The listing of `des-pack ls <archive> [names...]` without the argument parser (see quick-list-args.ts). */
 export async function runPlainList(argv: readonly string[]): Promise<void> {
   quietOnEpipe();
   try {
-    process.exitCode = await listCommand(argv[1]!, argv.slice(2), { long: false, json: false, sort: false });
+    const archive = argv[1]!;
+    const patterns = argv.slice(2);
+    process.exitCode = isLocalPath(archive)
+      ? await listLocal(archive, patterns)
+      : await (
+          await import("./commands/read.js")
+        ).listCommand(archive, patterns, { long: false, json: false, sort: false });
   } catch (e) {
     reportFailure(e, false);
   }

@@ -16,7 +16,9 @@ import { Worker } from "node:worker_threads";
  * the reader's copy go, so the bytes waiting to be written are bounded by
  * the slots, allocated once, and never wait for a garbage collection in
  * either thread. A body bigger than a slot goes alone in a buffer of its own
- * and counts against the same budget.
+ * and counts against the same budget: the caller's buffer itself, moved to
+ * the worker without a copy, when the caller gives it up (`transfer`) and the
+ * body is the whole of it.
  */
 const WORKER_SOURCE = `
 "use strict";
@@ -103,6 +105,8 @@ export class WritePool<F extends PoolFile = PoolFile> {
   /** Body bytes copied and not yet on disk, now and at most (for tests and budgets). */
   bytesInFlight = 0;
   peakBytesInFlight = 0;
+  /** Bytes of bodies bigger than a slot that were moved to a worker rather than copied. */
+  movedBytes = 0;
   /** The most `bytesInFlight` can reach while no single body is bigger than a slot. */
   readonly budgetBytes: number;
 
@@ -163,19 +167,36 @@ export class WritePool<F extends PoolFile = PoolFile> {
     this.wake();
   }
 
-  /** Copies `body` into the shared buffer (the caller may drop its copy); waits while every slot is busy. */
-  async add(file: F, body: Uint8Array): Promise<void> {
+  /**
+   * Copies `body` into the shared buffer (the caller may drop its copy); waits
+   * while every slot is busy. With `transfer`, a body bigger than a slot that
+   * spans its whole ArrayBuffer is moved to the worker instead of copied (the
+   * caller's view is detached: it must not be used again, nor be shared).
+   */
+  async add(file: F, body: Uint8Array, opts: { transfer?: boolean } = {}): Promise<void> {
     if (body.length > this.slotBytes) {
-      await this.flush();
+      this.flush();
       // Alone, in a buffer of its own, holding a slot's place in the budget while it is written.
       const slot = await this.takeSlot();
-      const own = new Uint8Array(body.length);
-      own.set(body);
-      this.send({ files: [file], lengths: [body.length], slot, bytes: body.length }, own.buffer);
+      const whole =
+        opts.transfer === true &&
+        body.buffer instanceof ArrayBuffer &&
+        body.byteOffset === 0 &&
+        body.byteLength === body.buffer.byteLength;
+      let own: ArrayBuffer;
+      if (whole) {
+        own = body.buffer as ArrayBuffer;
+        this.movedBytes += body.length;
+      } else {
+        const copy = new Uint8Array(body.length);
+        copy.set(body);
+        own = copy.buffer;
+      }
+      this.send({ files: [file], lengths: [body.length], slot, bytes: body.length }, own);
       return;
     }
     if (this.batch && (this.batch.bytes + body.length > this.slotBytes || this.batch.files.length >= this.batchFiles))
-      await this.flush();
+      this.flush();
     if (!this.batch) this.batch = { files: [], lengths: [], slot: await this.takeSlot(), bytes: 0 };
     const b = this.batch;
     this.shared.set(body, b.slot * this.slotBytes + b.bytes);
@@ -186,14 +207,12 @@ export class WritePool<F extends PoolFile = PoolFile> {
     if (this.bytesInFlight > this.peakBytesInFlight) this.peakBytesInFlight = this.bytesInFlight;
   }
 
-  /** Sends the current batch. */
-  async flush(): Promise<void> {
+  /** Sends the current batch (it holds its slot until written: the next batch waits in `takeSlot`). */
+  private flush(): void {
     const b = this.batch;
     if (!b) return;
     this.batch = undefined;
     this.send(b);
-    // The next add waits for a free slot: at most one batch per slot is ever queued.
-    await Promise.resolve();
   }
 
   private send(b: Batch<F>, own?: ArrayBuffer): void {
@@ -234,7 +253,7 @@ export class WritePool<F extends PoolFile = PoolFile> {
 
   /** Sends what is queued and waits until every file is on disk. */
   async drain(): Promise<void> {
-    await this.flush();
+    this.flush();
     while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
   }
 

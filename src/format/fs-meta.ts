@@ -1,3 +1,5 @@
+import { encodeMetaV2 } from "./meta.js";
+
 /**
  * File-system metadata of an entry (spec: "File-system metadata"): kind, permission bits,
  * modification time, owner and hard links, carried in the entry's meta
@@ -97,4 +99,77 @@ export function decodeFsMeta(meta: unknown): FsMeta | undefined {
 /** Modification time in milliseconds (what `fs.utimes` takes, as seconds: divide by 1000). */
 export function mtimeMsOf(m: FsMeta): number {
   return m.mtimeSeconds * 1000 + m.mtimeNanos / 1e6;
+}
+
+const U32 = 0x100000000;
+/** MessagePack of the map key `des:fs` (fixstr) and of the one-letter keys. */
+const FS_KEY_BYTES = [0xa6, ...Array.from(FS_META_KEY, (c) => c.charCodeAt(0))];
+const KIND_BYTE: Record<FsKind, number> = { file: 0x66, directory: 0x64, symlink: 0x6c, hardlink: 0x68 };
+
+/** An unsigned integer as MessagePack writes it (fixint, uint8, uint16, uint32); `at` after it. */
+function putUint(out: Uint8Array, at: number, v: number): number {
+  if (v < 0x80) out[at++] = v;
+  else if (v < 0x100) {
+    out[at++] = 0xcc;
+    out[at++] = v;
+  } else if (v < 0x10000) {
+    out[at++] = 0xcd;
+    out[at++] = v >>> 8;
+    out[at++] = v & 0xff;
+  } else {
+    out[at++] = 0xce;
+    out[at++] = v >>> 24;
+    out[at++] = (v >>> 16) & 0xff;
+    out[at++] = (v >>> 8) & 0xff;
+    out[at++] = v & 0xff;
+  }
+  return at;
+}
+
+function smallUint(v: number | undefined): boolean {
+  return v === undefined || (Number.isInteger(v) && v >= 0 && v < U32);
+}
+
+/**
+ * The v2 meta bytes of `fsMetaValue(m)`, exactly as `encodeMetaV2` writes
+ * them, without building the value: packing a tree encodes one per file.
+ * Written directly when every number is an integer in [0, 2^32) and there
+ * is no hard-link name; otherwise (times before 1970, a hard link) through
+ * `encodeMetaV2` itself.
+ */
+export function encodeFsMetaV2(m: FsMeta): Uint8Array {
+  const { kind, mode, mtimeSeconds: t, mtimeNanos: n, uid, gid } = m;
+  if (kind === "hardlink" || !smallUint(mode) || !smallUint(t) || !smallUint(n) || !smallUint(uid) || !smallUint(gid))
+    return encodeMetaV2(fsMetaValue(m));
+  const out = new Uint8Array(48);
+  let at = 0;
+  out[at++] = 0x81;
+  for (const b of FS_KEY_BYTES) out[at++] = b;
+  out[at++] = 0x83 + (n !== 0 ? 1 : 0) + (uid !== undefined ? 1 : 0) + (gid !== undefined ? 1 : 0);
+  out[at++] = 0xa1;
+  out[at++] = 0x6b; // "k"
+  out[at++] = 0xa1;
+  out[at++] = KIND_BYTE[kind];
+  out[at++] = 0xa1;
+  out[at++] = 0x6d; // "m"
+  at = putUint(out, at, mode);
+  out[at++] = 0xa1;
+  out[at++] = 0x74; // "t"
+  at = putUint(out, at, t);
+  if (n !== 0) {
+    out[at++] = 0xa1;
+    out[at++] = 0x6e; // "n"
+    at = putUint(out, at, n);
+  }
+  if (uid !== undefined) {
+    out[at++] = 0xa1;
+    out[at++] = 0x75; // "u"
+    at = putUint(out, at, uid);
+  }
+  if (gid !== undefined) {
+    out[at++] = 0xa1;
+    out[at++] = 0x67; // "g"
+    at = putUint(out, at, gid);
+  }
+  return out.subarray(0, at);
 }

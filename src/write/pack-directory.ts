@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { DesInvalidArgumentError, throwIfAborted } from "../errors.js";
 import { compressSync } from "../format/compression.js";
-import { fsMetaValue, splitMs } from "../format/fs-meta.js";
+import { encodeFsMetaV2, fsMetaValue, splitMs } from "../format/fs-meta.js";
 import type { FsMeta } from "../format/fs-meta.js";
 import { STAT_FIELDS, readBatchesAhead } from "./read-ahead.js";
 import { SortedWalk } from "./tree-walk.js";
@@ -82,22 +82,45 @@ function fsMetaOf(
   gid: number | undefined,
   linkTo?: string,
 ): FsMeta {
-  return {
-    kind,
-    mode: mode & 0o7777,
-    ...splitMs(mtimeMs),
-    ...(uid !== undefined ? { uid } : {}),
-    ...(gid !== undefined ? { gid } : {}),
-    ...(linkTo !== undefined ? { linkTo } : {}),
-  };
+  const { mtimeSeconds, mtimeNanos } = splitMs(mtimeMs);
+  const m: { -readonly [K in keyof FsMeta]: FsMeta[K] } = { kind, mode: mode & 0o7777, mtimeSeconds, mtimeNanos };
+  if (uid !== undefined) m.uid = uid;
+  if (gid !== undefined) m.gid = gid;
+  if (linkTo !== undefined) m.linkTo = linkTo;
+  return m;
 }
 
 /** Hard-link detection and the meta of each entry, for packDirectory with `metadata`. */
 class MetaMaker {
-  private readonly firstName = new Map<string, string>();
+  /** dev -> ino -> the first name of a file with more than one link. */
+  private readonly firstName = new Map<number, Map<number, string>>();
   constructor(private readonly owner: boolean) {}
 
-  /** The meta of a file from its stat numbers (mode, mtimeMs, uid, gid, dev, ino, nlink). */
+  /** The metadata of a file from its stat numbers (mode, mtimeMs, uid, gid, dev, ino, nlink). */
+  fileMeta(
+    name: string,
+    mode: number,
+    mtimeMs: number,
+    uid: number,
+    gid: number,
+    dev: number,
+    ino: number,
+    nlink: number,
+  ): FsMeta {
+    let linkTo: string | undefined;
+    if (nlink > 1) {
+      // Numbers as keys (no "dev:ino" string per file): trees of hard links hold one per file.
+      let byIno = this.firstName.get(dev);
+      if (byIno === undefined) this.firstName.set(dev, (byIno = new Map()));
+      linkTo = byIno.get(ino);
+      if (linkTo === undefined) byIno.set(ino, name);
+    }
+    const u = this.owner ? uid : undefined;
+    const g = this.owner ? gid : undefined;
+    return fsMetaOf(linkTo !== undefined ? "hardlink" : "file", mode, mtimeMs, u, g, linkTo);
+  }
+
+  /** The meta value of a file (see `fileMeta`). */
   file(
     name: string,
     mode: number,
@@ -108,15 +131,7 @@ class MetaMaker {
     ino: number,
     nlink: number,
   ): unknown {
-    let linkTo: string | undefined;
-    if (nlink > 1) {
-      const id = `${dev}:${ino}`;
-      linkTo = this.firstName.get(id);
-      if (linkTo === undefined) this.firstName.set(id, name);
-    }
-    const u = this.owner ? uid : undefined;
-    const g = this.owner ? gid : undefined;
-    return fsMetaValue(fsMetaOf(linkTo !== undefined ? "hardlink" : "file", mode, mtimeMs, u, g, linkTo));
+    return fsMetaValue(this.fileMeta(name, mode, mtimeMs, uid, gid, dev, ino, nlink));
   }
 
   other(e: OtherEntry, name: string): unknown {
@@ -178,6 +193,7 @@ export async function packDirectory(
   try {
     return await DesWriter.write(target, auto ? { ...opts, compress: "none" } : opts, async (w) => {
       const packed = canAddPacked(w, READ_WHOLE);
+      const encoded = metadata && w.format === 2;
       const signal = opts.signal ? { signal: opts.signal } : {};
       const addOne = async (name: string, body: Uint8Array | { path: string }, meta: unknown): Promise<void> => {
         const o: AddOptions = { ...signal, ...(meta !== undefined ? { meta } : {}) };
@@ -205,6 +221,21 @@ export async function packDirectory(
             stats[s + 6]!,
           );
         };
+        const metaBytesOf = (k: number): Uint8Array => {
+          const s = k * STAT_FIELDS;
+          return encodeFsMetaV2(
+            maker.fileMeta(
+              names[k]!,
+              stats[s]!,
+              stats[s + 1]!,
+              stats[s + 2]!,
+              stats[s + 3]!,
+              stats[s + 4]!,
+              stats[s + 5]!,
+              stats[s + 6]!,
+            ),
+          );
+        };
         let released = false;
         let at = 0;
         // Runs of files read whole go in one step each; bigger files stream one by one.
@@ -223,7 +254,10 @@ export async function packDirectory(
             const last = j === n;
             if (last) released = true;
             const runNames = k === 0 && last && !prefix ? names : names.slice(k, j).map((x) => prefix + x);
-            const metas = metadata ? Array.from({ length: j - k }, (_, q) => metaOf(k + q)) : undefined;
+            // v2 metas of a run are encoded here, straight from the stat numbers (one per file).
+            const metas = metadata
+              ? Array.from({ length: j - k }, (_, q) => (encoded ? metaBytesOf(k + q) : metaOf(k + q)))
+              : undefined;
             await addPacked(
               w,
               runNames,
@@ -231,6 +265,7 @@ export async function packDirectory(
               lengths.subarray(k, j),
               last ? batch.release : undefined,
               metas,
+              encoded,
             );
           } else {
             for (let q = k, o = at; q < j; o += lengths[q++]!)

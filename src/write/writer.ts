@@ -236,6 +236,8 @@ export class DesWriter {
     lengths: ArrayLike<number>,
     release?: () => void,
     metas?: readonly unknown[],
+    /** `metas` are v2 meta bytes already (format 2 only). */
+    encodedMetas = false,
   ): Promise<void> {
     let handed = false;
     try {
@@ -269,7 +271,9 @@ export class DesWriter {
             ? v1MetaDocument(given, len, undefined)
             : given === undefined
               ? undefined
-              : encodeMetaV2(given);
+              : encodedMetas
+                ? (given as Uint8Array)
+                : encodeMetaV2(given);
         this.pushRow(name, nameLen, nameHash, key, 0, 0, len, len, base + used, hash, undefined, meta);
         used += len;
       }

@@ -259,6 +259,8 @@ export async function extractCommand(
                 st,
               },
               body,
+              // The body is not used again here: a big one is moved to the writer thread, not copied.
+              { transfer: true },
             );
           } catch (e) {
             fail(name, e);
