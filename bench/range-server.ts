@@ -6,6 +6,8 @@
  * optionally also through one link of fixed bandwidth shared by every
  * connection (a Lambda far from its bucket, a CDN edge).
  *
+ * The server runs on a thread of its own, as a store runs on other machines:
+ * its timers and reads do not take the event loop of the client measured.
  * Bodies are read from the file with positional reads, chunk by chunk, so a
  * big archive costs nothing per request (moto copies the whole object on
  * every GET, which makes a benchmark on a big archive measure moto).
@@ -13,6 +15,7 @@
 import fs from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
 
 export interface RangeServerOptions {
   /** Delay before the first byte of every response, ms. */
@@ -34,18 +37,144 @@ export interface RangeServer {
 
 const CHUNK = 64 * 1024;
 
-export async function startRangeServer(file: string, initial: RangeServerOptions): Promise<RangeServer> {
-  let opts = initial;
+/**
+ * Starts the server on a thread of its own (the default), so that its work
+ * (timers, pacing, positional reads) does not run on the event loop of the
+ * client being measured: a store's servers are not in the client's process.
+ * `inProcess: true` runs it on the calling thread.
+ */
+export async function startRangeServer(
+  file: string,
+  initial: RangeServerOptions,
+  { inProcess = false }: { inProcess?: boolean } = {},
+): Promise<RangeServer> {
+  if (inProcess) return serve(file, initial, new Float64Array(SHARED_SLOTS));
+  const shared = new Float64Array(new SharedArrayBuffer(SHARED_SLOTS * 8));
+  writeOptions(shared, initial);
+  // The bench runs its TypeScript through tsx: the thread registers tsx's hooks, then loads this module.
+  const tsx = JSON.stringify(import.meta.resolve("tsx/esm/api"));
+  const self = JSON.stringify(import.meta.url);
+  const worker = new Worker(`import(${tsx}).then((t) => { t.register(); return import(${self}); })`, {
+    eval: true,
+    workerData: { file, shared },
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    worker.once("message", (m: { url: string }) => resolve(m.url));
+    worker.once("error", reject);
+  });
+  return {
+    url,
+    stats: {
+      get requests() {
+        return shared[S_REQUESTS]!;
+      },
+      get bytes() {
+        return shared[S_BYTES]!;
+      },
+      get peakConnections() {
+        return shared[S_PEAK_CONN]!;
+      },
+      get peakInFlight() {
+        return shared[S_PEAK_INFLIGHT]!;
+      },
+    },
+    configure(next) {
+      writeOptions(shared, next);
+    },
+    resetStats() {
+      shared[S_REQUESTS] = 0;
+      shared[S_BYTES] = 0;
+      shared[S_PEAK_CONN] = shared[S_OPEN]!;
+      shared[S_PEAK_INFLIGHT] = shared[S_INFLIGHT]!;
+    },
+    async close() {
+      await worker.terminate();
+    },
+  };
+}
+
+/** Slots of the memory shared with a server thread: counters, then the timing options. */
+const S_REQUESTS = 0;
+const S_BYTES = 1;
+const S_PEAK_CONN = 2;
+const S_PEAK_INFLIGHT = 3;
+const S_OPEN = 4;
+const S_INFLIGHT = 5;
+const S_FIRST_BYTE = 6;
+const S_RATE = 7;
+const S_LINK = 8;
+/** Bumped by every configure: the server thread then restarts its shared-link clock. */
+const S_GENERATION = 9;
+const SHARED_SLOTS = 10;
+
+function writeOptions(shared: Float64Array, o: RangeServerOptions): void {
+  shared[S_FIRST_BYTE] = o.firstByteMs;
+  shared[S_RATE] = o.bytesPerMs;
+  shared[S_LINK] = o.linkBytesPerMs ?? 0;
+  shared[S_GENERATION] = shared[S_GENERATION]! + 1;
+}
+
+if (!isMainThread && (workerData as { file?: string } | null)?.file !== undefined) {
+  const { file, shared } = workerData as { file: string; shared: Float64Array };
+  void serve(file, undefined, shared).then((s) => parentPort!.postMessage({ url: s.url }));
+}
+
+async function serve(
+  file: string,
+  initial: RangeServerOptions | undefined,
+  shared: Float64Array,
+): Promise<RangeServer> {
+  if (initial) writeOptions(shared, initial);
+  let generation = shared[S_GENERATION]!;
+  const current = (): RangeServerOptions => {
+    if (shared[S_GENERATION] !== generation) {
+      generation = shared[S_GENERATION]!;
+      linkFree = 0;
+    }
+    const link = shared[S_LINK]!;
+    return {
+      firstByteMs: shared[S_FIRST_BYTE]!,
+      bytesPerMs: shared[S_RATE]!,
+      ...(link > 0 ? { linkBytesPerMs: link } : {}),
+    };
+  };
   const fd = fs.openSync(file, "r");
   const st = fs.fstatSync(fd);
   const size = st.size;
   const etag = `"${size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
-  const stats = { requests: 0, bytes: 0, peakConnections: 0, peakInFlight: 0 };
+  const stats = {
+    get requests() {
+      return shared[S_REQUESTS]!;
+    },
+    set requests(v: number) {
+      shared[S_REQUESTS] = v;
+    },
+    get bytes() {
+      return shared[S_BYTES]!;
+    },
+    set bytes(v: number) {
+      shared[S_BYTES] = v;
+    },
+    get peakConnections() {
+      return shared[S_PEAK_CONN]!;
+    },
+    set peakConnections(v: number) {
+      shared[S_PEAK_CONN] = v;
+    },
+    get peakInFlight() {
+      return shared[S_PEAK_INFLIGHT]!;
+    },
+    set peakInFlight(v: number) {
+      shared[S_PEAK_INFLIGHT] = v;
+    },
+  };
   /** Requests received and not yet answered in full. */
   let inFlight = 0;
   /** When the shared link is next free, ms (performance.now clock). */
   let linkFree = 0;
   let open = 0;
+  const setInFlight = (n: number): void => void (shared[S_INFLIGHT] = inFlight = n);
+  const setOpen = (n: number): void => void (shared[S_OPEN] = open = n);
 
   const wait = (until: number): Promise<void> => {
     const ms = until - performance.now();
@@ -54,9 +183,9 @@ export async function startRangeServer(file: string, initial: RangeServerOptions
 
   const server = http.createServer((req, res) => {
     stats.requests++;
-    inFlight++;
+    setInFlight(inFlight + 1);
     if (inFlight > stats.peakInFlight) stats.peakInFlight = inFlight;
-    res.once("close", () => inFlight--);
+    res.once("close", () => setInFlight(inFlight - 1));
     const started = performance.now();
     const range = parseRange(req.headers.range, size);
     const ifMatch = req.headers["if-match"];
@@ -74,7 +203,7 @@ export async function startRangeServer(file: string, initial: RangeServerOptions
     const length = end - start + 1;
     const headers: http.OutgoingHttpHeaders = { "content-length": length, etag, "accept-ranges": "bytes" };
     if (range) headers["content-range"] = `bytes ${start}-${end}/${size}`;
-    const cfg = opts;
+    const cfg = current();
     void (async () => {
       await wait(started + cfg.firstByteMs);
       res.writeHead(range ? 206 : 200, headers);
@@ -103,10 +232,10 @@ export async function startRangeServer(file: string, initial: RangeServerOptions
   });
   server.keepAliveTimeout = 60_000;
   server.on("connection", (socket) => {
-    open++;
+    setOpen(open + 1);
     if (open > stats.peakConnections) stats.peakConnections = open;
     socket.setNoDelay(true);
-    socket.on("close", () => open--);
+    socket.on("close", () => setOpen(open - 1));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
@@ -114,8 +243,7 @@ export async function startRangeServer(file: string, initial: RangeServerOptions
     url: `http://127.0.0.1:${port}/archive`,
     stats,
     configure(next) {
-      opts = next;
-      linkFree = 0;
+      writeOptions(shared, next);
     },
     resetStats() {
       stats.requests = 0;
