@@ -3,6 +3,8 @@ import path from "node:path";
 import { syncDir } from "../io/local-files.js";
 import { DesIoError } from "../errors.js";
 import { JOURNAL_HEADER, encodeHeader, encodeRecord } from "./journal-format.js";
+import { SlabPool, dropBytes, fsCall, writeZeros } from "./journal-writes.js";
+import type { Slab } from "./journal-writes.js";
 import type { JournalRecord, ScanResult, Watermark } from "./journal-format.js";
 
 export { encodeRecord, scanJournal } from "./journal-format.js";
@@ -21,12 +23,6 @@ const SPLIT_AT = 8;
  * put path), so that a group's writes land in blocks the file already has.
  */
 const RESERVE = 4 << 20;
-const ZERO_CHUNK = 1 << 20;
-let ZEROS: Buffer | undefined;
-
-function fsCall<T>(fn: (cb: (e: NodeJS.ErrnoException | null, v: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((e, v) => (e ? reject(e) : resolve(v))));
-}
 
 interface Pending {
   readonly bytes: Buffer;
@@ -34,25 +30,6 @@ interface Pending {
   readonly slab: Slab | undefined;
   readonly resolve: () => void;
   readonly reject: (e: unknown) => void;
-}
-
-/** Records up to this size are carved from the journal's slabs; bigger ones get a buffer of their own. */
-const SLAB_RECORD = 64 << 10;
-const SLAB = 1 << 20;
-/** Written-out slabs kept for reuse. */
-const SPARE_SLABS = 4;
-
-/**
- * A block of memory that queued records are encoded into, back to back. A
- * record's bytes are needed only until its group's writev, which is
- * synchronous: once every record carved from a full slab is written, the
- * slab is reused, so encoding a record allocates nothing.
- */
-interface Slab {
-  readonly buf: Buffer;
-  at: number;
-  /** Records carved from it and not yet written. */
-  unwritten: number;
 }
 
 /**
@@ -81,8 +58,7 @@ export class Journal {
   /** Set when an extension failed: groups then append past the end of the file as a plain file would. */
   private noReserve = false;
   private queue: Pending[] = [];
-  private slab: Slab | undefined;
-  private readonly spare: Slab[] = [];
+  private readonly slabs = new SlabPool();
   private queuedBytes = 0;
   private inflight = 0;
   private scheduled = false;
@@ -189,25 +165,11 @@ export class Journal {
   ): { rec: JournalRecord; durable: Promise<void> } {
     let slab: Slab | undefined;
     const { bytes, rec } = encodeRecord(name, ms, meta, data, this.size, (length) => {
-      if (length > SLAB_RECORD) return Buffer.allocUnsafe(length);
-      slab = this.slabFor(length);
-      const b = slab.buf.subarray(slab.at, slab.at + length);
-      slab.at += length;
-      return b;
+      const carved = this.slabs.carve(length);
+      slab = carved.slab;
+      return carved.bytes;
     });
-    if (slab) slab.unwritten++;
     return { rec, durable: this.append(bytes, rec, slab) };
-  }
-
-  /** The current slab when `length` more bytes fit in it, else a spare or a new one. */
-  private slabFor(length: number): Slab {
-    const cur = this.slab;
-    if (cur && cur.at + length <= SLAB) return cur;
-    if (cur && cur.unwritten === 0 && this.spare.length < SPARE_SLABS) this.spare.push(cur);
-    const next = this.spare.pop() ?? { buf: Buffer.allocUnsafeSlow(SLAB), at: 0, unwritten: 0 };
-    next.at = 0;
-    this.slab = next;
-    return next;
   }
 
   /** Queues a record at `this.size` (the caller encoded it there) and resolves once it is durable. */
@@ -267,10 +229,7 @@ export class Journal {
       return;
     }
     // The group's bytes are in the file: full slabs whose records are all written are reused.
-    for (const g of group) {
-      const s = g.slab;
-      if (s && --s.unwritten === 0 && s !== this.slab && this.spare.length < SPARE_SLABS) this.spare.push(s);
-    }
+    for (const g of group) if (g.slab) this.slabs.written(g.slab);
     this.written += bytes;
     if (this.written > this.allocated) this.allocated = this.written;
     this.extend();
@@ -404,28 +363,4 @@ export class Journal {
     if (this.extending) void this.extending.then(close);
     else close();
   }
-}
-
-/** Writes zeros over [from, to) of `fd` with thread-pool writes. */
-async function writeZeros(fd: number, from: number, to: number): Promise<void> {
-  ZEROS ??= Buffer.alloc(ZERO_CHUNK);
-  const zeros = ZEROS;
-  for (let pos = from; pos < to;) {
-    const len = Math.min(ZERO_CHUNK, to - pos);
-    pos += await fsCall<number>((cb) => fs.write(fd, zeros, 0, len, pos, cb));
-  }
-}
-
-function dropBytes(bufs: NodeJS.ArrayBufferView[], n: number): NodeJS.ArrayBufferView[] {
-  const out: NodeJS.ArrayBufferView[] = [];
-  let skip = n;
-  for (const b of bufs) {
-    if (skip >= b.byteLength) {
-      skip -= b.byteLength;
-      continue;
-    }
-    out.push(skip > 0 ? new Uint8Array(b.buffer, b.byteOffset + skip, b.byteLength - skip) : b);
-    skip = 0;
-  }
-  return out;
 }
