@@ -84,6 +84,19 @@ describe("HttpSource's default transport (node:http with keep-alive)", () => {
     }
   });
 
+  it("releases the connection of an empty object's answer, whose body it does not read", async () => {
+    const srv = await serve((_req, res) => {
+      res.writeHead(416, { "content-range": "bytes */0", "content-type": "application/xml", etag: '"e"' });
+      res.end(`<?xml version="1.0"?><Error><Code>InvalidRange</Code>${"x".repeat(300)}</Error>`);
+      return true;
+    });
+    const src = new HttpSource(`${srv.url}/empty`);
+    for (let i = 0; i < 2; i++) expect((await src.readTail(100)).size).toBe(0);
+    await new Promise((r) => setTimeout(r, 100));
+    // Neither connection is left taken by an unread body.
+    expect(srv.connections - srv.closed).toBe(0);
+  });
+
   it("follows redirects like fetch, keeping Range; authorization only within the origin", async () => {
     const target = await serve();
     const front = await serve((req, res) => {
@@ -106,6 +119,11 @@ describe("HttpSource's default transport (node:http with keep-alive)", () => {
     const away = new HttpSource(`${front.url}/away`, { headers: { authorization: "Bearer t" } });
     expect([...(await away.read(7, 3))]).toEqual([...OBJECT.subarray(7, 10)]);
     expect(target.seen.at(-1)).toEqual({ url: "/elsewhere", range: "bytes=7-9", authorization: undefined });
+    // The header's case does not matter: a caller's "Authorization" stays behind too.
+    const cased = new HttpSource(`${front.url}/away`, { headers: { Authorization: "Bearer t" } });
+    expect([...(await cased.read(11, 2))]).toEqual([...OBJECT.subarray(11, 13)]);
+    expect(target.seen.at(-1)).toEqual({ url: "/elsewhere", range: "bytes=11-12", authorization: undefined });
+    expect(front.seen.at(-1)).toEqual({ url: "/away", range: "bytes=11-12", authorization: "Bearer t" });
     // A redirect loop ends after 20 hops as an I/O error.
     const loop = new HttpSource(`${front.url}/loop`, { retries: 0 });
     const before = front.seen.length;

@@ -81,13 +81,19 @@ export function nodeTransport(fallback: HttpTransport): HttpTransport {
       res.destroy();
       if (hop === MAX_REDIRECTS) throw new Error(`more than ${MAX_REDIRECTS} redirects`);
       const next = new URL(location, target);
-      if (next.origin !== target.origin) {
-        const { authorization: _dropped, ...rest } = sent;
-        sent = rest;
-      }
+      if (next.origin !== target.origin) sent = withoutCredentials(sent);
       target = next;
     }
   };
+}
+
+/** Headers that must not follow a redirect to another origin (as fetch drops them), whatever their case. */
+const CREDENTIALS = new Set(["authorization", "proxy-authorization", "cookie", "host"]);
+
+function withoutCredentials(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) if (!CREDENTIALS.has(k.toLowerCase())) out[k] = v;
+  return out;
 }
 
 function send(target: URL, headers: Record<string, string>, signal: AbortSignal): Promise<http.IncomingMessage> {
@@ -115,6 +121,9 @@ function abortError(signal: AbortSignal): Error {
 }
 
 function answerOf(res: http.IncomingMessage, signal: AbortSignal): HttpAnswer {
+  // A body destroyed with an error that no one iterates (an answer refused on its
+  // status or headers) must not be an unhandled 'error' event; iterating still throws it.
+  res.on("error", () => undefined);
   // An abort (the caller's, or a timeout) after the headers breaks the body.
   const onAbort = (): void => void res.destroy(abortError(signal));
   if (signal.aborted) onAbort();

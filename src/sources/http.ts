@@ -208,6 +208,8 @@ export class HttpSource implements RangeSource {
             throw e;
           }
           if (res.status === 200) this.stats.ignoredRanges++;
+          // An empty object's answer carries no bytes we read: release it, or its connection stays taken.
+          if (plan.kind === "empty") await res.cancel();
           const body = await collectBody(res.body, plan, attempt, this.key);
           this.stats.bytes += body.received;
           return { bytes: body.bytes, total: body.total, version };
