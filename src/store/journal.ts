@@ -312,7 +312,9 @@ export class Journal {
   async drain(): Promise<void> {
     for (;;) {
       if (this.inflight > 0) await this.tail;
-      else if (this.queue.length > 0 && this.failure === undefined) await new Promise((r) => setImmediate(r));
+      // A queue held back by a reserve extension waits for it, not in a loop of turns.
+      else if (this.queue.length > 0 && this.failure === undefined)
+        await (this.extending ?? new Promise((r) => setImmediate(r)));
       else return;
     }
   }
