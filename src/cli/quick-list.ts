@@ -32,11 +32,7 @@ async function listLocal(file: string, patterns: readonly string[]): Promise<num
       first = false;
     }
     await out.flush();
-    if (sel) {
-      const missing = patterns.filter((p) => !sel.matched.has(p));
-      if (missing.length > 0)
-        throw new CliError(`not in the archive: ${missing.map((m) => JSON.stringify(m)).join(", ")}`);
-    }
+    sel?.requireAllMatched();
     return 0;
   } finally {
     await reader.close();

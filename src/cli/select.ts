@@ -1,4 +1,5 @@
 import picomatch from "picomatch";
+import { CliError } from "./output.js";
 
 /**
  * Which entries a command's name arguments select: exact names, folder names
@@ -26,20 +27,21 @@ export function selector(patterns: readonly string[]): ((name: string) => boolea
   };
 }
 
-/** Tells which patterns matched nothing (so a typo is an error, as in tar). */
-export function unmatched(patterns: readonly string[], seen: ReadonlySet<string>): string[] {
-  return patterns.filter((p) => !seen.has(p));
-}
-
 /** Like `selector`, but also records which patterns matched. */
 export function trackingSelector(
   patterns: readonly string[],
-): { test: (name: string) => boolean; matched: Set<string> } | undefined {
+): { test: (name: string) => boolean; matched: Set<string>; requireAllMatched: () => void } | undefined {
   if (patterns.length === 0) return undefined;
   const matched = new Set<string>();
   const each = patterns.map((p) => ({ p, test: selector([p])! }));
   return {
     matched,
+    /** A pattern that matched nothing is an error (so a typo is one, as in tar), naming every such pattern. */
+    requireAllMatched: () => {
+      const missing = patterns.filter((p) => !matched.has(p));
+      if (missing.length > 0)
+        throw new CliError(`not in the archive: ${missing.map((m) => JSON.stringify(m)).join(", ")}`);
+    },
     test: (name) => {
       let any = false;
       for (const e of each)

@@ -115,11 +115,7 @@ async function plan(
         `refusing to extract: ${JSON.stringify(p.name)} is a file but ${JSON.stringify(mustBeDir.get(key))} needs it to be a folder`,
       );
   }
-  if (sel) {
-    const missing = patterns.filter((p) => !sel.matched.has(p));
-    if (missing.length > 0)
-      throw new CliError(`not in the archive: ${missing.map((m) => JSON.stringify(m)).join(", ")}`);
-  }
+  sel?.requireAllMatched();
   return { planned, bytes };
 }
 

@@ -155,9 +155,7 @@ export async function rmCommand(archive: string, patterns: readonly string[], fl
     } finally {
       await a.close();
     }
-    const missing = patterns.filter((p) => !sel.matched.has(p));
-    if (missing.length > 0)
-      throw new CliError(`not in the archive: ${missing.map((m) => JSON.stringify(m)).join(", ")}`);
+    sel.requireAllMatched();
     for (const n of names) {
       await w.delete(n);
       if (flags.verbose) process.stderr.write(`${escapeName(n)}\n`);

@@ -110,11 +110,7 @@ export async function listCommand(archive: string, patterns: readonly string[], 
       }
     }
     await out.flush();
-    if (sel) {
-      const missing = patterns.filter((p) => !sel.matched.has(p));
-      if (missing.length > 0)
-        throw new CliError(`not in the archive: ${missing.map((m) => JSON.stringify(m)).join(", ")}`);
-    }
+    sel?.requireAllMatched();
     return 0;
   } finally {
     await a.close();
