@@ -64,29 +64,9 @@ export async function startRangeServer(
   });
   return {
     url,
-    stats: {
-      get requests() {
-        return shared[S_REQUESTS]!;
-      },
-      get bytes() {
-        return shared[S_BYTES]!;
-      },
-      get peakConnections() {
-        return shared[S_PEAK_CONN]!;
-      },
-      get peakInFlight() {
-        return shared[S_PEAK_INFLIGHT]!;
-      },
-    },
-    configure(next) {
-      writeOptions(shared, next);
-    },
-    resetStats() {
-      shared[S_REQUESTS] = 0;
-      shared[S_BYTES] = 0;
-      shared[S_PEAK_CONN] = shared[S_OPEN]!;
-      shared[S_PEAK_INFLIGHT] = shared[S_INFLIGHT]!;
-    },
+    stats: statsOf(shared),
+    configure: (next) => writeOptions(shared, next),
+    resetStats: () => resetStats(shared),
     async close() {
       await worker.terminate();
     },
@@ -112,6 +92,29 @@ function writeOptions(shared: Float64Array, o: RangeServerOptions): void {
   shared[S_RATE] = o.bytesPerMs;
   shared[S_LINK] = o.linkBytesPerMs ?? 0;
   shared[S_GENERATION] = shared[S_GENERATION]! + 1;
+}
+
+/** The counters in shared memory, as the server updates them and the benchmark reads them. */
+function statsOf(shared: Float64Array): RangeServer["stats"] {
+  const slot = (i: number): PropertyDescriptor => ({
+    get: () => shared[i],
+    set: (v: number) => void (shared[i] = v),
+    enumerable: true,
+  });
+  return Object.defineProperties({} as RangeServer["stats"], {
+    requests: slot(S_REQUESTS),
+    bytes: slot(S_BYTES),
+    peakConnections: slot(S_PEAK_CONN),
+    peakInFlight: slot(S_PEAK_INFLIGHT),
+  });
+}
+
+/** Counts from now on; the peaks start from what is open and in flight now. */
+function resetStats(shared: Float64Array): void {
+  shared[S_REQUESTS] = 0;
+  shared[S_BYTES] = 0;
+  shared[S_PEAK_CONN] = shared[S_OPEN]!;
+  shared[S_PEAK_INFLIGHT] = shared[S_INFLIGHT]!;
 }
 
 if (!isMainThread && (workerData as { file?: string } | null)?.file !== undefined) {
@@ -142,32 +145,7 @@ async function serve(
   const st = fs.fstatSync(fd);
   const size = st.size;
   const etag = `"${size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
-  const stats = {
-    get requests() {
-      return shared[S_REQUESTS]!;
-    },
-    set requests(v: number) {
-      shared[S_REQUESTS] = v;
-    },
-    get bytes() {
-      return shared[S_BYTES]!;
-    },
-    set bytes(v: number) {
-      shared[S_BYTES] = v;
-    },
-    get peakConnections() {
-      return shared[S_PEAK_CONN]!;
-    },
-    set peakConnections(v: number) {
-      shared[S_PEAK_CONN] = v;
-    },
-    get peakInFlight() {
-      return shared[S_PEAK_INFLIGHT]!;
-    },
-    set peakInFlight(v: number) {
-      shared[S_PEAK_INFLIGHT] = v;
-    },
-  };
+  const stats = statsOf(shared);
   /** Requests received and not yet answered in full. */
   let inFlight = 0;
   /** When the shared link is next free, ms (performance.now clock). */
@@ -242,15 +220,8 @@ async function serve(
   return {
     url: `http://127.0.0.1:${port}/archive`,
     stats,
-    configure(next) {
-      writeOptions(shared, next);
-    },
-    resetStats() {
-      stats.requests = 0;
-      stats.bytes = 0;
-      stats.peakConnections = open;
-      stats.peakInFlight = inFlight;
-    },
+    configure: (next) => writeOptions(shared, next),
+    resetStats: () => resetStats(shared),
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
