@@ -96,47 +96,30 @@ class MetaMaker {
   private readonly firstName = new Map<number, Map<number, string>>();
   constructor(private readonly owner: boolean) {}
 
-  /** The metadata of a file from its stat numbers (mode, mtimeMs, uid, gid, dev, ino, nlink). */
-  fileMeta(
-    name: string,
-    mode: number,
-    mtimeMs: number,
-    uid: number,
-    gid: number,
-    dev: number,
-    ino: number,
-    nlink: number,
-  ): FsMeta {
+  /**
+   * The metadata of a file from its stat numbers, `STAT_FIELDS` of them at
+   * `at` in `stats`: mode, mtimeMs, uid, gid, dev, ino, nlink.
+   */
+  fileMeta(name: string, stats: ArrayLike<number>, at: number): FsMeta {
+    const dev = stats[at + 4]!;
+    const ino = stats[at + 5]!;
     let linkTo: string | undefined;
-    if (nlink > 1) {
+    if (stats[at + 6]! > 1) {
       // Numbers as keys (no "dev:ino" string per file): trees of hard links hold one per file.
       let byIno = this.firstName.get(dev);
       if (byIno === undefined) this.firstName.set(dev, (byIno = new Map()));
       linkTo = byIno.get(ino);
       if (linkTo === undefined) byIno.set(ino, name);
     }
-    const u = this.owner ? uid : undefined;
-    const g = this.owner ? gid : undefined;
-    return fsMetaOf(linkTo !== undefined ? "hardlink" : "file", mode, mtimeMs, u, g, linkTo);
-  }
-
-  /** The meta value of a file (see `fileMeta`). */
-  file(
-    name: string,
-    mode: number,
-    mtimeMs: number,
-    uid: number,
-    gid: number,
-    dev: number,
-    ino: number,
-    nlink: number,
-  ): unknown {
-    return fsMetaValue(this.fileMeta(name, mode, mtimeMs, uid, gid, dev, ino, nlink));
+    const u = this.owner ? stats[at + 2]! : undefined;
+    const g = this.owner ? stats[at + 3]! : undefined;
+    return fsMetaOf(linkTo !== undefined ? "hardlink" : "file", stats[at]!, stats[at + 1]!, u, g, linkTo);
   }
 
   other(e: OtherEntry, name: string): unknown {
     const s = e.stat;
-    if (e.kind === "file") return this.file(name, s.mode, s.mtimeMs, s.uid, s.gid, s.dev, s.ino, s.nlink);
+    if (e.kind === "file")
+      return fsMetaValue(this.fileMeta(name, [s.mode, s.mtimeMs, s.uid, s.gid, s.dev, s.ino, s.nlink], 0));
     return fsMetaValue(
       fsMetaOf(e.kind, s.mode, s.mtimeMs, this.owner ? s.uid : undefined, this.owner ? s.gid : undefined),
     );
@@ -207,35 +190,10 @@ export async function packDirectory(
         throwIfAborted(opts.signal);
         const { names, lengths, bytes, stats } = batch;
         const n = names.length;
-        const metaOf = (k: number): unknown => {
-          if (!metadata) return undefined;
-          const s = k * STAT_FIELDS;
-          return maker.file(
-            names[k]!,
-            stats[s]!,
-            stats[s + 1]!,
-            stats[s + 2]!,
-            stats[s + 3]!,
-            stats[s + 4]!,
-            stats[s + 5]!,
-            stats[s + 6]!,
-          );
-        };
-        const metaBytesOf = (k: number): Uint8Array => {
-          const s = k * STAT_FIELDS;
-          return encodeFsMetaV2(
-            maker.fileMeta(
-              names[k]!,
-              stats[s]!,
-              stats[s + 1]!,
-              stats[s + 2]!,
-              stats[s + 3]!,
-              stats[s + 4]!,
-              stats[s + 5]!,
-              stats[s + 6]!,
-            ),
-          );
-        };
+        const metaOf = (k: number): unknown =>
+          metadata ? fsMetaValue(maker.fileMeta(names[k]!, stats, k * STAT_FIELDS)) : undefined;
+        const metaBytesOf = (k: number): Uint8Array =>
+          encodeFsMetaV2(maker.fileMeta(names[k]!, stats, k * STAT_FIELDS));
         let released = false;
         let at = 0;
         // Runs of files read whole go in one step each; bigger files stream one by one.
