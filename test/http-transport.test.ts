@@ -131,30 +131,36 @@ describe("HttpSource's default transport (node:http with keep-alive)", () => {
     expect(front.seen.length - before).toBe(21);
   });
 
-  it("an error answer with a huge body: DES_IO naming the status, reading only the start of the body", async () => {
-    let sent = 0;
-    const srv = await serve((_req, res) => {
-      res.writeHead(403, { "content-type": "text/plain" });
-      const chunk = Buffer.alloc(64 << 10, "x");
-      const pump = (): void => {
-        while (sent < 256 << 20 && !res.destroyed) {
-          sent += chunk.length;
-          if (!res.write(chunk)) return void res.once("drain", pump);
-        }
-        res.end();
-      };
-      res.on("close", () => undefined);
-      pump();
-      return true;
-    });
-    const src = new HttpSource(`${srv.url}/o`, { retries: 0 });
-    await expect(src.readTail(10)).rejects.toMatchObject({
-      code: "DES_IO",
-      message: expect.stringMatching(/HTTP 403 x{200}$/),
-    });
-    await new Promise((r) => setTimeout(r, 50));
-    expect(sent).toBeLessThan(32 << 20);
-  });
+  it.each([
+    ["the default transport", undefined],
+    ["a fetch transport", globalThis.fetch],
+  ])(
+    "an error answer with a huge body through %s: DES_IO naming the status, reading only the start of the body",
+    async (_label, fetchImpl) => {
+      let sent = 0;
+      const srv = await serve((_req, res) => {
+        res.writeHead(403, { "content-type": "text/plain" });
+        const chunk = Buffer.alloc(64 << 10, "x");
+        const pump = (): void => {
+          while (sent < 256 << 20 && !res.destroyed) {
+            sent += chunk.length;
+            if (!res.write(chunk)) return void res.once("drain", pump);
+          }
+          res.end();
+        };
+        res.on("close", () => undefined);
+        pump();
+        return true;
+      });
+      const src = new HttpSource(`${srv.url}/o`, { retries: 0, ...(fetchImpl ? { fetch: fetchImpl } : {}) });
+      await expect(src.readTail(10)).rejects.toMatchObject({
+        code: "DES_IO",
+        message: expect.stringMatching(/HTTP 403 x{200}$/),
+      });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(sent).toBeLessThan(32 << 20);
+    },
+  );
 
   it("an abort in the middle of a body: DES_ABORTED at once, and the connection is dropped", async () => {
     const srv = await serve((req, res) => {

@@ -37,7 +37,10 @@ export function fetchTransport(f: typeof globalThis.fetch): HttpTransport {
       cancel: async () => {
         await res.body?.cancel().catch(() => undefined);
       },
-      text: async (limit) => (await res.text()).slice(0, limit),
+      text: (limit) =>
+        startText(res.body as AsyncIterable<Uint8Array> | null, limit, async () => {
+          await res.body?.cancel().catch(() => undefined);
+        }),
     };
   };
 }
@@ -142,19 +145,35 @@ function answerOf(res: http.IncomingMessage, signal: AbortSignal): HttpAnswer {
       res.destroy();
       return Promise.resolve();
     },
-    text: async (limit) => {
-      const parts: Buffer[] = [];
-      let n = 0;
-      try {
-        for await (const c of res as AsyncIterable<Buffer>) {
-          parts.push(c);
-          n += c.length;
-          if (n >= limit * 4) break;
-        }
-      } finally {
+    text: (limit) =>
+      startText(res as AsyncIterable<Uint8Array>, limit, () => {
         res.destroy();
-      }
-      return Buffer.concat(parts).toString("utf8").slice(0, limit);
-    },
+        return Promise.resolve();
+      }),
   };
+}
+
+/**
+ * The first `limit` characters of a body (at most `4 * limit` bytes are
+ * read, enough for any UTF-8 text of that length), then the rest is
+ * released unread: an error answer's body can be endless.
+ */
+async function startText(
+  body: AsyncIterable<Uint8Array> | null,
+  limit: number,
+  release: () => Promise<void>,
+): Promise<string> {
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  try {
+    if (body)
+      for await (const c of body) {
+        parts.push(c);
+        n += c.length;
+        if (n >= limit * 4) break;
+      }
+  } finally {
+    await release();
+  }
+  return Buffer.concat(parts).toString("utf8").slice(0, limit);
 }
