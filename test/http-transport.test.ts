@@ -162,6 +162,32 @@ describe("HttpSource's default transport (node:http with keep-alive)", () => {
     },
   );
 
+  it("a kept-alive connection the server closed as the next request left: sent again on a new one, not counted as a retry", async () => {
+    const perSocket = new Map<unknown, number>();
+    const srv = await serve((req) => {
+      const n = (perSocket.get(req.socket) ?? 0) + 1;
+      perSocket.set(req.socket, n);
+      if (n === 1) return false;
+      req.socket.destroy(); // the server had given up on this idle connection
+      return true;
+    });
+    const src = new HttpSource(`${srv.url}/o`, { retries: 0 });
+    expect(Array.from(await src.read(0, 10))).toEqual(Array.from(OBJECT.subarray(0, 10)));
+    expect(Array.from(await src.read(10, 10))).toEqual(Array.from(OBJECT.subarray(10, 20)));
+    expect(srv.seen.map((s) => s.range)).toEqual(["bytes=0-9", "bytes=10-19", "bytes=10-19"]);
+    expect(srv.connections).toBe(2);
+  });
+
+  it("a reset of a new connection is not resent by the transport: with retries 0 it fails as DES_IO", async () => {
+    const srv = await serve((req) => {
+      req.socket.destroy();
+      return true;
+    });
+    const src = new HttpSource(`${srv.url}/o`, { retries: 0 });
+    await expect(src.read(0, 10)).rejects.toMatchObject({ code: "DES_IO" });
+    expect(srv.seen).toHaveLength(1);
+  });
+
   it("an abort in the middle of a body: DES_ABORTED at once, and the connection is dropped", async () => {
     const srv = await serve((req, res) => {
       if (req.headers.range === "bytes=-10") return false;

@@ -99,7 +99,28 @@ function withoutCredentials(headers: Record<string, string>): Record<string, str
   return out;
 }
 
-function send(target: URL, headers: Record<string, string>, signal: AbortSignal): Promise<http.IncomingMessage> {
+/** Errors of a request whose kept-alive socket the server had closed before it could answer. */
+const STALE = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED"]);
+
+/**
+ * Sends one GET. A request that went out on a reused keep-alive socket and
+ * failed before any answer with a reset is sent once more on a new
+ * connection: the server closed an idle connection as the request left,
+ * which says nothing about the server, and a GET can be repeated. That
+ * resend is not one of the source's retries (a source with `retries: 0`
+ * must not fail for it).
+ */
+async function send(target: URL, headers: Record<string, string>, signal: AbortSignal): Promise<http.IncomingMessage> {
+  try {
+    return await sendOnce(target, headers, signal);
+  } catch (e) {
+    const stale = (e as { reusedSocket?: boolean }).reusedSocket === true;
+    if (!stale || signal.aborted || !STALE.has((e as NodeJS.ErrnoException).code ?? "")) throw e;
+    return sendOnce(target, headers, signal);
+  }
+}
+
+function sendOnce(target: URL, headers: Record<string, string>, signal: AbortSignal): Promise<http.IncomingMessage> {
   return new Promise<http.IncomingMessage>((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason as Error);
     const a = agentsFor();
@@ -113,6 +134,7 @@ function send(target: URL, headers: Record<string, string>, signal: AbortSignal)
     });
     req.once("error", (e) => {
       signal.removeEventListener("abort", onAbort);
+      if (req.reusedSocket) Object.defineProperty(e, "reusedSocket", { value: true });
       reject(e);
     });
     req.end();
