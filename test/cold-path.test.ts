@@ -30,7 +30,7 @@ beforeAll(async () => {
 });
 
 describe("tail size by medium", () => {
-  it("a local file reads a 4 KiB tail at open (footer and root), then exactly one page and the entry", async () => {
+  it("a local file reads an 8 KiB tail at open (footer and root), then exactly one page and the entry", async () => {
     const f = parseV2Footer(archive);
     expect(f.pageBits).toBeGreaterThan(0); // several pages, none inside the tail
     const reader = await DesReader.open(file);
@@ -40,7 +40,7 @@ describe("tail size by medium", () => {
       expect(got).toEqual(body(12_345));
       const io = reader.ioStats;
       expect(io.requests).toBe(3);
-      const page = io.bytes - 4096 - body(12_345).length;
+      const page = io.bytes - LOCAL_HINTS.tailBytes! - body(12_345).length;
       expect(page).toBeGreaterThan(12);
       expect(page).toBeLessThanOrEqual(65_536);
     } finally {
@@ -68,7 +68,7 @@ describe("tail size by medium", () => {
   it("S3 and HTTP keep one 64 KiB suffix read", () => {
     expect(REMOTE_HINTS.tailBytes).toBe(65_536);
     expect(new HttpSource("http://127.0.0.1:9/x").hints.tailBytes).toBe(65_536);
-    expect(LOCAL_HINTS.tailBytes).toBe(4096);
+    expect(LOCAL_HINTS.tailBytes).toBe(8192);
   });
 });
 
