@@ -8,6 +8,7 @@ import { MemorySink, MemorySource } from "../src/index.js";
 import { loadHasher, xxh64 } from "../src/format/hash.js";
 import { pageOfHash } from "../src/format/v2/page.js";
 import { sliceWant } from "../src/read/coalesce.js";
+import { decodeV2Footer } from "../src/format/v2/footer.js";
 import type { RangeGroup } from "../src/read/coalesce.js";
 
 const ENTRIES = 20_000;
@@ -154,5 +155,28 @@ describe("sliceWant", () => {
     expect(got.buffer).toBe(bytes.buffer);
     expect(got.byteOffset).toBe(0);
     expect(got.length).toBe(600);
+  });
+});
+
+describe("v2 footer decode", () => {
+  it("decodes every field as the spec lays them out, and refuses a u64 field above 2^53", async () => {
+    await loadHasher();
+    const footerBytes = new Uint8Array(archive.subarray(archive.length - 128));
+    const f = decodeV2Footer(footerBytes, archive.length);
+    expect(f).toMatchObject(parseV2Footer(archive));
+    const view = new DataView(footerBytes.buffer);
+    expect(f.rootHash).toBe(view.getBigUint64(88, true));
+    expect(f.generation).toBe(Number(view.getBigUint64(96, true)));
+    for (const [at, field] of [
+      [16, "data_start"],
+      [64, "entry_count"],
+      [80, "archive_length"],
+    ] as const) {
+      const bad = new Uint8Array(footerBytes);
+      const v = new DataView(bad.buffer);
+      v.setUint32(at + 4, 0x200000, true);
+      v.setBigUint64(120, xxh64(bad.subarray(0, 120)), true);
+      expect(() => decodeV2Footer(bad, archive.length)).toThrow(new RegExp(`${field} is too large`));
+    }
   });
 });
