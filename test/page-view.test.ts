@@ -137,7 +137,12 @@ describe("PageView: binary search and record decoding", () => {
     const view = new PageView(page, 0, footer());
     for (let i = 0; i < names.length; i++) expect(view.find(enc(names[i]!))).toEqual(full.records[i]);
     for (const n of names) {
-      for (const other of [n.slice(0, -1), `${n}0`, `${n}\u0000`, n.replace(/.$/, (c) => String.fromCharCode(c.charCodeAt(0) + 1))]) {
+      for (const other of [
+        n.slice(0, -1),
+        `${n}0`,
+        `${n}\u0000`,
+        n.replace(/.$/, (c) => String.fromCharCode(c.charCodeAt(0) + 1)),
+      ]) {
         if (!set.has(other)) expect(view.find(enc(other))).toBeUndefined();
       }
     }

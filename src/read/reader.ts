@@ -232,7 +232,8 @@ export class DesReader {
       const hot = content?.get(o, rec);
       if (hot) return hot;
       const stored =
-        o.fetcher.readSync(rec.dataOffset, rec.storedSize) ?? (await o.fetcher.read(rec.dataOffset, rec.storedSize, signal));
+        o.fetcher.readSync(rec.dataOffset, rec.storedSize) ??
+        (await o.fetcher.read(rec.dataOffset, rec.storedSize, signal));
       const body = decodeBody(rec, stored, verify);
       if (verify) content?.set(o, rec, body);
       return body;

@@ -361,7 +361,8 @@ export class FileSource implements RangeSource {
     this.justOpened = false;
     if (!fresh) return this.readTailAgain(h, length, signal);
     const n = Math.min(length, this.fileSize);
-    const bytes = this.readSync(this.fileSize - n, n, h.token) ?? (await this.read(this.fileSize - n, n, signal, h.token));
+    const bytes =
+      this.readSync(this.fileSize - n, n, h.token) ?? (await this.read(this.fileSize - n, n, signal, h.token));
     return { bytes, size: this.fileSize, version: h.token };
   }
 

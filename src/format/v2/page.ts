@@ -228,8 +228,17 @@ export class PageView {
       if (bytes[k] === 0) throw new DesFormatError(`v2 page ${this.pageIndex}: record ${i}: name contains NUL`);
     // The caller found this page from the name's own hash, so the record is
     // in the page its name belongs to.
-    const name = asString ?? utf8Decode(bytes.subarray(start, start + len), `v2 page ${this.pageIndex} record ${i} name`);
-    return decodeFields(bytes, this.view, { pos: start + len }, this.bodyEnd, name, this.footer.indexStart, this.pageIndex);
+    const name =
+      asString ?? utf8Decode(bytes.subarray(start, start + len), `v2 page ${this.pageIndex} record ${i} name`);
+    return decodeFields(
+      bytes,
+      this.view,
+      { pos: start + len },
+      this.bodyEnd,
+      name,
+      this.footer.indexStart,
+      this.pageIndex,
+    );
   }
 
   /**
@@ -248,9 +257,9 @@ export class PageView {
     let prevAt = 0;
     let prevLen = 0;
     // Each varint is read inline into `v` (`do { ... } while (b >= 0x80)`); one past `end` or longer than 8 bytes ends the pass.
-    let v = 0;
-    let scale = 1;
-    let b = 0;
+    let v: number;
+    let scale: number;
+    let b: number;
     let bad = "";
     let i = 0;
     records: for (; i < count; i++) {
