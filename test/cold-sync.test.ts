@@ -2,6 +2,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { DesChangedError, DesReader, DesWriter, FileSource, LOCAL_HINTS } from "../src/index.js";
+import { readerOptionsToCheck } from "../src/read/options.js";
+import type { ReaderOptions } from "../src/index.js";
 import { parseV2Footer } from "./helpers/archives.js";
 import { tempDir } from "./helpers/tmp.js";
 
@@ -108,5 +110,17 @@ describe("local tail and synchronous reads (syncReads)", () => {
       await reader.close();
       await src.close();
     }
+  });
+
+  it("options checks are skipped only for {} and { syncReads: boolean }; anything else is still refused", async () => {
+    expect(readerOptionsToCheck({})).toBe(false);
+    expect(readerOptionsToCheck({ syncReads: true })).toBe(false);
+    expect(readerOptionsToCheck({ syncReads: false })).toBe(false);
+    for (const o of [{ syncReads: 1 }, { syncReads: true, tailSize: 1 }, { verify: true }, null, "x"])
+      expect(readerOptionsToCheck(o as unknown as ReaderOptions)).toBe(true);
+    for (const o of [{ syncReads: "yes" }, { syncReads: true, tailSize: 1 }, null])
+      await expect(DesReader.open(file, o as unknown as ReaderOptions)).rejects.toMatchObject({
+        code: "DES_INVALID_ARGUMENT",
+      });
   });
 });

@@ -26,6 +26,7 @@ import {
   checkManyOptions,
   checkReadOptions,
   checkReaderOptions,
+  readerOptionsToCheck,
   hintsOf,
 } from "./options.js";
 import type { ManyOptions, ReadOptions, ReaderOptions } from "./options.js";
@@ -93,7 +94,7 @@ export class DesReader {
 
   /** Opens an archive from a path or a RangeSource. */
   static async open(source: string | RangeSource, options: ReaderOptions = {}): Promise<DesReader> {
-    checkReaderOptions(options);
+    if (readerOptionsToCheck(options)) checkReaderOptions(options);
     const ownsSource = typeof source === "string";
     const src =
       typeof source === "string" ? await FileSource.open(source, { syncReads: options.syncReads ?? false }) : source;
