@@ -8,6 +8,7 @@ import { MemorySink, MemorySource } from "../src/index.js";
 import { loadHasher, xxh64 } from "../src/format/hash.js";
 import { pageOfHash } from "../src/format/v2/page.js";
 import { sliceWant } from "../src/read/coalesce.js";
+import { decodeV2Footer } from "../src/format/v2/footer.js";
 import type { RangeGroup } from "../src/read/coalesce.js";
 
 const ENTRIES = 20_000;
@@ -30,7 +31,7 @@ beforeAll(async () => {
 });
 
 describe("tail size by medium", () => {
-  it("a local file reads a 4 KiB tail at open (footer and root), then exactly one page and the entry", async () => {
+  it("a local file reads an 8 KiB tail at open (footer and root), then exactly one page and the entry", async () => {
     const f = parseV2Footer(archive);
     expect(f.pageBits).toBeGreaterThan(0); // several pages, none inside the tail
     const reader = await DesReader.open(file);
@@ -40,7 +41,7 @@ describe("tail size by medium", () => {
       expect(got).toEqual(body(12_345));
       const io = reader.ioStats;
       expect(io.requests).toBe(3);
-      const page = io.bytes - 4096 - body(12_345).length;
+      const page = io.bytes - LOCAL_HINTS.tailBytes! - body(12_345).length;
       expect(page).toBeGreaterThan(12);
       expect(page).toBeLessThanOrEqual(65_536);
     } finally {
@@ -68,7 +69,7 @@ describe("tail size by medium", () => {
   it("S3 and HTTP keep one 64 KiB suffix read", () => {
     expect(REMOTE_HINTS.tailBytes).toBe(65_536);
     expect(new HttpSource("http://127.0.0.1:9/x").hints.tailBytes).toBe(65_536);
-    expect(LOCAL_HINTS.tailBytes).toBe(4096);
+    expect(LOCAL_HINTS.tailBytes).toBe(8192);
   });
 });
 
@@ -154,5 +155,28 @@ describe("sliceWant", () => {
     expect(got.buffer).toBe(bytes.buffer);
     expect(got.byteOffset).toBe(0);
     expect(got.length).toBe(600);
+  });
+});
+
+describe("v2 footer decode", () => {
+  it("decodes every field as the spec lays them out, and refuses a u64 field above 2^53", async () => {
+    await loadHasher();
+    const footerBytes = new Uint8Array(archive.subarray(archive.length - 128));
+    const f = decodeV2Footer(footerBytes, archive.length);
+    expect(f).toMatchObject(parseV2Footer(archive));
+    const view = new DataView(footerBytes.buffer);
+    expect(f.rootHash).toBe(view.getBigUint64(88, true));
+    expect(f.generation).toBe(Number(view.getBigUint64(96, true)));
+    for (const [at, field] of [
+      [16, "data_start"],
+      [64, "entry_count"],
+      [80, "archive_length"],
+    ] as const) {
+      const bad = new Uint8Array(footerBytes);
+      const v = new DataView(bad.buffer);
+      v.setUint32(at + 4, 0x200000, true);
+      v.setBigUint64(120, xxh64(bad.subarray(0, 120)), true);
+      expect(() => decodeV2Footer(bad, archive.length)).toThrow(new RegExp(`${field} is too large`));
+    }
   });
 });

@@ -122,6 +122,51 @@ describe("PageView: lookup in a page's raw bytes", () => {
   });
 });
 
+describe("PageView: binary search and record decoding", () => {
+  it("names sharing long prefixes: every name is found, and no prefix, extension or neighbour of one is", () => {
+    // Seeded: names that share 0-40 leading bytes with their neighbours, as the names of one page often do.
+    let seed = 7;
+    const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+    const stems = ["", "a", "assets/", "assets/d000/e00/", "assets/d000/e00/f000", "assets/d000/e01/"];
+    const set = new Set<string>();
+    while (set.size < 400) set.add(stems[rand(stems.length)]! + String(rand(5000)) + (rand(3) === 0 ? "/x" : ""));
+    const names = [...set].sort((x, y) => Buffer.compare(enc(x), enc(y)));
+    const recs = names.map((n, i) => record(n, i));
+    const page = encodePage(recs);
+    const full = decodePage(page, 0, footer());
+    const view = new PageView(page, 0, footer());
+    for (let i = 0; i < names.length; i++) expect(view.find(enc(names[i]!))).toEqual(full.records[i]);
+    for (const n of names) {
+      for (const other of [
+        n.slice(0, -1),
+        `${n}0`,
+        `${n}\u0000`,
+        n.replace(/.$/, (c) => String.fromCharCode(c.charCodeAt(0) + 1)),
+      ]) {
+        if (!set.has(other)) expect(view.find(enc(other))).toBeUndefined();
+      }
+    }
+  });
+
+  it("a varint above 2^53 in the record asked for is a DesFormatError, as in decodePage", () => {
+    const recs = [record("a", 1), record("b", 2)];
+    const page = encodePage(recs);
+    // Rewrite b's stored_len as an 8-byte varint of 2^55 - 1 (same length as the record keeps its framing otherwise).
+    const body = page.subarray(0, page.length - 8);
+    const at = 4 + v2RecordLength(recs[0]!) + 3; // b's name_len, "b", flags, then stored_len (one byte: 12)
+    expect(body[at]).toBe(12);
+    const big = new Uint8Array(body.length + 7);
+    big.set(body.subarray(0, at));
+    big.set([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f], at);
+    big.set(body.subarray(at + 1), at + 8);
+    const sealedPage = sealed(big);
+    expect(() => decodePage(sealedPage, 0, footer())).toThrow(/too large/);
+    const view = new PageView(sealedPage, 0, footer());
+    expect(view.find(enc("a"))?.dataOffset).toBe(116);
+    expect(() => view.find(enc("b"))).toThrow(/stored_len is too large/);
+  });
+});
+
 /** One page of `records` in the given order (section 3.5): count, records, checksum. */
 function encodePage(records: readonly V2RecordInput[]): Uint8Array {
   const body = new Uint8Array(4 + records.reduce((n, r) => n + v2RecordLength(r), 0));

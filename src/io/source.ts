@@ -16,8 +16,8 @@ export interface ReadHints {
   /**
    * Bytes to read from the end at open. Where a request costs far more than
    * its bytes (S3, HTTP), 64 KiB: the root and often whole small indexes come
-   * with the footer. On a local file, a few KiB: the footer and a small root;
-   * a bigger root is then read exactly. Default 64 KiB.
+   * with the footer. On a local file, 8 KiB: the footer and a root of up to
+   * 1,024 pages; a bigger root is then read exactly. Default 64 KiB.
    */
   readonly tailBytes?: number;
   /**
@@ -86,6 +86,15 @@ export interface RangeSource {
    * without it.
    */
   readInto?(offset: number, target: Uint8Array, signal?: AbortSignal, version?: string): Promise<void>;
+  /**
+   * Optional: the bytes at once, on the calling thread, when this source
+   * answers without waiting (a local file opened with `syncReads`);
+   * `undefined` when it cannot, and the caller then uses `read`. Same
+   * contract as `read` otherwise (exact length, pinned to `version`); errors
+   * are thrown, not returned. Lets a lookup and its body read run without a
+   * promise in between.
+   */
+  readSync?(offset: number, length: number, version?: string): Uint8Array | undefined;
   close?(): Promise<void>;
 }
 
@@ -111,7 +120,8 @@ export const LOCAL_HINTS: ReadHints = {
   maxGap: 4096,
   maxSpan: 1 << 20,
   concurrency: 8,
-  tailBytes: 4096,
+  // The footer and a root of up to 1,024 pages (about 100,000 entries) in one read.
+  tailBytes: 8192,
   cost: LOCAL_COST,
 };
 export const MEMORY_HINTS: ReadHints = { maxGap: 0, maxSpan: 1 << 30, concurrency: 64 };

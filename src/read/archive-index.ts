@@ -40,9 +40,10 @@ export interface ArchiveIndex {
    */
   lookupOne(name: string, signal?: AbortSignal): Promise<EntryRecord | null>;
   /**
-   * A lookup answered without I/O when it can be: the live record, `null`
-   * when the name is not in the archive, `undefined` when the page that
-   * would tell is not loaded (ask `lookupMany`).
+   * A lookup answered without waiting when it can be (the page cached, or
+   * read at once from a source that reads on the calling thread): the live
+   * record, `null` when the name is not in the archive, `undefined` when the
+   * page that would tell is not at hand (ask `lookupOne` or `lookupMany`).
    */
   peek(name: string): EntryRecord | null | undefined;
   /** Live names: v1 in first-added order, v2 sorted by UTF-8 bytes. */
@@ -168,16 +169,20 @@ function liveIn(view: PageView, bytes: Uint8Array, name: string): EntryRecord | 
 }
 
 class V2Index implements ArchiveIndex {
-  readonly version = 2 as const;
-  private readonly pages: ByteLru<number, PageView>;
+  declare private readonly pages: ByteLru<number, PageView>;
+  declare private readonly footer: V2Footer;
+  declare private readonly table: PageTable;
+  declare private readonly bytesOf: IndexBytes;
 
-  private constructor(
-    private readonly footer: V2Footer,
-    private readonly table: PageTable,
-    private readonly bytesOf: IndexBytes,
-    pageCacheBytes: number,
-  ) {
+  private constructor(footer: V2Footer, table: PageTable, bytesOf: IndexBytes, pageCacheBytes: number) {
+    this.footer = footer;
+    this.table = table;
+    this.bytesOf = bytesOf;
     this.pages = new ByteLru(pageCacheBytes);
+  }
+
+  get version(): 2 {
+    return 2;
   }
 
   static async open(
@@ -186,7 +191,8 @@ class V2Index implements ArchiveIndex {
     pageCacheBytes: number,
     signal?: AbortSignal,
   ): Promise<V2Index> {
-    const root = await bytesOf.loadOne({ offset: rootOffset(footer), length: rootLength(footer) }, signal);
+    const range = { offset: rootOffset(footer), length: rootLength(footer) };
+    const root = bytesOf.loadSync(range) ?? (await bytesOf.loadOne(range, signal));
     return new V2Index(footer, decodeRoot(root, footer), bytesOf, pageCacheBytes);
   }
 
@@ -201,11 +207,6 @@ class V2Index implements ArchiveIndex {
 
   get pageCount(): number {
     return this.table.lengths.length;
-  }
-
-  private view(page: number, bytes: Uint8Array): { value: PageView; bytes: number } {
-    const view = new PageView(bytes, page, this.footer);
-    return { value: view, bytes: view.cost };
   }
 
   /**
@@ -231,30 +232,36 @@ class V2Index implements ArchiveIndex {
       signal,
       hints,
     );
-    for (let i = 0; i < missing.length; i++) {
-      const id = missing[i]!;
-      const loaded = this.view(id, raw[i]!);
-      this.pages.set(id, loaded.value, loaded.bytes);
-      out.set(id, loaded.value);
-    }
+    for (let i = 0; i < missing.length; i++) out.set(missing[i]!, this.adopt(missing[i]!, raw[i]!));
     return out;
   }
 
-  /** Without I/O when the name's page is cached: searched in its raw bytes like a lookup. */
+  /** A loaded page as a verified view, kept in the page cache. */
+  private adopt(id: number, bytes: Uint8Array): PageView {
+    const view = new PageView(bytes, id, this.footer);
+    this.pages.set(id, view, view.cost);
+    return view;
+  }
+
+  /**
+   * Without waiting when it can: the name's page from the page cache, else
+   * read at once when the source reads on the calling thread (`syncReads`);
+   * searched in its raw bytes like a lookup.
+   */
   peek(name: string): EntryRecord | null | undefined {
     const e = encodeName(name, this.footer.pageBits);
-    const view = this.pages.get(e.page);
-    return view ? liveIn(view, e.bytes, name) : undefined;
+    let view = this.pages.get(e.page);
+    if (!view) {
+      const raw = this.bytesOf.loadSync(this.rangeOf(e.page));
+      if (!raw) return undefined;
+      view = this.adopt(e.page, raw);
+    }
+    return liveIn(view, e.bytes, name);
   }
 
   async lookupOne(name: string, signal?: AbortSignal): Promise<EntryRecord | null> {
     const e = encodeName(name, this.footer.pageBits);
-    let view = this.pages.get(e.page);
-    if (!view) {
-      const loaded = this.view(e.page, await this.bytesOf.loadOne(this.rangeOf(e.page), signal));
-      this.pages.set(e.page, loaded.value, loaded.bytes);
-      view = loaded.value;
-    }
+    const view = this.pages.get(e.page) ?? this.adopt(e.page, await this.bytesOf.loadOne(this.rangeOf(e.page), signal));
     return liveIn(view, e.bytes, name);
   }
 

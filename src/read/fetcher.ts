@@ -44,18 +44,23 @@ interface SharedRead {
  * read, every read is counted, batches are coalesced by the hints.
  */
 export class Fetcher {
-  readonly source: RangeSource;
-  readonly hints: ReadHints;
-  readonly stats: IoStats = { requests: 0, bytes: 0 };
-  private readonly inflight = new Map<string, SharedRead>();
+  // Assigned in the constructor (no field initializers): one function less to compile on a first open.
+  declare readonly source: RangeSource;
+  declare readonly hints: ReadHints;
+  declare readonly stats: IoStats;
+  declare private readonly inflight: Map<string, SharedRead>;
   /** The bytes read at open; any read inside them costs no request. */
-  private tail: { bytes: Uint8Array; start: number } | undefined;
+  declare private tail: { bytes: Uint8Array; start: number } | undefined;
   /** The version (ETag) the tail was read from; every later read is pinned to it. */
-  private version: string | undefined;
+  declare private version: string | undefined;
 
   constructor(source: RangeSource, hints: ReadHints) {
     this.source = source;
     this.hints = hints;
+    this.stats = { requests: 0, bytes: 0 };
+    this.inflight = new Map();
+    this.tail = undefined;
+    this.version = undefined;
   }
 
   read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
@@ -116,6 +121,25 @@ export class Fetcher {
         },
       );
     });
+  }
+
+  /**
+   * The bytes at once when they are in the tail or the source reads on the
+   * calling thread (`RangeSource.readSync`), pinned and counted like `read`;
+   * undefined otherwise (use `read`). Not shared: nothing waits, so there is
+   * nothing in flight to share.
+   */
+  readSync(offset: number, length: number): Uint8Array | undefined {
+    const inTail = this.fromTail(offset, length);
+    if (inTail) return inTail;
+    const source = this.source;
+    if (source.readSync === undefined) return undefined;
+    const bytes = source.readSync(offset, length, this.version);
+    if (bytes !== undefined) {
+      this.stats.requests++;
+      this.stats.bytes += bytes.length;
+    }
+    return bytes;
   }
 
   /**

@@ -16,12 +16,16 @@ export interface ByteRange {
  * share one fetch: process-wide through a cache, per opening without one.
  */
 export class IndexBytes {
-  private readonly local = new SharedRegistry();
+  /** Shared fetches without a cache: made on the first batch (a first lookup never needs it). */
+  declare private local: SharedRegistry | undefined;
+  declare readonly fetcher: Fetcher;
+  declare private readonly link: CacheLink | undefined;
 
-  constructor(
-    readonly fetcher: Fetcher,
-    private readonly link: CacheLink | undefined,
-  ) {}
+  constructor(fetcher: Fetcher, link: CacheLink | undefined) {
+    this.fetcher = fetcher;
+    this.link = link;
+    this.local = undefined;
+  }
 
   /** Caching needs a version token: a cached range must name the exact bytes it came from. */
   private get version(): string | undefined {
@@ -34,7 +38,7 @@ export class IndexBytes {
   }
 
   private get registry(): SharedRegistry {
-    return this.version !== undefined ? this.link!.inflight : this.local;
+    return this.version !== undefined ? this.link!.inflight : (this.local ??= new SharedRegistry());
   }
 
   /**
@@ -45,6 +49,16 @@ export class IndexBytes {
   loadOne(range: ByteRange, signal?: AbortSignal): Promise<Uint8Array> {
     if (this.link) return this.load([range], signal).then((b) => b[0]!);
     return this.fetcher.read(range.offset, range.length, signal);
+  }
+
+  /**
+   * One range at once, without a promise: from the tail, or (without a
+   * cache, which is asynchronous) from a source that reads on the calling
+   * thread; undefined otherwise (use `loadOne`).
+   */
+  loadSync(range: ByteRange): Uint8Array | undefined {
+    if (this.link) return this.fetcher.fromTail(range.offset, range.length);
+    return this.fetcher.readSync(range.offset, range.length);
   }
 
   /**

@@ -3,7 +3,7 @@ import type { RangeSource, ReadHints } from "../io/source.js";
 import { openIndex } from "./archive-index.js";
 import type { ArchiveIndex, Tail } from "./archive-index.js";
 import type { CacheLink } from "./cache-link.js";
-import { loadHasher } from "../format/hash.js";
+import { hasherReady, loadHasher } from "../format/hash.js";
 import { Fetcher } from "./fetcher.js";
 import type { IoStats, TailRead } from "./fetcher.js";
 import { IndexBytes } from "./index-bytes.js";
@@ -24,13 +24,13 @@ export interface OpeningConfig {
  * with that opening's fetcher.
  */
 export class Opening {
-  readonly fetcher: Fetcher;
-  readonly index: ArchiveIndex;
-  readonly tail: Tail;
-  readonly version: string | undefined;
+  declare readonly fetcher: Fetcher;
+  declare readonly index: ArchiveIndex;
+  declare readonly tail: Tail;
+  declare readonly version: string | undefined;
   /** Whether the tail came from the index cache (no request to the source). */
-  readonly warm: boolean;
-  readonly bytes: IndexBytes;
+  declare readonly warm: boolean;
+  declare readonly bytes: IndexBytes;
 
   private constructor(fetcher: Fetcher, bytes: IndexBytes, index: ArchiveIndex, tail: TailRead, warm: boolean) {
     this.fetcher = fetcher;
@@ -58,8 +58,8 @@ export class Opening {
     } else {
       tail = await fetcher.readTail(cfg.tailSize, signal);
     }
-    // The hash WebAssembly started loading at import: the tail read overlapped whatever was left of it.
-    await loadHasher();
+    // The hash WebAssembly is instantiated at import (or started loading then: the tail read overlapped the rest).
+    if (!hasherReady()) await loadHasher();
     fetcher.adopt(tail);
     const bytes = new IndexBytes(fetcher, link);
     let index: ArchiveIndex;
@@ -130,17 +130,20 @@ async function cachedTail(
  * DesChangedError.
  */
 export class Openings {
-  private now: Opening;
-  private reopening: SharedTask<Opening> | undefined;
-  private readonly retired: IoStats = { requests: 0, bytes: 0 };
-  closed = false;
+  declare private now: Opening;
+  declare private reopening: SharedTask<Opening> | undefined;
+  declare private readonly retired: IoStats;
+  declare closed: boolean;
+  declare private readonly source: RangeSource;
+  declare private readonly cfg: OpeningConfig;
 
-  constructor(
-    private readonly source: RangeSource,
-    private readonly cfg: OpeningConfig,
-    first: Opening,
-  ) {
+  constructor(source: RangeSource, cfg: OpeningConfig, first: Opening) {
+    this.source = source;
+    this.cfg = cfg;
     this.now = first;
+    this.reopening = undefined;
+    this.retired = { requests: 0, bytes: 0 };
+    this.closed = false;
   }
 
   get current(): Opening {

@@ -146,6 +146,17 @@ function checkHints(o: {
   if (cost !== undefined) checkCost(cost);
 }
 
+/**
+ * Whether `checkReaderOptions` has anything to check: false for `{}` and
+ * `{ syncReads: <boolean> }`, the options of most opens (so a cold open does
+ * not compile the checks of options it was not given).
+ */
+export function readerOptionsToCheck(o: ReaderOptions): boolean {
+  if (o === null || typeof o !== "object") return true;
+  for (const k in o) if (k !== "syncReads" || typeof o.syncReads !== "boolean") return true;
+  return false;
+}
+
 export function checkReaderOptions(o: ReaderOptions): void {
   if (o === null || typeof o !== "object") throw new DesInvalidArgumentError("reader options must be an object");
   checkInt("tailSize", o.tailSize, 256, 2 ** 30);

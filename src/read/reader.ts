@@ -1,5 +1,5 @@
 import { Readable } from "node:stream";
-import { DesClosedError, DesInvalidArgumentError, DesNotFoundError } from "../errors.js";
+import { DesClosedError, DesInvalidArgumentError, DesNotFoundError, throwIfAborted } from "../errors.js";
 import type { MetaValue } from "../format/meta.js";
 import type { EntryRecord } from "../format/record.js";
 import type { RangeSource } from "../io/source.js";
@@ -26,6 +26,7 @@ import {
   checkManyOptions,
   checkReadOptions,
   checkReaderOptions,
+  readerOptionsToCheck,
   hintsOf,
 } from "./options.js";
 import type { ManyOptions, ReadOptions, ReaderOptions } from "./options.js";
@@ -47,20 +48,23 @@ export interface WarmReport {
   readonly bytes: number;
 }
 
+/** The options of a call given none: nothing to check. */
+const NO_OPTIONS: ReadOptions = Object.freeze({});
+
 /**
  * Reads a DES archive (v1 or v2) from any RangeSource. Opening reads the tail
  * once (or takes it from the index cache); lookups read at most one index
  * page; batches are coalesced; every result comes from one opening.
  */
 export class DesReader {
-  readonly source: RangeSource;
-  private readonly openings: Openings;
-  private readonly verifyDefault: boolean;
-  private readonly maxBatchBytes: number;
-  private readonly batch: BatchConfig;
-  private readonly link: CacheLink | undefined;
-  private readonly ownsSource: boolean;
-  private closed = false;
+  declare readonly source: RangeSource;
+  declare private readonly openings: Openings;
+  declare private readonly verifyDefault: boolean;
+  declare private readonly maxBatchBytes: number;
+  declare private readonly batch: BatchConfig;
+  declare private readonly link: CacheLink | undefined;
+  declare private readonly ownsSource: boolean;
+  declare private closed: boolean;
 
   private constructor(
     source: RangeSource,
@@ -71,6 +75,7 @@ export class DesReader {
   ) {
     this.source = source;
     this.openings = openings;
+    this.closed = false;
     this.link = link;
     this.ownsSource = ownsSource;
     this.verifyDefault = opts.verify ?? true;
@@ -89,7 +94,7 @@ export class DesReader {
 
   /** Opens an archive from a path or a RangeSource. */
   static async open(source: string | RangeSource, options: ReaderOptions = {}): Promise<DesReader> {
-    checkReaderOptions(options);
+    if (readerOptionsToCheck(options)) checkReaderOptions(options);
     const ownsSource = typeof source === "string";
     const src =
       typeof source === "string" ? await FileSource.open(source, { syncReads: options.syncReads ?? false }) : source;
@@ -159,6 +164,7 @@ export class DesReader {
 
   /** The record of `name` in opening `o`: no I/O when its page is decoded; null when absent. */
   private async find(o: Opening, name: string, signal?: AbortSignal): Promise<EntryRecord | null> {
+    throwIfAborted(signal);
     const rec = o.index.peek(name);
     return rec !== undefined ? rec : o.index.lookupOne(name, signal);
   }
@@ -200,16 +206,19 @@ export class DesReader {
     for await (const page of o.index.recordPages(opts.signal)) for (const r of page) yield toStat(r);
   }
 
-  get(name: string, opts: ReadOptions = {}): Promise<Uint8Array> {
-    try {
-      checkReadOptions(opts);
-    } catch (e) {
-      return Promise.reject(e);
+  get(name: string, opts: ReadOptions = NO_OPTIONS): Promise<Uint8Array> {
+    if (opts !== NO_OPTIONS) {
+      try {
+        checkReadOptions(opts);
+      } catch (e) {
+        return Promise.reject(e);
+      }
     }
     const verify = opts.verify ?? this.verifyDefault;
     const signal = opts.signal;
     return this.run(async (o) => {
       // Inline rather than `find`: one async frame less per pending get.
+      throwIfAborted(signal); // what follows may read without a promise
       let rec = o.index.peek(name);
       if (rec === undefined) rec = await o.index.lookupOne(name, signal);
       if (rec === null) throw new DesNotFoundError(name);
@@ -223,7 +232,10 @@ export class DesReader {
       const content = this.batch.content;
       const hot = content?.get(o, rec);
       if (hot) return hot;
-      const body = decodeBody(rec, await o.fetcher.read(rec.dataOffset, rec.storedSize, signal), verify);
+      const stored =
+        o.fetcher.readSync(rec.dataOffset, rec.storedSize) ??
+        (await o.fetcher.read(rec.dataOffset, rec.storedSize, signal));
+      const body = decodeBody(rec, stored, verify);
       if (verify) content?.set(o, rec, body);
       return body;
     }, signal);

@@ -103,16 +103,16 @@ function openFdSync(filePath: string): { fd: number; st: fs.BigIntStats } {
  * read never fails with EBADF or reads a reused descriptor.
  */
 export class FileSource implements RangeSource {
-  readonly key: string;
-  readonly hints: ReadHints;
-  readonly stats = { reads: 0, bytesRead: 0 };
-  private handle: Handle | undefined;
-  private fileSize: number;
-  private readonly syncReads: boolean;
-  private readonly checkIntervalMs: number;
-  private lastCheck: number;
+  declare readonly key: string;
+  declare readonly hints: ReadHints;
+  declare readonly stats: { reads: number; bytesRead: number };
+  declare private handle: Handle | undefined;
+  declare private fileSize: number;
+  declare private readonly syncReads: boolean;
+  declare private readonly checkIntervalMs: number;
+  declare private lastCheck: number;
   /** Just opened: a first `readTail` within checkIntervalMs needs no new stat (open took one). */
-  private justOpened = true;
+  declare private justOpened: boolean;
 
   private constructor(
     filePath: string,
@@ -123,6 +123,8 @@ export class FileSource implements RangeSource {
     checkIntervalMs: number,
   ) {
     this.key = path.resolve(filePath);
+    this.stats = { reads: 0, bytesRead: 0 };
+    this.justOpened = true;
     this.handle = FileSource.handleOf(fd, st);
     this.fileSize = Number(st.size);
     this.hints = hints;
@@ -212,7 +214,7 @@ export class FileSource implements RangeSource {
     checkRange(offset, length, this.fileSize, this.key);
     const h = this.acquire(version);
     try {
-      if (this.syncReads) return this.readNow(h.fd, offset, length);
+      if (this.syncReads) return this.pread(h.fd, offset, length);
       const buf = Buffer.allocUnsafe(length);
       await this.fill(h, offset, buf, signal);
       return new Uint8Array(buf.buffer, buf.byteOffset, length);
@@ -279,7 +281,7 @@ export class FileSource implements RangeSource {
     for (const r of ranges) checkRange(r.offset, r.length, this.fileSize, this.key);
     const h = this.acquire(version);
     try {
-      if (this.syncReads) return ranges.map((r) => this.readNow(h.fd, r.offset, r.length));
+      if (this.syncReads) return ranges.map((r) => this.pread(h.fd, r.offset, r.length));
       const reader = batchReader();
       if (!reader.ready()) {
         const out: Uint8Array[] = new Array(ranges.length);
@@ -307,8 +309,23 @@ export class FileSource implements RangeSource {
     }
   }
 
+  /**
+   * With `syncReads`: `read` on the calling thread, without a promise (the
+   * RangeSource `readSync`). Without it: undefined (use `read`).
+   */
+  readSync(offset: number, length: number, version?: string): Uint8Array | undefined {
+    if (!this.syncReads) return undefined;
+    checkRange(offset, length, this.fileSize, this.key);
+    const h = this.acquire(version);
+    try {
+      return this.pread(h.fd, offset, length);
+    } finally {
+      this.release(h);
+    }
+  }
+
   /** One synchronous pread (syncReads mode). */
-  private readNow(fd: number, offset: number, length: number): Uint8Array {
+  private pread(fd: number, offset: number, length: number): Uint8Array {
     const buf = Buffer.allocUnsafe(length);
     this.fillNow(fd, offset, buf);
     return new Uint8Array(buf.buffer, buf.byteOffset, length);
@@ -344,7 +361,8 @@ export class FileSource implements RangeSource {
     this.justOpened = false;
     if (!fresh) return this.readTailAgain(h, length, signal);
     const n = Math.min(length, this.fileSize);
-    const bytes = await this.read(this.fileSize - n, n, signal, h.token);
+    const bytes =
+      this.readSync(this.fileSize - n, n, h.token) ?? (await this.read(this.fileSize - n, n, signal, h.token));
     return { bytes, size: this.fileSize, version: h.token };
   }
 

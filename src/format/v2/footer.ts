@@ -1,4 +1,4 @@
-import { ByteReader, ByteWriter } from "../bytes.js";
+import { ByteWriter } from "../bytes.js";
 import { DesChecksumError, DesFormatError, DesUnsupportedError } from "../../errors.js";
 import { xxh64 } from "../hash.js";
 import {
@@ -59,31 +59,40 @@ export function encodeV2Footer(f: V2Footer): Uint8Array {
   return w.finish();
 }
 
-/** Decodes and validates a v2 footer: its own checksum first, then every bound it states. */
+/**
+ * Decodes and validates a v2 footer: its own checksum first, then every
+ * bound it states. Read with one DataView and no helper calls: it runs once
+ * per open, in a fresh process before anything is compiled.
+ */
 export function decodeV2Footer(bytes: Uint8Array, archiveSize: number): V2Footer {
   if (bytes.length !== V2_FOOTER_SIZE) throw new DesFormatError("v2 footer: wrong size");
-  const r = new ByteReader(bytes, "v2 footer");
-  r.skip(120);
-  const stored = r.u64big();
-  if (stored !== xxh64(bytes.subarray(0, 120))) throw new DesChecksumError({ kind: "footer" });
-  r.pos = 9;
-  const pageBits = r.u8();
-  r.skip(2);
-  const requiredFeatures = r.u32();
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (view.getBigUint64(120, true) !== xxh64(bytes.subarray(0, 120))) throw new DesChecksumError({ kind: "footer" });
+  const pageBits = bytes[9]!;
+  const requiredFeatures = view.getUint32(12, true);
+  // The u64 fields from offset 16 (offsets, lengths, counts) must be safe integers.
+  const u64 = new Array<number>(9);
+  for (let i = 0; i < 9; i++) {
+    const hi = view.getUint32(20 + 8 * i, true);
+    if (hi >= 0x200000) throw new DesFormatError(`v2 footer: ${U64_FIELDS[i]} is too large`);
+    u64[i] = hi * 2 ** 32 + view.getUint32(16 + 8 * i, true);
+  }
+  const generation = view.getBigUint64(96, true);
   const f: V2Footer = {
     pageBits,
     requiredFeatures,
-    dataStart: r.u64("data_start"),
-    dataLength: r.u64("data_length"),
-    metaStart: r.u64("meta_start"),
-    metaLength: r.u64("meta_length"),
-    indexStart: r.u64("index_start"),
-    indexLength: r.u64("index_length"),
-    entryCount: r.u64("entry_count"),
-    prevFooterOffset: r.u64("prev_footer_offset"),
-    archiveLength: r.u64("archive_length"),
-    rootHash: r.u64big(),
-    generation: safeOrZero(r.u64big()),
+    dataStart: u64[0]!,
+    dataLength: u64[1]!,
+    metaStart: u64[2]!,
+    metaLength: u64[3]!,
+    indexStart: u64[4]!,
+    indexLength: u64[5]!,
+    entryCount: u64[6]!,
+    prevFooterOffset: u64[7]!,
+    archiveLength: u64[8]!,
+    rootHash: view.getBigUint64(88, true),
+    // A reserved-turned-optional field: a value no writer of this spec produces reads as 0 ("unknown").
+    generation: generation <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(generation) : 0,
   };
   if ((requiredFeatures & ~KNOWN_FEATURES) !== 0) {
     throw new DesUnsupportedError(`archive requires features 0x${requiredFeatures.toString(16)} this reader lacks`);
@@ -104,6 +113,19 @@ export function decodeV2Footer(bytes: Uint8Array, archiveSize: number): V2Footer
   if (!ok) throw new DesFormatError("v2 footer: sections are out of bounds or overlap");
   return f;
 }
+
+/** The footer's u64 fields from offset 16, in order (section 3.2). */
+const U64_FIELDS = [
+  "data_start",
+  "data_length",
+  "meta_start",
+  "meta_length",
+  "index_start",
+  "index_length",
+  "entry_count",
+  "prev_footer_offset",
+  "archive_length",
+] as const;
 
 export function rootLength(footer: V2Footer): number {
   return 4 * 2 ** footer.pageBits;
@@ -143,9 +165,4 @@ export function encodeRoot(pageLengths: readonly number[]): Uint8Array {
   const w = new ByteWriter(pageLengths.length * 4);
   for (const len of pageLengths) w.u32(len);
   return w.finish();
-}
-
-/** A reserved-turned-optional field: a value no writer of this spec produces reads as 0 ("unknown"). */
-function safeOrZero(v: bigint): number {
-  return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : 0;
 }

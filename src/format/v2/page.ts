@@ -1,16 +1,14 @@
 import { ByteReader, compareBytes, putVarint, utf8Decode, varintLength } from "../bytes.js";
+import { decodeFields } from "./record-fields.js";
 import { DesChecksumError, DesFormatError } from "../../errors.js";
 import { xxh64 } from "../hash.js";
 import {
   FLAG_COMPRESSED,
   FLAG_EXTERNAL,
   FLAG_TOMBSTONE,
-  HEADER_SIZE,
   MAX_NAME_BYTES,
   MIN_V2_RECORD,
   PAGE_OVERHEAD,
-  CODEC_NONE,
-  codecName,
 } from "../constants.js";
 import type { EntryRecord } from "../record.js";
 import type { V2Footer } from "./footer.js";
@@ -118,6 +116,7 @@ export function decodePage(page: Uint8Array, pageIndex: number, footer: V2Footer
 
 function decodeRecords(page: Uint8Array, pageIndex: number, footer: V2Footer, bodyEnd: number): DecodedPage {
   const r = new ByteReader(page, `v2 page ${pageIndex}`, 0, bodyEnd);
+  const view = new DataView(page.buffer, page.byteOffset, page.byteLength);
   const count = r.u32();
   if (count * MIN_V2_RECORD > r.remaining) r.fail(`record count ${count} does not fit`);
   const limit = footer.indexStart;
@@ -135,7 +134,7 @@ function decodeRecords(page: Uint8Array, pageIndex: number, footer: V2Footer, bo
     prev = nameBytes;
     const name = utf8Decode(nameBytes, `v2 page ${pageIndex} record ${i} name`);
     names[i] = nameBytes;
-    records[i] = decodeRecordBody(r, name, limit);
+    records[i] = decodeFields(page, view, r, bodyEnd, name, limit, pageIndex);
   }
   if (r.remaining !== 0) r.fail(`${r.remaining} stray bytes after the last record`);
   return { names, records };
@@ -151,23 +150,25 @@ function decodeRecords(page: Uint8Array, pageIndex: number, footer: V2Footer, bo
  * hashed or decoded for the records not asked for.
  */
 export class PageView {
-  readonly bytes: Uint8Array;
-  readonly pageIndex: number;
-  readonly count: number;
-  private readonly bodyEnd: number;
-  private readonly limit: number;
-  private readonly footer: V2Footer;
+  declare readonly bytes: Uint8Array;
+  declare readonly pageIndex: number;
+  declare readonly count: number;
+  declare private readonly bodyEnd: number;
+  declare private readonly footer: V2Footer;
+  declare private readonly view: DataView;
   /** Offset of each record's name, and its length; built by the first lookup. */
-  private nameAt: Uint32Array | undefined;
-  private nameLen: Uint32Array | undefined;
+  declare private nameAt: Uint32Array | undefined;
+  declare private nameLen: Uint32Array | undefined;
 
   constructor(bytes: Uint8Array, pageIndex: number, footer: V2Footer) {
     this.bodyEnd = verifyPage(bytes, pageIndex);
     this.bytes = bytes;
     this.pageIndex = pageIndex;
     this.footer = footer;
-    this.limit = footer.indexStart;
-    const count = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true);
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.nameAt = undefined;
+    this.nameLen = undefined;
+    const count = this.view.getUint32(0, true);
     if (count * MIN_V2_RECORD > this.bodyEnd - 4)
       throw new DesFormatError(`v2 page ${pageIndex}: record count ${count} does not fit`);
     this.count = count;
@@ -193,33 +194,58 @@ export class PageView {
     const at = this.nameAt!;
     const lens = this.nameLen!;
     const bytes = this.bytes;
+    const want = name.length;
     let lo = 0;
     let hi = this.count - 1;
+    // How many leading bytes `name` shares with the names just below `lo` and just above `hi`: every
+    // name between them shares the smaller of the two, so each comparison starts there
+    // (names of one page often share long prefixes, and byte loops are what a cold lookup pays for).
+    let sameLo = 0;
+    let sameHi = 0;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      const c = compareAt(bytes, at[mid]!, lens[mid]!, name);
-      if (c < 0) lo = mid + 1;
-      else if (c > 0) hi = mid - 1;
-      else return this.decodeAt(mid, at[mid]!, lens[mid]!, asString);
+      // Unsigned bytewise comparison of the record's name with `name`.
+      const start = at[mid]!;
+      const len = lens[mid]!;
+      const n = len < want ? len : want;
+      let k = sameLo < sameHi ? sameLo : sameHi;
+      while (k < n && bytes[start + k] === name[k]) k++;
+      const c = k < n ? bytes[start + k]! - name[k]! : len - want;
+      if (c < 0) {
+        lo = mid + 1;
+        sameLo = k;
+      } else if (c > 0) {
+        hi = mid - 1;
+        sameHi = k;
+      } else return this.decodeAt(mid, start, len, asString);
     }
     return undefined;
   }
 
   private decodeAt(i: number, start: number, len: number, asString: string | undefined): EntryRecord {
-    const r = new ByteReader(this.bytes, `v2 page ${this.pageIndex}`, start + len, this.bodyEnd);
-    const nameBytes = this.bytes.subarray(start, start + len);
-    if (nameBytes.includes(0)) r.fail(`record ${i}: name contains NUL`);
+    const bytes = this.bytes;
+    for (let k = start; k < start + len; k++)
+      if (bytes[k] === 0) throw new DesFormatError(`v2 page ${this.pageIndex}: record ${i}: name contains NUL`);
     // The caller found this page from the name's own hash, so the record is
     // in the page its name belongs to.
-    const name = asString ?? utf8Decode(nameBytes, `v2 page ${this.pageIndex} record ${i} name`);
-    return decodeRecordBody(r, name, this.limit);
+    const name =
+      asString ?? utf8Decode(bytes.subarray(start, start + len), `v2 page ${this.pageIndex} record ${i} name`);
+    return decodeFields(
+      bytes,
+      this.view,
+      { pos: start + len },
+      this.bodyEnd,
+      name,
+      this.footer.indexStart,
+      this.pageIndex,
+    );
   }
 
   /**
    * One pass over the records: framing, name lengths, strict order, no stray
-   * bytes. Written as one flat loop with its own varint reads: a first lookup
-   * in a fresh process runs it before the JIT has compiled anything, where
-   * every call costs.
+   * bytes. One flat loop with its varints read inline, calling nothing: a
+   * first lookup in a fresh process runs it before the JIT has compiled
+   * anything, where every call costs.
    */
   private scan(): void {
     const count = this.count;
@@ -230,166 +256,125 @@ export class PageView {
     let o = 4;
     let prevAt = 0;
     let prevLen = 0;
+    // Each varint is read inline into `v` (`do { ... } while (b >= 0x80)`); one past `end` or longer than 8 bytes ends the pass.
     let v: number;
-    const fail = (i: number, what: string): never => {
-      throw new DesFormatError(`v2 page ${this.pageIndex}: record ${i}: ${what}`);
-    };
-    for (let i = 0; i < count; i++) {
-      // name_len
+    let scale: number;
+    let b: number;
+    let bad = "";
+    let i = 0;
+    records: for (; i < count; i++) {
       v = 0;
-      for (let shift = 1, k = 0; ; k++, shift *= 128) {
-        if (o >= end || k === 8) fail(i, "truncated or bad varint");
-        const b = bytes[o++]!;
-        v += (b & 0x7f) * shift;
-        if (b < 0x80) break;
-      }
+      scale = 1;
+      do {
+        if (o >= end || scale > MAX_VARINT_SCALE) break records;
+        b = bytes[o++]!;
+        v += (b & 0x7f) * scale;
+        scale *= 0x80;
+      } while (b >= 0x80);
       const nameLen = v;
-      if (nameLen === 0 || nameLen > MAX_NAME_BYTES) fail(i, `name length ${nameLen}`);
+      if (nameLen === 0 || nameLen > MAX_NAME_BYTES) {
+        bad = `name length ${nameLen}`;
+        break;
+      }
       const start = o;
       o += nameLen;
-      if (o > end) fail(i, "truncated name");
+      if (o > end) break;
       if (i > 0) {
         // Strictly ascending: the first differing byte is larger, or the previous name is a proper prefix.
         const n = prevLen < nameLen ? prevLen : nameLen;
         let k = 0;
         while (k < n && bytes[prevAt + k] === bytes[start + k]) k++;
-        if (k === n ? prevLen >= nameLen : bytes[prevAt + k]! > bytes[start + k]!)
-          fail(i, "names are not strictly ascending");
+        if (k === n ? prevLen >= nameLen : bytes[prevAt + k]! > bytes[start + k]!) {
+          bad = "names are not strictly ascending";
+          break;
+        }
       }
       at[i] = start;
       lens[i] = nameLen;
       prevAt = start;
       prevLen = nameLen;
-      o = skipRecordFields(bytes, o, end);
-      if (o < 0) fail(i, "truncated or bad record");
+      // flags
+      v = 0;
+      scale = 1;
+      do {
+        if (o >= end || scale > MAX_VARINT_SCALE) break records;
+        b = bytes[o++]!;
+        v += (b & 0x7f) * scale;
+        scale *= 0x80;
+      } while (b >= 0x80);
+      const flags = v;
+      if (flags & FLAG_TOMBSTONE) continue;
+      if (flags & FLAG_COMPRESSED) {
+        o++; // codec
+        v = 0;
+        scale = 1;
+        do {
+          if (o >= end || scale > MAX_VARINT_SCALE) break records;
+          b = bytes[o++]!;
+          v += (b & 0x7f) * scale;
+          scale *= 0x80;
+        } while (b >= 0x80); // size
+      }
+      v = 0;
+      scale = 1;
+      do {
+        if (o >= end || scale > MAX_VARINT_SCALE) break records;
+        b = bytes[o++]!;
+        v += (b & 0x7f) * scale;
+        scale *= 0x80;
+      } while (b >= 0x80); // stored_len
+      const stored = v;
+      const external = (flags & FLAG_EXTERNAL) !== 0;
+      if (stored > 0 && !external) {
+        v = 0;
+        scale = 1;
+        do {
+          if (o >= end || scale > MAX_VARINT_SCALE) break records;
+          b = bytes[o++]!;
+          v += (b & 0x7f) * scale;
+          scale *= 0x80;
+        } while (b >= 0x80); // data_offset
+      }
+      if (external) {
+        v = 0;
+        scale = 1;
+        do {
+          if (o >= end || scale > MAX_VARINT_SCALE) break records;
+          b = bytes[o++]!;
+          v += (b & 0x7f) * scale;
+          scale *= 0x80;
+        } while (b >= 0x80); // key_len
+        o += v;
+      }
+      if (stored > 0) o += 8; // data hash
+      v = 0;
+      scale = 1;
+      do {
+        if (o >= end || scale > MAX_VARINT_SCALE) break records;
+        b = bytes[o++]!;
+        v += (b & 0x7f) * scale;
+        scale *= 0x80;
+      } while (b >= 0x80); // meta_len
+      if (v > 0) {
+        v = 0;
+        scale = 1;
+        do {
+          if (o >= end || scale > MAX_VARINT_SCALE) break records;
+          b = bytes[o++]!;
+          v += (b & 0x7f) * scale;
+          scale *= 0x80;
+        } while (b >= 0x80); // meta_offset
+        o += 8; // meta hash
+      }
+      if (o > end) break;
     }
+    if (i < count)
+      throw new DesFormatError(`v2 page ${this.pageIndex}: record ${i}: ${bad || "truncated or bad record"}`);
     if (o !== end) throw new DesFormatError(`v2 page ${this.pageIndex}: ${end - o} stray bytes after the last record`);
     this.nameAt = at;
     this.nameLen = lens;
   }
 }
 
-/** A varint at `o` of `bytes` (below `end`): its value, with the offset after it in `varintEnd`; -1 when malformed. */
-let varintEnd = 0;
-function varintAt(bytes: Uint8Array, o: number, end: number): number {
-  let v = 0;
-  let shift = 1;
-  for (let k = 0; k < 8; k++) {
-    if (o >= end) return -1;
-    const b = bytes[o++]!;
-    v += (b & 0x7f) * shift;
-    if (b < 0x80) {
-      varintEnd = o;
-      return v;
-    }
-    shift *= 128;
-  }
-  return -1;
-}
-
-/** Steps over a record's fields after its name (section 3.5): the offset after them, or -1 when they do not fit. */
-function skipRecordFields(bytes: Uint8Array, o: number, end: number): number {
-  const flags = varintAt(bytes, o, end);
-  if (flags < 0) return -1;
-  o = varintEnd;
-  if (flags & FLAG_TOMBSTONE) return o;
-  if (flags & FLAG_COMPRESSED) {
-    if (varintAt(bytes, o + 1, end) < 0) return -1;
-    o = varintEnd;
-  }
-  const storedSize = varintAt(bytes, o, end);
-  if (storedSize < 0) return -1;
-  o = varintEnd;
-  const external = (flags & FLAG_EXTERNAL) !== 0;
-  if (storedSize > 0 && !external) {
-    if (varintAt(bytes, o, end) < 0) return -1;
-    o = varintEnd;
-  }
-  if (external) {
-    const keyLen = varintAt(bytes, o, end);
-    if (keyLen < 0) return -1;
-    o = varintEnd + keyLen;
-  }
-  if (storedSize > 0) o += 8;
-  const metaLen = varintAt(bytes, o, end);
-  if (metaLen < 0) return -1;
-  o = varintEnd;
-  if (metaLen > 0) {
-    if (varintAt(bytes, o, end) < 0) return -1;
-    o = varintEnd + 8;
-  }
-  return o > end ? -1 : o;
-}
-
-/** Unsigned bytewise comparison of bytes[start, start + len) with `name`. */
-function compareAt(bytes: Uint8Array, start: number, len: number, name: Uint8Array): number {
-  const n = Math.min(len, name.length);
-  for (let i = 0; i < n; i++) {
-    const d = bytes[start + i]! - name[i]!;
-    if (d !== 0) return d;
-  }
-  return len - name.length;
-}
-
-const EMPTY_RECORD_FIELDS = {
-  compression: "none",
-  size: 0,
-  storedSize: 0,
-  dataOffset: 0,
-  dataHash: undefined,
-  metaOffset: 0,
-  metaLength: 0,
-  metaHash: undefined,
-  externalKey: undefined,
-} as const;
-
-function decodeRecordBody(r: ByteReader, name: string, limit: number): EntryRecord {
-  const flags = r.varint("flags");
-  if (flags & FLAG_TOMBSTONE) return { name, flags, ...EMPTY_RECORD_FIELDS };
-  let compression = codecName(0);
-  let size = -1;
-  if (flags & FLAG_COMPRESSED) {
-    // Only 1 (gzip) and 2 (brotli) are codecs; 0 under COMPRESSED is unknown, not "none"
-    // (read as "none" it would return stored_len bytes for an entry whose size differs).
-    const codec = r.u8();
-    compression = codec === CODEC_NONE ? undefined : codecName(codec);
-    size = r.varint("size");
-  }
-  const storedSize = r.varint("stored_len");
-  if (size < 0) size = storedSize;
-  const external = (flags & FLAG_EXTERNAL) !== 0;
-  let dataOffset = 0;
-  if (storedSize > 0 && !external) {
-    dataOffset = r.varint("data_offset");
-    if (dataOffset < HEADER_SIZE || dataOffset + storedSize > limit)
-      r.fail(`${JSON.stringify(name)}: data outside the archive`);
-  }
-  let externalKey: string | undefined;
-  if (external) {
-    const keyLen = r.varint("external key length");
-    externalKey = utf8Decode(r.take(keyLen), "external key");
-  }
-  const dataHash = storedSize > 0 ? r.u64big() : undefined;
-  const metaLength = r.varint("meta_len");
-  let metaOffset = 0;
-  let metaHash: bigint | undefined;
-  if (metaLength > 0) {
-    metaOffset = r.varint("meta_offset");
-    if (metaOffset < HEADER_SIZE || metaOffset + metaLength > limit)
-      r.fail(`${JSON.stringify(name)}: meta outside the archive`);
-    metaHash = r.u64big();
-  }
-  return {
-    name,
-    flags,
-    compression,
-    size,
-    storedSize,
-    dataOffset,
-    dataHash,
-    metaOffset,
-    metaLength,
-    metaHash,
-    externalKey,
-  };
-}
+/** The scale of a varint's ninth byte: a varint has at most 8. */
+const MAX_VARINT_SCALE = 2 ** 49;
