@@ -20,7 +20,7 @@ import {
 import type { Compression } from "../format/constants.js";
 import type { EntryRecord } from "../format/record.js";
 import { loadHasher, xxh64 } from "../format/hash.js";
-import { decodeMetaV1, encodeMetaV2 } from "../format/meta.js";
+import { decodeMetaV1, encodeMetaV2, loadMetaCodec } from "../format/meta.js";
 import { encodeV2Header } from "../format/v2/footer.js";
 import type { ByteSink } from "../io/sink.js";
 import type { RangeSource } from "../io/source.js";
@@ -91,7 +91,7 @@ export async function openForCopy(
   source: string | RangeSource,
   signal?: AbortSignal,
 ): Promise<{ opened: OpenedGeneration; close: () => Promise<void> }> {
-  await loadHasher();
+  await Promise.all([loadHasher(), loadMetaCodec()]);
   const src = typeof source === "string" ? await FileSource.open(source) : source;
   try {
     const opened = await openGeneration(
@@ -155,6 +155,7 @@ export async function copyEntries(
   const verify = opts.verify ?? true;
   const batchBytes = opts.batchBytes ?? 1 << 20;
   const v1 = from.index.version === 1;
+  if (v1) await loadMetaCodec();
   const reencode = v1 || opts.compress !== undefined;
   const ordered = [...records].sort((a, b) => a.dataOffset - b.dataOffset);
   const hints = { maxGap: 64 << 10, maxSpan: batchBytes };
