@@ -46,10 +46,16 @@ function eagerInputs(m: Metafile): string[] {
 }
 
 describe("what a reader loads at start, and when it loads the rest", () => {
-  it("the MessagePack and Python-JSON codecs and the xxhash-wasm loader are chunks of their own, not loaded at start", () => {
+  it("the MessagePack and Python-JSON codecs, the xxhash-wasm loader and verify() are chunks of their own, not loaded at start", () => {
     const eager = eagerInputs(meta);
     expect(eager.some((f) => f.includes("src/read/reader.ts"))).toBe(true);
-    for (const lazy of ["@msgpack/msgpack", "meta-codec.ts", "pyjson-loads.ts", "node_modules/xxhash-wasm"])
+    for (const lazy of [
+      "@msgpack/msgpack",
+      "meta-codec.ts",
+      "pyjson-loads.ts",
+      "node_modules/xxhash-wasm",
+      "src/read/verify.ts",
+    ])
       expect(eager.filter((f) => f.includes(lazy))).toEqual([]);
     // ... but they are in the bundle, for the first meta read (and a runtime without synchronous WebAssembly).
     const all = Object.keys(meta.inputs);

@@ -9,9 +9,9 @@ const MASK_64 = 2n ** 64n - 1n;
  * Memory for bytes that are read only to be checked and copied (repack,
  * merge): the memory of an xxhash WebAssembly instance of its own, so that
  * what is read into it is hashed where it lies, without first being copied
- * into the hasher's memory (the copy cost more than the hashing: spec 3.8.2
- * has the copy verify every checksum). The memory is sized once and never
- * grows, so views of it stay valid (growing would detach them).
+ * into the hasher's memory (for a repack, that copy cost more than the
+ * hashing). The memory is sized once and never grows, so views of it stay
+ * valid (growing would detach them).
  */
 export class HashArena {
   private readonly exports: Exports;
