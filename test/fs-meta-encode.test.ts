@@ -1,14 +1,16 @@
 import fs from "node:fs";
 import path from "node:path";
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { encodeFsMetaV2, fsMetaValue } from "../src/format/fs-meta.js";
 import type { FsKind, FsMeta } from "../src/format/fs-meta.js";
-import { encodeMetaV2 } from "../src/format/meta.js";
+import { encodeMetaV2, loadMetaCodec } from "../src/format/meta.js";
 import { DesReader } from "../src/read/reader.js";
 import { toFileStat } from "../src/read/fs-stat.js";
 import { packDirectory } from "../src/write/pack-directory.js";
 import { tempDir } from "./helpers/tmp.js";
+
+beforeAll(() => loadMetaCodec());
 
 const KINDS: FsKind[] = ["file", "directory", "symlink", "hardlink"];
 

@@ -3,9 +3,9 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { Readable } from "node:stream";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { decode } from "@msgpack/msgpack";
-import { encodeMetaV2 } from "../src/format/meta.js";
+import { encodeMetaV2, loadMetaCodec } from "../src/format/meta.js";
 import { loadHasher } from "../src/format/hash.js";
 import { SpillBuffer } from "../src/write/spill.js";
 import {
@@ -21,6 +21,8 @@ import type { ByteSink, ExternalStore, WriterOptions } from "../src/index.js";
 import { isTypedDesError, withTimeout } from "./helpers/archives.js";
 import { tempDir } from "./helpers/tmp.js";
 import { loadManifest, vectorDir, vectorsPresent } from "./helpers/vectors.js";
+
+beforeAll(() => loadMetaCodec());
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dir = tempDir("des-write-hardening-");

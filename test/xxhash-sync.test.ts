@@ -1,5 +1,9 @@
+import fs from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
 import xxhash from "xxhash-wasm";
 import { describe, expect, it } from "vitest";
+import { XXHASH_WASM_BASE64 } from "../src/format/xxhash-module.js";
 import { instantiateSync } from "../src/format/xxhash-sync.js";
 import { loadHasher, xxh64 } from "../src/format/hash.js";
 import { rngFor as rng } from "./helpers/store-rng.js";
@@ -37,6 +41,13 @@ describe("xxhash instantiated synchronously", () => {
     const s = mine!.create64(0n).update(new Uint8Array([1, 2, 3]));
     mine!.h64Raw(new Uint8Array(100_000).fill(9));
     expect(s.update(new Uint8Array([4])).digest()).toBe(theirs.h64Raw(new Uint8Array([1, 2, 3, 4])));
+  });
+
+  it("embeds exactly the installed package's WebAssembly module", () => {
+    const entry = createRequire(import.meta.url).resolve("xxhash-wasm");
+    const file = fs.readFileSync(path.join(path.dirname(entry), "..", "workerd", "xxhash.wasm"));
+    expect(file.length).toBe(3105);
+    expect(Buffer.from(XXHASH_WASM_BASE64, "base64").equals(file)).toBe(true);
   });
 
   it("is what the library uses from import: hashing works before any loadHasher() is awaited", async () => {

@@ -1,44 +1,51 @@
-import xxhash from "xxhash-wasm";
 import type { XXHashAPI } from "xxhash-wasm";
 import { DesInvalidArgumentError } from "../errors.js";
 import { instantiateSync } from "./xxhash-sync.js";
 
 let api: XXHashAPI | undefined;
+let triedSync = false;
 let loading: Promise<XXHashAPI> | undefined;
 const WARM_UP = new Uint8Array(16);
 
 /**
- * Loads the xxhash WebAssembly module once per process; every reader and
- * writer awaits it on open. It is instantiated synchronously when this
- * module is imported (see below and xxhash-sync.ts), so an open never waits
- * for a background compile; where that is not possible, loading starts at
- * import and an open finds it ready or nearly so.
+ * The xxhash WebAssembly module, instantiated once per process on first use,
+ * synchronously from its embedded bytes (a fraction of a millisecond; see
+ * xxhash-sync.ts), so importing the library compiles nothing and the first
+ * hash waits for no background compile.
+ */
+function syncApi(): XXHashAPI | undefined {
+  if (api || triedSync) return api;
+  triedSync = true;
+  const a = instantiateSync();
+  if (a) warmUp(a);
+  return (api = a);
+}
+
+/**
+ * Loads the xxhash module once per process; every reader and writer awaits
+ * it on open. Resolves at once where it compiles synchronously (everywhere
+ * WebAssembly is enabled); otherwise falls back to the package's own
+ * asynchronous loader, loaded on demand, whose error is the caller's.
  */
 export async function loadHasher(): Promise<XXHashAPI> {
-  if (api) return api;
-  loading ??= xxhash().then(
-    (a) => {
-      warmUp(a);
-      return (api = a);
-    },
-    (e: unknown) => {
-      loading = undefined; // the next caller tries again and sees the error
-      throw e;
-    },
-  );
+  const a = syncApi();
+  if (a) return a;
+  loading ??= import("xxhash-wasm")
+    .then((m) => m.default())
+    .then(
+      (x) => {
+        warmUp(x);
+        return (api = x);
+      },
+      (e: unknown) => {
+        loading = undefined; // the next caller tries again and sees the error
+        throw e;
+      },
+    );
   return loading;
 }
 
-// At import: synchronously where the module file is found (a fraction of a
-// millisecond, no background thread to wait for), else start the package's
-// asynchronous loader so that compiling overlaps whatever the process does
-// before its first open. A failure of the latter is not lost: the next
-// loadHasher() call retries and throws it to its caller.
-api = instantiateSync();
-if (api) warmUp(api);
-else loadHasher().catch(() => undefined);
-
-/** The first call of each function compiles it and sets up its BigInt conversions (~0.3 ms): paid here, off the first lookup's path. */
+/** The first call of each function compiles it and sets up its BigInt conversions (~0.3 ms): paid once, before the first hash. */
 function warmUp(a: XXHashAPI): void {
   a.h64Raw(WARM_UP, 0n);
   a.create64(0n).update(WARM_UP).digest();
@@ -46,12 +53,13 @@ function warmUp(a: XXHashAPI): void {
 
 /** Whether the module is ready now (the first open then waits for nothing). */
 export function hasherReady(): boolean {
-  return api !== undefined;
+  return syncApi() !== undefined;
 }
 
 function hasher(): XXHashAPI {
-  if (!api) throw new DesInvalidArgumentError("xxhash is not loaded: call loadHasher() first");
-  return api;
+  const a = api ?? syncApi();
+  if (!a) throw new DesInvalidArgumentError("xxhash is not loaded: call loadHasher() first");
+  return a;
 }
 
 /** xxh64 with seed 0, the only checksum and name hash of the v2 format. */

@@ -1,7 +1,5 @@
-import fs from "node:fs";
-import { createRequire } from "node:module";
-import path from "node:path";
 import type { XXHash, XXHashAPI } from "xxhash-wasm";
+import { XXHASH_WASM_BASE64 } from "./xxhash-module.js";
 
 /**
  * The xxhash WebAssembly module of the `xxhash-wasm` package, instantiated
@@ -13,30 +11,31 @@ import type { XXHash, XXHashAPI } from "xxhash-wasm";
  * that thread may not run for milliseconds (tens to a hundred and more were
  * measured on a loaded 2-core VM), and the first open of a process waits for
  * it. Compiling this 3 KiB module synchronously takes a fraction of a
- * millisecond and waits for nothing.
+ * millisecond and waits for nothing. The module's bytes are embedded
+ * (xxhash-module.ts): finding the package's file at run time cost more than
+ * compiling it (a failed module resolution in a bundle is about 2 ms of CPU).
  *
- * Returns undefined when the module file cannot be found or read (a bundled
- * copy of the library, an unusual install): the caller then uses the
- * package's asynchronous loader.
+ * Returns undefined when WebAssembly cannot compile it here (a runtime with
+ * WebAssembly disabled): the caller then uses the package's asynchronous
+ * loader, which reports why.
  */
 export function instantiateSync(): XXHashAPI | undefined {
-  let bytes: Uint8Array;
   try {
-    // The package's file for runtimes that import .wasm directly; not in its
-    // exports map, so found next to the package's own entry point.
-    const entry = createRequire(import.meta.url).resolve("xxhash-wasm");
-    bytes = fs.readFileSync(path.join(path.dirname(entry), "..", "workerd", "xxhash.wasm"));
-  } catch {
-    return undefined;
-  }
-  try {
-    const wasm = (globalThis as unknown as { WebAssembly: Wasm }).WebAssembly;
-    const api = apiOf(new wasm.Instance(new wasm.Module(bytes)).exports as Exports);
-    // A module that does not hash like xxh64 (another file under that name) is not used.
+    const api = apiOf(instantiateExports());
+    // A module that does not hash like xxh64 is not used.
     return api.h64Raw(new Uint8Array(0), 0n) === EMPTY_XXH64 ? api : undefined;
   } catch {
     return undefined;
   }
+}
+
+let compiled: object | undefined;
+
+/** A new instance of the module (its own memory), compiled once per process; throws where WebAssembly cannot. */
+export function instantiateExports(): Exports {
+  const wasm = (globalThis as unknown as { WebAssembly: Wasm }).WebAssembly;
+  compiled ??= new wasm.Module(Buffer.from(XXHASH_WASM_BASE64, "base64"));
+  return new wasm.Instance(compiled).exports as Exports;
 }
 
 /** xxh64 of no bytes, seed 0. */
@@ -48,7 +47,7 @@ interface Wasm {
   Instance: new (module: object) => { readonly exports: unknown };
 }
 
-interface Exports {
+export interface Exports {
   readonly mem: { readonly buffer: ArrayBuffer; grow(pages: number): number };
   xxh32(ptr: number, len: number, seed: number): number;
   xxh64(ptr: number, len: number, seed: bigint): bigint;

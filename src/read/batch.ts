@@ -1,4 +1,5 @@
 import { DesInvalidArgumentError, DesNotFoundError } from "../errors.js";
+import { loadMetaCodec, metaCodecReady } from "../format/meta.js";
 import type { MetaValue } from "../format/meta.js";
 import type { EntryRecord } from "../format/record.js";
 import { sliceWant } from "./coalesce.js";
@@ -64,7 +65,9 @@ export async function readMetaOf(
   signal?: AbortSignal,
 ): Promise<MetaValue | undefined> {
   if (rec.metaLength === 0) return undefined;
-  const bytes = await o.fetcher.read(rec.metaOffset, rec.metaLength, signal);
+  const read = o.fetcher.read(rec.metaOffset, rec.metaLength, signal);
+  // The first meta read of a process loads the codecs while its bytes are read.
+  const bytes = metaCodecReady() ? await read : (await Promise.all([read, loadMetaCodec()]))[0];
   return decodeMeta(o.index.version, rec, bytes, verify);
 }
 
@@ -148,6 +151,7 @@ export async function readMetas(
     if (r.metaLength === 0) got.set(r.name, undefined);
     else wants.push({ offset: r.metaOffset, length: r.metaLength, item: r });
   }
+  if (wants.length > 0 && !metaCodecReady()) await loadMetaCodec();
   await o.fetcher.readGroups(wants, plan.signal, plan.hints, (group, bytes) => {
     for (const w of group.wants)
       got.set(

@@ -31,7 +31,6 @@ import {
 } from "./options.js";
 import type { ManyOptions, ReadOptions, ReaderOptions } from "./options.js";
 import { entryChunks } from "./stream.js";
-import { verifyOpening } from "./verify.js";
 import type { VerifyReport } from "./verify.js";
 
 export type { ReaderOptions, ReadOptions, ManyOptions } from "./options.js";
@@ -361,6 +360,8 @@ export class DesReader {
    */
   async verify(opts: { signal?: AbortSignal } = {}): Promise<VerifyReport> {
     if (this.closed) throw new DesClosedError();
+    // Loaded on first use: a reader that only reads entries (a Lambda handler) never parses it.
+    const { verifyOpening } = await import("./verify.js");
     return verifyOpening(this.openings.current, this.batch, opts.signal);
   }
 

@@ -5,6 +5,7 @@ import type { ReadHints } from "../io/source.js";
 import { readMetaOf } from "./batch.js";
 import { sliceWant } from "./coalesce.js";
 import type { RangeWant } from "./coalesce.js";
+import { loadMetaCodec } from "../format/meta.js";
 import { checkReadable, decodeBody, decodeMeta, isExternal } from "./entry.js";
 import { fetchExternal, resolveExternalKey } from "./external.js";
 import type { ExternalConfig } from "./external.js";
@@ -137,6 +138,7 @@ export async function verifyOpening(o: Opening, cfg: VerifyConfig, signal?: Abor
       }
     }
   });
+  if (metaWants.length > 0) await loadMetaCodec();
   await o.fetcher.readGroups(metaWants, signal, BULK, (group, bytes) => {
     for (const w of group.wants) {
       try {

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { DesClosedError, DesInvalidArgumentError, DesIoError, DesNotFoundError } from "../errors.js";
 import { loadHasher } from "../format/hash.js";
-import { decodeMetaV2, encodeMetaV2 } from "../format/meta.js";
+import { decodeMetaV2, encodeMetaV2, loadMetaCodec } from "../format/meta.js";
 import type { MetaValue } from "../format/meta.js";
 import type { DesReader } from "../read/reader.js";
 import { parseName } from "../naming/name.js";
@@ -82,7 +82,7 @@ export class DailyShardedDesStore {
     const { nodeId, bits, wrapBits, layout, limits, backend, spool } = resolveOptions(opts);
     const journalDir = path.join(spool, `n${hex2(nodeId)}`);
     await fs.promises.mkdir(journalDir, { recursive: true });
-    await loadHasher();
+    await Promise.all([loadHasher(), loadMetaCodec()]);
     const lockPath = path.join(spool, `n${hex2(nodeId)}.lock`);
     const lock = takeLockFile(
       lockPath,

@@ -15,7 +15,7 @@ import {
 } from "../errors.js";
 import { FLAG_COMPRESSED, V2_FOOTER_SIZE, codecId } from "../format/constants.js";
 import type { Compression } from "../format/constants.js";
-import { encodeMetaV2 } from "../format/meta.js";
+import { encodeMetaV2, loadMetaCodec } from "../format/meta.js";
 import type { ByteSink } from "../io/sink.js";
 import { indexPages, spaceUsage } from "../read/generations.js";
 import type { OpenedGeneration } from "../read/generations.js";
@@ -106,6 +106,7 @@ export class DesAppendWriter {
     opts: AppendOptions,
     signal?: AbortSignal,
   ): Promise<DesAppendWriter> {
+    await loadMetaCodec();
     const w = new DesAppendWriter(sink, base, opts);
     const footer = base.footer;
     if (!footer) throw new DesInvalidArgumentError("append needs a v2 archive");

@@ -203,6 +203,13 @@ export class GenerationWriter {
     return at;
   }
 
+  /** Appends several stored byte ranges back to back (landed when this resolves); returns the offset of the first. */
+  async writeDataMany(chunks: readonly Uint8Array[]): Promise<number> {
+    const at = this.out.position;
+    await this.out.writeMany(chunks);
+    return at;
+  }
+
   /**
    * Adds an entry whose stored bytes were just written with `writeData` at
    * `offset` (`storedSize` of them), and its meta bytes (already encoded).
@@ -249,6 +256,21 @@ export class GenerationWriter {
    * merge): the meta's checksum is the one recorded there.
    */
   putCopied(name: string, rec: PendingRecord, dataOffset: number, metaBytes: Uint8Array | undefined): void {
+    this.placeCopied(rec, dataOffset, metaBytes);
+    this.addCopied(name, rec);
+  }
+
+  /**
+   * Puts a copied record in the index being built before its bytes are
+   * copied (`placeCopied` sets where they went): the index receives records
+   * in the order they are added, which a copy in data order would lose.
+   */
+  addCopied(name: string, rec: PendingRecord): void {
+    this.records.set(name, rec);
+  }
+
+  /** Records where the bytes of a copied record went: its stored bytes at `dataOffset`, its meta bytes verbatim. */
+  placeCopied(rec: PendingRecord, dataOffset: number, metaBytes: Uint8Array | undefined): void {
     let metaOffset = 0;
     if (metaBytes && metaBytes.length > 0) {
       metaOffset = this.meta.length;
@@ -257,7 +279,6 @@ export class GenerationWriter {
     rec.dataOffset = rec.storedSize > 0 && !(rec.flags & FLAG_EXTERNAL) ? dataOffset : 0;
     rec.metaOffset = metaOffset;
     rec.metaRelative = rec.metaLength > 0;
-    this.records.set(name, rec);
   }
 
   /**

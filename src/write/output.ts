@@ -49,6 +49,27 @@ export class Output {
   }
 
   /**
+   * Appends several byte ranges in order; they have reached the sink (a
+   * FileSink: the file, in one pwritev) when this resolves.
+   */
+  async writeMany(chunks: readonly Uint8Array[]): Promise<void> {
+    const sink = this.sink;
+    if (!(sink instanceof FileSink)) {
+      for (const c of chunks) if (c.length > 0) await this.write(c);
+      return;
+    }
+    this.check();
+    let total = 0;
+    for (const c of chunks) total += c.length;
+    try {
+      await sink.writeMany(chunks);
+    } catch (e) {
+      throw this.poison(e);
+    }
+    this.position += total;
+  }
+
+  /**
    * Appends bytes the caller will not touch until `release` is called: a
    * FileSink keeps them without a copy. `release` is called exactly once,
    * also when the write fails.

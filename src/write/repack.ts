@@ -20,7 +20,7 @@ import {
 import type { Compression } from "../format/constants.js";
 import type { EntryRecord } from "../format/record.js";
 import { loadHasher, xxh64 } from "../format/hash.js";
-import { decodeMetaV1, encodeMetaV2 } from "../format/meta.js";
+import { decodeMetaV1, encodeMetaV2, loadMetaCodec } from "../format/meta.js";
 import { encodeV2Header } from "../format/v2/footer.js";
 import type { ByteSink } from "../io/sink.js";
 import type { RangeSource } from "../io/source.js";
@@ -30,8 +30,10 @@ import type { OpenedGeneration } from "../read/generations.js";
 import { FileSink } from "../sinks/file.js";
 import { FileSource } from "../sources/file.js";
 import { GenerationWriter, NameArena, carriedRecord } from "./generation.js";
+import type { PendingRecord } from "./generation.js";
 import { DesWriter } from "./writer.js";
 import { ReusedBatchReads } from "./copy-reads.js";
+import { HashArena } from "../format/hash-arena.js";
 import { runWithin } from "../format/runs.js";
 
 /** What a filter sees of an entry. */
@@ -91,7 +93,7 @@ export async function openForCopy(
   source: string | RangeSource,
   signal?: AbortSignal,
 ): Promise<{ opened: OpenedGeneration; close: () => Promise<void> }> {
-  await loadHasher();
+  await Promise.all([loadHasher(), loadMetaCodec()]);
   const src = typeof source === "string" ? await FileSource.open(source) : source;
   try {
     const opened = await openGeneration(
@@ -141,10 +143,44 @@ function checkCopyable(r: EntryRecord): void {
 }
 
 /**
+ * Positions of `records` in the order of their stored bytes (ties in the
+ * order given). A native sort of numeric keys (offset * n + position, exact
+ * below 2^53) where they fit, else a comparison sort.
+ */
+export function dataOrder(records: readonly EntryRecord[]): Uint32Array {
+  const n = records.length;
+  let max = 0;
+  for (const r of records) if (r.dataOffset > max) max = r.dataOffset;
+  if ((max + 1) * n <= Number.MAX_SAFE_INTEGER) {
+    const keys = new Float64Array(n);
+    for (let i = 0; i < n; i++) keys[i] = records[i]!.dataOffset * n + i;
+    keys.sort();
+    const order = new Uint32Array(n);
+    for (let i = 0; i < n; i++) order[i] = keys[i]! % n;
+    return order;
+  }
+  return Uint32Array.from(records.keys()).sort((a, b) => records[a]!.dataOffset - records[b]!.dataOffset || a - b);
+}
+
+/** Bytes of one half of the hash arena for copies in batches of `batchBytes` (a batch's reads span its gaps too). */
+function arenaHalf(batchBytes: number): number {
+  return Math.min(ARENA_HALF_MAX, 3 * batchBytes);
+}
+
+/** Above this a batch's reads go to plain buffers, hashed through a copy (the arena would hold too much memory). */
+const ARENA_HALF_MAX = 16 << 20;
+
+/**
  * Copies `records` (live records of `from`) into `t.gen`, in the order of
  * their stored bytes, batch by batch. v2 -> v2 without `compress` copies
  * stored bytes and meta verbatim; otherwise bodies are inflated, re-encoded
  * and checksummed anew (v1 sources always take that path: v1 has no checksums).
+ *
+ * Verbatim copies are read into a hash arena (two halves used in turn), so
+ * each body's checksum is computed where it was read, without a copy; they
+ * enter the new index in the order of `records` (a source's index order:
+ * by page, by name inside a page), so the index builder's per-page sort
+ * finds runs already in order.
  */
 export async function copyEntries(
   t: CopyTarget,
@@ -155,36 +191,44 @@ export async function copyEntries(
   const verify = opts.verify ?? true;
   const batchBytes = opts.batchBytes ?? 1 << 20;
   const v1 = from.index.version === 1;
+  if (v1) await loadMetaCodec();
   const reencode = v1 || opts.compress !== undefined;
-  const ordered = [...records].sort((a, b) => a.dataOffset - b.dataOffset);
-  const hints = { maxGap: 64 << 10, maxSpan: batchBytes };
+  for (const r of records) {
+    checkCopyable(r);
+    if (v1 && r.flags & FLAG_EXTERNAL)
+      throw new DesUnsupportedError(`${JSON.stringify(r.name)}: external entries of v1 archives are not converted`);
+  }
   const names = new NameArena();
-  const batches: EntryRecord[][] = [];
-  for (let i = 0; i < ordered.length;) {
-    const { end } = runWithin(i, ordered.length, batchBytes, (k) => ordered[k]!.storedSize);
-    batches.push(ordered.slice(i, end));
+  // Verbatim copies: every record is in the index from here on, in the order given; its offsets are set once copied.
+  const copied = reencode
+    ? undefined
+    : records.map((r) => {
+        const rec = carriedRecord(r, names);
+        t.gen.addCopied(r.name, rec);
+        return rec;
+      });
+  const order = dataOrder(records);
+  const hints = { maxGap: 64 << 10, maxSpan: batchBytes };
+  const batches: Uint32Array[] = [];
+  for (let i = 0; i < order.length;) {
+    const { end } = runWithin(i, order.length, batchBytes, (k) => records[order[k]!]!.storedSize);
+    batches.push(order.slice(i, end));
     i = end;
   }
-  for (const batch of batches) {
-    for (const r of batch) {
-      checkCopyable(r);
-      if (v1 && r.flags & FLAG_EXTERNAL)
-        throw new DesUnsupportedError(`${JSON.stringify(r.name)}: external entries of v1 archives are not converted`);
-    }
-  }
+  const arena = !v1 && verify ? HashArena.create(2 * arenaHalf(batchBytes)) : undefined;
   // Bodies are views into two reused buffers: each batch is written out before the batch after it is read.
-  const reads = new ReusedBatchReads(from.fetcher, hints.maxGap, hints.maxSpan);
+  const reads = new ReusedBatchReads(from.fetcher, hints.maxGap, hints.maxSpan, arena);
   const EMPTY = new Uint8Array(0);
   // By position in the batch: bodies (views into the batch's buffer) and meta (copies).
   const readBatch = async (
-    batch: readonly EntryRecord[],
+    batch: Uint32Array,
   ): Promise<{ bodies: Uint8Array[]; metas: (Uint8Array | undefined)[] }> => {
     const bodies: Uint8Array[] = new Array<Uint8Array>(batch.length).fill(EMPTY);
     const metas: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(batch.length);
     const dataWants: RangeWant<number>[] = [];
     const metaWants: RangeWant<number>[] = [];
     for (let i = 0; i < batch.length; i++) {
-      const r = batch[i]!;
+      const r = records[batch[i]!]!;
       if (!(r.flags & FLAG_EXTERNAL) && r.storedSize > 0)
         dataWants.push({ offset: r.dataOffset, length: r.storedSize, item: i });
       if (r.metaLength > 0) metaWants.push({ offset: r.metaOffset, length: r.metaLength, item: i });
@@ -208,16 +252,24 @@ export async function copyEntries(
     const { bodies, metas } = await next!;
     next = k + 1 < batches.length ? readBatch(batches[k + 1]!) : undefined;
     next?.catch(() => undefined);
-    for (let i = 0; i < batch.length; i++) {
-      const r = batch[i]!;
-      const stored = bodies[i]!;
-      const meta = metas[i];
-      if (!v1 && verify) {
-        if (stored.length > 0 && xxh64(stored) !== r.dataHash)
+    if (!v1 && verify)
+      for (let i = 0; i < batch.length; i++) {
+        const r = records[batch[i]!]!;
+        const stored = bodies[i]!;
+        if (stored.length > 0 && (arena ? arena.xxh64(stored) : xxh64(stored)) !== r.dataHash)
           throw new DesChecksumError({ kind: "data", name: r.name });
+        const meta = metas[i];
         if (meta && xxh64(meta) !== r.metaHash) throw new DesChecksumError({ kind: "meta", name: r.name });
       }
-      if (!reencode || r.flags & FLAG_EXTERNAL) {
+    if (copied) {
+      await copyBatch(t, batch, bodies, metas, copied);
+      continue;
+    }
+    for (let i = 0; i < batch.length; i++) {
+      const r = records[batch[i]!]!;
+      const stored = bodies[i]!;
+      const meta = metas[i];
+      if (r.flags & FLAG_EXTERNAL) {
         const at = await t.gen.writeData(stored);
         t.gen.putCopied(r.name, carriedRecord(r, names), at, meta);
         continue;
@@ -242,6 +294,26 @@ export async function copyEntries(
         metaBytes,
       );
     }
+  }
+}
+
+/**
+ * Writes a checked batch of verbatim copies: the bodies in one gathered
+ * write (a file sink: one pwritev from where they were read, no copy),
+ * instead of one write per body. They have landed when this resolves, so
+ * the buffer they were read into may be read into again.
+ */
+async function copyBatch(
+  t: CopyTarget,
+  batch: Uint32Array,
+  bodies: readonly Uint8Array[],
+  metas: readonly (Uint8Array | undefined)[],
+  copied: readonly PendingRecord[],
+): Promise<void> {
+  let at = await t.gen.writeDataMany(bodies);
+  for (let i = 0; i < batch.length; i++) {
+    t.gen.placeCopied(copied[batch[i]!]!, at, metas[i]);
+    at += bodies[i]!.length;
   }
 }
 

@@ -3,7 +3,7 @@ import { utf8Encode } from "../format/bytes.js";
 import { FLAG_COMPRESSED, FLAG_EXTERNAL, codecId } from "../format/constants.js";
 import type { Compression } from "../format/constants.js";
 import { loadHasher, xxh64 } from "../format/hash.js";
-import { encodeMetaV2 } from "../format/meta.js";
+import { encodeMetaV2, loadMetaCodec } from "../format/meta.js";
 import { encodeV1Header } from "../format/v1/layout.js";
 import { encodeV2Header } from "../format/v2/footer.js";
 import {
@@ -79,7 +79,7 @@ export class DesWriter {
   /** Starts an archive at a path (crash-safe temp file + rename) or on any ByteSink. Every option is checked first. */
   static async create(target: string | ByteSink, opts: WriterOptions = {}): Promise<DesWriter> {
     const resolved = resolveWriterOptions(opts);
-    const hashApi = await loadHasher();
+    const [hashApi] = await Promise.all([loadHasher(), loadMetaCodec()]);
     const sink = typeof target === "string" ? await FileSink.create(target, { overwrite: resolved.overwrite }) : target;
     const w = new DesWriter(sink, resolved, hashApi);
     try {
