@@ -1,4 +1,3 @@
-import xxhash from "xxhash-wasm";
 import type { XXHashAPI } from "xxhash-wasm";
 import { DesInvalidArgumentError } from "../errors.js";
 import { instantiateSync } from "./xxhash-sync.js";
@@ -16,16 +15,20 @@ const WARM_UP = new Uint8Array(16);
  */
 export async function loadHasher(): Promise<XXHashAPI> {
   if (api) return api;
-  loading ??= xxhash().then(
-    (a) => {
-      warmUp(a);
-      return (api = a);
-    },
-    (e: unknown) => {
-      loading = undefined; // the next caller tries again and sees the error
-      throw e;
-    },
-  );
+  // The package's own loader is needed only where the synchronous path below
+  // failed: imported then, so a process that never needs it never parses it.
+  loading ??= import("xxhash-wasm")
+    .then((m) => m.default())
+    .then(
+      (a) => {
+        warmUp(a);
+        return (api = a);
+      },
+      (e: unknown) => {
+        loading = undefined; // the next caller tries again and sees the error
+        throw e;
+      },
+    );
   return loading;
 }
 
