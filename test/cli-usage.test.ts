@@ -2,6 +2,7 @@ import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { DesReader } from "../src/read/reader.js";
 import { DesWriter } from "../src/write/writer.js";
 import { builtCli, cli, cliChild } from "./helpers/cli.js";
 import { tempDir } from "./helpers/tmp.js";
@@ -79,6 +80,39 @@ describe("command line: usage, help, errors", () => {
     expect(h1.out).toBe(h2.out);
     expect(cli(["help", "extract"]).out).toContain("--strip-components");
     expect(cli(["--help"]).out).toMatch(/extract[\s\S]*verify/);
+  });
+
+  it("plain ls through a pipe that fills: every name once, in order, whole lines (writes block, nothing lost)", async () => {
+    // About 4 MB of names: far more than a pipe or socket buffer holds.
+    const big = path.join(dir, "names.des");
+    const w = await DesWriter.create(big);
+    const pad = "n".repeat(56);
+    await w.addMany(
+      Array.from({ length: 60_000 }, (_, i) => [`${pad}/${String(i).padStart(6, "0")}`, new Uint8Array(0)] as const),
+    );
+    await w.close();
+    const child = spawn(process.execPath, [builtCli(), "ls", big], { stdio: ["ignore", "pipe", "pipe"] });
+    const closed = new Promise<number | null>((r) => child.on("close", r));
+    const chunks: Buffer[] = [];
+    let err = "";
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    // Nothing read for a while: the pipe fills and the listing has to wait for it.
+    child.stdout.pause();
+    await new Promise((r) => setTimeout(r, 300));
+    child.stdout.on("data", (d: Buffer) => chunks.push(d));
+    child.stdout.resume();
+    const code = await closed;
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    const text = Buffer.concat(chunks).toString("utf8");
+    expect(text.endsWith("\n")).toBe(true);
+    const lines = text.slice(0, -1).split("\n");
+    expect(lines).toHaveLength(60_000);
+    const r = await DesReader.open(big);
+    const names: string[] = [];
+    for await (const e of r.entries()) names.push(e.name);
+    await r.close();
+    expect(lines).toEqual(names);
   });
 
   it("ls | head and cat | head end quietly (EPIPE)", () => {
