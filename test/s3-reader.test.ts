@@ -107,8 +107,16 @@ describe("open", () => {
       concurrency: 8,
       tailBytes: 65_536,
       cost: REMOTE_COST,
+      learnCost: true,
     });
-    expect(S3_HINTS).toEqual({ maxGap: MIB, maxSpan: 8 * MIB, concurrency: 8, tailBytes: 65_536, cost: REMOTE_COST });
+    expect(S3_HINTS).toEqual({
+      maxGap: MIB,
+      maxSpan: 8 * MIB,
+      concurrency: 8,
+      tailBytes: 65_536,
+      cost: REMOTE_COST,
+      learnCost: true,
+    });
     await r.close();
   });
 
