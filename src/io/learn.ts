@@ -15,7 +15,10 @@ export interface ReadObservation {
   readonly totalMs: number;
   /** From sending the request to the first byte, ms, when the source reports it. */
   readonly firstByteMs?: number;
-  /** Reads of the same source in flight when this one started, itself included (>= 1). */
+  /**
+   * Reads of the same medium in flight with this one, itself included (>= 1):
+   * the larger of the counts when it started and when it ended.
+   */
   readonly inFlight: number;
 }
 
@@ -186,12 +189,13 @@ export class CostLearner {
    */
   begin(): { end(bytes?: number): void } {
     const start = performance.now();
-    const inFlight = ++this.active;
+    const atStart = ++this.active;
     let open = true;
     return {
       end: (bytes?: number) => {
         if (!open) return;
         open = false;
+        const inFlight = Math.max(atStart, this.active);
         this.active--;
         if (bytes !== undefined) this.record({ bytes, totalMs: performance.now() - start, inFlight });
       },
