@@ -164,6 +164,11 @@ export class CostLearner {
     return this.total;
   }
 
+  /** Whether enough reads were recorded for `fitted` to return anything. */
+  get ready(): boolean {
+    return this.total >= this.minSamples;
+  }
+
   record(o: ReadObservation): void {
     if (!valid(o)) return;
     if (this.ring.length < this.window) this.ring.push(o);

@@ -236,7 +236,18 @@ export class Fetcher {
     hints: BatchHints,
     onGroup: (group: RangeGroup<T>, bytes: Uint8Array) => void,
   ): Promise<void> {
-    const { groups, concurrency, budget } = this.plan(wants, hints);
+    let { groups, concurrency, budget } = this.plan(wants, hints);
+    if (this.learning && !this.learning.learner.ready && groups.length >= PROBE_MIN && !this.source.readMany) {
+      // A big batch and nothing learned yet: a first wave as planned, then the rest planned with what it showed.
+      const wave = groups.slice(0, PROBE_GROUPS);
+      const read = async (group: RangeGroup<T>, inner: AbortSignal | undefined): Promise<void> =>
+        onGroup(group, await this.read(group.offset, group.length, inner));
+      await runBounded(wave, Math.min(concurrency, wave.length), read, signal, budget);
+      ({ groups, concurrency, budget } = this.plan(
+        groups.slice(PROBE_GROUPS).flatMap((g) => g.wants),
+        hints,
+      ));
+    }
     if (groups.length === 1) {
       // One read (a single `get`): no scheduler, no second abort controller.
       const g = groups[0]!;
@@ -350,6 +361,13 @@ export class Fetcher {
   }
 }
 
+/**
+ * A planned batch of at least PROBE_MIN reads, while the learner has not
+ * seen enough reads, starts with its first PROBE_GROUPS reads alone and
+ * plans the rest after them.
+ */
+const PROBE_MIN = 64;
+const PROBE_GROUPS = 16;
 /** Fewer groups than this go one read each (the batch path has a fixed cost per call). */
 const BATCH_MIN = 8;
 const BATCH_FIRST = 64;
