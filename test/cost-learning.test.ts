@@ -64,6 +64,26 @@ describe("fitCost", () => {
     expect(fitCost(obs, { ...REMOTE_COST, requestCpuMs: 5 }).requestCpuMs).toBeCloseTo(25.2 / 64, 6);
   });
 
+  it("takes the per-request cost from the tightest bounds: the reads at the highest concurrency", () => {
+    // A loaded host: at 64 in flight each read takes 64 ms (1 ms of the wall each); at 8 in flight, 30 ms (3.75 ms each).
+    const obs: ReadObservation[] = [
+      ...quiet(10, 20),
+      ...Array.from({ length: 40 }, () => ({ bytes: 4096, totalMs: 64, inFlight: 64 })),
+      ...Array.from({ length: 40 }, () => ({ bytes: 4096, totalMs: 30, inFlight: 8 })),
+    ];
+    expect(fitCost(obs, { ...REMOTE_COST, clientBytesPerMs: Infinity }).requestCpuMs).toBe(1);
+  });
+
+  it("counts the bytes in flight when known for the aggregate rate", () => {
+    // One 1 MiB read with three tiny ones: the four carried 1 MiB and a bit in 20 ms, not 4 MiB.
+    const big = 1 << 20;
+    const obs: ReadObservation[] = [
+      ...quiet(12, 20.05, 0),
+      ...Array.from({ length: 4 }, () => ({ bytes: big, totalMs: 40, inFlight: 4, bytesInFlight: big + 3000 })),
+    ];
+    expect(fitCost(obs, REMOTE_COST).clientBytesPerMs).toBeCloseTo((big + 3000) / (40 - 20.05), 3);
+  });
+
   it("learns an aggregate rate from big busy reads when it binds", () => {
     // 8 reads of 2 MiB in flight, 20 ms latency, the 8 together at 100 MB/s: each takes 20 + 8 x 2 MiB / 100,000.
     const big = 2 << 20;

@@ -20,6 +20,12 @@ export interface ReadObservation {
    * the larger of the counts when it started and when it ended.
    */
   readonly inFlight: number;
+  /**
+   * Bytes of the reads in flight with this one, itself included (the
+   * larger of the sums at its start and its end), when known; absent:
+   * `inFlight x bytes`.
+   */
+  readonly bytesInFlight?: number;
 }
 
 /** The fields `fitCost` may set: what timings of reads tell about a medium. */
@@ -56,6 +62,12 @@ function median(xs: number[]): number {
   return xs.length % 2 ? xs[m]! : (xs[m - 1]! + xs[m]!) / 2;
 }
 
+/** The value a quarter of the way up `xs` (nearest rank). */
+function lowerQuartile(xs: number[]): number {
+  xs.sort((a, b) => a - b);
+  return xs[Math.floor((xs.length - 1) / 4)]!;
+}
+
 const valid = (o: ReadObservation): boolean =>
   Number.isFinite(o.bytes) &&
   o.bytes >= 0 &&
@@ -63,7 +75,9 @@ const valid = (o: ReadObservation): boolean =>
   o.totalMs >= 0 &&
   Number.isFinite(o.inFlight) &&
   o.inFlight >= 1 &&
-  (o.firstByteMs === undefined || (Number.isFinite(o.firstByteMs) && o.firstByteMs >= 0 && o.firstByteMs <= o.totalMs));
+  (o.firstByteMs === undefined ||
+    (Number.isFinite(o.firstByteMs) && o.firstByteMs >= 0 && o.firstByteMs <= o.totalMs)) &&
+  (o.bytesInFlight === undefined || (Number.isFinite(o.bytesInFlight) && o.bytesInFlight >= o.bytes));
 
 /**
  * The cost fields the observations justify, on top of `base` (the model in
@@ -78,16 +92,18 @@ const valid = (o: ReadObservation): boolean =>
  * - `bytesPerMs`: the median rate of quiet reads of at least 256 KiB, their
  *   transfer time being total less first byte. Needs 4.
  * - `clientBytesPerMs`: of busy reads (4 or more in flight) of at least
- *   256 KiB, the median aggregate rate `inFlight x bytes / transfer time`,
+ *   256 KiB, the median aggregate rate `bytesInFlight / transfer time`,
  *   when it is below 80% of what that many connections carry at
  *   `bytesPerMs` (a limit all connections share). Needs 4.
- * - `requestCpuMs`: of busy reads under 256 KiB, the median share of the wall time each
- *   one takes, `totalMs / inFlight` (Little's law: n reads at c in flight
- *   take about the sum of their times / c), less its bytes at the learned
- *   aggregate rate. A read that waited (25% slower than latency plus
- *   transfer) counts with that share; one that did not is evidence of no
- *   more than `base.requestCpuMs`, and counts with the smaller of the two.
- *   Needs 8.
+ * - `requestCpuMs`: of busy reads under 256 KiB, the lower quartile of the
+ *   share of the wall time each one takes, `totalMs / inFlight`, less its
+ *   bytes at the learned aggregate rate. By Little's law (n reads at c in
+ *   flight take about the sum of their times / c) each share bounds the
+ *   client's serial time per request from above, tightest at the highest
+ *   concurrency, hence a low quantile rather than the median. A read that
+ *   waited (25% slower than latency plus transfer) counts with that share;
+ *   one that did not is evidence of no more than `base.requestCpuMs`, and
+ *   counts with the smaller of the two. Needs 8.
  *
  * Nothing is returned before `minSamples` valid observations.
  */
@@ -119,7 +135,7 @@ export function fitCost(
   let aggregate = base.clientBytesPerMs ?? Infinity;
   const bigBusy = busy.filter((o) => o.bytes >= BIG_BYTES && transfer(o) > 0);
   if (bigBusy.length >= MIN_BIG) {
-    const agg = median(bigBusy.map((o) => (o.inFlight * o.bytes) / transfer(o)));
+    const agg = median(bigBusy.map((o) => (o.bytesInFlight ?? o.inFlight * o.bytes) / transfer(o)));
     const lanes = median(bigBusy.map((o) => o.inFlight));
     if (agg < BINDING * lanes * rate) {
       aggregate = agg;
@@ -135,7 +151,7 @@ export function fitCost(
       const waited = o.totalMs > QUEUED * (latency + o.bytes / rate);
       return waited ? share : Math.min(baseCpu, share);
     });
-    out.requestCpuMs = median(shares);
+    out.requestCpuMs = lowerQuartile(shares);
   }
   return out;
 }
@@ -150,6 +166,7 @@ export class CostLearner {
   private next = 0;
   private total = 0;
   private active = 0;
+  private activeBytes = 0;
   private readonly window: number;
   private readonly minSamples: number;
   private cache: { base: CostModel; at: number; fit: LearnedCost } | undefined;
@@ -188,21 +205,27 @@ export class CostLearner {
   }
 
   /**
-   * Marks a read as started (it counts as in flight from now); call `end`
+   * Marks a read of `expectedBytes` as started (it counts as in flight from now); call `end`
    * with its byte count when it has completed, or with no argument when it
    * failed (a failed read is not an observation).
    */
-  begin(): { end(bytes?: number): void } {
+  begin(expectedBytes = 0): { end(bytes?: number): void } {
     const start = performance.now();
     const atStart = ++this.active;
+    this.activeBytes += expectedBytes;
+    const bytesAtStart = this.activeBytes;
     let open = true;
     return {
       end: (bytes?: number) => {
         if (!open) return;
         open = false;
         const inFlight = Math.max(atStart, this.active);
+        const bytesInFlight = Math.max(bytesAtStart, this.activeBytes);
         this.active--;
-        if (bytes !== undefined) this.record({ bytes, totalMs: performance.now() - start, inFlight });
+        this.activeBytes -= expectedBytes;
+        if (bytes === undefined) return;
+        const o: ReadObservation = { bytes, totalMs: performance.now() - start, inFlight };
+        this.record(expectedBytes === bytes ? { ...o, bytesInFlight } : o);
       },
     };
   }

@@ -96,7 +96,7 @@ export class Fetcher {
   /** A source read, timed for the learner when learning is on. */
   private fromSource(offset: number, length: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
     if (!this.learning) return this.source.read(offset, length, signal, this.version);
-    const t = this.learning.learner.begin();
+    const t = this.learning.learner.begin(length);
     return this.source.read(offset, length, signal, this.version).then(
       (bytes) => {
         t.end(bytes.length);
@@ -181,7 +181,7 @@ export class Fetcher {
     }
     if (signal?.aborted) throw new DesAbortedError(undefined, { cause: signal.reason });
     this.stats.requests++;
-    const t = this.learning?.learner.begin();
+    const t = this.learning?.learner.begin(target.length);
     let done = false;
     try {
       await readInto(this.source, offset, target, signal, this.version);
@@ -202,7 +202,7 @@ export class Fetcher {
   /** Reads the tail from the source (one request); `adopt` it to serve reads inside it. */
   async readTail(length: number, signal?: AbortSignal): Promise<TailRead> {
     this.stats.requests++;
-    const t = this.learning?.learner.begin();
+    const t = this.learning?.learner.begin(length);
     let tail;
     try {
       tail = await this.source.readTail(length, signal);
