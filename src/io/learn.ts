@@ -26,6 +26,12 @@ export interface ReadObservation {
    * `inFlight x bytes`.
    */
   readonly bytesInFlight?: number;
+  /**
+   * Time from the previous completion of a read of the medium (or from this
+   * read's start, when later) to this one's completion, ms, when known: under
+   * a limit all reads share, the time each read costs that limit.
+   */
+  readonly intervalMs?: number;
 }
 
 /** The fields `fitCost` may set: what timings of reads tell about a medium. */
@@ -62,10 +68,13 @@ function median(xs: number[]): number {
   return xs.length % 2 ? xs[m]! : (xs[m - 1]! + xs[m]!) / 2;
 }
 
-/** The value a quarter of the way up `xs` (nearest rank). */
-function lowerQuartile(xs: number[]): number {
+/** The mean of `xs` without its highest tenth (idle gaps, pauses). */
+function trimmedMean(xs: number[]): number {
   xs.sort((a, b) => a - b);
-  return xs[Math.floor((xs.length - 1) / 4)]!;
+  const keep = xs.length - Math.floor(xs.length / 10);
+  let sum = 0;
+  for (let i = 0; i < keep; i++) sum += xs[i]!;
+  return sum / keep;
 }
 
 const valid = (o: ReadObservation): boolean =>
@@ -77,7 +86,8 @@ const valid = (o: ReadObservation): boolean =>
   o.inFlight >= 1 &&
   (o.firstByteMs === undefined ||
     (Number.isFinite(o.firstByteMs) && o.firstByteMs >= 0 && o.firstByteMs <= o.totalMs)) &&
-  (o.bytesInFlight === undefined || (Number.isFinite(o.bytesInFlight) && o.bytesInFlight >= o.bytes));
+  (o.bytesInFlight === undefined || (Number.isFinite(o.bytesInFlight) && o.bytesInFlight >= o.bytes)) &&
+  (o.intervalMs === undefined || (Number.isFinite(o.intervalMs) && o.intervalMs >= 0 && o.intervalMs <= o.totalMs));
 
 /**
  * The cost fields the observations justify, on top of `base` (the model in
@@ -95,15 +105,15 @@ const valid = (o: ReadObservation): boolean =>
  *   256 KiB, the median aggregate rate `bytesInFlight / transfer time`,
  *   when it is below 80% of what that many connections carry at
  *   `bytesPerMs` (a limit all connections share). Needs 4.
- * - `requestCpuMs`: of busy reads under 256 KiB, the lower quartile of the
- *   share of the wall time each one takes, `totalMs / inFlight`, less its
- *   bytes at the learned aggregate rate. By Little's law (n reads at c in
- *   flight take about the sum of their times / c) each share bounds the
- *   client's serial time per request from above, tightest at the highest
- *   concurrency, hence a low quantile rather than the median. A read that
- *   waited (25% slower than latency plus transfer) counts with that share;
- *   one that did not is evidence of no more than `base.requestCpuMs`, and
- *   counts with the smaller of the two. Needs 8.
+ * - `requestCpuMs`: of busy reads under 256 KiB at half the peak
+ *   concurrency or more, the mean (without its highest tenth) of the wall
+ *   time each one took: the time since the previous completion
+ *   (`intervalMs`; `totalMs / inFlight` when absent, by Little's law), less
+ *   its bytes at the learned aggregate rate. Under a limit every read shares
+ *   (a server answering one request at a time, a starved client) reads
+ *   complete one such interval apart. Only reads that waited (25% slower
+ *   than latency plus transfer) count with their interval; one that did not
+ *   is no evidence, and counts with `base.requestCpuMs`. Needs 8.
  *
  * Nothing is returned before `minSamples` valid observations.
  */
@@ -143,15 +153,19 @@ export function fitCost(
     }
   }
 
-  const small = busy.filter((o) => o.bytes < BIG_BYTES);
+  // The per-request cost shows best where most reads were in flight: keep the busy reads at half the peak or more.
+  let peak = 0;
+  for (const o of busy) if (o.inFlight > peak) peak = o.inFlight;
+  const small = busy.filter((o) => o.bytes < BIG_BYTES && o.inFlight * 2 >= peak);
   if (small.length >= MIN_BUSY) {
     const baseCpu = base.requestCpuMs ?? 0;
     const shares = small.map((o) => {
-      const share = Math.max(0, o.totalMs / o.inFlight - o.bytes / aggregate);
+      const each = o.intervalMs ?? o.totalMs / o.inFlight;
+      const share = Math.max(0, each - o.bytes / aggregate);
       const waited = o.totalMs > QUEUED * (latency + o.bytes / rate);
-      return waited ? share : Math.min(baseCpu, share);
+      return waited ? share : baseCpu;
     });
-    out.requestCpuMs = lowerQuartile(shares);
+    out.requestCpuMs = trimmedMean(shares);
   }
   return out;
 }
@@ -167,6 +181,7 @@ export class CostLearner {
   private total = 0;
   private active = 0;
   private activeBytes = 0;
+  private lastEnd = -Infinity;
   private readonly window: number;
   private readonly minSamples: number;
   private cache: { base: CostModel; at: number; fit: LearnedCost } | undefined;
@@ -224,7 +239,10 @@ export class CostLearner {
         this.active--;
         this.activeBytes -= expectedBytes;
         if (bytes === undefined) return;
-        const o: ReadObservation = { bytes, totalMs: performance.now() - start, inFlight };
+        const now = performance.now();
+        const intervalMs = now - Math.max(start, this.lastEnd);
+        this.lastEnd = now;
+        const o: ReadObservation = { bytes, totalMs: now - start, inFlight, intervalMs };
         this.record(expectedBytes === bytes ? { ...o, bytesInFlight } : o);
       },
     };
