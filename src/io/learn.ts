@@ -91,10 +91,10 @@ const valid = (o: ReadObservation): boolean =>
 
 /**
  * The cost fields the observations justify, on top of `base` (the model in
- * force: a field not learned keeps its value there). Every estimate is a
- * median, so up to half the observations of a kind can be outliers (a
- * retry, a GC pause, a cold connection) without moving it; a field is
- * returned only when enough observations of its kind exist:
+ * force: a field not learned keeps its value there). The estimates are
+ * medians (the per-request cost a mean without its highest tenth), so
+ * outliers (a retry, a GC pause, a cold connection) barely move them; a
+ * field is returned only when enough observations of its kind exist:
  *
  * - `firstByteMs`: the median time to first byte of quiet reads (at most
  *   2 in flight), or, when the source does not report it, of their total
