@@ -21,6 +21,8 @@ export { LOCAL_HINTS, MEMORY_HINTS } from "./io/source.js";
 export type { RangeSource, ReadHints } from "./io/source.js";
 export { LOCAL_COST, REMOTE_COST } from "./io/cost.js";
 export type { CostModel, CostWeights } from "./io/cost.js";
+export { CostLearner, fitCost } from "./io/learn.js";
+export type { LearnOptions, LearnedCost, ReadObservation } from "./io/learn.js";
 export { planReads, estimateWallMs } from "./read/plan.js";
 export type { ReadPlan } from "./read/plan.js";
 export type { FileSourceOptions } from "./sources/file.js";

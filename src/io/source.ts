@@ -26,6 +26,13 @@ export interface ReadHints {
    * call sets maxGap or maxSpan.
    */
   readonly cost?: CostModel;
+  /**
+   * Whether readers learn this medium's cost from their own reads
+   * (src/io/learn.ts): on for S3 and HTTP, whose latency and bandwidth
+   * depend on where the client runs; absent (off) elsewhere. A reader's
+   * `learnCost` option overrides it.
+   */
+  readonly learnCost?: boolean;
 }
 
 /**

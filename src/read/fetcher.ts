@@ -6,6 +6,7 @@ import { DesAbortedError, DesIoError } from "../errors.js";
 import { onAbort } from "./abort.js";
 import { readInto } from "../io/source.js";
 import type { RangeSource, ReadHints } from "../io/source.js";
+import type { CostLearner } from "../io/learn.js";
 
 /** What a reader has asked of its source, for tests, benchmarks and capacity planning. */
 export interface IoStats {
@@ -21,6 +22,13 @@ export interface IoStats {
  * the reader has a cost model, the batch is planned by cost.
  */
 export type BatchHints = Partial<Omit<ReadHints, "cost">> & { readonly costOverrides?: Partial<CostModel> };
+
+/** A reader's learning of its cost model: where observations go, and what it must never replace. */
+export interface Learning {
+  readonly learner: CostLearner;
+  /** Cost fields the reader set itself (`cost`, `concurrency`): a learned value never replaces them. */
+  readonly pinned: ReadonlySet<keyof CostModel>;
+}
 
 /** The last bytes of an archive as its source returned them. */
 export interface TailRead {
@@ -54,13 +62,56 @@ export class Fetcher {
   /** The version (ETag) the tail was read from; every later read is pinned to it. */
   declare private version: string | undefined;
 
-  constructor(source: RangeSource, hints: ReadHints) {
+  /** Learning of the cost model from the reads below, when on (a cost model and no fixed rule). */
+  declare readonly learning: Learning | undefined;
+
+  constructor(source: RangeSource, hints: ReadHints, learning?: Learning) {
     this.source = source;
     this.hints = hints;
     this.stats = { requests: 0, bytes: 0 };
     this.inflight = new Map();
     this.tail = undefined;
     this.version = undefined;
+    this.learning = hints.cost ? learning : undefined;
+  }
+
+  /**
+   * The model a batch with these hints is planned by: the reader's, with
+   * what was learned in place of the fields neither the reader nor the call
+   * pinned, then the call's overrides. Undefined when the batch uses the
+   * fixed rule.
+   */
+  costModel(hints: BatchHints = {}): CostModel | undefined {
+    const base = this.hints.cost;
+    if (!base || hints.maxGap !== undefined || hints.maxSpan !== undefined) return undefined;
+    const learned: Partial<CostModel> = {};
+    if (this.learning) {
+      const fit = this.learning.learner.fitted(base);
+      for (const k of Object.keys(fit) as (keyof typeof fit)[])
+        if (!this.learning.pinned.has(k)) (learned as Record<string, unknown>)[k] = fit[k];
+    }
+    return {
+      ...base,
+      ...learned,
+      ...hints.costOverrides,
+      ...(hints.concurrency !== undefined ? { maxConcurrency: hints.concurrency } : {}),
+    };
+  }
+
+  /** A source read, timed for the learner when learning is on. */
+  private fromSource(offset: number, length: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
+    if (!this.learning) return this.source.read(offset, length, signal, this.version);
+    const t = this.learning.learner.begin(length);
+    return this.source.read(offset, length, signal, this.version).then(
+      (bytes) => {
+        t.end(bytes.length);
+        return bytes;
+      },
+      (e: unknown) => {
+        t.end();
+        throw e;
+      },
+    );
   }
 
   read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
@@ -76,7 +127,7 @@ export class Fetcher {
       // gives up) needs no controller at all.
       const controller = signal ? new AbortController() : undefined;
       this.stats.requests++;
-      const promise = this.source.read(offset, length, controller?.signal, this.version).then(
+      const promise = this.fromSource(offset, length, controller?.signal).then(
         (bytes) => {
           if (this.inflight.get(key) === entry) this.inflight.delete(key);
           this.stats.bytes += bytes.length;
@@ -154,7 +205,14 @@ export class Fetcher {
     }
     if (signal?.aborted) throw new DesAbortedError(undefined, { cause: signal.reason });
     this.stats.requests++;
-    await readInto(this.source, offset, target, signal, this.version);
+    const t = this.learning?.learner.begin(target.length);
+    let done = false;
+    try {
+      await readInto(this.source, offset, target, signal, this.version);
+      done = true;
+    } finally {
+      t?.end(done ? target.length : undefined);
+    }
     this.stats.bytes += target.length;
   }
 
@@ -168,7 +226,13 @@ export class Fetcher {
   /** Reads the tail from the source (one request); `adopt` it to serve reads inside it. */
   async readTail(length: number, signal?: AbortSignal): Promise<TailRead> {
     this.stats.requests++;
-    const tail = await this.source.readTail(length, signal);
+    const t = this.learning?.learner.begin(length);
+    let tail;
+    try {
+      tail = await this.source.readTail(length, signal);
+    } finally {
+      t?.end(tail?.bytes.length);
+    }
     this.stats.bytes += tail.bytes.length;
     return { bytes: tail.bytes, size: tail.size, version: tail.version };
   }
@@ -196,7 +260,18 @@ export class Fetcher {
     hints: BatchHints,
     onGroup: (group: RangeGroup<T>, bytes: Uint8Array) => void,
   ): Promise<void> {
-    const { groups, concurrency, budget } = this.plan(wants, hints);
+    let { groups, concurrency, budget } = this.plan(wants, hints);
+    if (this.learning && !this.learning.learner.ready && groups.length >= PROBE_MIN && !this.source.readMany) {
+      // A big batch and nothing learned yet: a first wave as planned, then the rest planned with what it showed.
+      const wave = groups.slice(0, PROBE_GROUPS);
+      const read = async (group: RangeGroup<T>, inner: AbortSignal | undefined): Promise<void> =>
+        onGroup(group, await this.read(group.offset, group.length, inner));
+      await runBounded(wave, Math.min(concurrency, wave.length), read, signal, budget);
+      ({ groups, concurrency, budget } = this.plan(
+        groups.slice(PROBE_GROUPS).flatMap((g) => g.wants),
+        hints,
+      ));
+    }
     if (groups.length === 1) {
       // One read (a single `get`): no scheduler, no second abort controller.
       const g = groups[0]!;
@@ -224,16 +299,11 @@ export class Fetcher {
     wants: readonly RangeWant<T>[],
     hints: BatchHints,
   ): { groups: RangeGroup<T>[]; concurrency: number; budget: number | undefined } {
-    const base = this.hints.cost;
-    if (!base || hints.maxGap !== undefined || hints.maxSpan !== undefined) {
+    const model = this.costModel(hints);
+    if (!model) {
       const h = { ...this.hints, ...hints };
       return { groups: coalesceRanges(wants, h.maxGap, h.maxSpan), concurrency: h.concurrency, budget: undefined };
     }
-    const model: CostModel = {
-      ...base,
-      ...hints.costOverrides,
-      ...(hints.concurrency !== undefined ? { maxConcurrency: hints.concurrency } : {}),
-    };
     const p = planReads(wants, model);
     return { groups: p.groups, concurrency: p.concurrency, budget: model.maxInflightBytes };
   }
@@ -315,6 +385,13 @@ export class Fetcher {
   }
 }
 
+/**
+ * A planned batch of at least PROBE_MIN reads, while the learner has not
+ * seen enough reads, starts with its first PROBE_GROUPS reads alone and
+ * plans the rest after them.
+ */
+const PROBE_MIN = 64;
+const PROBE_GROUPS = 16;
 /** Fewer groups than this go one read each (the batch path has a fixed cost per call). */
 const BATCH_MIN = 8;
 const BATCH_FIRST = 64;

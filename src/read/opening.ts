@@ -5,7 +5,7 @@ import type { ArchiveIndex, Tail } from "./archive-index.js";
 import type { CacheLink } from "./cache-link.js";
 import { hasherReady, loadHasher } from "../format/hash.js";
 import { Fetcher } from "./fetcher.js";
-import type { IoStats, TailRead } from "./fetcher.js";
+import type { IoStats, Learning, TailRead } from "./fetcher.js";
 import { IndexBytes } from "./index-bytes.js";
 import { committedPrefix } from "./prefix.js";
 import { SharedTask } from "./shared.js";
@@ -15,6 +15,8 @@ export interface OpeningConfig {
   readonly pageCacheBytes: number;
   readonly hints: ReadHints;
   readonly cache: CacheLink | undefined;
+  /** Learning of the cost model from this reader's reads, when on. */
+  readonly learning?: Learning;
 }
 
 /**
@@ -47,7 +49,7 @@ export class Opening {
 
   /** Opens from the cached tail when there is one, unless `fresh` (a reopen after a change reads the source). */
   static async load(source: RangeSource, cfg: OpeningConfig, signal?: AbortSignal, fresh = false): Promise<Opening> {
-    const fetcher = new Fetcher(source, cfg.hints);
+    const fetcher = new Fetcher(source, cfg.hints, cfg.learning);
     const link = cfg.cache;
     let tail: TailRead;
     let warm = false;

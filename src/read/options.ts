@@ -8,7 +8,8 @@ import type { IndexCache } from "../io/cache.js";
 import type { ExternalStore } from "../io/external.js";
 import type { ContentCacheOptions } from "./content-cache.js";
 import type { CostModel, CostWeights } from "../io/cost.js";
-import type { BatchHints } from "./fetcher.js";
+import type { BatchHints, Learning } from "./fetcher.js";
+import { CostLearner } from "../io/learn.js";
 
 export interface ReaderOptions {
   /**
@@ -33,6 +34,16 @@ export interface ReaderOptions {
    * docs/performance.md).
    */
   cost?: Partial<CostModel>;
+  /**
+   * Learn the cost model from this reader's own reads (docs/performance.md,
+   * "The learned model"): after enough reads, the latency, bandwidth and
+   * per-request cost they show replace the source's defaults, except the
+   * fields set in `cost` (and `concurrency`), which always win. `true` or
+   * `false` turns it on or off; a `CostLearner` is used (and fed) as given,
+   * so readers of one medium can share what they learned. Default: the
+   * source's `hints.learnCost` (on for S3 and HTTP, off for local files).
+   */
+  learnCost?: boolean | CostLearner;
   /**
    * When `source` is a path: read with synchronous pread (see
    * `FileSourceOptions.syncReads`). Default false.
@@ -166,6 +177,8 @@ export function checkReaderOptions(o: ReaderOptions): void {
   checkInt("cacheTtlMs", o.cacheTtlMs, 1);
   checkBool("syncReads", o.syncReads);
   checkBool("allowExternalKeysOutsidePrefix", o.allowExternalKeysOutsidePrefix);
+  if (o.learnCost !== undefined && typeof o.learnCost !== "boolean" && !(o.learnCost instanceof CostLearner))
+    throw new DesInvalidArgumentError("learnCost must be a boolean or a CostLearner");
   if (o.contentCache !== undefined) {
     if (o.contentCache === null || typeof o.contentCache !== "object")
       throw new DesInvalidArgumentError("contentCache must be { maxBytes, maxEntryBytes? }");
@@ -251,7 +264,9 @@ export function checkCost(c: Partial<CostModel> | undefined): void {
 /** What every opening of a reader uses: tail size, page cache budget, read hints with the cost model, the cache link. */
 export function openingConfig(hints: ReadHints, options: ReaderOptions, cache: CacheLink | undefined): OpeningConfig {
   const cost = readerCost(hints, options);
+  const learning = cost ? learningOf(hints, options) : undefined;
   return {
+    ...(learning ? { learning } : {}),
     tailSize: options.tailSize ?? hints.tailBytes ?? DEFAULT_TAIL_SIZE,
     pageCacheBytes: options.pageCacheBytes ?? DEFAULT_PAGE_CACHE_BYTES,
     hints: {
@@ -262,6 +277,16 @@ export function openingConfig(hints: ReadHints, options: ReaderOptions, cache: C
     },
     cache,
   };
+}
+
+/** The reader's learning, when on: its learner and the cost fields it pinned. */
+function learningOf(hints: ReadHints, options: ReaderOptions): Learning | undefined {
+  const on = options.learnCost ?? hints.learnCost ?? false;
+  if (on === false) return undefined;
+  const pinned = new Set<keyof CostModel>();
+  for (const [k, v] of Object.entries(options.cost ?? {})) if (v !== undefined) pinned.add(k as keyof CostModel);
+  if (options.concurrency !== undefined) pinned.add("maxConcurrency");
+  return { learner: on === true ? new CostLearner() : on, pinned };
 }
 
 /**

@@ -14,6 +14,7 @@ import type { EntryStat } from "./entry.js";
 import { fetchExternal, resolveExternalKey } from "./external.js";
 import { readMetaOf } from "./batch.js";
 import type { IoStats } from "./fetcher.js";
+import type { CostModel } from "../io/cost.js";
 import { Opening, Openings } from "./opening.js";
 import { describeOpening, generationSource, listGenerations, recordedGeneration, spaceUsage } from "./generations.js";
 import type { GenerationInfo, SpaceUsage } from "./generations.js";
@@ -149,6 +150,11 @@ export class DesReader {
   /** v1: live entries. v2: the footer's entry_count (tombstones included). */
   get entryCount(): number {
     return this.openings.current.index.entryCount;
+  }
+
+  /** The cost model a batch with these options is planned by, learned fields included; undefined: the fixed rule. */
+  costModel(opts: Pick<ManyOptions, "cost" | "concurrency" | "maxGap" | "maxSpan"> = {}): CostModel | undefined {
+    return this.openings.current.fetcher.costModel(hintsOf(opts));
   }
 
   /** Requests and bytes this reader asked of its source (open and reopenings included). */

@@ -27,6 +27,7 @@ export const REMOTE_HINTS: ReadHints = {
   concurrency: 8,
   tailBytes: 64 << 10,
   cost: REMOTE_COST,
+  learnCost: true,
 };
 
 /** Drops presigning parameters so the same object has the same `key` whoever signed the URL. */
