@@ -178,6 +178,25 @@ describe("HttpSource's default transport (node:http with keep-alive)", () => {
     expect(srv.connections).toBe(2);
   });
 
+  it("when every pooled connection is dead, the resend goes out on a new connection, not on the next dead one", async () => {
+    let dropping = false;
+    const perSocket = new Map<unknown, number>();
+    const srv = await serve((req) => {
+      const n = (perSocket.get(req.socket) ?? 0) + 1;
+      perSocket.set(req.socket, n);
+      if (!dropping || n === 1) return false;
+      req.socket.destroy(); // the server restarted: no idle connection is valid any more
+      return true;
+    });
+    const src = new HttpSource(`${srv.url}/o`, { retries: 0 });
+    // Three reads at once leave three idle connections in the pool.
+    await Promise.all([src.read(0, 10), src.read(10, 10), src.read(20, 10)]);
+    expect(srv.connections).toBe(3);
+    dropping = true;
+    expect(Array.from(await src.read(100, 10))).toEqual(Array.from(OBJECT.subarray(100, 110)));
+    expect(srv.connections).toBe(4);
+  });
+
   it("a reset of a new connection is not resent by the transport: with retries 0 it fails as DES_IO", async () => {
     const srv = await serve((req) => {
       req.socket.destroy();

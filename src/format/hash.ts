@@ -1,5 +1,5 @@
 import type { XXHashAPI } from "xxhash-wasm";
-import { DesInvalidArgumentError } from "../errors.js";
+import { DesInvalidArgumentError, DesIoError } from "../errors.js";
 import { instantiateSync } from "./xxhash-sync.js";
 
 let api: XXHashAPI | undefined;
@@ -39,7 +39,7 @@ export async function loadHasher(): Promise<XXHashAPI> {
       },
       (e: unknown) => {
         loading = undefined; // the next caller tries again and sees the error
-        throw e;
+        throw new DesIoError(`cannot load the xxhash WebAssembly module: ${(e as Error).message}`, { cause: e });
       },
     );
   return loading;

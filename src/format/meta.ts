@@ -1,4 +1,4 @@
-import { DesInvalidArgumentError } from "../errors.js";
+import { DesInvalidArgumentError, DesIoError } from "../errors.js";
 import type * as Codec from "./meta-codec.js";
 import type { PyJsonMapValue, PyJsonValue } from "./v1/pyjson.js";
 
@@ -45,7 +45,10 @@ export function loadMetaCodec(): Promise<void> {
     },
     (e: unknown) => {
       loading = undefined; // the next caller tries again and sees the error
-      throw e;
+      throw new DesIoError(
+        `cannot load des-pack's meta codec module (an incomplete install or bundle?): ${(e as Error).message}`,
+        { cause: e },
+      );
     },
   );
   return loading;

@@ -1,5 +1,5 @@
 import { Readable } from "node:stream";
-import { DesClosedError, DesInvalidArgumentError, DesNotFoundError, throwIfAborted } from "../errors.js";
+import { DesClosedError, DesInvalidArgumentError, DesIoError, DesNotFoundError, throwIfAborted } from "../errors.js";
 import type { MetaValue } from "../format/meta.js";
 import type { EntryRecord } from "../format/record.js";
 import type { RangeSource } from "../io/source.js";
@@ -367,7 +367,14 @@ export class DesReader {
   async verify(opts: { signal?: AbortSignal } = {}): Promise<VerifyReport> {
     if (this.closed) throw new DesClosedError();
     // Loaded on first use: a reader that only reads entries (a Lambda handler) never parses it.
-    const { verifyOpening } = await import("./verify.js");
+    const { verifyOpening } = await import("./verify.js").catch((e: unknown) => {
+      throw new DesIoError(
+        `cannot load des-pack's verify module (an incomplete install or bundle?): ${(e as Error).message}`,
+        {
+          cause: e,
+        },
+      );
+    });
     return verifyOpening(this.openings.current, this.batch, opts.signal);
   }
 

@@ -116,16 +116,23 @@ async function send(target: URL, headers: Record<string, string>, signal: AbortS
   } catch (e) {
     const stale = (e as { reusedSocket?: boolean }).reusedSocket === true;
     if (!stale || signal.aborted || !STALE.has((e as NodeJS.ErrnoException).code ?? "")) throw e;
-    return sendOnce(target, headers, signal);
+    // On a connection of its own: the pool's other idle sockets may be as dead as the first.
+    return sendOnce(target, headers, signal, true);
   }
 }
 
-function sendOnce(target: URL, headers: Record<string, string>, signal: AbortSignal): Promise<http.IncomingMessage> {
+function sendOnce(
+  target: URL,
+  headers: Record<string, string>,
+  signal: AbortSignal,
+  fresh = false,
+): Promise<http.IncomingMessage> {
   return new Promise<http.IncomingMessage>((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason as Error);
     const a = agentsFor();
     const mod = target.protocol === "https:" ? https : http;
-    const req = mod.request(target, { method: "GET", headers, agent: target.protocol === "https:" ? a.https : a.http });
+    const agent = fresh ? false : target.protocol === "https:" ? a.https : a.http;
+    const req = mod.request(target, { method: "GET", headers, agent });
     const onAbort = (): void => void req.destroy(abortError(signal));
     signal.addEventListener("abort", onAbort, { once: true });
     req.once("response", (res) => {
