@@ -84,6 +84,21 @@ describe("fitCost", () => {
     expect(fitCost(obs, REMOTE_COST).clientBytesPerMs).toBeCloseTo((big + 3000) / (40 - 20.05), 3);
   });
 
+  it("learns a shared link from one wave of big reads started together (1, 2, 3, 4 in flight at their starts)", () => {
+    // Four reads of 4 MiB sent at once over a 12.5 MB/s link they share: each took 20 ms + 16 MiB / 12,500 bytes per ms.
+    const big = 4 << 20;
+    const transfer = (4 * big) / 12_500;
+    const wave = (n: number): ReadObservation[] =>
+      Array.from({ length: 4 }, (_, i) => ({
+        bytes: big,
+        totalMs: 20.05 + transfer,
+        inFlight: i + 1,
+        bytesInFlight: n * big,
+      }));
+    const obs: ReadObservation[] = [...quiet(12, 20.05, 0), ...wave(4)];
+    expect(fitCost(obs, REMOTE_COST).clientBytesPerMs).toBeCloseTo(12_500, -1);
+  });
+
   it("learns an aggregate rate from big busy reads when it binds", () => {
     // 8 reads of 2 MiB in flight, 20 ms latency, the 8 together at 100 MB/s: each takes 20 + 8 x 2 MiB / 100,000.
     const big = 2 << 20;

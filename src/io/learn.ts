@@ -57,6 +57,8 @@ const MIN_BUSY = 8;
 const BUSY_MIN = 4;
 /** A read at least this long is long enough for its transfer time to be measured. */
 const BIG_BYTES = 256 << 10;
+/** A big read with at least this many times its own bytes in flight (its own included) shared the medium. */
+const SHARED = 2;
 /** A busy read this much slower than latency plus transfer waited for something shared. */
 const QUEUED = 1.25;
 /** An aggregate rate below this share of what the connections in flight could carry is a limit. */
@@ -101,10 +103,12 @@ const valid = (o: ReadObservation): boolean =>
  *   time less their transfer at `base.bytesPerMs`. Needs 8 quiet reads.
  * - `bytesPerMs`: the median rate of quiet reads of at least 256 KiB, their
  *   transfer time being total less first byte. Needs 4.
- * - `clientBytesPerMs`: of busy reads (4 or more in flight) of at least
- *   256 KiB, the median aggregate rate `bytesInFlight / transfer time`,
- *   when it is below 80% of what that many connections carry at
- *   `bytesPerMs` (a limit all connections share). Needs 4.
+ * - `clientBytesPerMs`: of reads of at least 256 KiB that were busy (4 or
+ *   more in flight at their start) or had at least twice their own bytes in
+ *   flight (`bytesInFlight`, theirs included: the first read of a wave),
+ *   the median aggregate rate `bytesInFlight / transfer time`, when it is
+ *   below 80% of what that many connections (`bytesInFlight / bytes`)
+ *   carry at `bytesPerMs` (a limit all connections share). Needs 4.
  * - `requestCpuMs`: of busy reads under 256 KiB at half the peak
  *   concurrency or more, the mean (without its highest tenth) of the wall
  *   time each one took: the time since the previous completion
@@ -143,10 +147,15 @@ export function fitCost(
   }
 
   let aggregate = base.clientBytesPerMs ?? Infinity;
-  const bigBusy = busy.filter((o) => o.bytes >= BIG_BYTES && transfer(o) > 0);
+  // Big reads that shared the medium with others for their whole transfer: the bytes in flight beside them
+  // (not the count of reads at their start, which is 1 for the first of a wave) say how many shared it.
+  const sharedBytes = (o: ReadObservation): number => o.bytesInFlight ?? o.inFlight * o.bytes;
+  const bigBusy = obs.filter(
+    (o) => o.bytes >= BIG_BYTES && transfer(o) > 0 && (o.inFlight >= BUSY_MIN || sharedBytes(o) >= SHARED * o.bytes),
+  );
   if (bigBusy.length >= MIN_BIG) {
-    const agg = median(bigBusy.map((o) => (o.bytesInFlight ?? o.inFlight * o.bytes) / transfer(o)));
-    const lanes = median(bigBusy.map((o) => o.inFlight));
+    const agg = median(bigBusy.map((o) => sharedBytes(o) / transfer(o)));
+    const lanes = median(bigBusy.map((o) => sharedBytes(o) / o.bytes));
     if (agg < BINDING * lanes * rate) {
       aggregate = agg;
       out.clientBytesPerMs = agg;
