@@ -101,14 +101,7 @@ describe("open", () => {
     expect(r.size).toBe(bytes.length);
     expect(source.size).toBe(bytes.length);
     expect(source.etag).toMatch(/^".+"$/);
-    expect(source.hints).toEqual({
-      maxGap: MIB,
-      maxSpan: 8 * MIB,
-      concurrency: 8,
-      tailBytes: 65_536,
-      cost: REMOTE_COST,
-      learnCost: true,
-    });
+    expect(source.hints).toEqual(S3_HINTS);
     expect(S3_HINTS).toEqual({
       maxGap: MIB,
       maxSpan: 8 * MIB,
