@@ -1,7 +1,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { DesWriter, FileSink, MemorySink } from "../src/index.js";
+import { DesIoError, DesWriter, FileSink, MemorySink } from "../src/index.js";
+import { giveWriteBuffer, takeWriteBuffer } from "../src/sinks/write-buffers.js";
 import type { ByteSink } from "../src/index.js";
 import { tempDir } from "./helpers/tmp.js";
 
@@ -70,5 +71,48 @@ describe("FileSink.writeMany", () => {
     await sink.commit();
     const file = fs.readFileSync(target);
     expect(Buffer.compare(file, Buffer.concat(expected))).toBe(0);
+  });
+});
+
+describe("FileSink buffers are pooled between sinks", () => {
+  const pattern = (seed: number, size: number): Uint8Array => {
+    const b = new Uint8Array(size);
+    for (let i = 0; i < size; i++) b[i] = (i * 31 + seed * 7) & 0xff;
+    return b;
+  };
+  const writeIn = async (sink: FileSink, bytes: Uint8Array, chunk: number): Promise<void> => {
+    for (let at = 0; at < bytes.length; at += chunk) await sink.write(bytes.subarray(at, at + chunk));
+  };
+
+  it("sinks one after another get the same memory, never mix bytes, and a committed sink takes no more", async () => {
+    const a = await FileSink.create(path.join(dir, "pool-a.bin"));
+    const bytesA = pattern(1, 2_500_000); // fills the 1 MiB buffer twice: both of a sink's buffers are used
+    await writeIn(a, bytesA, 40_000);
+    await a.commit();
+    const b = await FileSink.create(path.join(dir, "pool-b.bin"));
+    const bytesB = pattern(2, 700_000);
+    await writeIn(b, bytesB.subarray(0, 350_000), 10_000);
+    // A late write to the committed sink would land in the buffer b now fills: it is refused instead.
+    await expect(a.write(new Uint8Array(5).fill(0xee))).rejects.toBeInstanceOf(DesIoError);
+    await expect(a.write(new Uint8Array(0))).rejects.toBeInstanceOf(DesIoError);
+    await writeIn(b, bytesB.subarray(350_000), 10_000);
+    const c = await FileSink.create(path.join(dir, "pool-c.bin"));
+    await c.write(pattern(3, 1000));
+    await c.abort(); // an aborted sink gives its buffer back too
+    await expect(c.write(new Uint8Array(3))).rejects.toBeInstanceOf(DesIoError);
+    await b.commit();
+    expect(Buffer.compare(fs.readFileSync(path.join(dir, "pool-a.bin")), Buffer.from(bytesA))).toBe(0);
+    expect(Buffer.compare(fs.readFileSync(path.join(dir, "pool-b.bin")), Buffer.from(bytesB))).toBe(0);
+    expect(fs.existsSync(path.join(dir, "pool-c.bin"))).toBe(false);
+  });
+
+  it("a buffer given back is the next one taken, once", () => {
+    const x = takeWriteBuffer();
+    giveWriteBuffer(x);
+    giveWriteBuffer(x); // twice: still one entry in the pool
+    expect(takeWriteBuffer()).toBe(x);
+    expect(takeWriteBuffer()).not.toBe(x);
+    giveWriteBuffer(Buffer.alloc(10)); // not a write buffer: not pooled
+    expect(takeWriteBuffer().length).toBe(1 << 20);
   });
 });

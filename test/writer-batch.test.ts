@@ -81,6 +81,28 @@ describe("addMany writes the bytes of one add per entry", () => {
     sameBytes(await batched(entries), await perEntry(entries));
   });
 
+  it("by writers running at once (the group buffer is lent to one call at a time), through a sink that answers late", async () => {
+    /** A sink that keeps the chunk until a later turn, then copies it: a chunk reused too early shows up in its bytes. */
+    class LateSink extends MemorySink {
+      override async write(chunk: Uint8Array): Promise<void> {
+        await new Promise((r) => setTimeout(r, 1));
+        await super.write(chunk);
+      }
+    }
+    const lists = [0, 1, 2].map((w) => {
+      const entries: Entry[] = [];
+      for (let i = 0; i < 700; i++)
+        entries.push([`w${w}/f${String(i).padStart(4, "0")}`, body(w * 1000 + i, 7000 + i)]);
+      return entries;
+    });
+    const sinks = lists.map(() => new LateSink());
+    const writers = await Promise.all(sinks.map((s) => DesWriter.create(s)));
+    // Each list is more than 4 MiB: two groups per call, the calls interleaved.
+    await Promise.all(writers.map((w, k) => w.addMany(lists[k]!)));
+    await Promise.all(writers.map((w) => w.close()));
+    for (let k = 0; k < lists.length; k++) sameBytes(sinks[k]!.bytes(), await perEntry(lists[k]!));
+  });
+
   it("in name order and out of it, with an index of many pages", async () => {
     const sorted: Entry[] = [];
     for (let i = 0; i < 60_000; i++)

@@ -136,10 +136,10 @@ export async function openArchive(
 /** Streams an archive to stdout as it is written (`pack ... -`). */
 class StdoutSink implements ByteSink {
   readonly location = "(stdout)";
+  /** Resolves once stdout is done with `chunk` (a sink may keep a chunk only until then: writers reuse their buffers). */
   async write(chunk: Uint8Array): Promise<void> {
     await new Promise<void>((resolve, reject) => {
-      if (!process.stdout.write(chunk, (e) => (e ? reject(e) : undefined))) process.stdout.once("drain", resolve);
-      else resolve();
+      process.stdout.write(chunk, (e) => (e ? reject(e) : resolve()));
     });
   }
   async commit(): Promise<void> {

@@ -4,11 +4,12 @@ import crypto from "node:crypto";
 import { DesExistsError, DesIoError } from "../errors.js";
 import type { ByteSink } from "../io/sink.js";
 import { syncDir } from "../io/local-files.js";
+import { giveWriteBuffer, takeWriteBuffer } from "./write-buffers.js";
 
-const WRITE_BUFFER = 1 << 20;
 /** writeRetained copies chunks smaller than this into the buffer instead of keeping them. */
 const RETAIN_MIN = 64 << 10;
 const SYNC_EVERY = 32 << 20;
+const EMPTY = Buffer.alloc(0);
 
 function fsCall<T>(fn: (cb: (e: NodeJS.ErrnoException | null, v: T) => void) => void): Promise<T> {
   return new Promise((resolve, reject) => fn((e, v) => (e ? reject(e) : resolve(v))));
@@ -51,7 +52,8 @@ export class FileSink implements ByteSink {
   readonly tempPath: string;
   private fd: number | undefined;
   private readonly overwrite: boolean;
-  private buf: Buffer = Buffer.allocUnsafe(WRITE_BUFFER);
+  /** Empty until the first write (then a pooled buffer), empty again once the sink is done. */
+  private buf: Buffer = EMPTY;
   private used = 0;
   private position = 0;
   private done = false;
@@ -73,14 +75,25 @@ export class FileSink implements ByteSink {
   private unsynced = 0;
   private syncing: Promise<void> | undefined;
 
-  private constructor(target: string, tempPath: string, fd: number, overwrite: boolean) {
+  private constructor(
+    target: string,
+    tempPath: string,
+    fd: number,
+    overwrite: boolean,
+    private readonly syncFolder: boolean,
+  ) {
     this.location = target;
     this.tempPath = tempPath;
     this.fd = fd;
     this.overwrite = overwrite;
   }
 
-  static async create(target: string, opts: { overwrite?: boolean } = {}): Promise<FileSink> {
+  /**
+   * `syncDir: false` leaves the folder's fsync after the final rename to the
+   * caller: one that writes many files into one folder syncs it once, after
+   * the last (until then a crash may lose the new names, never their bytes).
+   */
+  static async create(target: string, opts: { overwrite?: boolean; syncDir?: boolean } = {}): Promise<FileSink> {
     const full = path.resolve(target);
     if (!opts.overwrite && fs.existsSync(full))
       throw new DesExistsError(`${full} exists; not replaced (pass overwrite: true, or --overwrite to the CLI)`);
@@ -94,7 +107,7 @@ export class FileSink implements ByteSink {
     } catch (e) {
       throw new DesIoError(`cannot create ${tmp}: ${(e as Error).message}`, { cause: e });
     }
-    return new FileSink(full, tmp, fd, opts.overwrite ?? false);
+    return new FileSink(full, tmp, fd, opts.overwrite ?? false, opts.syncDir ?? true);
   }
 
   /** Bytes accepted so far (buffered ones included). */
@@ -125,7 +138,7 @@ export class FileSink implements ByteSink {
     const length = this.used;
     const at = this.position;
     this.position += length;
-    this.buf = this.spare ?? Buffer.allocUnsafe(WRITE_BUFFER);
+    this.buf = this.spare ?? takeWriteBuffer();
     this.spare = undefined;
     this.used = 0;
     this.inflight = writeFully(fd, full, length, at).then(
@@ -154,6 +167,7 @@ export class FileSink implements ByteSink {
 
   async write(chunk: Uint8Array): Promise<void> {
     try {
+      if (this.buf === EMPTY && this.fd !== undefined && !this.done) this.buf = takeWriteBuffer();
       if (this.used + chunk.length > this.buf.length) await this.flush();
       if (chunk.length >= this.buf.length) {
         // Large chunks go straight to the file instead of through the buffer,
@@ -253,6 +267,7 @@ export class FileSink implements ByteSink {
     try {
       await this.flush();
       await this.settle();
+      this.releaseBuffers();
       if (this.syncing) await this.syncing;
       const fd = this.fd!;
       await fsCall<void>((cb) => fs.fsync(fd, (e) => cb(e, undefined)));
@@ -270,13 +285,22 @@ export class FileSink implements ByteSink {
         }
         await fs.promises.unlink(this.tempPath);
       }
-      await syncDir(path.dirname(this.location));
+      if (this.syncFolder) await syncDir(path.dirname(this.location));
       this.done = true;
     } catch (e) {
       await this.abort();
       if (e instanceof DesExistsError || e instanceof DesIoError) throw e;
       throw new DesIoError(`cannot finish ${this.location}: ${(e as Error).message}`, { cause: e });
     }
+  }
+
+  /** Hands both buffers back to the pool once no write uses them; the sink takes no bytes after this. */
+  private releaseBuffers(): void {
+    giveWriteBuffer(this.buf === EMPTY ? undefined : this.buf);
+    giveWriteBuffer(this.spare);
+    this.buf = EMPTY;
+    this.spare = undefined;
+    this.used = 0;
   }
 
   async abort(): Promise<void> {
@@ -286,6 +310,7 @@ export class FileSink implements ByteSink {
     this.fd = undefined;
     // Let background work finish before its descriptor closes (neither rejects).
     if (this.inflight) await this.inflight;
+    this.releaseBuffers();
     if (this.syncing) await this.syncing;
     if (fd !== undefined) await new Promise<void>((resolve) => fs.close(fd, () => resolve()));
     await fs.promises.rm(this.tempPath, { force: true });

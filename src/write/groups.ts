@@ -5,14 +5,22 @@ export interface PackedGroup {
   readonly lengths: Float64Array;
 }
 
+/** Memory a caller lends to packGroups; it may be replaced by a bigger buffer, which the caller keeps. */
+export interface GroupScratch {
+  buf: Uint8Array;
+}
+
 /**
  * Splits `list` into groups whose bodies together stay within `groupBytes`
  * (a body bigger than that is a group of its own, not copied); each group's
- * bodies are copied into one buffer in order.
+ * bodies are copied into one buffer in order: the scratch buffer when one is
+ * given (a group's bytes are then valid only until the next group is asked
+ * for), else a new one per group.
  */
 export function* packGroups(
   list: readonly (readonly [string, Uint8Array])[],
   groupBytes: number,
+  scratch?: GroupScratch,
 ): Generator<PackedGroup> {
   for (let i = 0; i < list.length;) {
     let j = i;
@@ -26,7 +34,12 @@ export function* packGroups(
       lengths[0] = list[i]![1].length;
       bytes = list[i]![1];
     } else {
-      bytes = new Uint8Array(total);
+      if (!scratch) bytes = new Uint8Array(total);
+      else {
+        if (scratch.buf.length < total)
+          scratch.buf = new Uint8Array(Math.min(groupBytes, Math.max(total, scratch.buf.length * 2)));
+        bytes = scratch.buf.subarray(0, total);
+      }
       let at = 0;
       for (let k = i; k < j; k++) {
         const [name, body] = list[k]!;

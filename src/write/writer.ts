@@ -22,6 +22,7 @@ import type { EntryData } from "./body.js";
 import { EntryTable, hashKey } from "./entry-table.js";
 import { finishArchive, writerStats } from "./finish.js";
 import { packGroups } from "./groups.js";
+import type { GroupScratch } from "./groups.js";
 import { stageEntryName } from "./names.js";
 import { resolveAddOptions, resolveWriterOptions } from "./options.js";
 import type { AddManyOptions, AddOptions, ResolvedOptions, WriterOptions, WriterStats } from "./options.js";
@@ -39,6 +40,8 @@ export type { AddManyOptions, AddOptions, WriterOptions, WriterStats } from "./o
 
 /** addMany copies small bodies together into groups of up to this many bytes, one sink write each. */
 const GROUP_BYTES = 4 << 20;
+/** The scratch buffer of addMany's groups, lent to one call at a time (writers seal parts one after another). */
+let spareScratch: GroupScratch | undefined;
 
 /**
  * Writes a DES archive in one pass: bodies stream straight to the sink, meta
@@ -215,9 +218,16 @@ export class DesWriter {
       for (const [name, body] of list) await this.addNow(name, body, addOpts);
       return;
     }
-    for (const g of packGroups(list, GROUP_BYTES)) {
-      throwIfAborted(plan.signal);
-      await this.addPackedNow(g.names, g.bytes, g.lengths, undefined);
+    // Every sink is done with a chunk once its write resolves, so one scratch buffer serves every group.
+    const scratch = spareScratch ?? { buf: new Uint8Array(0) };
+    spareScratch = undefined;
+    try {
+      for (const g of packGroups(list, GROUP_BYTES, scratch)) {
+        throwIfAborted(plan.signal);
+        await this.addPackedNow(g.names, g.bytes, g.lengths, undefined);
+      }
+    } finally {
+      spareScratch = scratch;
     }
   }
 
