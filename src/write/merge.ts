@@ -6,7 +6,7 @@ import { DesDuplicateError, DesInvalidArgumentError } from "../errors.js";
 import type { EntryRecord } from "../format/record.js";
 import type { ByteSink } from "../io/sink.js";
 import type { RangeSource } from "../io/source.js";
-import { liveRecords } from "../read/generations.js";
+import { liveRecordBatches } from "../read/generations.js";
 import type { OpenedGeneration } from "../read/generations.js";
 import { copyEntries, createCopyTarget, finishCopy, openForCopy, repackEntry } from "./repack.js";
 import type { RepackOptions, RepackReport } from "./repack.js";
@@ -37,19 +37,20 @@ export async function merge(
     const winner = new Map<string, { source: number; rec: EntryRecord }>();
     let dropped = 0;
     for (let k = 0; k < opened.length; k++) {
-      for await (const r of liveRecords(opened[k]!.opened.index, opts.signal, opened[k]!.opened)) {
-        if (opts.filter && !opts.filter(repackEntry(r))) {
-          dropped++;
-          continue;
+      for await (const batch of liveRecordBatches(opened[k]!.opened.index, opts.signal, opened[k]!.opened))
+        for (const r of batch) {
+          if (opts.filter && !opts.filter(repackEntry(r))) {
+            dropped++;
+            continue;
+          }
+          const seen = winner.get(r.name);
+          if (seen) {
+            if (rule === "error") throw new DesDuplicateError(r.name);
+            dropped++;
+            if (rule === "first") continue;
+          }
+          winner.set(r.name, { source: k, rec: r });
         }
-        const seen = winner.get(r.name);
-        if (seen) {
-          if (rule === "error") throw new DesDuplicateError(r.name);
-          dropped++;
-          if (rule === "first") continue;
-        }
-        winner.set(r.name, { source: k, rec: r });
-      }
     }
     const perSource: EntryRecord[][] = opened.map(() => []);
     for (const { source, rec } of winner.values()) perSource[source]!.push(rec);

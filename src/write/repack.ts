@@ -24,7 +24,7 @@ import { decodeMetaV1, encodeMetaV2, loadMetaCodec } from "../format/meta.js";
 import { encodeV2Header } from "../format/v2/footer.js";
 import type { ByteSink } from "../io/sink.js";
 import type { RangeSource } from "../io/source.js";
-import { liveRecords, openGeneration } from "../read/generations.js";
+import { liveRecordBatches, openGeneration } from "../read/generations.js";
 import { DesReader } from "../read/reader.js";
 import type { OpenedGeneration } from "../read/generations.js";
 import { FileSink } from "../sinks/file.js";
@@ -357,10 +357,11 @@ export async function repack(
   try {
     const keep: EntryRecord[] = [];
     let dropped = 0;
-    for await (const r of liveRecords(opened.index, opts.signal, opened)) {
-      if (!opts.filter || opts.filter(repackEntry(r))) keep.push(r);
-      else dropped++;
-    }
+    for await (const batch of liveRecordBatches(opened.index, opts.signal, opened))
+      for (const r of batch) {
+        if (!opts.filter || opts.filter(repackEntry(r))) keep.push(r);
+        else dropped++;
+      }
     let bytesWritten: number;
     let location: string;
     if (format === 1) {
