@@ -7,6 +7,7 @@ import { DesReader } from "../read/reader.js";
 import { DesWriter } from "../write/writer.js";
 import { merge } from "../write/merge.js";
 import { syncDir } from "../io/local-files.js";
+import { FileSink } from "../sinks/file.js";
 
 /**
  * Where sealed parts live: a folder (written in place) or any Location (parts
@@ -30,6 +31,8 @@ export interface PartBackend {
   delete(key: string): Promise<void>;
   /** Uploads whatever was sealed but not yet uploaded (after a restart). */
   recover(): Promise<void>;
+  /** Makes every part `create` wrote so far durable under its name (a seal calls it before deleting its journal). */
+  settle(): Promise<void>;
 }
 
 function checkKey(key: string): void {
@@ -39,6 +42,8 @@ function checkKey(key: string): void {
 
 export class FolderParts implements PartBackend {
   readonly url: string;
+  /** Folders that got new parts since the last settle(). */
+  private readonly unsynced = new Set<string>();
   constructor(base: string) {
     this.url = path.resolve(base);
   }
@@ -71,14 +76,26 @@ export class FolderParts implements PartBackend {
 
   async create(key: string, fill: (w: DesWriter) => Promise<void>): Promise<"written" | "existed"> {
     const file = this.pathOf(key);
-    await fs.promises.mkdir(path.dirname(file), { recursive: true });
+    const dir = path.dirname(file);
+    if (!this.unsynced.has(dir)) await fs.promises.mkdir(dir, { recursive: true });
+    // A seal writes hundreds of parts into one day's folder: the folder is synced once, in settle().
+    this.unsynced.add(dir);
     try {
-      await DesWriter.write(file, { overwrite: false }, fill);
+      const sink = await FileSink.create(file, { overwrite: false, syncDir: false });
+      await DesWriter.write(sink, {}, fill);
     } catch (e) {
       if (e instanceof DesExistsError) return "existed";
       throw e;
     }
     return "written";
+  }
+
+  async settle(): Promise<void> {
+    const dirs = [...this.unsynced];
+    for (const dir of dirs) {
+      await syncDir(dir);
+      this.unsynced.delete(dir);
+    }
   }
 
   async mergeInto(key: string, sources: readonly string[]): Promise<number> {
@@ -212,6 +229,9 @@ export class LocationParts implements PartBackend {
   }
 
   /** Re-uploads every spool file left by an earlier run (sealed but not uploaded). */
+  /** Spool files are synced as they are written; uploads are durable when they complete. */
+  async settle(): Promise<void> {}
+
   async recover(): Promise<void> {
     const files: string[] = [];
     const walk = async (dir: string): Promise<void> => {

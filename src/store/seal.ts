@@ -78,5 +78,6 @@ export async function sealRecords(
     await backend.create(key, (w) => fill(w, bytes, g.records));
     out.push(parsePartKey(key, g.day, g.shard, lay.bits, lay.layout)!);
   }
+  await backend.settle();
   return out;
 }
