@@ -9,6 +9,7 @@ import { SortedWalk } from "./tree-walk.js";
 import type { OtherEntry } from "./tree-walk.js";
 import { DesWriter } from "./writer.js";
 import { addPacked, canAddPacked } from "./packed.js";
+import type { PackedMetas } from "./packed-add.js";
 import type { AddOptions, WriterOptions, WriterStats } from "./writer.js";
 import type { ByteSink } from "../io/sink.js";
 import type { Compression } from "../format/constants.js";
@@ -213,9 +214,12 @@ export async function packDirectory(
             if (last) released = true;
             const runNames = k === 0 && last && !prefix ? names : names.slice(k, j).map((x) => prefix + x);
             // v2 metas of a run are encoded here, straight from the stat numbers (one per file).
-            const metas = metadata
-              ? Array.from({ length: j - k }, (_, q) => (encoded ? metaBytesOf(k + q) : metaOf(k + q)))
-              : undefined;
+            const count = j - k;
+            const metas: PackedMetas | undefined = !metadata
+              ? undefined
+              : encoded
+                ? { encoded: true, values: Array.from({ length: count }, (_, q) => metaBytesOf(k + q)) }
+                : { encoded: false, values: Array.from({ length: count }, (_, q) => metaOf(k + q)) };
             await addPacked(
               w,
               runNames,
@@ -223,7 +227,6 @@ export async function packDirectory(
               lengths.subarray(k, j),
               last ? batch.release : undefined,
               metas,
-              encoded,
             );
           } else {
             for (let q = k, o = at; q < j; o += lengths[q++]!)

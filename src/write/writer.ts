@@ -22,6 +22,8 @@ import type { EntryData } from "./body.js";
 import { EntryTable, hashKey } from "./entry-table.js";
 import { finishArchive, writerStats } from "./finish.js";
 import { packGroups } from "./groups.js";
+import { addPackedRows } from "./packed-add.js";
+import type { WriterCore } from "./packed-add.js";
 import type { GroupScratch } from "./groups.js";
 import { stageEntryName } from "./names.js";
 import { resolveAddOptions, resolveWriterOptions } from "./options.js";
@@ -67,6 +69,8 @@ export class DesWriter {
   private failure: unknown;
   /** Serialises adds: bodies must reach the sink one after another. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** What the packed path (packed-add.ts) needs of this writer. */
+  private readonly core: WriterCore;
 
   private constructor(
     sink: ByteSink,
@@ -77,6 +81,15 @@ export class DesWriter {
     this.opts = opts;
     this.format = opts.format;
     this.meta = new SpillBuffer(opts.metaMemoryLimit);
+    this.core = {
+      format: this.format,
+      table: this.table,
+      out: this.out,
+      hashName: (name) => hashApi.h64(name, 0n),
+      ensureOpen: () => this.ensureOpen(),
+      poison: (e) => this.poison(e),
+      pushRow: this.pushRow.bind(this),
+    };
   }
 
   /** Starts an archive at a path (crash-safe temp file + rename) or on any ByteSink. Every option is checked first. */
@@ -224,86 +237,10 @@ export class DesWriter {
     try {
       for (const g of packGroups(list, GROUP_BYTES, scratch)) {
         throwIfAborted(plan.signal);
-        await this.addPackedNow(g.names, g.bytes, g.lengths, undefined);
+        await addPackedRows(this.core, g.names, g.bytes, g.lengths);
       }
     } finally {
       spareScratch = scratch;
-    }
-  }
-
-  /**
-   * Adds entries whose bodies lie back to back in `bytes` (lengths[k] bytes
-   * each), stored uncompressed and internal, exactly as one `add` per entry
-   * would: names are checked, hashed and entered, bodies hashed, then all
-   * the bytes go to the sink in one write. Stops at the first rejected name
-   * (after adding and writing the ones before it) and throws its error.
-   * With `release`, a sink that can (FileSink) keeps `bytes` without copying
-   * and calls `release` once written; `release` is called exactly once.
-   */
-  private async addPackedNow(
-    names: readonly string[],
-    bytes: Uint8Array,
-    lengths: ArrayLike<number>,
-    release?: () => void,
-    metas?: readonly unknown[],
-    /** `metas` are v2 meta bytes already (format 2 only). */
-    encodedMetas = false,
-  ): Promise<void> {
-    let handed = false;
-    try {
-      this.ensureOpen();
-      const t = this.table;
-      const base = this.out.position;
-      let used = 0;
-      let rejected: unknown;
-      const hashName = this.hashApi.h64;
-      for (let k = 0; k < names.length; k++) {
-        const name = names[k]!;
-        const len = lengths[k]!;
-        let nameLen: number;
-        try {
-          nameLen = stageEntryName(t, name, this.format);
-        } catch (e) {
-          rejected = e;
-          break;
-        }
-        // The hash of the name's UTF-8 bytes (encoded straight into the hasher's memory).
-        const nameHash = hashName(name, 0n);
-        const key = hashKey(nameHash);
-        if (this.format === 2 && t.hasStaged(nameLen, nameHash, key)) {
-          rejected = new DesDuplicateError(name);
-          break;
-        }
-        const hash = len > 0 ? xxh64(bytes.subarray(used, used + len)) : 0n;
-        const given = metas?.[k];
-        const meta =
-          this.format === 1
-            ? v1MetaDocument(given, len, undefined)
-            : given === undefined
-              ? undefined
-              : encodedMetas
-                ? (given as Uint8Array)
-                : encodeMetaV2(given);
-        this.pushRow(name, nameLen, nameHash, key, 0, 0, len, len, base + used, hash, undefined, meta);
-        used += len;
-      }
-      if (used > 0) {
-        // Entries are in the table before their bytes are in the sink: a failure here poisons the writer.
-        const chunk = used === bytes.length ? bytes : bytes.subarray(0, used);
-        try {
-          if (release) {
-            handed = true;
-            await this.out.writeRetained(chunk, release);
-          } else {
-            await this.out.write(chunk);
-          }
-        } catch (e) {
-          throw this.poison(e);
-        }
-      }
-      if (rejected !== undefined) throw rejected;
-    } finally {
-      if (!handed) release?.();
     }
   }
 
