@@ -3,7 +3,15 @@
  * range reads. This entry point loads no cloud SDK; S3 lives in `des-pack/s3`.
  */
 export { DesReader } from "./read/reader.js";
-export type { ReaderOptions, ReadOptions, ManyOptions, EntryStat, VerifyReport, VerifyProblem } from "./read/reader.js";
+export type {
+  ReaderOptions,
+  ReadOptions,
+  ManyOptions,
+  EntryStat,
+  VerifyReport,
+  VerifyProblem,
+  WarmReport,
+} from "./read/reader.js";
 export type { GenerationInfo, SpaceUsage } from "./read/generations.js";
 export { DesWriter } from "./write/writer.js";
 export { DesAppendWriter } from "./write/append.js";

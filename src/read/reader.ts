@@ -32,20 +32,13 @@ import {
 import type { ManyOptions, ReadOptions, ReaderOptions } from "./options.js";
 import { entryChunks } from "./stream.js";
 import type { VerifyReport } from "./verify.js";
+import { warmOpening } from "./warm.js";
+import type { WarmReport } from "./warm.js";
 
 export type { ReaderOptions, ReadOptions, ManyOptions } from "./options.js";
 export type { EntryStat } from "./entry.js";
 export type { VerifyProblem, VerifyReport } from "./verify.js";
-
-/** What `warm()` stored. */
-export interface WarmReport {
-  /** Index ranges (v1: the index; v2: pages) of the archive. */
-  readonly ranges: number;
-  /** Of those, the ranges inside the tail (cached as part of it, not under their own key). */
-  readonly inTail: number;
-  /** Bytes of the index ranges. */
-  readonly bytes: number;
-}
+export type { WarmReport } from "./warm.js";
 
 /** The options of a call given none: nothing to check. */
 const NO_OPTIONS: ReadOptions = Object.freeze({});
@@ -387,18 +380,7 @@ export class DesReader {
     if (!link) throw new DesInvalidArgumentError("warm() needs a reader opened with a cache");
     checkInt("batchPages", opts.batchPages, 1);
     const per = opts.batchPages ?? 1024;
-    return this.run(async (o) => {
-      link.putTail({ bytes: o.tail.bytes, size: o.tail.size, version: o.version });
-      const ranges = o.index.indexRanges();
-      let bytes = 0;
-      let inTail = 0;
-      for (const r of ranges) if (o.fetcher.fromTail(r.offset, r.length)) inTail++;
-      for (let i = 0; i < ranges.length; i += per) {
-        for (const b of await o.bytes.load(ranges.slice(i, i + per), opts.signal)) bytes += b.length;
-      }
-      await link.flush();
-      return { ranges: ranges.length, inTail, bytes };
-    }, opts.signal);
+    return this.run((o) => warmOpening(o, link, per, opts.signal), opts.signal);
   }
 
   /** Drops everything the cache holds for this archive (every version); returns how many keys went. */
