@@ -1,8 +1,11 @@
 import fs from "node:fs";
 import path from "node:path";
 import { batchReader } from "./file-batch-reader.js";
+import { fileVersion, openFd, openFdSync } from "./file-open.js";
 import { DesAbortedError, DesChangedError, DesInvalidArgumentError, DesIoError, throwIfAborted } from "../errors.js";
 import { checkRange, LOCAL_HINTS, type RangeSource, type ReadHints } from "../io/source.js";
+
+export { fileVersion } from "./file-open.js";
 
 export interface FileSourceOptions extends Partial<ReadHints> {
   /**
@@ -24,9 +27,6 @@ export interface FileSourceOptions extends Partial<ReadHints> {
   checkIntervalMs?: number;
 }
 
-// O_NONBLOCK: opening a FIFO must not wait for a writer; it changes nothing for regular files.
-const OPEN_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0);
-
 /** One open descriptor and the version of the file it reads; closed when its last reader is done. */
 interface Handle {
   readonly fd: number;
@@ -35,59 +35,6 @@ interface Handle {
   retired: boolean;
   closed: Promise<void> | undefined;
   settle: (() => void) | undefined;
-}
-
-/**
- * The version token of a local file: device, inode, size and modification
- * time in nanoseconds (spec "Local files: version tokens"). A file replaced
- * by a rename changes inode; one rewritten in place changes size or mtime.
- */
-export function fileVersion(st: fs.BigIntStats): string {
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
-}
-
-function notRegular(filePath: string): DesInvalidArgumentError {
-  return new DesInvalidArgumentError(
-    `${filePath} is not a regular file (a FIFO, device, socket or directory cannot be read as an archive)`,
-  );
-}
-
-function openFd(filePath: string): Promise<{ fd: number; st: fs.BigIntStats }> {
-  return new Promise((resolve, reject) =>
-    fs.open(filePath, OPEN_FLAGS, (e, fd) => {
-      if (e) return reject(new DesIoError(`cannot open ${filePath}: ${e.message}`, { cause: e }));
-      fs.fstat(fd, { bigint: true }, (e2, st) => {
-        if (e2 || !st.isFile()) {
-          fs.close(fd, () => undefined);
-          if (e2) return reject(new DesIoError(`cannot stat ${filePath}: ${e2.message}`, { cause: e2 }));
-          return reject(notRegular(filePath));
-        }
-        resolve({ fd, st });
-      });
-    }),
-  );
-}
-
-/** `openFd` on the calling thread (syncReads mode: the caller chose blocking system calls). */
-function openFdSync(filePath: string): { fd: number; st: fs.BigIntStats } {
-  let fd: number;
-  try {
-    fd = fs.openSync(filePath, OPEN_FLAGS);
-  } catch (e) {
-    throw new DesIoError(`cannot open ${filePath}: ${(e as Error).message}`, { cause: e });
-  }
-  let st: fs.BigIntStats;
-  try {
-    st = fs.fstatSync(fd, { bigint: true });
-  } catch (e) {
-    fs.closeSync(fd);
-    throw new DesIoError(`cannot stat ${filePath}: ${(e as Error).message}`, { cause: e });
-  }
-  if (!st.isFile()) {
-    fs.closeSync(fd);
-    throw notRegular(filePath);
-  }
-  return { fd, st };
 }
 
 /**
