@@ -34,7 +34,8 @@ describe("liveRecordBatches", () => {
       for await (const b of liveRecordBatches(opened.index, undefined, opened)) batches.push(b);
       const pageCount = 2 ** opened.footer!.pageBits;
       expect(pageCount).toBeGreaterThan(1);
-      expect(batches.length).toBe(pageCount);
+      expect(batches.length).toBeLessThanOrEqual(pageCount);
+      expect(batches.length).toBeGreaterThan(pageCount / 2);
       const names = batches.flatMap((b) => b.map((r) => r.name));
       expect(names.length).toBe(expected.length);
       expect([...names].sort()).toEqual(expected);

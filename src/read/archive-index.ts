@@ -3,8 +3,8 @@ import type { BatchHints } from "./fetcher.js";
 import type { ByteRange, IndexBytes } from "./index-bytes.js";
 import { FLAG_TOMBSTONE, FOOTER_MAGIC, V1_FOOTER_SIZE, V2_FOOTER_SIZE, startsWith } from "../format/constants.js";
 import type { EntryRecord } from "../format/record.js";
-import { decodeV1Footer, decodeV1Index } from "../format/v1/layout.js";
-import type { V1Footer } from "../format/v1/layout.js";
+import { decodeV1Footer } from "../format/v1/layout.js";
+import { V1Index } from "./v1-index.js";
 import { PageView, pageOfHash } from "../format/v2/page.js";
 import { decodeRoot, decodeV2Footer, rootLength, rootOffset } from "../format/v2/footer.js";
 import type { DecodedPage } from "../format/v2/page.js";
@@ -90,60 +90,6 @@ export async function openIndex(
       ? `too small to be a DES archive (${size} bytes)`
       : "no DES footer at the end of the data",
   );
-}
-
-class V1Index implements ArchiveIndex {
-  readonly version = 1 as const;
-  private readonly byName: Map<string, EntryRecord>;
-
-  private constructor(
-    private readonly records: EntryRecord[],
-    private readonly footer: V1Footer,
-  ) {
-    // Python dict semantics: the last record of a name wins, listed at its first position.
-    this.byName = new Map();
-    for (const r of records) this.byName.set(r.name, r);
-    for (const [name, r] of this.byName) if (r.flags & FLAG_TOMBSTONE) this.byName.delete(name);
-  }
-
-  static async open(footer: V1Footer, tail: Tail, bytesOf: IndexBytes, signal?: AbortSignal): Promise<V1Index> {
-    const [index] = await bytesOf.load([{ offset: footer.indexStart, length: footer.indexLength }], signal);
-    return new V1Index(decodeV1Index(index!, footer, tail.size), footer);
-  }
-
-  indexRanges(): ByteRange[] {
-    return [{ offset: this.footer.indexStart, length: this.footer.indexLength }];
-  }
-
-  get entryCount(): number {
-    return this.byName.size;
-  }
-
-  async lookupMany(names: readonly string[]): Promise<(EntryRecord | undefined)[]> {
-    return names.map((n) => this.byName.get(n));
-  }
-
-  peek(name: string): EntryRecord | null {
-    return this.byName.get(name) ?? null;
-  }
-
-  async lookupOne(name: string): Promise<EntryRecord | null> {
-    return this.byName.get(name) ?? null;
-  }
-
-  async list(): Promise<string[]> {
-    return [...this.byName.keys()];
-  }
-
-  async *allRecords(): AsyncGenerator<EntryRecord> {
-    yield* this.records;
-  }
-
-  async *recordPages(): AsyncGenerator<readonly EntryRecord[]> {
-    if (this.byName.size > 0) yield [...this.byName.values()];
-  }
-
-  readonly pageCount = 0;
 }
 
 const nameEncoder = new TextEncoder();

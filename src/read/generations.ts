@@ -248,25 +248,14 @@ export async function* liveRecordBatches(
   signal?: AbortSignal,
   g?: Pick<OpenedGeneration, "footer" | "fetcher" | "index">,
 ): AsyncGenerator<readonly EntryRecord[]> {
-  if (index.version === 2) {
-    if (g) {
-      for await (const page of scanPages(g, signal)) yield page.records.filter((r) => (r.flags & FLAG_TOMBSTONE) === 0);
-      return;
-    }
-    let batch: EntryRecord[] = [];
-    for await (const r of index.allRecords(signal)) {
-      if ((r.flags & FLAG_TOMBSTONE) === 0) batch.push(r);
-      if (batch.length >= 1024) {
-        yield batch;
-        batch = [];
-      }
-    }
-    if (batch.length > 0) yield batch;
+  if (index.version !== 2 || !g) {
+    yield* index.recordPages(signal);
     return;
   }
-  const last = new Map<string, EntryRecord>();
-  for await (const r of index.allRecords(signal)) last.set(r.name, r);
-  yield [...last.values()].filter((r) => (r.flags & FLAG_TOMBSTONE) === 0);
+  for await (const page of scanPages(g, signal)) {
+    const live = page.records.filter((r) => (r.flags & FLAG_TOMBSTONE) === 0);
+    if (live.length > 0) yield live;
+  }
 }
 
 /** `liveRecordBatches` one record at a time. */
