@@ -212,6 +212,24 @@ describe("pack refuses what would surprise", () => {
     await r.close();
   });
 
+  it("pack . - > x.des (stdout redirected into the tree) leaves x.des out, and a hard link to x.des too", async () => {
+    const t = path.join(dir, "self-stdout");
+    fs.mkdirSync(t);
+    fs.writeFileSync(path.join(t, "f"), "f");
+    fs.writeFileSync(path.join(t, "x.des"), "");
+    fs.linkSync(path.join(t, "x.des"), path.join(t, "link-to-x"));
+    const fd = fs.openSync(path.join(t, "x.des"), "w");
+    try {
+      const r = spawnSync(process.execPath, [builtCli(), "pack", ".", "-"], { cwd: t, stdio: ["ignore", fd, "pipe"] });
+      expect(r.status, r.stderr?.toString()).toBe(0);
+    } finally {
+      fs.closeSync(fd);
+    }
+    const r = await DesReader.open(path.join(t, "x.des"));
+    expect((await r.list()).filter((n) => !n.endsWith("/"))).toEqual(["f"]);
+    await r.close();
+  });
+
   it("pack src /nonexistent/x.des creates no folder; pack src s3://... writes no local s3: path", () => {
     const t = path.join(dir, "src");
     fs.mkdirSync(t);

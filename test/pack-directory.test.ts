@@ -27,3 +27,47 @@ describe("packDirectory", () => {
     await r.close();
   });
 });
+
+describe("packDirectory leaves its own archive out, by identity", () => {
+  const tree = (root: string, files: number): void => {
+    for (let i = 0; i < files; i++) {
+      fs.mkdirSync(path.join(root, `d${i % 3}`), { recursive: true });
+      fs.writeFileSync(path.join(root, `d${i % 3}`, `f${i}`), `body ${i}`);
+    }
+  };
+
+  it("the file it replaces, a hard link to it and its temporary file, with and without metadata", async () => {
+    for (const metadata of [false, true]) {
+      const root = path.join(tempDir("pack-self-"), "t");
+      tree(root, 40);
+      const archive = path.join(root, "d1", "self.des");
+      await packDirectory(root, archive);
+      // A big old archive (streamed, not read whole) under its own name and a hard link elsewhere in the tree.
+      fs.writeFileSync(archive, Buffer.alloc(3 << 20, 7));
+      fs.linkSync(archive, path.join(root, "d2", "alias.bin"));
+      const stats = await packDirectory(root, archive, { overwrite: true, metadata });
+      const r = await DesReader.open(archive);
+      const names = await r.list();
+      await r.close();
+      const files = names.filter((n) => !n.endsWith("/"));
+      expect(files).toHaveLength(40);
+      expect(names.some((n) => n.includes("self.des") || n.includes("alias.bin"))).toBe(false);
+      expect(stats.entries).toBe(names.length);
+      expect(fs.readdirSync(path.join(root, "d1")).filter((n) => n.endsWith(".tmp"))).toEqual([]);
+    }
+  });
+
+  it("excludeFiles: any file by device and inode, every other file packed as before", async () => {
+    const root = path.join(tempDir("pack-exclude-"), "t");
+    tree(root, 30);
+    const st = fs.statSync(path.join(root, "d0", "f3"));
+    const out = path.join(tempDir("pack-exclude-out-"), "x.des");
+    await packDirectory(root, out, { excludeFiles: [{ dev: st.dev, ino: st.ino }] });
+    const r = await DesReader.open(out);
+    const names = await r.list();
+    expect(names).toHaveLength(29);
+    expect(names).not.toContain("d0/f3");
+    expect(Buffer.from(await r.get("d0/f6")).toString()).toBe("body 6");
+    await r.close();
+  });
+});

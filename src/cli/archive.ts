@@ -156,7 +156,6 @@ export async function archiveTarget(
 ): Promise<{
   target: string | ByteSink;
   writerOpts: WriterOptions;
-  localPath: string | undefined;
   close?: () => void;
 }> {
   const ref = parseArchive(spec);
@@ -166,12 +165,12 @@ export async function archiveTarget(
       const dir = path.dirname(path.resolve(ref.path));
       const st = await fs.promises.stat(dir).catch(() => undefined);
       if (!st?.isDirectory()) throw new CliError(`${ref.path}: folder ${dir} does not exist`);
-      return { target: ref.path, writerOpts: { overwrite, ...external }, localPath: path.resolve(ref.path) };
+      return { target: ref.path, writerOpts: { overwrite, ...external } };
     }
     case "stdio":
       if (process.stdout.isTTY)
         throw new UsageError("refusing to write an archive to a terminal (redirect stdout, or name a file)");
-      return { target: new StdoutSink(), writerOpts: { ...external }, localPath: undefined };
+      return { target: new StdoutSink(), writerOpts: { ...external } };
     case "s3": {
       const { location, key, close } = await remoteLocation(spec, opts);
       let sink: ByteSink;
@@ -186,7 +185,6 @@ export async function archiveTarget(
         writerOpts: {
           externalStore: opts.externalDir ? new LocalFolderStore(opts.externalDir) : location.externalStore(),
         },
-        localPath: undefined,
         close,
       };
     }

@@ -8,6 +8,7 @@ import { STAT_FIELDS, readBatchesAhead } from "./read-ahead.js";
 import { SortedWalk } from "./tree-walk.js";
 import type { OtherEntry } from "./tree-walk.js";
 import { DesWriter } from "./writer.js";
+import { FileSink } from "../sinks/file.js";
 import { addPacked, canAddPacked } from "./packed.js";
 import type { PackedMetas } from "./packed-add.js";
 import type { AddOptions, WriterOptions, WriterStats } from "./writer.js";
@@ -45,6 +46,14 @@ export interface PackDirectoryOptions extends WriterOptions {
   prefix?: string;
   /** Called once at the end with the special files left out (at most 100 named) and their count. */
   onSkip?: (names: readonly string[], count: number) => void;
+  /**
+   * Files never packed, by identity (device and inode, as `fs.stat` gives
+   * them), whatever name they are reached by (hard links included). With a
+   * path as the target, the archive being written (its temporary file, and
+   * the file it replaces) is always left out: packing a tree into a file
+   * inside it never packs the archive into itself.
+   */
+  excludeFiles?: readonly { readonly dev: number; readonly ino: number }[];
   signal?: AbortSignal;
 }
 
@@ -160,11 +169,25 @@ export async function packDirectory(
     followSymlinks: opts.followSymlinks ?? false,
   });
   const buffers = Math.max(2, Math.floor(opts.readAhead ?? 4));
+  const exclude = [...(opts.excludeFiles ?? [])];
+  // A path target: its sink is made here, so that its temporary file (and the file it replaces) can be left out.
+  const sink =
+    typeof target === "string"
+      ? await FileSink.create(target, { overwrite: opts.overwrite ?? false }).then((s) => {
+          for (const p of [s.location, s.tempPath]) {
+            const st = fs.statSync(p, { throwIfNoEntry: false });
+            if (st) exclude.push({ dev: st.dev, ino: st.ino });
+          }
+          return s;
+        })
+      : target;
+  const excluded = (dev: number, ino: number): boolean => exclude.some((x) => x.dev === dev && x.ino === ino);
   const batches = readBatchesAhead(root, (max) => walk.next(max), {
     wholeLimit: READ_WHOLE,
     bufferBytes: BUFFER_BYTES,
     buffers,
-    stats: metadata,
+    // Excluding by identity needs each file's stat (taken by the reader threads, from the file they read).
+    stats: metadata || exclude.length > 0,
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
   const maker = new MetaMaker(!opts.noOwner);
@@ -175,7 +198,7 @@ export async function packDirectory(
   const first = batches.next();
   first.catch(() => undefined);
   try {
-    return await DesWriter.write(target, auto ? { ...opts, compress: "none" } : opts, async (w) => {
+    return await DesWriter.write(sink, auto ? { ...opts, compress: "none" } : opts, async (w) => {
       const packed = canAddPacked(w, READ_WHOLE);
       const encoded = metadata && w.format === 2;
       const signal = opts.signal ? { signal: opts.signal } : {};
@@ -198,7 +221,14 @@ export async function packDirectory(
         let released = false;
         let at = 0;
         // Runs of files read whole go in one step each; bigger files stream one by one.
+        const skip = (k: number): boolean =>
+          exclude.length > 0 && excluded(stats[k * STAT_FIELDS + 4]!, stats[k * STAT_FIELDS + 5]!);
         for (let k = 0; k < n;) {
+          if (skip(k)) {
+            if (lengths[k]! > 0) at += lengths[k]!;
+            k++;
+            continue;
+          }
           if (lengths[k]! < 0) {
             await addOne(names[k]!, { path: path.join(root, names[k]!) }, metaOf(k));
             opts.onEntry?.(prefix + names[k]!, -1);
@@ -207,7 +237,7 @@ export async function packDirectory(
           }
           let j = k;
           let end = at;
-          while (j < n && lengths[j]! >= 0) end += lengths[j++]!;
+          while (j < n && lengths[j]! >= 0 && !skip(j)) end += lengths[j++]!;
           if (packed && !auto) {
             // The last run hands the buffer over: the sink writes it as it is and releases it when done.
             const last = j === n;
@@ -242,6 +272,7 @@ export async function packDirectory(
       // Directories, symbolic links and files reached through links, gathered by the walk.
       for (const e of walk.others) {
         throwIfAborted(opts.signal);
+        if (e.kind === "file" && excluded(e.stat.dev, e.stat.ino)) continue;
         const meta = metadata ? maker.other(e, e.name) : undefined;
         if (e.kind === "directory") await w.add(prefix + e.name, new Uint8Array(0), { ...signal, meta });
         else if (e.kind === "symlink")
@@ -251,6 +282,10 @@ export async function packDirectory(
       }
       opts.onSkip?.(walk.skipped, walk.skippedCount);
     });
+  } catch (e) {
+    // A writer aborts its sink; a sink made here and refused before a writer took it is removed here.
+    if (typeof target === "string") await sink.abort();
+    throw e;
   } finally {
     // Stops the reader threads when packing ended early (a no-op after the last batch).
     await batches.return(undefined);

@@ -51,9 +51,9 @@ export async function packCommand(operands: readonly string[], flags: PackFlags)
   if (flags.format === 1 && compress !== "none")
     throw new UsageError("--format 1 archives cannot be compressed (use --compress none)");
   const base = path.resolve(flags.directory ?? ".");
-  const { target, writerOpts, localPath, close } = await archiveTarget(archive, flags.overwrite, flags);
+  const { target, writerOpts, close } = await archiveTarget(archive, flags.overwrite, flags);
   try {
-    return await packInto(archive, inputs, base, target, writerOpts, localPath, flags, compress, auto, started);
+    return await packInto(archive, inputs, base, target, writerOpts, flags, compress, auto, started);
   } finally {
     close?.();
   }
@@ -65,7 +65,6 @@ async function packInto(
   base: string,
   target: string | import("../../index.js").ByteSink,
   writerOpts: import("../../index.js").WriterOptions,
-  localPath: string | undefined,
   flags: PackFlags,
   compress: Compression,
   auto: boolean,
@@ -73,28 +72,13 @@ async function packInto(
 ): Promise<number> {
   const excludes = flags.exclude.map((g) => picomatch(g, { dot: true }));
   const includes = flags.include.map((g) => picomatch(g, { dot: true }));
-  let archiveId: string | undefined;
-  if (localPath) {
-    const st = fs.statSync(localPath, { throwIfNoEntry: false });
-    if (st) archiveId = `${st.dev}:${st.ino}`;
-  }
-  const tmpPrefix = localPath ? `.${path.basename(localPath)}.` : undefined;
-  const filter = (name: string, full: string): boolean => {
+  // The archive being written (its temporary file, the file it replaces, any hard link to them) is
+  // left out by packDirectory, by identity: no name checks here.
+  const filter = (name: string): boolean => {
     const bare = name.endsWith("/") ? name.slice(0, -1) : name;
     const base = bare.slice(bare.lastIndexOf("/") + 1);
     if (excludes.some((m) => m(bare) || m(base))) return false;
     if (!name.endsWith("/") && includes.length > 0 && !includes.some((m) => m(bare) || m(base))) return false;
-    // Never the archive being written, nor its temp file.
-    if (
-      localPath &&
-      (path.resolve(full) === localPath ||
-        (tmpPrefix && base.startsWith(tmpPrefix) && path.dirname(path.resolve(full)) === path.dirname(localPath)))
-    )
-      return false;
-    if (archiveId) {
-      const st = fs.statSync(full, { throwIfNoEntry: false });
-      if (st && `${st.dev}:${st.ino}` === archiveId) return false;
-    }
     return true;
   };
 
@@ -105,8 +89,11 @@ async function packInto(
   const stop = new AbortController();
   const onSigint = (): void => stop.abort();
   process.once("SIGINT", onSigint);
+  // `pack . - > file`: the file stdout writes to may be inside the tree.
+  const stdoutFile = archive === "-" ? fileBehindStdout() : undefined;
   const opts: PackDirectoryOptions = {
     ...writerOpts,
+    ...(stdoutFile ? { excludeFiles: [stdoutFile] } : {}),
     signal: stop.signal,
     format: flags.format as 1 | 2,
     compress,
@@ -144,7 +131,7 @@ async function packInto(
       const only = inputFilter(base, inputs);
       stats = await packDirectory(base, target, {
         ...opts,
-        filter: (n, f) => only(n) && filter(n, f),
+        filter: (n) => only(n) && filter(n),
         ...(flags.prefix ? { prefix: flags.prefix } : {}),
       });
     }
@@ -207,4 +194,14 @@ function inputFilter(base: string, inputs: readonly string[]): (name: string) =>
     }
     return false;
   };
+}
+
+/** The identity of the regular file stdout writes to, if it is one. */
+function fileBehindStdout(): { dev: number; ino: number } | undefined {
+  try {
+    const st = fs.fstatSync(1);
+    return st.isFile() ? { dev: st.dev, ino: st.ino } : undefined;
+  } catch {
+    return undefined;
+  }
 }
