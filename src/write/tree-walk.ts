@@ -58,7 +58,7 @@ export class SortedWalk {
     if (!st?.isDirectory()) throw new DesInvalidArgumentError(`${root} is not a directory`);
     const w = new SortedWalk(opts);
     if (opts.followSymlinks) w.seenDirs.add(`${st.dev}:${st.ino}`);
-    w.enter(root, "");
+    w.enter(path.join(root, "."), "");
     return w;
   }
 
@@ -84,7 +84,7 @@ export class SortedWalk {
           if (this.opts.metadata) entries.push({ key: item.name, name: item.name, type: "link" });
           continue;
         }
-        const st = fs.statSync(path.join(dir, item.name), { throwIfNoEntry: false });
+        const st = fs.statSync(child(dir, item.name), { throwIfNoEntry: false });
         if (st?.isDirectory()) entries.push({ key: `${item.name}/`, name: item.name, type: "dir" });
         else entries.push({ key: item.name, name: item.name, type: "link" });
       } else if (this.opts.metadata) entries.push({ key: item.name, name: item.name, type: "other" });
@@ -103,7 +103,7 @@ export class SortedWalk {
         continue;
       }
       const name = top.prefix ? `${top.prefix}/${e.name}` : e.name;
-      const full = path.join(top.dir, e.name);
+      const full = child(top.dir, e.name);
       if (e.type !== "dir" && this.opts.filter && !this.opts.filter(name, full)) continue;
       if (e.type === "dir") {
         if (this.opts.filter && !this.opts.filter(`${name}/`, full)) continue;
@@ -135,6 +135,15 @@ export class SortedWalk {
     }
     return out;
   }
+}
+
+/**
+ * `path.join(dir, name)` for a normalized `dir` and a name read from it (one
+ * component): the same string, without normalizing it again for every file.
+ */
+function child(dir: string, name: string): string {
+  if (dir === ".") return name;
+  return dir.endsWith(path.sep) ? dir + name : dir + path.sep + name;
 }
 
 /**
