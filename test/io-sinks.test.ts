@@ -106,6 +106,18 @@ describe("FileSink buffers are pooled between sinks", () => {
     expect(fs.existsSync(path.join(dir, "pool-c.bin"))).toBe(false);
   });
 
+  it("a write that arrives while commit runs is refused, and so is every one after it", async () => {
+    const sink = await FileSink.create(path.join(dir, "pool-race.bin"));
+    await sink.write(pattern(4, 5000));
+    const committing = sink.commit();
+    await expect(sink.write(new Uint8Array(10).fill(1))).rejects.toBeInstanceOf(DesIoError);
+    await committing;
+    await expect(sink.write(new Uint8Array(10).fill(2))).rejects.toBeInstanceOf(DesIoError);
+    await expect(sink.writeMany([new Uint8Array(10)])).rejects.toBeInstanceOf(DesIoError);
+    await expect(sink.writeRetained(new Uint8Array(100_000), () => undefined)).rejects.toBeInstanceOf(DesIoError);
+    expect(Buffer.compare(fs.readFileSync(path.join(dir, "pool-race.bin")), Buffer.from(pattern(4, 5000)))).toBe(0);
+  });
+
   it("a buffer given back is the next one taken, once", () => {
     const x = takeWriteBuffer();
     giveWriteBuffer(x);

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { DesReader, packDirectory } from "../src/index.js";
+import { DesInvalidArgumentError, DesReader, packDirectory } from "../src/index.js";
 import { tempDir } from "./helpers/tmp.js";
 
 describe("packDirectory", () => {
@@ -69,5 +69,27 @@ describe("packDirectory leaves its own archive out, by identity", () => {
     expect(names).not.toContain("d0/f3");
     expect(Buffer.from(await r.get("d0/f6")).toString()).toBe("body 6");
     await r.close();
+  });
+
+  it("leaves out temporary files an interrupted run left beside a path target; checks options before making anything", async () => {
+    const root = path.join(tempDir("pack-stale-"), "t");
+    tree(root, 10);
+    fs.writeFileSync(path.join(root, ".x.des.123-abcdef.tmp"), "half an archive");
+    fs.writeFileSync(path.join(root, "d0", ".x.des.123-abcdef.tmp"), "not beside the target: packed");
+    const archive = path.join(root, "x.des");
+    await packDirectory(root, archive);
+    const r = await DesReader.open(archive);
+    const names = await r.list();
+    await r.close();
+    expect(names).toContain("d0/.x.des.123-abcdef.tmp");
+    expect(names).not.toContain(".x.des.123-abcdef.tmp");
+    expect(names).toHaveLength(11);
+    // A bad option is refused as such (not as "exists"), and no temporary file is made for it.
+    const before = fs.readdirSync(root).sort();
+    await expect(packDirectory(root, archive, { format: 3 as 2 })).rejects.toBeInstanceOf(DesInvalidArgumentError);
+    await expect(packDirectory(root, archive, { excludeFiles: [{ dev: 1 } as never] })).rejects.toBeInstanceOf(
+      DesInvalidArgumentError,
+    );
+    expect(fs.readdirSync(root).sort()).toEqual(before);
   });
 });

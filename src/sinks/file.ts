@@ -57,6 +57,8 @@ export class FileSink implements ByteSink {
   private used = 0;
   private position = 0;
   private done = false;
+  /** Set when commit or abort starts: no byte is taken after that (it could never land). */
+  private closing = false;
   /**
    * Write-behind: a full buffer is written in the background while the
    * writer fills the other one, so reading bodies and writing the file
@@ -167,7 +169,8 @@ export class FileSink implements ByteSink {
 
   async write(chunk: Uint8Array): Promise<void> {
     try {
-      if (this.buf === EMPTY && this.fd !== undefined && !this.done) this.buf = takeWriteBuffer();
+      this.checkOpen();
+      if (this.buf === EMPTY) this.buf = takeWriteBuffer();
       if (this.used + chunk.length > this.buf.length) await this.flush();
       if (chunk.length >= this.buf.length) {
         // Large chunks go straight to the file instead of through the buffer,
@@ -196,6 +199,7 @@ export class FileSink implements ByteSink {
    */
   async writeMany(chunks: readonly Uint8Array[]): Promise<void> {
     try {
+      this.checkOpen();
       if (this.used > 0) await this.flush();
       await this.settle();
       const fd = this.fd;
@@ -231,6 +235,7 @@ export class FileSink implements ByteSink {
     }
     let queued = false;
     try {
+      this.checkOpen();
       if (this.used > 0) await this.flush();
       else if (this.failure !== undefined) await this.settle();
       const fd = this.fd;
@@ -265,6 +270,8 @@ export class FileSink implements ByteSink {
 
   async commit(): Promise<void> {
     try {
+      this.checkOpen();
+      this.closing = true;
       await this.flush();
       await this.settle();
       this.releaseBuffers();
@@ -294,6 +301,10 @@ export class FileSink implements ByteSink {
     }
   }
 
+  private checkOpen(): void {
+    if (this.closing || this.fd === undefined) throw new DesIoError(`${this.location}: the sink is closed`);
+  }
+
   /** Hands both buffers back to the pool once no write uses them; the sink takes no bytes after this. */
   private releaseBuffers(): void {
     giveWriteBuffer(this.buf === EMPTY ? undefined : this.buf);
@@ -304,6 +315,7 @@ export class FileSink implements ByteSink {
   }
 
   async abort(): Promise<void> {
+    this.closing = true;
     if (this.done) return;
     this.done = true;
     const fd = this.fd;

@@ -77,7 +77,16 @@ export class FolderParts implements PartBackend {
   async create(key: string, fill: (w: DesWriter) => Promise<void>): Promise<"written" | "existed"> {
     const file = this.pathOf(key);
     const dir = path.dirname(file);
-    if (!this.unsynced.has(dir)) await fs.promises.mkdir(dir, { recursive: true });
+    if (!this.unsynced.has(dir)) {
+      // Folders made here (a new day) need their own names made durable too: each parent up to the
+      // one that existed joins the folders settle() syncs.
+      const first = await fs.promises.mkdir(dir, { recursive: true });
+      if (first !== undefined)
+        for (let d = path.dirname(dir); d.length >= path.dirname(first).length; d = path.dirname(d)) {
+          this.unsynced.add(d);
+          if (d === path.dirname(d)) break;
+        }
+    }
     // A seal writes hundreds of parts into one day's folder: the folder is synced once, in settle().
     this.unsynced.add(dir);
     try {
@@ -91,7 +100,8 @@ export class FolderParts implements PartBackend {
   }
 
   async settle(): Promise<void> {
-    const dirs = [...this.unsynced];
+    // Deepest first: a folder's entries are durable before its own name is.
+    const dirs = [...this.unsynced].sort((a, b) => b.length - a.length);
     for (const dir of dirs) {
       await syncDir(dir);
       this.unsynced.delete(dir);
@@ -228,10 +238,10 @@ export class LocationParts implements PartBackend {
     await this.location.delete(key);
   }
 
-  /** Re-uploads every spool file left by an earlier run (sealed but not uploaded). */
   /** Spool files are synced as they are written; uploads are durable when they complete. */
   async settle(): Promise<void> {}
 
+  /** Re-uploads every spool file left by an earlier run (sealed but not uploaded). */
   async recover(): Promise<void> {
     const files: string[] = [];
     const walk = async (dir: string): Promise<void> => {

@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { DesInvalidArgumentError, throwIfAborted } from "../errors.js";
+import { DesInvalidArgumentError, DesIoError, throwIfAborted } from "../errors.js";
 import { compressSync } from "../format/compression.js";
 import { encodeFsMetaV2, fsMetaValue, splitMs } from "../format/fs-meta.js";
 import type { FsMeta } from "../format/fs-meta.js";
@@ -9,6 +9,7 @@ import { SortedWalk } from "./tree-walk.js";
 import type { OtherEntry } from "./tree-walk.js";
 import { DesWriter } from "./writer.js";
 import { FileSink } from "../sinks/file.js";
+import { resolveWriterOptions } from "./options.js";
 import { addPacked, canAddPacked } from "./packed.js";
 import type { PackedMetas } from "./packed-add.js";
 import type { AddOptions, WriterOptions, WriterStats } from "./writer.js";
@@ -163,26 +164,37 @@ export async function packDirectory(
   const metadata = opts.metadata ?? false;
   const prefix = opts.prefix ? opts.prefix.replace(/\/+$/, "") + "/" : "";
   if (prefix === "/") throw new DesInvalidArgumentError("prefix cannot be only slashes");
-  const walk = await SortedWalk.open(root, {
-    ...(opts.filter ? { filter: opts.filter } : {}),
+  for (const x of opts.excludeFiles ?? [])
+    if (!Number.isFinite(x?.dev) || !Number.isFinite(x?.ino))
+      throw new DesInvalidArgumentError("excludeFiles takes { dev, ino } numbers, as fs.stat gives them");
+  // One spelling of the root for the walk and the reader threads (a root like "link/.." must not name two folders).
+  const base = path.join(root, ".");
+  const filter = withoutStaleTemps(target, opts.filter);
+  const walk = await SortedWalk.open(base, {
+    ...(filter ? { filter } : {}),
     metadata,
     followSymlinks: opts.followSymlinks ?? false,
   });
   const buffers = Math.max(2, Math.floor(opts.readAhead ?? 4));
   const exclude = [...(opts.excludeFiles ?? [])];
-  // A path target: its sink is made here, so that its temporary file (and the file it replaces) can be left out.
-  const sink =
-    typeof target === "string"
-      ? await FileSink.create(target, { overwrite: opts.overwrite ?? false }).then((s) => {
-          for (const p of [s.location, s.tempPath]) {
-            const st = fs.statSync(p, { throwIfNoEntry: false });
-            if (st) exclude.push({ dev: st.dev, ino: st.ino });
-          }
-          return s;
-        })
-      : target;
+  // Options are checked before anything is created; a path target's sink is made here, so that its
+  // temporary file (and the file it replaces) can be left out.
+  const overwrite = resolveWriterOptions(opts).overwrite;
+  const sink = typeof target === "string" ? await FileSink.create(target, { overwrite }) : target;
+  if (typeof target === "string" && sink instanceof FileSink) {
+    for (const p of [sink.location, sink.tempPath]) {
+      let st: fs.Stats | undefined;
+      try {
+        st = fs.statSync(p, { throwIfNoEntry: false });
+      } catch (e) {
+        await sink.abort();
+        throw new DesIoError(`cannot stat ${p}: ${(e as Error).message}`, { cause: e });
+      }
+      if (st) exclude.push({ dev: st.dev, ino: st.ino });
+    }
+  }
   const excluded = (dev: number, ino: number): boolean => exclude.some((x) => x.dev === dev && x.ino === ino);
-  const batches = readBatchesAhead(root, (max) => walk.next(max), {
+  const batches = readBatchesAhead(base, (max) => walk.next(max), {
     wholeLimit: READ_WHOLE,
     bufferBytes: BUFFER_BYTES,
     buffers,
@@ -230,7 +242,7 @@ export async function packDirectory(
             continue;
           }
           if (lengths[k]! < 0) {
-            await addOne(names[k]!, { path: path.join(root, names[k]!) }, metaOf(k));
+            await addOne(names[k]!, { path: path.join(base, names[k]!) }, metaOf(k));
             opts.onEntry?.(prefix + names[k]!, -1);
             k++;
             continue;
@@ -305,4 +317,22 @@ async function readRegular(p: string): Promise<Uint8Array | { path: string }> {
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * `filter`, and for a path target also leaving out the temporary files an
+ * interrupted earlier run left beside it (`.<name>.<pid>-<random>.tmp`).
+ */
+function withoutStaleTemps(
+  target: string | ByteSink,
+  filter: PackDirectoryOptions["filter"],
+): PackDirectoryOptions["filter"] {
+  if (typeof target !== "string") return filter;
+  const dir = path.dirname(path.resolve(target));
+  const prefix = `.${path.basename(target)}.`;
+  return (name, full) => {
+    const base = name.slice(name.lastIndexOf("/") + 1);
+    if (base.startsWith(prefix) && base.endsWith(".tmp") && path.dirname(path.resolve(full)) === dir) return false;
+    return filter ? filter(name, full) : true;
+  };
 }

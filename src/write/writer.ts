@@ -17,6 +17,7 @@ import {
 import { defaultExternalKey } from "../io/external.js";
 import type { ByteSink } from "../io/sink.js";
 import { FileSink } from "../sinks/file.js";
+import { MemorySink } from "../sinks/memory.js";
 import { closeBody, openBody } from "./body.js";
 import type { EntryData } from "./body.js";
 import { EntryTable, hashKey } from "./entry-table.js";
@@ -231,16 +232,19 @@ export class DesWriter {
       for (const [name, body] of list) await this.addNow(name, body, addOpts);
       return;
     }
-    // Every sink is done with a chunk once its write resolves, so one scratch buffer serves every group.
-    const scratch = spareScratch ?? { buf: new Uint8Array(0) };
-    spareScratch = undefined;
+    // This library's file and memory sinks are done with a chunk once its write resolves, so one scratch
+    // buffer serves every group; any other sink gets fresh memory per group (it may keep chunks longer).
+    const sink = this.out.sink;
+    const lend = sink instanceof FileSink || sink instanceof MemorySink;
+    const scratch = lend ? (spareScratch ?? { buf: new Uint8Array(0) }) : undefined;
+    if (lend) spareScratch = undefined;
     try {
       for (const g of packGroups(list, GROUP_BYTES, scratch)) {
         throwIfAborted(plan.signal);
         await addPackedRows(this.core, g.names, g.bytes, g.lengths);
       }
     } finally {
-      spareScratch = scratch;
+      if (scratch) spareScratch = scratch;
     }
   }
 
