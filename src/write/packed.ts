@@ -1,5 +1,5 @@
 import { addPackedRows } from "./packed-add.js";
-import type { PackedMetas } from "./packed-add.js";
+import type { WriterCore } from "./packed-add.js";
 import type { DesWriter } from "./writer.js";
 
 /**
@@ -10,13 +10,9 @@ import type { DesWriter } from "./writer.js";
  */
 export function addPacked(
   w: DesWriter,
-  names: readonly string[],
-  bytes: Uint8Array,
-  lengths: ArrayLike<number>,
-  release?: () => void,
-  metas?: PackedMetas,
+  ...args: Parameters<typeof addPackedRows> extends [WriterCore, ...infer Rest] ? Rest : never
 ): Promise<void> {
-  return w["enqueue"](() => addPackedRows(w["core"], names, bytes, lengths, release, metas));
+  return w["enqueue"](() => addPackedRows(w["core"], ...args));
 }
 
 /** True when `addPacked` can take bodies up to `maxLength` bytes at once (else add them one by one). */

@@ -89,7 +89,7 @@ export class DesWriter {
       hashName: (name) => hashApi.h64(name, 0n),
       ensureOpen: () => this.ensureOpen(),
       poison: (e) => this.poison(e),
-      pushRow: this.pushRow.bind(this),
+      pushRow: this.pushRow,
     };
   }
 
@@ -324,20 +324,20 @@ export class DesWriter {
    * add takes into the table. Meta goes to META first (its offset is
    * relative to META until close); a spill failure poisons the writer.
    */
-  private pushRow(
-    name: string,
-    nameLen: number,
-    nameHash: bigint,
-    key: number,
-    flags: number,
-    codec: number,
-    size: number,
-    stored: number,
-    offset: number,
-    dataHash: bigint,
-    externalKey: string | undefined,
-    meta: Uint8Array | undefined,
-  ): void {
+  private readonly pushRow: WriterCore["pushRow"] = (
+    name,
+    nameLen,
+    nameHash,
+    key,
+    flags,
+    codec,
+    size,
+    stored,
+    offset,
+    dataHash,
+    externalKey,
+    meta,
+  ) => {
     const t = this.table;
     const metaOffset = this.meta.length;
     const hasMeta = meta !== undefined && meta.length > 0;
@@ -353,7 +353,7 @@ export class DesWriter {
     else t.setRow(i, flags, codec, size, stored, offset, dataHash, 0, 0, 0n);
     if (externalKey !== undefined) t.externalKey.set(i, utf8Encode(externalKey));
     this.originalBytes += size;
-  }
+  };
 
   /** Writes META, the index and the footer, then commits the sink. A poisoned writer commits nothing. */
   async close(): Promise<WriterStats> {
