@@ -81,11 +81,11 @@ export class FolderParts implements PartBackend {
       // Folders made here (a new day) need their own names made durable too: each parent up to the
       // one that existed joins the folders settle() syncs.
       const first = await fs.promises.mkdir(dir, { recursive: true });
-      if (first !== undefined)
-        for (let d = path.dirname(dir); d.length >= path.dirname(first).length; d = path.dirname(d)) {
-          this.unsynced.add(d);
-          if (d === path.dirname(d)) break;
-        }
+      // Every folder from `first` down to `dir` is new; each one's name is in its parent.
+      for (let d = dir; first !== undefined; d = path.dirname(d)) {
+        this.unsynced.add(path.dirname(d));
+        if (d === first || d === path.dirname(d)) break;
+      }
     }
     // A seal writes hundreds of parts into one day's folder: the folder is synced once, in settle().
     this.unsynced.add(dir);

@@ -8,8 +8,6 @@ import { STAT_FIELDS, readBatchesAhead } from "./read-ahead.js";
 import { SortedWalk } from "./tree-walk.js";
 import type { OtherEntry } from "./tree-walk.js";
 import { DesWriter } from "./writer.js";
-import { FileSink } from "../sinks/file.js";
-import { resolveWriterOptions } from "./options.js";
 import { addPacked, canAddPacked } from "./packed.js";
 import type { PackedMetas } from "./packed-add.js";
 import type { AddOptions, WriterOptions, WriterStats } from "./writer.js";
@@ -50,9 +48,9 @@ export interface PackDirectoryOptions extends WriterOptions {
   /**
    * Files never packed, by identity (device and inode, as `fs.stat` gives
    * them), whatever name they are reached by (hard links included). With a
-   * path as the target, the archive being written (its temporary file, and
-   * the file it replaces) is always left out: packing a tree into a file
-   * inside it never packs the archive into itself.
+   * path as the target, the archive being written is always left out (the
+   * file it replaces by identity, temporary files beside it by name):
+   * packing a tree into a file inside it never packs the archive into itself.
    */
   excludeFiles?: readonly { readonly dev: number; readonly ino: number }[];
   signal?: AbortSignal;
@@ -176,22 +174,17 @@ export async function packDirectory(
     followSymlinks: opts.followSymlinks ?? false,
   });
   const buffers = Math.max(2, Math.floor(opts.readAhead ?? 4));
+  // The file a path target replaces (and any hard link to it) is left out by identity; the writer's
+  // temporary file, made later beside it, by name (withoutStaleTemps).
   const exclude = [...(opts.excludeFiles ?? [])];
-  // Options are checked before anything is created; a path target's sink is made here, so that its
-  // temporary file (and the file it replaces) can be left out.
-  const overwrite = resolveWriterOptions(opts).overwrite;
-  const sink = typeof target === "string" ? await FileSink.create(target, { overwrite }) : target;
-  if (typeof target === "string" && sink instanceof FileSink) {
-    for (const p of [sink.location, sink.tempPath]) {
-      let st: fs.Stats | undefined;
-      try {
-        st = fs.statSync(p, { throwIfNoEntry: false });
-      } catch (e) {
-        await sink.abort();
-        throw new DesIoError(`cannot stat ${p}: ${(e as Error).message}`, { cause: e });
-      }
-      if (st) exclude.push({ dev: st.dev, ino: st.ino });
+  if (typeof target === "string") {
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(target, { throwIfNoEntry: false });
+    } catch (e) {
+      throw new DesIoError(`cannot stat ${target}: ${(e as Error).message}`, { cause: e });
     }
+    if (st) exclude.push({ dev: st.dev, ino: st.ino });
   }
   const excluded = (dev: number, ino: number): boolean => exclude.some((x) => x.dev === dev && x.ino === ino);
   const batches = readBatchesAhead(base, (max) => walk.next(max), {
@@ -210,7 +203,7 @@ export async function packDirectory(
   const first = batches.next();
   first.catch(() => undefined);
   try {
-    return await DesWriter.write(sink, auto ? { ...opts, compress: "none" } : opts, async (w) => {
+    return await DesWriter.write(target, auto ? { ...opts, compress: "none" } : opts, async (w) => {
       const packed = canAddPacked(w, READ_WHOLE);
       const encoded = metadata && w.format === 2;
       const signal = opts.signal ? { signal: opts.signal } : {};
@@ -233,8 +226,7 @@ export async function packDirectory(
         let released = false;
         let at = 0;
         // Runs of files read whole go in one step each; bigger files stream one by one.
-        const skip = (k: number): boolean =>
-          exclude.length > 0 && excluded(stats[k * STAT_FIELDS + 4]!, stats[k * STAT_FIELDS + 5]!);
+        const skip = (k: number): boolean => excluded(stats[k * STAT_FIELDS + 4]!, stats[k * STAT_FIELDS + 5]!);
         for (let k = 0; k < n;) {
           if (skip(k)) {
             if (lengths[k]! > 0) at += lengths[k]!;
@@ -294,10 +286,6 @@ export async function packDirectory(
       }
       opts.onSkip?.(walk.skipped, walk.skippedCount);
     });
-  } catch (e) {
-    // A writer aborts its sink; a sink made here and refused before a writer took it is removed here.
-    if (typeof target === "string") await sink.abort();
-    throw e;
   } finally {
     // Stops the reader threads when packing ended early (a no-op after the last batch).
     await batches.return(undefined);
