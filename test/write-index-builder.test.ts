@@ -5,7 +5,7 @@ import { FLAG_TOMBSTONE, HEADER_SIZE, MAX_PAGE_BYTES, V2_FOOTER_SIZE } from "../
 import { loadHasher, xxh64 } from "../src/format/hash.js";
 import { decodeRoot, decodeV2Footer, encodeV2Footer, encodeV2Header } from "../src/format/v2/footer.js";
 import type { V2Footer } from "../src/format/v2/footer.js";
-import { decodePage } from "../src/format/v2/page.js";
+import { decodePage, pageOfHash } from "../src/format/v2/page.js";
 import type { V2RecordInput } from "../src/format/v2/page.js";
 import {
   firstPageBits,
@@ -203,6 +203,33 @@ describe("v2 index builder", () => {
     expect(Buffer.compare(fromCursor, indexBytes(planV2Index(recordsOf(shuffled(inputs)))))).toBe(0);
     const r = await DesReader.open(new MemorySource(assemble(w, cursor)));
     expect(Buffer.from(await r.get("n123")).toString()).toBe("v123");
+  });
+
+  it("takes a source in page order as it comes (pageOrderBits), and sorts when the new index has fewer page bits", async () => {
+    const bytes = await writeArchive(6000, (i) => `dir/${(i * 7919) % 6000}.txt`);
+    const { footer, index, records } = recordsOfArchive(bytes);
+    expect(footer.pageBits).toBeGreaterThan(1);
+    /** The records page by page under `bits`, each page in name order: the order an append carries them in. */
+    const pageOrder = (bits: number): V2RecordInput[] =>
+      records
+        .map((r) => ({ r, p: pageOfHash(xxh64(r.name), bits) }))
+        .sort((x, y) => x.p - y.p || Buffer.compare(x.r.name, y.r.name))
+        .map((x) => x.r);
+    const vouched = (bits: number): IndexRecordSource => ({ ...recordsOf(pageOrder(bits)), pageOrderBits: bits });
+    // Under the index's own page bits (and fewer, each new page a run of one old page): the same bytes, nothing sorted.
+    for (const bits of [footer.pageBits, footer.pageBits - 1]) {
+      const plan = planV2Index(vouched(bits));
+      expect(plan.pageBits).toBe(footer.pageBits);
+      expect(Buffer.compare(indexBytes(plan), index)).toBe(0);
+    }
+    // Ordered under more bits than the index gets (as after deletes): its pages are merged and must be sorted.
+    const merged = planV2Index(vouched(footer.pageBits + 2));
+    expect(merged.pageBits).toBe(footer.pageBits);
+    expect(Buffer.compare(indexBytes(merged), index)).toBe(0);
+    // The vouched order is used as it is: the same records out of page order give another (wrong) index, so the
+    // option is for sources that build their order, as CarriedRecords.merged does.
+    const wrong = { ...recordsOf(records.slice().reverse()), pageOrderBits: footer.pageBits };
+    expect(Buffer.compare(indexBytes(planV2Index(wrong)), index)).not.toBe(0);
   });
 
   it("refuses a source that claims ascending order falsely", () => {

@@ -117,6 +117,10 @@ export class CarriedRecords {
       const recs = this.recs[p]!;
       const bytes = this.bytes[p]!;
       const add = extra[p]!.sort((a, b) => compareBytes(a.name, b.name));
+      // The page's order is vouched for to the builder (pageOrderBits): carried records are strictly
+      // ascending (rawRecords checks it), so the added ones must be too, and never equal a carried one.
+      for (let k = 1; k < add.length; k++)
+        if (compareBytes(add[k - 1]!.name, add[k]!.name) === 0) throw sameName(add[k]!.name);
       let i = 0;
       let j = 0;
       while (i < recs.count || j < add.length) {
@@ -127,7 +131,9 @@ export class CarriedRecords {
         let takeOld = j >= add.length;
         if (!takeOld && i < recs.count) {
           const len = recs.nameLen[i]!;
-          takeOld = compareAt(bytes, nameStart(recs.start[i]!, len), len, add[j]!.name, 0, add[j]!.name.length) < 0;
+          const c = compareAt(bytes, nameStart(recs.start[i]!, len), len, add[j]!.name, 0, add[j]!.name.length);
+          if (c === 0) throw sameName(add[j]!.name);
+          takeOld = c < 0;
         }
         page[o] = p;
         if (takeOld) index[o++] = i++;
@@ -160,6 +166,7 @@ export class CarriedRecords {
     return {
       count: n,
       keyBits: this.pageBits,
+      pageOrderBits: this.pageBits,
       at(i) {
         const k = index[i]!;
         if (k >= 0) throw new DesInvalidArgumentError("a carried record is read as its bytes");
@@ -224,4 +231,11 @@ function encodeRecords(records: readonly V2RecordInput[]): Uint8Array {
   let o = 4;
   for (const r of records) o = writeV2Record(buf, view, o, r);
   return buf;
+}
+
+/** A name carried and added, or added twice, in one generation: the caller's bookkeeping failed, and the index would hold it twice. */
+function sameName(name: Uint8Array): DesInvalidArgumentError {
+  return new DesInvalidArgumentError(
+    `${JSON.stringify(new TextDecoder().decode(name))} would be in the new index twice (an internal error: please report it)`,
+  );
 }

@@ -76,6 +76,14 @@ export interface IndexRecordSource {
    * names itself; the index is the same either way.
    */
   readonly keyBits?: number;
+  /**
+   * The source's records come page by page under this page_bits, each
+   * page's in strictly ascending name order (records carried from an older
+   * generation with new ones merged in, spec 3.8.1). Under as many page bits
+   * or more, every page of the new index is then in order as it comes, and
+   * is neither sorted nor compared again: the source vouches for it.
+   */
+  readonly pageOrderBits?: number;
 }
 
 export interface IndexBuildOptions {

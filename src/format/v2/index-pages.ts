@@ -121,13 +121,15 @@ function* sortedChunks(l: Layout): Generator<Uint8Array> {
   const { source, pageOf, pageLengths, recLen, compare } = l;
   const P = pageLengths.length;
   const buckets = bucketize(source.count, P, (i) => pageOf[i]!, recLen);
+  // Each new page is a run of one page of the source's order (or all of it), in index order: in order already.
+  const inOrder = source.pageOrderBits !== undefined && P >= 2 ** source.pageOrderBits;
   let p = 0;
   while (p < P) {
     const { end, size } = pageGroup(pageLengths, p, CHUNK_BYTES);
     const buf = new Uint8Array(size);
     const view = new DataView(buf.buffer);
     for (let at = 0; p < end; at += pageLengths[p++]!) {
-      const members = sortByName(buckets.members(p), compare);
+      const members = inOrder ? buckets.members(p) : sortByName(buckets.members(p), compare);
       view.setUint32(at, members.length, true);
       let o = at + 4;
       for (let k = 0; k < members.length; k++) o = putRecord(source, buf, view, o, members[k]!);
