@@ -51,6 +51,11 @@ function warmUp(a: XXHashAPI): void {
   a.create64(0n).update(WARM_UP).digest();
 }
 
+/** Whether the module is instantiated already (instantiates nothing). */
+export function hasherLoaded(): boolean {
+  return api !== undefined;
+}
+
 /** Whether the module is ready now (the first open then waits for nothing). */
 export function hasherReady(): boolean {
   return syncApi() !== undefined;

@@ -51,17 +51,12 @@ export class Opening {
   static async load(source: RangeSource, cfg: OpeningConfig, signal?: AbortSignal, fresh = false): Promise<Opening> {
     const fetcher = new Fetcher(source, cfg.hints, cfg.learning);
     const link = cfg.cache;
-    let tail: TailRead;
-    let warm = false;
-    if (link) {
-      const got = await cachedTail(source, fetcher, link, cfg.tailSize, signal, fresh);
-      tail = got.tail;
-      warm = got.warm;
-    } else {
-      tail = await fetcher.readTail(cfg.tailSize, signal);
-    }
-    // The hash WebAssembly is instantiated at import (or started loading then: the tail read overlapped the rest).
-    if (!hasherReady()) await loadHasher();
+    const reading = link
+      ? cachedTail(source, fetcher, link, cfg.tailSize, signal, fresh)
+      : fetcher.readTail(cfg.tailSize, signal).then((t) => ({ tail: t, warm: false }));
+    // The hash WebAssembly is compiled while the tail is read (on the first open of a process; at once
+    // after it, on a synchronous source), so the first checksum waits for neither.
+    const [{ tail, warm }] = await Promise.all([reading, hasherReady() ? undefined : loadHasher()]);
     fetcher.adopt(tail);
     const bytes = new IndexBytes(fetcher, link);
     let index: ArchiveIndex;
