@@ -19,6 +19,7 @@ function slowTail(bytes: Uint8Array, ms: number): RangeSource & { readyAtTail?: 
   const inner = new MemorySource(bytes);
   const src: RangeSource & { readyAtTail?: boolean } = {
     key: "slow-tail",
+    size: inner.size,
     hints: inner.hints,
     read: (offset, length, signal) => inner.read(offset, length, signal),
     async readTail(length, signal) {
