@@ -7,7 +7,7 @@ import { tempDir } from "./helpers/tmp.js";
 import { MemorySink, MemorySource } from "../src/index.js";
 import { loadHasher, xxh64 } from "../src/format/hash.js";
 import { pageOfHash } from "../src/format/v2/page.js";
-import { sliceWant } from "../src/read/coalesce.js";
+import { Slab, sliceWant } from "../src/read/coalesce.js";
 import { decodeV2Footer } from "../src/format/v2/footer.js";
 import type { RangeGroup } from "../src/read/coalesce.js";
 
@@ -155,6 +155,45 @@ describe("sliceWant", () => {
     expect(got.buffer).toBe(bytes.buffer);
     expect(got.byteOffset).toBe(0);
     expect(got.length).toBe(600);
+  });
+});
+
+describe("Slab", () => {
+  it("carves small copies from shared 64 KiB blocks, in order, and gives bigger ones their own buffer", () => {
+    const slab = new Slab();
+    const a = slab.take(300);
+    const b = slab.take(500);
+    expect(a.buffer).toBe(b.buffer);
+    expect(a.buffer.byteLength).toBe(64 << 10);
+    expect([a.byteOffset, b.byteOffset]).toEqual([0, 300]);
+    const big = slab.take((8 << 10) + 1);
+    expect(big.buffer.byteLength).toBe((8 << 10) + 1);
+    // A block that cannot hold the next copy is left for a new one: no copy spans two blocks.
+    const fill: Uint8Array[] = [];
+    for (let used = 800; used + 8192 <= 64 << 10; used += 8192) fill.push(slab.take(8192));
+    const next = slab.take(8192);
+    expect(next.buffer).not.toBe(a.buffer);
+    expect(next.byteOffset).toBe(0);
+  });
+
+  it("lets the small bodies of one getMany share blocks, and a reader with a content cache keep its own copy of each", async () => {
+    const names = Array.from({ length: 400 }, (_, i) => name(i * 50));
+    const plain = await DesReader.open(new MemorySource(archive));
+    const cached = await DesReader.open(new MemorySource(archive), { contentCache: { maxBytes: 1 << 20 } });
+    try {
+      const got = await plain.getMany(names, { maxGap: 1 << 20 });
+      const blocks = new Set([...got.values()].map((b) => b.buffer));
+      expect(blocks.size).toBeLessThan(names.length / 4);
+      for (const [n, b] of got) {
+        expect(b.buffer.byteLength).toBeLessThanOrEqual(64 << 10);
+        expect(Buffer.compare(b, body(Number(n.slice(-10, -4))))).toBe(0);
+      }
+      const own = await cached.getMany(names, { maxGap: 1 << 20 });
+      for (const b of own.values()) expect(b.buffer.byteLength).toBe(b.byteLength);
+    } finally {
+      await plain.close();
+      await cached.close();
+    }
   });
 });
 

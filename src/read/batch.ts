@@ -2,7 +2,7 @@ import { DesInvalidArgumentError, DesNotFoundError } from "../errors.js";
 import { loadMetaCodec, metaCodecReady } from "../format/meta.js";
 import type { MetaValue } from "../format/meta.js";
 import type { EntryRecord } from "../format/record.js";
-import { sliceWant } from "./coalesce.js";
+import { Slab, sliceWant } from "./coalesce.js";
 import type { RangeWant } from "./coalesce.js";
 import { checkFlags, checkReadable, decodeBody, decodeMeta, isExternal } from "./entry.js";
 import { fetchExternal, resolveExternalKey } from "./external.js";
@@ -123,9 +123,11 @@ export async function readBodies(
       else if (r.storedSize === 0) deliver(r.name, new Uint8Array(0));
       else wants.push({ offset: r.dataOffset, length: r.storedSize, item: r });
     }
+    // A cached body is counted at its own length: it gets a buffer of its own.
+    const slab = cfg.content ? undefined : new Slab();
     await o.fetcher.readGroups(wants, plan.signal, plan.hints, (group, bytes) => {
       for (const w of group.wants) {
-        const body = decodeBody(w.item, sliceWant(group, bytes, w), plan.verify);
+        const body = decodeBody(w.item, sliceWant(group, bytes, w, slab), plan.verify);
         if (plan.verify) cfg.content?.set(o, w.item, body);
         deliver(w.item.name, body);
       }

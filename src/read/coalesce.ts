@@ -46,16 +46,48 @@ export function coalesceRanges<T>(wants: readonly RangeWant<T>[], maxGap: number
  * The slice of a group's bytes that one want asked for. A small slice of a
  * big merged read is copied out: returning a view would keep the whole
  * read (up to maxSpan) alive for as long as the caller holds one entry.
+ * With a `slab`, small copies are carved from its shared blocks instead of
+ * each getting a buffer of its own.
  */
-export function sliceWant<T>(group: RangeGroup<T>, bytes: Uint8Array, want: RangeWant<T>): Uint8Array {
+export function sliceWant<T>(group: RangeGroup<T>, bytes: Uint8Array, want: RangeWant<T>, slab?: Slab): Uint8Array {
   const at = want.offset - group.offset;
   const view = bytes.subarray(at, at + want.length);
   if (want.length * 2 >= bytes.length) return view;
   // Allocate and set rather than new Uint8Array(view): the same copy, several
   // times faster in a fresh process (and a Buffer's own slice() would not copy).
-  const copy = new Uint8Array(want.length);
+  const copy = slab ? slab.take(want.length) : new Uint8Array(want.length);
   copy.set(view);
   return copy;
+}
+
+/** Blocks of this size are shared by the small copies of one batch. */
+const SLAB_BYTES = 64 << 10;
+/** Copies up to this size are carved from a block; bigger ones get their own buffer. */
+const SLAB_MAX_TAKE = 8 << 10;
+
+/**
+ * Memory for the many small copies of one batch (thousands of bodies of a
+ * few hundred bytes): a buffer of its own for each is an allocation, a
+ * backing store and later a collection each, which cost more than reading
+ * the body. A slab hands out views of 64 KiB blocks instead, one after the
+ * other. A view keeps its block alive, so a caller that holds one entry of
+ * a batch holds at most 64 KiB, and a block only ever holds bodies of the
+ * same batch (never bytes of another reader or of anything else).
+ */
+export class Slab {
+  private block: ArrayBuffer | undefined;
+  private used = 0;
+
+  take(n: number): Uint8Array {
+    if (n > SLAB_MAX_TAKE) return new Uint8Array(n);
+    if (!this.block || this.used + n > SLAB_BYTES) {
+      this.block = new ArrayBuffer(SLAB_BYTES);
+      this.used = 0;
+    }
+    const view = new Uint8Array(this.block, this.used, n);
+    this.used += n;
+    return view;
+  }
 }
 
 /**
