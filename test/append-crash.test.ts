@@ -230,3 +230,68 @@ describe("append abort, failure and the lock", () => {
     expect(Buffer.compare(fs.readFileSync(file), before)).toBe(0);
   });
 });
+
+describe("append recovery trusts footers, not the pending length alone", () => {
+  const dir = tempDir("des-append-pending-");
+
+  /** Writes `p` as the header's pending_length (u56 at offset 9). */
+  function setPending(file: string, p: number): void {
+    const fd = fs.openSync(file, "r+");
+    try {
+      const b = Buffer.alloc(7);
+      b.writeUIntLE(p, 0, 6);
+      fs.writeSync(fd, b, 0, 7, 9);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  it("a damaged pending length beside a valid footer is cleared, never used to cut the file", async () => {
+    for (const p of [5, 200, 3000]) {
+      const file = path.join(dir, `garbage-${p}.des`);
+      await DesWriter.write(file, {}, fillBase);
+      const size = fs.statSync(file).size;
+      setPending(file, p);
+      expect(await recoverArchive(file)).toBe("committed");
+      expect(fs.statSync(file).size).toBe(size);
+      setPending(file, p);
+      const w = await DesWriter.append(file);
+      await w.add("after", new Uint8Array([7]));
+      expect((await w.close()).generation).toBe(2);
+      const got = await contents(file);
+      expect(got.entries.size).toBe(61);
+      expectModel(new Map([...got.entries].filter(([k]) => k !== "after")), baseModel());
+    }
+  });
+
+  it("a torn tail with a pending length that names no generation is refused, and the file is left as it is", async () => {
+    const file = path.join(dir, "torn-garbage.des");
+    await DesWriter.write(file, {}, fillBase);
+    fs.appendFileSync(file, Buffer.alloc(500, 0xab)); // a torn tail
+    setPending(file, 1000); // not the end of any generation
+    const before = fs.readFileSync(file);
+    const err = await recoverArchive(file).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "DES_FORMAT" });
+    expect((err as Error).message).toContain("nothing was changed");
+    await expect(DesWriter.append(file)).rejects.toMatchObject({ code: "DES_FORMAT" });
+    expect(Buffer.compare(fs.readFileSync(file), before)).toBe(0);
+    expect(fs.existsSync(`${file}.des-lock`)).toBe(false);
+  });
+
+  it("two paths to one archive through a symbolic link take one lock", async () => {
+    const file = path.join(dir, "real.des");
+    const link = path.join(dir, "link.des");
+    await DesWriter.write(file, {}, fillBase);
+    fs.symlinkSync(file, link);
+    const first = await DesWriter.append(link);
+    await first.add("one", new Uint8Array([1]));
+    await expect(DesWriter.append(file)).rejects.toBeInstanceOf(DesLockedError);
+    await expect(recoverArchive(file)).rejects.toBeInstanceOf(DesLockedError);
+    expect(fs.existsSync(`${file}.des-lock`)).toBe(true);
+    expect(fs.existsSync(`${link}.des-lock`)).toBe(false);
+    await first.close();
+    const got = await contents(file);
+    expect(got.generation).toBe(2);
+    expect(got.entries.size).toBe(61);
+  });
+});

@@ -5,7 +5,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { DesFormatError, DesIoError, DesUnsupportedError } from "../errors.js";
+import { DesError, DesFormatError, DesIoError, DesUnsupportedError } from "../errors.js";
 import { DEFAULT_TAIL_SIZE } from "../format/constants.js";
 import { loadHasher } from "../format/hash.js";
 import { LOCAL_HINTS } from "../io/source.js";
@@ -32,6 +32,7 @@ function io<T>(what: string, fn: () => T): T {
   try {
     return fn();
   } catch (e) {
+    if (e instanceof DesError) throw e;
     throw new DesIoError(`${what}: ${(e as Error).message}`, { cause: e });
   }
 }

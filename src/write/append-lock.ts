@@ -5,10 +5,11 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { DesIoError } from "../errors.js";
+import { DesFormatError, DesIoError } from "../errors.js";
 import { describeHolder, takeLockFile } from "../io/local-files.js";
 import { HEADER_SIZE, V2_FOOTER_SIZE } from "../format/constants.js";
 import { decodeV2Footer } from "../format/v2/footer.js";
+import type { V2Footer } from "../format/v2/footer.js";
 import { PENDING_OFFSET, decodePendingLength, encodePendingLength } from "../format/v2/pending.js";
 
 export interface AppendLock {
@@ -16,8 +17,20 @@ export interface AppendLock {
   release(): Promise<void>;
 }
 
+/**
+ * The lock file of an archive: beside the file itself, symbolic links
+ * resolved, so every path that names the file through links takes the same
+ * lock (spec 3.8.4). An archive that does not exist keeps its own path (the
+ * append then fails to open it).
+ */
 export function lockPathOf(archive: string): string {
-  return `${path.resolve(archive)}.des-lock`;
+  let real: string;
+  try {
+    real = fs.realpathSync.native(archive);
+  } catch {
+    real = path.resolve(archive);
+  }
+  return `${real}.des-lock`;
 }
 
 /**
@@ -25,10 +38,11 @@ export function lockPathOf(archive: string): string {
  * holds it. A lock left by a dead process of this host is taken over.
  */
 export async function acquireLock(archive: string): Promise<AppendLock> {
+  const at = lockPathOf(archive);
   const lock = takeLockFile(
-    lockPathOf(archive),
+    at,
     (holder) =>
-      `${path.resolve(archive)} is being appended to by ${describeHolder(holder)} (lock ${lockPathOf(archive)}); if that process is gone, remove the lock file`,
+      `${path.resolve(archive)} is being appended to by ${describeHolder(holder)} (lock ${at}); if that process is gone, remove the lock file`,
   );
   return {
     path: lock.path,
@@ -54,11 +68,29 @@ export function writePending(fd: number, length: number, sync = true): void {
   if (sync) fs.fdatasyncSync(fd);
 }
 
+/** The footer that ends at `end`, when the 128 bytes before it are a valid one for an archive of `end` bytes. */
+function footerEndingAt(fd: number, end: number): V2Footer | undefined {
+  if (end < HEADER_SIZE + V2_FOOTER_SIZE) return undefined;
+  const bytes = Buffer.alloc(V2_FOOTER_SIZE);
+  if (fs.readSync(fd, bytes, 0, V2_FOOTER_SIZE, end - V2_FOOTER_SIZE) !== V2_FOOTER_SIZE) return undefined;
+  try {
+    return decodeV2Footer(bytes, end);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * Finishes what a crashed append left (call with the lock held): if the
- * header has a pending length P, either the append committed (the file ends
- * in a valid footer whose previous footer is at P - 128): clear P; or it did
- * not: truncate to P, then clear P. Both end in a clean archive.
+ * Finishes what a crashed append left (call with the lock held, spec
+ * 3.8.3). With a pending length P in the header:
+ * - the file ends in a valid footer: that generation is what every reader
+ *   opens, so it stands (committed when it follows the footer at P - 128, as
+ *   an append that crashed after its commit leaves it); clear P;
+ * - else the first P bytes end in a valid footer of an archive of P bytes
+ *   (an append that crashed before its commit): truncate to P, clear P;
+ * - else P names no generation (the header was damaged, or written by
+ *   something else): nothing is changed, DesFormatError. Seven bytes of the
+ *   header never decide alone that a file is cut.
  */
 export function recoverOpenFile(fd: number): RecoveryOutcome {
   const header = Buffer.alloc(HEADER_SIZE);
@@ -70,22 +102,18 @@ export function recoverOpenFile(fd: number): RecoveryOutcome {
     throw new DesIoError(
       `the archive is ${size} bytes, shorter than its committed length ${pending}: it was truncated by something else`,
     );
-  let committed = size === pending;
-  if (!committed && size >= pending + V2_FOOTER_SIZE) {
-    const tail = Buffer.alloc(V2_FOOTER_SIZE);
-    fs.readSync(fd, tail, 0, V2_FOOTER_SIZE, size - V2_FOOTER_SIZE);
-    try {
-      committed = decodeV2Footer(tail, size).prevFooterOffset === pending - V2_FOOTER_SIZE;
-    } catch {
-      committed = false;
-    }
+  if (footerEndingAt(fd, size)) {
+    writePending(fd, 0);
+    return "committed";
   }
-  if (!committed) {
-    fs.ftruncateSync(fd, pending);
-    fs.fsyncSync(fd);
-  }
+  if (!footerEndingAt(fd, pending))
+    throw new DesFormatError(
+      `the archive does not end in a footer, and its header's pending length ${pending} names no committed generation: it is damaged, and nothing was changed`,
+    );
+  fs.ftruncateSync(fd, pending);
+  fs.fsyncSync(fd);
   writePending(fd, 0);
-  return committed ? "committed" : "rolled-back";
+  return "rolled-back";
 }
 
 /**
