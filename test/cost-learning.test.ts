@@ -99,6 +99,19 @@ describe("fitCost", () => {
     expect(fitCost(obs, REMOTE_COST).clientBytesPerMs).toBeCloseTo(12_500, -1);
   });
 
+  it("learns a shared link from a wave of three big reads (a fourth too small to time)", () => {
+    const big = 8 << 20;
+    const total = 3 * big + (200 << 10);
+    const transfer = total / 12_500;
+    const obs: ReadObservation[] = [
+      ...quiet(14, 20.05, 0),
+      ...Array.from({ length: 3 }, () => ({ bytes: big, totalMs: 20.05 + transfer, inFlight: 4, bytesInFlight: total })),
+    ];
+    expect(fitCost(obs, REMOTE_COST).clientBytesPerMs).toBeCloseTo(total / transfer, -1);
+    // Two are not enough.
+    expect(fitCost(obs.slice(0, -1), REMOTE_COST).clientBytesPerMs).toBeUndefined();
+  });
+
   it("learns an aggregate rate from big busy reads when it binds", () => {
     // 8 reads of 2 MiB in flight, 20 ms latency, the 8 together at 100 MB/s: each takes 20 + 8 x 2 MiB / 100,000.
     const big = 2 << 20;
@@ -132,6 +145,30 @@ describe("CostLearner", () => {
     l.reset();
     expect(l.samples).toBe(0);
     expect(l.fitted(REMOTE_COST)).toEqual({});
+  });
+
+  it("counts, for each read, the most reads and bytes in flight at any moment of its life", () => {
+    const seen: ReadObservation[] = [];
+    const l = new CostLearner({ minSamples: 1 });
+    const record = l.record.bind(l);
+    l.record = (o) => {
+      seen.push(o);
+      record(o);
+    };
+    // The first read of a wave starts alone and ends alone, yet three others ran beside it.
+    const first = l.begin(100);
+    const others = [l.begin(10), l.begin(20), l.begin(30)];
+    others.forEach((o, i) => o.end([10, 20, 30][i]));
+    const late = l.begin(5);
+    first.end(100);
+    late.end(5);
+    expect(seen.map((o) => [o.bytes, o.inFlight, o.bytesInFlight])).toEqual([
+      [10, 4, 160],
+      [20, 4, 160],
+      [30, 4, 160],
+      [100, 4, 160],
+      [5, 2, 105],
+    ]);
   });
 
   it("counts reads in flight and records only completed ones", () => {

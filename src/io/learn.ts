@@ -17,12 +17,12 @@ export interface ReadObservation {
   readonly firstByteMs?: number;
   /**
    * Reads of the same medium in flight with this one, itself included (>= 1):
-   * the larger of the counts when it started and when it ended.
+   * the most at any moment of its life.
    */
   readonly inFlight: number;
   /**
    * Bytes of the reads in flight with this one, itself included (the
-   * larger of the sums at its start and its end), when known; absent:
+   * largest sum at any moment of its life), when known; absent:
    * `inFlight x bytes`.
    */
   readonly bytesInFlight?: number;
@@ -52,6 +52,12 @@ const QUIET_MAX = 2;
 /** Quiet reads needed for the latency, big reads needed for a rate, busy reads needed for the per-request cost. */
 const MIN_QUIET = 8;
 const MIN_BIG = 4;
+/**
+ * Big reads that shared the medium needed for an aggregate rate: three, as
+ * one wave of the fixed rule's 8 MiB spans over a 25 MB region gives (three
+ * 8 MiB reads and a small one). Their median still ignores one outlier.
+ */
+const MIN_BIG_SHARED = 3;
 const MIN_BUSY = 8;
 /** At least this many in flight: a read that shared the client and the store with others. */
 const BUSY_MIN = 4;
@@ -108,7 +114,7 @@ const valid = (o: ReadObservation): boolean =>
  *   flight (`bytesInFlight`, theirs included: the first read of a wave),
  *   the median aggregate rate `bytesInFlight / transfer time`, when it is
  *   below 80% of what that many connections (`bytesInFlight / bytes`)
- *   carry at `bytesPerMs` (a limit all connections share). Needs 4.
+ *   carry at `bytesPerMs` (a limit all connections share). Needs 3.
  * - `requestCpuMs`: of busy reads under 256 KiB at half the peak
  *   concurrency or more, the mean (without its highest tenth) of the wall
  *   time each one took: the time since the previous completion
@@ -153,7 +159,7 @@ export function fitCost(
   const bigBusy = obs.filter(
     (o) => o.bytes >= BIG_BYTES && transfer(o) > 0 && (o.inFlight >= BUSY_MIN || sharedBytes(o) >= SHARED * o.bytes),
   );
-  if (bigBusy.length >= MIN_BIG) {
+  if (bigBusy.length >= MIN_BIG_SHARED) {
     const agg = median(bigBusy.map((o) => sharedBytes(o) / transfer(o)));
     const lanes = median(bigBusy.map((o) => sharedBytes(o) / o.bytes));
     if (agg < BINDING * lanes * rate) {
@@ -190,6 +196,8 @@ export class CostLearner {
   private total = 0;
   private active = 0;
   private activeBytes = 0;
+  /** The peaks of the reads in flight, each raised by the reads that begin after it. */
+  private readonly open = new Set<{ reads: number; bytes: number }>();
   private lastEnd = -Infinity;
   private readonly window: number;
   private readonly minSamples: number;
@@ -235,16 +243,24 @@ export class CostLearner {
    */
   begin(expectedBytes = 0): { end(bytes?: number): void } {
     const start = performance.now();
-    const atStart = ++this.active;
+    this.active++;
     this.activeBytes += expectedBytes;
-    const bytesAtStart = this.activeBytes;
+    // The most in flight over this read's life: raised by every read that begins while it is open (the
+    // first read of a wave starts alone and may end alone, yet shared the medium with the whole wave).
+    const peak = { reads: this.active, bytes: this.activeBytes };
+    for (const p of this.open) {
+      if (this.active > p.reads) p.reads = this.active;
+      if (this.activeBytes > p.bytes) p.bytes = this.activeBytes;
+    }
+    this.open.add(peak);
     let open = true;
     return {
       end: (bytes?: number) => {
         if (!open) return;
         open = false;
-        const inFlight = Math.max(atStart, this.active);
-        const bytesInFlight = Math.max(bytesAtStart, this.activeBytes);
+        this.open.delete(peak);
+        const inFlight = peak.reads;
+        const bytesInFlight = peak.bytes;
         this.active--;
         this.activeBytes -= expectedBytes;
         if (bytes === undefined) return;
