@@ -148,10 +148,76 @@ describe("extract never follows a symbolic link that is in the target", () => {
     const made = tree(out);
     expect(made).toEqual(["ok", "sub", "sub/file", "y"]);
     expect(fs.readFileSync(path.join(out, "ok"), "utf8")).toBe("inside");
-    expect(r.err.match(/leads outside/g)).toHaveLength(4);
+    expect(r.err.match(/leads? outside/g)).toHaveLength(4);
     const out2 = path.join(dir, "out3b");
     expect(cli(["extract", archive, "-C", out2, "--allow-unsafe-links"]).code).toBe(0);
     expect(fs.readlinkSync(path.join(out2, "abs"))).toBe("/etc/passwd");
+  });
+
+  for (const [order, entries] of [
+    [
+      "x before d",
+      [
+        ["x", "d/.."],
+        ["d", "."],
+      ],
+    ],
+    [
+      "d before x",
+      [
+        ["d", "."],
+        ["x", "d/.."],
+      ],
+    ],
+  ] as const) {
+    it(`a link through a later link cannot lead out (x -> d/.., d -> .; ${order})`, async () => {
+      const tag = order.replace(/ /g, "-");
+      const archive = await craft(
+        path.join(dir, `dd-${tag}.des`),
+        entries.map(([n, t]): Spec => [n, link(t), symlinkMeta]),
+      );
+      const out = path.join(dir, `out-dd-${tag}`);
+      const r = cli(["extract", archive, "-C", out]);
+      expect(r.code).toBe(1);
+      expect(tree(out)).toEqual(["d"]);
+      expect(fs.readlinkSync(path.join(out, "d"))).toBe(".");
+      expect(r.err).toMatch(/x: .*not creating a link to "d\/\.\.", .*leads? outside .*--allow-unsafe-links/);
+      expect(r.err).toMatch(/1 failed/);
+      expect(r.err).not.toMatch(/at .*\.js:\d+/);
+      const out2 = path.join(dir, `out-dd-${tag}-allowed`);
+      expect(cli(["extract", archive, "-C", out2, "--allow-unsafe-links"]).code).toBe(0);
+      expect(fs.readlinkSync(path.join(out2, "x"))).toBe("d/..");
+    });
+  }
+
+  it('a leading run of ".." stays allowed while it stays inside (sub/up -> ../top, sub/deep/l -> ../../top)', async () => {
+    const archive = await craft(path.join(dir, "lead.des"), [
+      ["top", "T"],
+      ["sub/up", link("../top"), symlinkMeta],
+      ["sub/deep/l", link("../../top"), symlinkMeta],
+      ["sub/mid", link("a/../top"), symlinkMeta],
+    ]);
+    const out = path.join(dir, "out-lead");
+    const r = cli(["extract", archive, "-C", out]);
+    expect(r.code).toBe(1);
+    expect(fs.readFileSync(path.join(out, "sub/up"), "utf8")).toBe("T");
+    expect(fs.readFileSync(path.join(out, "sub/deep/l"), "utf8")).toBe("T");
+    expect(fs.existsSync(path.join(out, "sub/mid"))).toBe(false);
+    expect(r.err).toMatch(/sub\/mid: .*"a\/\.\.\/top", a "\.\." after a name can lead outside/);
+  });
+
+  it("links are checked again once all exist (through a link already in DIR: s -> q/.., then l -> s/y, q -> .)", async () => {
+    const out = path.join(dir, "out-recheck");
+    fs.mkdirSync(out);
+    fs.symlinkSync("q/..", path.join(out, "s"));
+    const archive = await craft(path.join(dir, "recheck.des"), [
+      ["l", link("s/y"), symlinkMeta],
+      ["q", link("."), symlinkMeta],
+    ]);
+    const r = cli(["extract", archive, "-C", out]);
+    expect(r.code).toBe(1);
+    expect(tree(out)).toEqual(["q", "s"]);
+    expect(r.err).toMatch(/l: .*removed the link to "s\/y", it leads outside .*--allow-unsafe-links/);
   });
 
   it("a link entry and a file under it are refused together (l -> outside, then l/x)", async () => {

@@ -3,7 +3,7 @@ import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { DesReader } from "../index.js";
 import type { FileStat } from "../read/fs-stat.js";
-import { linkStaysInside } from "./safe-path.js";
+import { dotDotAfterName, inside, linkStaysInside } from "./safe-path.js";
 
 /** How files are put on disk. */
 export interface PlaceOptions {
@@ -173,10 +173,15 @@ export class Placer {
   makeSymlink(parts: readonly string[], target: string, st: FileStat): string {
     this.ensureParents(parts);
     const p = path.join(this.root, ...parts);
-    if (!this.opts.allowUnsafeLinks && !linkStaysInside(this.root, p, target)) {
-      throw new Error(
-        `${p}: not creating a link to ${JSON.stringify(target)}, it leads outside ${this.root} (use --allow-unsafe-links)`,
-      );
+    if (!this.opts.allowUnsafeLinks) {
+      if (dotDotAfterName(target))
+        throw new Error(
+          `${p}: not creating a link to ${JSON.stringify(target)}, a ".." after a name can lead outside ${this.root} (use --allow-unsafe-links)`,
+        );
+      if (!linkStaysInside(this.root, p, target))
+        throw new Error(
+          `${p}: not creating a link to ${JSON.stringify(target)}, it leads outside ${this.root} (use --allow-unsafe-links)`,
+        );
     }
     const existing = this.checkExisting(p, false);
     const into = existing ? this.tempName(p) : p;
@@ -190,6 +195,29 @@ export class Placer {
       }
     }
     return p;
+  }
+
+  /**
+   * Checks a link made by `makeSymlink` again once every link exists (one
+   * made later may change where it leads): a link that now leads outside the
+   * target is removed, and the reason returned.
+   */
+  recheckSymlink(p: string): Error | undefined {
+    if (this.opts.allowUnsafeLinks) return undefined;
+    const target = fs.readlinkSync(p);
+    let ok = linkStaysInside(this.root, p, target);
+    if (ok) {
+      try {
+        ok = inside(this.root, fs.realpathSync.native(p));
+      } catch {
+        // leads nowhere (yet): the step-by-step check above is what holds
+      }
+    }
+    if (ok) return undefined;
+    fs.unlinkSync(p);
+    return new Error(
+      `${p}: removed the link to ${JSON.stringify(target)}, it leads outside ${this.root} (use --allow-unsafe-links)`,
+    );
   }
 
   /** Makes `parts` a second name of the file already extracted at `to`. */

@@ -35,6 +35,22 @@ export function inside(root: string, p: string): boolean {
 }
 
 /**
+ * True when a ".." in a link target follows a name ("d/..", "a/../b"): where
+ * it leads then depends on what that name is when the link is followed (a
+ * link made later can turn it into any folder), not on what is there when
+ * the link is made. A leading run of ".." ("../../x") is fine.
+ */
+export function dotDotAfterName(target: string): boolean {
+  let named = false;
+  for (const p of target.split(/[/\\]/)) {
+    if (p === "" || p === ".") continue;
+    if (p !== "..") named = true;
+    else if (named) return true;
+  }
+  return false;
+}
+
+/**
  * Where a symbolic link at `linkPath` (inside `root`) would lead, resolving
  * every link it meets on the way as the system would, lexically for what
  * does not exist yet. Undefined when the way leaves `root` at any point.

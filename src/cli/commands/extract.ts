@@ -310,13 +310,27 @@ export async function extractCommand(
       }
     }
     // Links last: nothing is written after them, so none can redirect a later write.
+    const made: { name: string; at: string }[] = [];
     for (const { p, st, target } of links) {
       try {
-        await verbose(placer.makeSymlink(p.parts, target, st));
+        const at = placer.makeSymlink(p.parts, target, st);
+        made.push({ name: p.name, at });
+        await verbose(at);
         counts.symlinks++;
         progress.add(1, 0);
       } catch (e) {
         fail(p.name, e);
+      }
+    }
+    // Each was checked against the links made before it: check all again against the final tree.
+    for (const { name, at } of made) {
+      try {
+        const e = placer.recheckSymlink(at);
+        if (e === undefined) continue;
+        counts.symlinks--;
+        fail(name, e);
+      } catch (e) {
+        fail(name, e);
       }
     }
     placer.finishDirs();
