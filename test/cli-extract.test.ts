@@ -220,6 +220,36 @@ describe("extract never follows a symbolic link that is in the target", () => {
     expect(r.err).toMatch(/l: .*removed the link to "s\/y", it leads outside .*--allow-unsafe-links/);
   });
 
+  it("a hard link is made only to a file this extract wrote, never through a link or to a file already in DIR", async () => {
+    const hardMeta = (linkTo: string): unknown =>
+      fsMetaValue({ kind: "hardlink", mode: 0o644, mtimeSeconds: 1_600_000_000, mtimeNanos: 0, linkTo });
+    const outside = path.join(dir, "outside-hl");
+    fs.mkdirSync(outside);
+    fs.writeFileSync(path.join(outside, "secret.txt"), "outside DIR\n");
+    const out = path.join(dir, "out-hl");
+    fs.mkdirSync(out);
+    fs.symlinkSync(outside, path.join(out, "sub"));
+    fs.writeFileSync(path.join(out, "pre.txt"), "was here");
+    const archive = await craft(path.join(dir, "hl.des"), [
+      ["a", "first"],
+      ["b", "first", hardMeta("a")],
+      ["h", "decoy", hardMeta("sub/secret.txt")],
+      ["p", "own body", hardMeta("pre.txt")],
+    ]);
+    const r = cli(["extract", archive, "-C", out, "-v"]);
+    expect(r.code).toBe(0);
+    expect(r.out.split("\n").filter(Boolean).sort()).toEqual(["a", "b", "h", "p"]);
+    const secret = fs.statSync(path.join(outside, "secret.txt"));
+    expect(secret.nlink).toBe(1);
+    expect(fs.readFileSync(path.join(outside, "secret.txt"), "utf8")).toBe("outside DIR\n");
+    expect(fs.lstatSync(path.join(out, "h")).ino).not.toBe(secret.ino);
+    expect(fs.readFileSync(path.join(out, "h"), "utf8")).toBe("decoy");
+    expect(fs.statSync(path.join(out, "pre.txt")).nlink).toBe(1);
+    expect(fs.readFileSync(path.join(out, "p"), "utf8")).toBe("own body");
+    expect(fs.lstatSync(path.join(out, "b")).ino).toBe(fs.lstatSync(path.join(out, "a")).ino);
+    expect(fs.readFileSync(path.join(out, "b"), "utf8")).toBe("first");
+  });
+
   it("a link entry and a file under it are refused together (l -> outside, then l/x)", async () => {
     const outside = path.join(dir, "outside4");
     fs.mkdirSync(outside);

@@ -40,6 +40,9 @@ interface Job extends PoolFile {
 
 /** A checked entry; its path components are worked out again when needed (less memory per entry). */
 class Planned {
+  /** Set once this run has written the entry's file (a hard link may then point to it). */
+  written = false;
+
   constructor(
     readonly name: string,
     readonly size: number,
@@ -159,23 +162,11 @@ export async function extractCommand(
     const progress = new Progress("extracting", { quiet: flags.quiet, totalFiles: planned.length, totalBytes });
     const fail = (name: string, e: unknown): void => {
       counts.failed++;
-      failedNames.add(name);
       const msg = e instanceof Error ? e.message : String(e);
       if (failures.length < 20) failures.push(`${escapeName(name)}: ${msg}`);
     };
     const links: { p: Planned; st: FileStat; target: string }[] = [];
     const hard: { p: Planned; st: FileStat }[] = [];
-    // Names that could not be written (a hard link to one of them gets the bytes instead).
-    const failedNames = new Set<string>();
-    const linkSel = trackingSelector(patterns);
-    /** Where the file `name` was extracted in this run, if it was. */
-    const extractedAt = (name: string): string | undefined => {
-      if (failedNames.has(name) || (linkSel && !linkSel.test(name))) return undefined;
-      const s = safeName(name, flags.stripComponents);
-      if (!("parts" in s) || s.dir) return undefined;
-      const at = path.join(root, ...s.parts);
-      return fs.lstatSync(at, { throwIfNoEntry: false })?.isFile() ? at : undefined;
-    };
     const verbose = async (p: string): Promise<void> => {
       if (flags.verbose) await out.line(escapeName(path.relative(root, p)));
     };
@@ -191,6 +182,7 @@ export async function extractCommand(
           }
           for (const f of files) {
             if (bad.has(f)) continue;
+            f.p.written = true;
             counts.files++;
             counts.bytes += f.p.size;
             progress.add(1, f.p.size);
@@ -226,6 +218,7 @@ export async function extractCommand(
         } else if (p.size > STREAM_ABOVE && st.kind !== "symlink") {
           try {
             await verbose(await placer.streamFile(p.parts, reader, p.name, st, stop.signal));
+            p.written = true;
             counts.files++;
             counts.bytes += p.size;
             progress.add(1, p.size);
@@ -265,6 +258,7 @@ export async function extractCommand(
         }
         try {
           const at = placer.writeFile(p.parts, body, st);
+          p.written = true;
           counts.files++;
           counts.bytes += body.length;
           progress.add(1, body.length);
@@ -283,6 +277,7 @@ export async function extractCommand(
           // Rare (the name existed): read the body again rather than hold every body until the end.
           const body = await reader.get(p.name, { signal: stop.signal });
           const at = placer.writeFile(p.parts, body, st);
+          p.written = true;
           counts.files++;
           counts.bytes += body.length;
           await verbose(at);
@@ -291,19 +286,24 @@ export async function extractCommand(
         }
       }
     }
-    // Hard links: to the file extracted under the first name, else the body itself.
+    // Hard links: to the file this run wrote under the first name, else the body itself
+    // (never to anything else in DIR: a name there may lead anywhere).
+    const targets = new Set(hard.map((h) => h.st.linkTo!));
+    const byName = new Map<string, Planned>();
+    if (targets.size > 0) for (const p of planned) if (targets.has(p.name)) byName.set(p.name, p);
     for (const { p, st } of hard) {
       try {
-        const to = extractedAt(st.linkTo!);
-        if (to !== undefined) {
-          await verbose(placer.makeHardLink(p.parts, to));
+        const first = byName.get(st.linkTo!);
+        if (first?.written) {
+          await verbose(placer.makeHardLink(p.parts, path.join(root, ...first.parts)));
           counts.hardlinks++;
         } else {
           const body = await reader.get(p.name, { signal: stop.signal });
-          placer.writeFile(p.parts, body, { ...st, kind: "file" });
+          await verbose(placer.writeFile(p.parts, body, { ...st, kind: "file" }));
           counts.files++;
           counts.bytes += body.length;
         }
+        p.written = true;
         progress.add(1, p.size);
       } catch (e) {
         fail(p.name, e);
