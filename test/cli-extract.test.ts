@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { DesReader } from "../src/read/reader.js";
 import { DesWriter } from "../src/write/writer.js";
 import { fsMetaValue } from "../src/format/fs-meta.js";
 import { builtCli, cli } from "./helpers/cli.js";
@@ -332,4 +333,43 @@ describe("extract and get never destroy existing files", () => {
     expect(fs.readFileSync(dest, "utf8")).toBe("B".repeat(1000));
     expect(fs.readdirSync(dir).filter((n) => n.includes(".des-tmp"))).toEqual([]);
   });
+});
+
+describe("extract goes on past a damaged entry", () => {
+  const dir = tempDir();
+  beforeAll(() => void builtCli());
+
+  const body = (i: number): string => `file number ${i} `.repeat(20);
+
+  for (const damaged of [["f3.txt"], ["f3.txt", "f6.txt", "f7.txt"]]) {
+    it(`${damaged.join(", ")} damaged: reported, left out, every other entry, link and folder mode extracted, exit 1`, async () => {
+      const tag = damaged.length;
+      const good = path.join(dir, `good-${tag}.des`);
+      await craft(good, [
+        ["z/", "", fsMetaValue({ kind: "directory", mode: 0o700, mtimeSeconds: 1_600_000_000, mtimeNanos: 0 })],
+        ...Array.from({ length: 10 }, (_, i): Spec => [`f${i}.txt`, body(i)]),
+        ["l", link("f9.txt"), symlinkMeta],
+      ]);
+      const bytes = fs.readFileSync(good);
+      const r0 = await DesReader.open(good);
+      for (const name of damaged) bytes[(await r0.stat(name)).offset + 5]! ^= 0xff;
+      await r0.close();
+      const archive = path.join(dir, `damaged-${tag}.des`);
+      fs.writeFileSync(archive, bytes);
+      const out = path.join(dir, `out-damaged-${tag}`);
+      const r = cli(["extract", archive, "-C", out]);
+      expect(r.code).toBe(1);
+      for (const name of damaged) {
+        expect(r.err).toContain(`des-pack: ${name}: checksum mismatch in data of entry "${name}"`);
+        expect(fs.existsSync(path.join(out, name))).toBe(false);
+      }
+      expect(r.err).toContain(`; ${damaged.length} failed`);
+      expect(r.err).not.toMatch(/at .*\.js:\d+/);
+      const want = Array.from({ length: 10 }, (_, i) => `f${i}.txt`).filter((n) => !damaged.includes(n));
+      expect(tree(out)).toEqual([...want, "l", "z"].sort());
+      for (const n of want) expect(fs.readFileSync(path.join(out, n), "utf8")).toBe(body(Number(n.slice(1, -4))));
+      expect(fs.readlinkSync(path.join(out, "l"))).toBe("f9.txt");
+      expect(fs.statSync(path.join(out, "z")).mode & 0o777).toBe(0o700);
+    });
+  }
 });

@@ -6,6 +6,7 @@ import type { FileStat } from "../../read/fs-stat.js";
 import { openArchive } from "../archive.js";
 import type { RemoteOptions } from "../archive.js";
 import { Placer } from "../extract-files.js";
+import { readBatch } from "../extract-read.js";
 import { CliError, Out, Progress, escapeName, humanBytes } from "../output.js";
 import { recordBatches } from "../records.js";
 import { safeName } from "../safe-path.js";
@@ -152,13 +153,13 @@ export async function extractCommand(
       const st = fs.statSync(a.localPath);
       archiveId = `${st.dev}:${st.ino}`;
     }
-    placer = new Placer(root, {
+    const place = (placer = new Placer(root, {
       force: flags.force,
       samePermissions: flags.samePermissions,
       sameOwner: flags.sameOwner,
       allowUnsafeLinks: flags.allowUnsafeLinks,
       archiveId,
-    });
+    }));
     const progress = new Progress("extracting", { quiet: flags.quiet, totalFiles: planned.length, totalBytes });
     const fail = (name: string, e: unknown): void => {
       counts.failed++;
@@ -229,20 +230,21 @@ export async function extractCommand(
         } else small.push(p.name);
       }
       const byName = new Map(batch.map((p) => [p.name, p]));
-      for await (const [name, body] of reader.iterMany(small, { signal: stop.signal, maxBatchBytes: WAVE_BYTES })) {
+      // A damaged entry fails alone: the rest of the batch is still extracted.
+      const take = async (name: string, body: Uint8Array): Promise<void> => {
         const p = byName.get(name)!;
         const st = stats.get(name)!;
         if (st.kind === "symlink") {
           links.push({ p, st, target: Buffer.from(body).toString("utf8") });
-          continue;
+          return;
         }
         if (pool) {
           try {
-            const at = placer.ensureParents(p.parts);
+            const at = place.ensureParents(p.parts);
             await pool.add(
               {
                 path: path.join(at, p.parts[p.parts.length - 1]!),
-                mode: placer.modeOf(st, 0o644),
+                mode: place.modeOf(st, 0o644),
                 mtime: st.mtimeMs !== undefined ? st.mtimeMs / 1000 : NaN,
                 p,
                 st,
@@ -254,10 +256,10 @@ export async function extractCommand(
           } catch (e) {
             fail(name, e);
           }
-          continue;
+          return;
         }
         try {
-          const at = placer.writeFile(p.parts, body, st);
+          const at = place.writeFile(p.parts, body, st);
           p.written = true;
           counts.files++;
           counts.bytes += body.length;
@@ -266,7 +268,8 @@ export async function extractCommand(
         } catch (e) {
           fail(name, e);
         }
-      }
+      };
+      await readBatch(reader, small, { signal: stop.signal, waveBytes: WAVE_BYTES }, take, fail);
       if (interrupted) throw new Error("interrupted");
     }
     if (pool) {
