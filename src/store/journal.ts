@@ -135,7 +135,9 @@ export class Journal {
   /**
    * Waits until `size` more bytes fit the queue (backpressure: callers wait
    * instead of piling up encoded records). Undefined when they fit now; an
-   * empty queue always takes one record, whatever its size.
+   * empty queue always takes one record, whatever its size. A caller woken
+   * from the wait holds a credit of `size` bytes: it hands it back with the
+   * record it appends (`appendRecord(..., size)`) or with `release(size)`.
    */
   room(size: number): Promise<void> | undefined {
     const used = this.queuedBytes + this.promised;
@@ -148,6 +150,13 @@ export class Journal {
     return new Promise((resolve) => this.roomWaiters.push({ size, resolve }));
   }
 
+  /** Gives back the credit of a caller woken by `room` that appends no record here. */
+  release(credit: number): void {
+    if (credit <= 0) return;
+    this.promised = Math.max(0, this.promised - credit);
+    this.wake();
+  }
+
   /** Most bytes ever queued at once (tests check the backpressure bound). */
   get peakQueuedBytes(): number {
     return this.peakQueued;
@@ -155,32 +164,46 @@ export class Journal {
 
   /**
    * Encodes a record at `this.size` and queues it: `durable` resolves once
-   * it is on disk. `rec` is known at once (read-your-writes).
+   * it is on disk. `rec` is known at once (read-your-writes). `credit` is
+   * the room a `room` wait promised to the caller (0 when it did not wait);
+   * it is given back whether or not the record is queued.
    */
   appendRecord(
     name: string,
     ms: number,
     meta: Uint8Array | undefined,
     data: Uint8Array,
+    credit = 0,
   ): { rec: JournalRecord; durable: Promise<void> } {
     let slab: Slab | undefined;
-    const { bytes, rec } = encodeRecord(name, ms, meta, data, this.size, (length) => {
-      const carved = this.slabs.carve(length);
-      slab = carved.slab;
-      return carved.bytes;
-    });
-    return { rec, durable: this.append(bytes, rec, slab) };
+    let encoded: { bytes: Buffer; rec: JournalRecord };
+    try {
+      encoded = encodeRecord(name, ms, meta, data, this.size, (length) => {
+        const carved = this.slabs.carve(length);
+        slab = carved.slab;
+        return carved.bytes;
+      });
+    } catch (e) {
+      this.release(credit);
+      throw e;
+    }
+    return { rec: encoded.rec, durable: this.append(encoded.bytes, encoded.rec, slab, credit) };
   }
 
-  /** Queues a record at `this.size` (the caller encoded it there) and resolves once it is durable. */
-  append(bytes: Buffer, rec: JournalRecord, slab?: Slab): Promise<void> {
-    if (this.failure !== undefined)
+  /**
+   * Queues a record at `this.size` (the caller encoded it there) and resolves
+   * once it is durable; `credit` as for `appendRecord`.
+   */
+  append(bytes: Buffer, rec: JournalRecord, slab?: Slab, credit = 0): Promise<void> {
+    this.promised = Math.max(0, this.promised - credit);
+    if (this.failure !== undefined) {
+      this.wake();
       return Promise.reject(new DesIoError(`journal ${this.file} failed earlier`, { cause: this.failure }));
+    }
     this.size += bytes.length;
     this.records.push(rec);
     this.firstAt ??= Date.now();
     this.queuedBytes += bytes.length;
-    this.promised = Math.max(0, this.promised - bytes.length);
     if (this.queuedBytes > this.peakQueued) this.peakQueued = this.queuedBytes;
     const p = new Promise<void>((resolve, reject) => this.queue.push({ bytes, slab, resolve, reject }));
     this.kick();

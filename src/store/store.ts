@@ -5,7 +5,7 @@ import { loadHasher } from "../format/hash.js";
 import { decodeMetaV2, encodeMetaV2, loadMetaCodec } from "../format/meta.js";
 import type { MetaValue } from "../format/meta.js";
 import type { DesReader } from "../read/reader.js";
-import { parseName } from "../naming/name.js";
+import { checkDay, parseName } from "../naming/name.js";
 import type { ParsedName } from "../naming/name.js";
 import { shardFromName } from "../naming/shard.js";
 import { SnowflakeNameGenerator } from "../naming/snowflake.js";
@@ -35,6 +35,15 @@ interface Local {
 
 /** Record bytes besides the body: framing, checksum, ms, a name of typical length. */
 const name0Overhead = 64;
+
+/** A put's `day`, checked before the put waits for room: a Date, or a real calendar day as YYYY-MM-DD. */
+function checkPutDay(day: unknown): Date | string {
+  if (day instanceof Date) {
+    if (Number.isNaN(day.getTime())) throw new DesInvalidArgumentError("day is an invalid Date");
+    return day;
+  }
+  return checkDay(day);
+}
 
 /**
  * A durable store of blobs by Snowflake name, in daily sharded DES parts
@@ -155,28 +164,43 @@ export class DailyShardedDesStore {
     this.ensureOpen();
     if (!(data instanceof Uint8Array)) throw new DesInvalidArgumentError("put takes a Uint8Array");
     const meta = opts.meta === undefined ? undefined : encodeMetaV2(opts.meta);
-    const next: NextOptions = opts.day === undefined ? {} : { day: opts.day };
-    for (;;) {
-      if (this.rotating) {
-        await this.rotating;
-        continue;
+    const next: NextOptions = opts.day === undefined ? {} : { day: checkPutDay(opts.day) };
+    const size = data.length + name0Overhead;
+    // Room a wait promised to this put, on the journal it waited on: handed back with the record
+    // appended there, or given back (finally) on any other way out.
+    let held: Journal | undefined;
+    try {
+      for (;;) {
+        if (this.rotating) {
+          await this.rotating;
+          continue;
+        }
+        const j = this.active;
+        const wait = j.room(size);
+        if (wait) {
+          await wait; // woken with room promised to this put: no second check
+          held = j;
+        }
+        break;
       }
-      const wait = this.active.room(data.length + name0Overhead);
-      if (wait) await wait; // woken with room promised to this put: no second check
-      break;
+      this.ensureOpen();
+      const name = this.gen.tryNext(next) ?? (await this.gen.next(next));
+      while (this.rotating) await this.rotating;
+      this.ensureOpen();
+      const j = this.active;
+      const credit = held === j ? size : 0;
+      if (held !== j) held?.release(size);
+      held = undefined;
+      const { rec, durable } = j.appendRecord(name, this.gen.lastMs, meta, data, credit);
+      this.local.set(name, { journal: j, rec });
+      if (j.size >= this.limits.maxBytes || j.records.length >= this.limits.maxEntries)
+        void this.rotate().catch(() => undefined);
+      await durable;
+      this.puts++;
+      return name;
+    } finally {
+      held?.release(size);
     }
-    this.ensureOpen();
-    const name = this.gen.tryNext(next) ?? (await this.gen.next(next));
-    while (this.rotating) await this.rotating;
-    this.ensureOpen();
-    const j = this.active;
-    const { rec, durable } = j.appendRecord(name, this.gen.lastMs, meta, data);
-    this.local.set(name, { journal: j, rec });
-    if (j.size >= this.limits.maxBytes || j.records.length >= this.limits.maxEntries)
-      void this.rotate().catch(() => undefined);
-    await durable;
-    this.puts++;
-    return name;
   }
 
   private checkAge(): void {
