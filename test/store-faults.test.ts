@@ -1,5 +1,7 @@
+import fs from "node:fs";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { DailyShardedDesStore, DesInvalidArgumentError } from "../src/index.js";
+import { DailyShardedDesStore, DesError, DesInvalidArgumentError, DesIoError } from "../src/index.js";
 import { sameBytes } from "./helpers/store-data.js";
 import { tempDir } from "./helpers/tmp.js";
 
@@ -49,6 +51,67 @@ describe("a put that fails after waiting for room", () => {
     expect(new Set(names as string[]).size).toBe(3);
     expect(s.stats.puts).toBe(8);
     expect(s.stats.peakQueuedBytes).toBeLessThanOrEqual(1000 + 700);
+    await s.close();
+  });
+});
+
+/** The error a promise rejects with (fails the test when it resolves). */
+async function rejection(p: Promise<unknown>): Promise<DesError> {
+  const e: unknown = await p.then(
+    () => new Error("resolved"),
+    (x: unknown) => x,
+  );
+  expect(e).toBeInstanceOf(DesError);
+  return e as DesError;
+}
+
+describe("file-system failures leave the store as DesErrors", () => {
+  it("a rotation that cannot create its next journal fails the put with DesIoError; the acknowledged puts survive", async () => {
+    const dir = tempDir();
+    const s = await DailyShardedDesStore.open({ location: dir, nodeId: 1, maxEntries: 2, clock: () => T });
+    const squatter = path.join(dir, "_spool", "n01", "000000000002.wal");
+    fs.writeFileSync(squatter, "squatter");
+    const [a, b, c] = await Promise.allSettled([
+      s.put(new Uint8Array([1])),
+      s.put(new Uint8Array([2])),
+      s.put(new Uint8Array([3])),
+    ]);
+    expect(a.status).toBe("fulfilled");
+    expect(b.status).toBe("fulfilled");
+    expect(c.status).toBe("rejected");
+    const e = (c as PromiseRejectedResult).reason as DesIoError;
+    expect(e).toBeInstanceOf(DesIoError);
+    expect(e.code).toBe("DES_IO");
+    expect(e.message).toContain(`cannot create journal ${squatter}`);
+    expect((e.cause as NodeJS.ErrnoException).code).toBe("EEXIST");
+    expect((await rejection(s.flush())).code).toBe("DES_IO");
+    expect((await rejection(s.close({ seal: false }))).code).toBe("DES_IO");
+    fs.rmSync(squatter);
+    const again = await DailyShardedDesStore.open({ location: dir, nodeId: 1, clock: () => T });
+    const names = [(a as PromiseFulfilledResult<string>).value, (b as PromiseFulfilledResult<string>).value];
+    expect([...(await again.get(names[0]!))]).toEqual([1]);
+    expect([...(await again.get(names[1]!))]).toEqual([2]);
+    await again.close();
+  });
+
+  it("open reports a journal it cannot read and a journal folder it cannot create as DesIoError, and frees the lock", async () => {
+    const dir = tempDir();
+    const jdir = path.join(dir, "_spool", "n03");
+    fs.mkdirSync(path.join(jdir, "000000000001.wal"), { recursive: true });
+    const e = await rejection(DailyShardedDesStore.open({ location: dir, nodeId: 3 }));
+    expect(e).toBeInstanceOf(DesIoError);
+    expect(e.message).toContain(`cannot read journal ${path.join(jdir, "000000000001.wal")}`);
+    expect((e.cause as NodeJS.ErrnoException).code).toBe("EISDIR");
+    fs.rmSync(jdir, { recursive: true });
+    fs.writeFileSync(jdir, "x");
+    const f = await rejection(DailyShardedDesStore.open({ location: dir, nodeId: 3 }));
+    expect(f).toBeInstanceOf(DesIoError);
+    expect(f.message).toContain(`cannot create the journal folder ${jdir}`);
+    expect((f.cause as NodeJS.ErrnoException).code).toBe("EEXIST");
+    fs.rmSync(jdir);
+    expect(fs.readdirSync(path.join(dir, "_spool"))).toEqual([]); // no lock left behind
+    const s = await DailyShardedDesStore.open({ location: dir, nodeId: 3, clock: () => T });
+    expect([...(await s.get(await s.put(new Uint8Array([9]))))]).toEqual([9]);
     await s.close();
   });
 });

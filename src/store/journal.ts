@@ -99,7 +99,12 @@ export class Journal {
     last: Watermark | undefined,
     maxQueuedBytes: number,
   ): Promise<Journal> {
-    const fd = await fsCall<number>((cb) => fs.open(file, "wx+", 0o644, cb));
+    let fd: number;
+    try {
+      fd = await fsCall<number>((cb) => fs.open(file, "wx+", 0o644, cb));
+    } catch (e) {
+      throw new DesIoError(`cannot create journal ${file}: ${(e as Error).message}`, { cause: e });
+    }
     try {
       const h = encodeHeader(nodeId, seq, last);
       await fsCall<number>((cb) => fs.write(fd, h, 0, h.length, 0, cb));
@@ -118,10 +123,17 @@ export class Journal {
 
   /** Opens a recovered journal for reading (and sealing): its torn tail is cut off durably first. */
   static async recover(file: string, scan: ScanResult, actualLength: number): Promise<Journal> {
-    const fd = await fsCall<number>((cb) => fs.open(file, "r+", cb));
-    if (actualLength > scan.validLength) {
-      await fsCall<void>((cb) => fs.ftruncate(fd, scan.validLength, (e) => cb(e, undefined)));
-      await fsCall<void>((cb) => fs.fdatasync(fd, (e) => cb(e, undefined)));
+    let fd: number | undefined;
+    try {
+      fd = await fsCall<number>((cb) => fs.open(file, "r+", cb));
+      if (actualLength > scan.validLength) {
+        const f = fd;
+        await fsCall<void>((cb) => fs.ftruncate(f, scan.validLength, (e) => cb(e, undefined)));
+        await fsCall<void>((cb) => fs.fdatasync(f, (e) => cb(e, undefined)));
+      }
+    } catch (e) {
+      if (fd !== undefined) fs.closeSync(fd);
+      throw new DesIoError(`cannot recover journal ${file}: ${(e as Error).message}`, { cause: e });
     }
     const j = new Journal(file, scan.seq, fd, scan.validLength, 0);
     j.records.push(...scan.records);

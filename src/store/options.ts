@@ -2,7 +2,7 @@ import path from "node:path";
 import { DesInvalidArgumentError } from "../errors.js";
 import type { Location } from "../io/location.js";
 import { FolderLocation } from "../locations/folder.js";
-import { checkByte } from "../naming/name.js";
+import { checkByte, checkDay } from "../naming/name.js";
 import type { ShardLayout } from "./layout.js";
 import { FolderParts, LocationParts } from "./parts.js";
 import type { PartBackend } from "./parts.js";
@@ -83,4 +83,13 @@ export function resolveOptions(opts: StoreOptionsInput): ResolvedOptions {
     backend = new LocationParts(opts.location as Location, path.join(spool, `n${hex2(nodeId)}`, "sealed"));
   }
   return { nodeId, bits, wrapBits, layout, limits, backend, spool };
+}
+
+/** A put's `day`, checked before the put waits for room: a Date, or a real calendar day as YYYY-MM-DD. */
+export function checkPutDay(day: unknown): Date | string {
+  if (day instanceof Date) {
+    if (Number.isNaN(day.getTime())) throw new DesInvalidArgumentError("day is an invalid Date");
+    return day;
+  }
+  return checkDay(day);
 }

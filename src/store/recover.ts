@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { DesFormatError } from "../errors.js";
+import { DesFormatError, DesIoError } from "../errors.js";
 import { parseName } from "../naming/name.js";
 import { Journal, scanJournal } from "./journal.js";
 import type { Watermark } from "./journal.js";
@@ -28,16 +28,27 @@ export async function recoverJournals(
   nodeId: number,
   opened: Journal[],
 ): Promise<{ recovered: Journal[]; watermark: Watermark | undefined; seq: number }> {
-  const files = (await fs.promises.readdir(dir)).filter((f) => JOURNAL_RE.test(f)).sort();
+  let names: string[];
+  try {
+    names = await fs.promises.readdir(dir);
+  } catch (e) {
+    throw new DesIoError(`cannot list the journal folder ${dir}: ${(e as Error).message}`, { cause: e });
+  }
+  const files = names.filter((f) => JOURNAL_RE.test(f)).sort();
   const recovered: Journal[] = [];
   let watermark: Watermark | undefined;
   let seq = 0;
   for (const f of files) {
     const file = path.join(dir, f);
-    const bytes = await fs.promises.readFile(file);
+    let bytes: Buffer;
+    try {
+      bytes = await fs.promises.readFile(file);
+    } catch (e) {
+      throw new DesIoError(`cannot read journal ${file}: ${(e as Error).message}`, { cause: e });
+    }
     seq = Math.max(seq, Number(JOURNAL_RE.exec(f)![1]));
     if (bytes.length < 32 && bytes.every((b) => b === 0)) {
-      await fs.promises.rm(file); // created, header never written
+      await removeJournal(file); // created, header never written
       continue;
     }
     const scan = scanJournal(bytes, file);
@@ -49,4 +60,13 @@ export async function recoverJournals(
     recovered.push(j);
   }
   return { recovered, watermark, seq };
+}
+
+/** Removes a journal file that holds nothing (a DesIoError when it cannot). */
+export async function removeJournal(file: string): Promise<void> {
+  try {
+    await fs.promises.rm(file, { force: true });
+  } catch (e) {
+    throw new DesIoError(`cannot remove journal ${file}: ${(e as Error).message}`, { cause: e });
+  }
 }

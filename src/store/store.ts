@@ -5,7 +5,7 @@ import { loadHasher } from "../format/hash.js";
 import { decodeMetaV2, encodeMetaV2, loadMetaCodec } from "../format/meta.js";
 import type { MetaValue } from "../format/meta.js";
 import type { DesReader } from "../read/reader.js";
-import { checkDay, parseName } from "../naming/name.js";
+import { parseName } from "../naming/name.js";
 import type { ParsedName } from "../naming/name.js";
 import { shardFromName } from "../naming/shard.js";
 import { SnowflakeNameGenerator } from "../naming/snowflake.js";
@@ -17,13 +17,13 @@ import { syncDir } from "../io/local-files.js";
 import type { JournalRecord } from "./journal.js";
 import { readManyJournaled, readManySealed } from "./many.js";
 import { listDay, nameOfDay } from "./day.js";
-import { journalName, recoverJournals } from "./recover.js";
+import { journalName, recoverJournals, removeJournal } from "./recover.js";
 import type { ShardLayout } from "./layout.js";
 import type { DailyStoreOptions, StorePutOptions, StoreStats } from "./types.js";
 import { describeHolder, takeLockFile } from "../io/local-files.js";
 import type { LockFile } from "../io/local-files.js";
 import type { PartBackend } from "./parts.js";
-import { hex2, resolveOptions } from "./options.js";
+import { checkPutDay, hex2, resolveOptions } from "./options.js";
 import { sealRecords } from "./seal.js";
 
 export type { DailyStoreOptions, StorePutOptions, StoreStats } from "./types.js";
@@ -35,15 +35,6 @@ interface Local {
 
 /** Record bytes besides the body: framing, checksum, ms, a name of typical length. */
 const name0Overhead = 64;
-
-/** A put's `day`, checked before the put waits for room: a Date, or a real calendar day as YYYY-MM-DD. */
-function checkPutDay(day: unknown): Date | string {
-  if (day instanceof Date) {
-    if (Number.isNaN(day.getTime())) throw new DesInvalidArgumentError("day is an invalid Date");
-    return day;
-  }
-  return checkDay(day);
-}
 
 /**
  * A durable store of blobs by Snowflake name, in daily sharded DES parts
@@ -90,7 +81,11 @@ export class DailyShardedDesStore {
   static async open(opts: DailyStoreOptions): Promise<DailyShardedDesStore> {
     const { nodeId, bits, wrapBits, layout, limits, backend, spool } = resolveOptions(opts);
     const journalDir = path.join(spool, `n${hex2(nodeId)}`);
-    await fs.promises.mkdir(journalDir, { recursive: true });
+    try {
+      await fs.promises.mkdir(journalDir, { recursive: true });
+    } catch (e) {
+      throw new DesIoError(`cannot create the journal folder ${journalDir}: ${(e as Error).message}`, { cause: e });
+    }
     await Promise.all([loadHasher(), loadMetaCodec()]);
     const lockPath = path.join(spool, `n${hex2(nodeId)}.lock`);
     const lock = takeLockFile(
@@ -124,7 +119,7 @@ export class DailyShardedDesStore {
       for (const j of recovered) {
         if (j.records.length === 0) {
           j.retire();
-          await fs.promises.rm(j.file, { force: true });
+          await removeJournal(j.file);
           continue;
         }
         for (const rec of j.records) store.local.set(rec.name, { journal: j, rec });
