@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { DailyShardedDesStore, DesError, DesInvalidArgumentError, DesIoError } from "../src/index.js";
+import { DailyShardedDesStore, DesClosedError, DesError, DesInvalidArgumentError, DesIoError } from "../src/index.js";
 import { sameBytes } from "./helpers/store-data.js";
 import { tempDir } from "./helpers/tmp.js";
 
@@ -113,5 +113,36 @@ describe("file-system failures leave the store as DesErrors", () => {
     const s = await DailyShardedDesStore.open({ location: dir, nodeId: 3, clock: () => T });
     expect([...(await s.get(await s.put(new Uint8Array([9]))))]).toEqual([9]);
     await s.close();
+  });
+
+  it("puts issued while close runs fail with DesClosedError; every put acknowledged before is kept", async () => {
+    const dir = tempDir();
+    const s = await DailyShardedDesStore.open({ location: dir, nodeId: 2, shardBits: 2 });
+    const before = await Promise.all(Array.from({ length: 300 }, (_, i) => s.put(new Uint8Array(200).fill(i & 255))));
+    const closing = s.close();
+    // each put's outcome: the code it failed with, or "resolved"
+    const outcome = (p: Promise<string>): Promise<string> =>
+      p.then(
+        () => "resolved",
+        (e: unknown) => (e instanceof DesError ? e.code : String(e)),
+      );
+    const during: Promise<string>[] = [];
+    let done = false;
+    void closing.finally(() => (done = true));
+    during.push(outcome(s.put(new Uint8Array(500).fill(7))), outcome(s.put(new Uint8Array(500).fill(8))));
+    while (!done) {
+      await new Promise((r) => setImmediate(r));
+      during.push(outcome(s.put(new Uint8Array(500).fill(9))));
+    }
+    await closing;
+    const codes = await Promise.all(during);
+    expect(codes).toEqual(during.map(() => "DES_CLOSED"));
+    expect(during.length).toBeGreaterThan(2);
+    await expect(s.put(new Uint8Array(1))).rejects.toBeInstanceOf(DesClosedError);
+    const again = await DailyShardedDesStore.open({ location: dir, nodeId: 2, shardBits: 2 });
+    const got = await again.getMany(before);
+    expect(got.size).toBe(300);
+    for (const [i, n] of before.entries()) expect(got.get(n)).toEqual(new Uint8Array(200).fill(i & 255));
+    await again.close();
   });
 });

@@ -52,6 +52,8 @@ export class DailyShardedDesStore {
   private rotating: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Set when close() starts: puts from then on (and those still waiting) fail with DesClosedError. */
+  private closing: Promise<void> | undefined;
   private failure: unknown;
   private sealFailure: unknown;
   private puts = 0;
@@ -149,7 +151,7 @@ export class DailyShardedDesStore {
   }
 
   private ensureOpen(): void {
-    if (this.closed) throw new DesClosedError("store");
+    if (this.closed || this.closing) throw new DesClosedError("store");
     if (this.failure !== undefined)
       throw new DesIoError("the store failed earlier; reopen it", { cause: this.failure });
   }
@@ -200,7 +202,7 @@ export class DailyShardedDesStore {
 
   private checkAge(): void {
     const j = this.active;
-    if (j.firstAt !== undefined && Date.now() - j.firstAt >= this.limits.maxAgeMs && !this.closed)
+    if (j.firstAt !== undefined && Date.now() - j.firstAt >= this.limits.maxAgeMs && !this.closed && !this.closing)
       void this.rotate().catch(() => undefined);
   }
 
@@ -368,17 +370,28 @@ export class DailyShardedDesStore {
     return { shards: r.shards, partsMerged: r.partsMerged, entries: r.entries };
   }
 
-  /** Seals what is in the journal (unless `seal: false`), waits for uploads, releases the node lock. */
-  async close(opts: { seal?: boolean } = {}): Promise<void> {
-    if (this.closed) return;
+  /**
+   * Seals what is in the journal (unless `seal: false`), waits for uploads,
+   * releases the node lock. Puts that have not reached the journal when
+   * close starts fail with DesClosedError; those that have are waited for.
+   */
+  close(opts: { seal?: boolean } = {}): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closing ??= this.shut(opts.seal ?? true);
+    return this.closing;
+  }
+
+  private async shut(seal: boolean): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     try {
-      if ((opts.seal ?? true) && this.failure === undefined) await this.rotate();
+      if (seal && this.failure === undefined) await this.rotate();
       await this.active.drain();
       await this.sealChain;
     } finally {
       this.closed = true;
       this.active.retire();
+      // A journal whose seal failed stays on disk for the next open; its file is closed here.
+      for (const { journal } of this.local.values()) journal.retire();
       await this.finder.close();
       this.lock.release();
     }
