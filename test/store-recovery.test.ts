@@ -104,6 +104,32 @@ describe("journal recovery", () => {
     expect(await b.has(lastName)).toBe(false);
     await b.close();
   });
+
+  it("a journal of zeros only, whatever its length (its header never reached the disk), is deleted; zeros followed by data are refused and left", async () => {
+    const dir = tempDir();
+    const jdir = path.join(dir, "_spool", "n07");
+    fs.mkdirSync(jdir, { recursive: true });
+    const zeros = path.join(jdir, "000000000001.wal");
+    // the size a new journal has once its header and first reserve are written
+    fs.writeFileSync(zeros, Buffer.alloc(32 + (4 << 20)));
+    const s = await DailyShardedDesStore.open({ location: dir, nodeId: 7, clock: () => T });
+    expect(fs.existsSync(zeros)).toBe(false);
+    expect(fs.readdirSync(jdir).filter((f) => f.endsWith(".wal"))).toEqual(["000000000002.wal"]);
+    const n = await s.put(new Uint8Array([4, 5, 6]));
+    expect([...(await s.get(n))]).toEqual([4, 5, 6]);
+    await s.close();
+
+    const other = path.join(jdir, "000000000009.wal");
+    const body = Buffer.alloc(4096);
+    body[100] = 1;
+    fs.writeFileSync(other, body);
+    const e = await DailyShardedDesStore.open({ location: dir, nodeId: 7 }).then(
+      () => undefined,
+      (x: unknown) => x as { code?: string },
+    );
+    expect(e?.code).toBe("DES_FORMAT");
+    expect(fs.readFileSync(other).equals(body)).toBe(true);
+  });
 });
 
 describe("rollover, compaction, options", () => {

@@ -2,6 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { DesFormatError, DesIoError } from "../errors.js";
 import { parseName } from "../naming/name.js";
+import { JOURNAL_HEADER } from "./journal-format.js";
 import { Journal, scanJournal } from "./journal.js";
 import type { Watermark } from "./journal.js";
 
@@ -47,9 +48,14 @@ export async function recoverJournals(
       throw new DesIoError(`cannot read journal ${file}: ${(e as Error).message}`, { cause: e });
     }
     seq = Math.max(seq, Number(JOURNAL_RE.exec(f)![1]));
-    if (bytes.length < 32 && bytes.every((b) => b === 0)) {
-      await removeJournal(file); // created, header never written
-      continue;
+    if (allZero(bytes, 0, Math.min(bytes.length, JOURNAL_HEADER))) {
+      // Created, its header never reached the disk: the header and the first reserve of zeros are
+      // made durable together before a journal takes any put, so it never held an acknowledged one.
+      if (allZero(bytes, JOURNAL_HEADER, bytes.length)) {
+        await removeJournal(file);
+        continue;
+      }
+      throw new DesFormatError(`${file} has no journal header but holds data (left as it is)`);
     }
     const scan = scanJournal(bytes, file);
     if (scan.nodeId !== nodeId) throw new DesFormatError(`${file} belongs to node ${scan.nodeId}, not ${nodeId}`);
@@ -69,4 +75,15 @@ export async function removeJournal(file: string): Promise<void> {
   } catch (e) {
     throw new DesIoError(`cannot remove journal ${file}: ${(e as Error).message}`, { cause: e });
   }
+}
+
+const ZEROS = Buffer.alloc(64 << 10);
+
+/** True when bytes [from, to) of `b` are all zero. */
+function allZero(b: Buffer, from: number, to: number): boolean {
+  for (let o = from; o < to; o += ZEROS.length) {
+    const end = Math.min(to, o + ZEROS.length);
+    if (!b.subarray(o, end).equals(ZEROS.subarray(0, end - o))) return false;
+  }
+  return true;
 }
