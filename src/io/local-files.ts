@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import os from "node:os";
+import path from "node:path";
 import { DesIoError, DesLockedError } from "../errors.js";
 
 /** Makes a directory's entries durable, e.g. after a rename (where the platform allows fsync on directories). */
@@ -47,6 +48,61 @@ function readHolder(file: string): LockHolder | undefined {
   }
 }
 
+/**
+ * A lock file that does not say who holds it (empty or unparsable) and is at
+ * least this old was left by a crash between its creation and its write (or
+ * by a power loss before its bytes reached the disk): a live holder writes
+ * its bytes microseconds after creating the file.
+ */
+export const UNWRITTEN_LOCK_MS = 5000;
+
+/** Lock files this process holds (resolved paths): never stale to it, whatever the clock did. */
+const held = new Set<string>();
+
+/** A lock file as found: its holder and the identity of the file, to check again before removing it. */
+interface Seen {
+  readonly holder: LockHolder | undefined;
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+}
+
+function look(file: string): Seen | undefined {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    return undefined; // released meanwhile
+  }
+  return { holder: readHolder(file), ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
+}
+
+function sameLock(a: Seen, b: Seen): boolean {
+  return (
+    a.ino === b.ino &&
+    a.size === b.size &&
+    a.mtimeMs === b.mtimeMs &&
+    a.holder?.pid === b.holder?.pid &&
+    a.holder?.since === b.holder?.since
+  );
+}
+
+/**
+ * True when the lock's holder is certainly gone: a lock that names no holder
+ * and is older than UNWRITTEN_LOCK_MS; a process of this host that no longer
+ * exists; or this process's pid with a start earlier than this process's
+ * (a process before a restart that reused the pid, as pid 1 in a container).
+ */
+function isStale(file: string, seen: Seen): boolean {
+  const h = seen.holder;
+  if (!h || typeof h.pid !== "number") return Date.now() - seen.mtimeMs >= UNWRITTEN_LOCK_MS;
+  if (h.host !== os.hostname()) return false;
+  if (h.pid !== process.pid) return !alive(h.pid);
+  if (held.has(file)) return false;
+  const since = typeof h.since === "string" ? Date.parse(h.since) : NaN;
+  return since < performance.timeOrigin;
+}
+
 /** Describes a holder for an error message: "process 123 on host since ...". */
 export function describeHolder(holder: LockHolder | undefined): string {
   if (!holder || typeof holder.pid !== "number") return "an unknown process";
@@ -56,12 +112,14 @@ export function describeHolder(holder: LockHolder | undefined): string {
 /**
  * Takes an exclusive lock file (created with O_EXCL, holding this process's
  * pid, host name and start time as JSON), failing at once with
- * DesLockedError(`message(holder)`) when another process holds it. A lock
- * left by a dead process of this host is taken over; a lock from another
- * host is never broken. Not fsynced: after a power loss a missing or empty
- * lock file is simply no lock.
+ * DesLockedError(`message(holder)`) when another process holds it. A stale
+ * lock (see isStale: a dead process of this host, an earlier process with
+ * this pid, or a lock naming no holder older than UNWRITTEN_LOCK_MS) is taken
+ * over; a lock from another host is never broken. Not fsynced: after a power
+ * loss a missing or empty lock file is no lock.
  */
 export function takeLockFile(file: string, message: (holder: LockHolder | undefined) => string): LockFile {
+  const key = path.resolve(file);
   const body = JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() });
   for (let attempt = 0; ; attempt++) {
     let fd: number;
@@ -71,34 +129,39 @@ export function takeLockFile(file: string, message: (holder: LockHolder | undefi
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") {
         throw new DesIoError(`cannot create the lock file ${file}: ${(e as Error).message}`, { cause: e });
       }
-      const holder = readHolder(file);
-      const stale =
-        holder !== undefined &&
-        holder.host === os.hostname() &&
-        typeof holder.pid === "number" &&
-        holder.pid !== process.pid &&
-        !alive(holder.pid);
-      if (stale && attempt === 0) {
-        // Re-read just before removing, so a lock re-taken meanwhile by a live process is left alone.
-        const again = readHolder(file);
-        if (again?.pid === holder.pid && again.since === holder.since) fs.rmSync(file, { force: true });
+      const seen = look(file);
+      if (seen === undefined && attempt < 2) continue; // released meanwhile: try again
+      if (seen !== undefined && attempt === 0 && isStale(key, seen)) {
+        // Look again just before removing, so a lock re-taken meanwhile by a live process is left alone.
+        const again = look(file);
+        if (again !== undefined && sameLock(seen, again)) removeLock(file);
         continue;
       }
-      throw new DesLockedError(message(holder), file, holder);
+      throw new DesLockedError(message(seen?.holder), file, seen?.holder);
     }
     try {
       fs.writeSync(fd, body);
     } finally {
       fs.closeSync(fd);
     }
+    held.add(key);
     let released = false;
     return {
       path: file,
       release() {
         if (released) return;
         released = true;
+        held.delete(key);
         fs.rmSync(file, { force: true });
       },
     };
+  }
+}
+
+function removeLock(file: string): void {
+  try {
+    fs.rmSync(file, { force: true });
+  } catch (e) {
+    throw new DesIoError(`cannot remove the stale lock file ${file}: ${(e as Error).message}`, { cause: e });
   }
 }
