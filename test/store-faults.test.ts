@@ -1,7 +1,18 @@
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { DailyShardedDesStore, DesClosedError, DesError, DesInvalidArgumentError, DesIoError } from "../src/index.js";
+import {
+  DailyShardedDesStore,
+  DesClosedError,
+  DesError,
+  DesInvalidArgumentError,
+  DesIoError,
+  FolderLocation,
+  formatName,
+  parseName,
+  shardFromName,
+} from "../src/index.js";
+import type { Location, LocationEntry } from "../src/index.js";
 import { sameBytes } from "./helpers/store-data.js";
 import { tempDir } from "./helpers/tmp.js";
 
@@ -144,5 +155,77 @@ describe("file-system failures leave the store as DesErrors", () => {
     expect(got.size).toBe(300);
     for (const [i, n] of before.entries()) expect(got.get(n)).toEqual(new Uint8Array(200).fill(i & 255));
     await again.close();
+  });
+});
+
+/** A folder whose listings wait for `gate` once they have read the folder (a listing as slow as an S3 LIST). */
+class SlowListing implements Location {
+  readonly url: string;
+  gate: Promise<void> | undefined;
+  listings = 0;
+  constructor(private readonly inner: FolderLocation) {
+    this.url = inner.url;
+  }
+  child(key: string): Location {
+    return this.inner.child(key);
+  }
+  source(key: string): ReturnType<Location["source"]> {
+    return this.inner.source(key);
+  }
+  sink(key: string, opts?: { readonly overwrite?: boolean }): ReturnType<Location["sink"]> {
+    return this.inner.sink(key, opts);
+  }
+  externalStore(): ReturnType<Location["externalStore"]> {
+    return this.inner.externalStore();
+  }
+  stat(key: string): ReturnType<Location["stat"]> {
+    return this.inner.stat(key);
+  }
+  async *list(prefix?: string, signal?: AbortSignal): AsyncIterable<LocationEntry> {
+    this.listings++;
+    const entries: LocationEntry[] = [];
+    for await (const e of this.inner.list(prefix, signal)) entries.push(e);
+    await this.gate;
+    yield* entries;
+  }
+  delete(key: string): Promise<void> {
+    return this.inner.delete(key);
+  }
+}
+
+describe("read-your-writes", () => {
+  it("a name sealed while a listing of its day and shard is in flight is readable at once, not after listTtlMs", async () => {
+    const root = tempDir();
+    const location = new SlowListing(new FolderLocation(root));
+    const s = await DailyShardedDesStore.open({
+      location,
+      spoolDir: tempDir(),
+      nodeId: 1,
+      shardBits: 1,
+      listTtlMs: 60_000,
+      clock: () => T,
+    });
+    const body = new TextEncoder().encode("acknowledged");
+    const n = await s.put(body);
+    const p = parseName(n);
+    // another node's name of the same day and shard: its miss lists the shard
+    let m = "";
+    for (let seq = 0; seq < 256; seq++) {
+      m = formatName({ prefix: "DES", day: p.day, timestampBits: 12345, nodeId: 9, seq });
+      if (shardFromName(m, 1) === shardFromName(n, 1)) break;
+    }
+    let open!: () => void;
+    location.gate = new Promise<void>((r) => (open = r));
+    const miss = s.has(m); // its listing reads the folder (no part yet), then waits
+    while (location.listings === 0) await new Promise((r) => setImmediate(r));
+    await s.flush(); // seals n into a part meanwhile
+    open();
+    location.gate = undefined;
+    expect(await miss).toBe(false);
+    expect(sameBytes(await s.get(n), body)).toBe(true);
+    expect(await s.has(n)).toBe(true);
+    expect((await s.getMany([n])).size).toBe(1);
+    expect(await s.list(p.day)).toEqual([n]);
+    await s.close();
   });
 });

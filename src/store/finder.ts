@@ -23,6 +23,11 @@ interface OpenPart {
 export class PartFinder {
   private readonly listings = new Map<string, Listing>();
   private readonly listing = new Map<string, Promise<Listing>>();
+  /**
+   * Parts this process sealed while the listing of their prefix was in
+   * flight: merged into its result, which may predate them.
+   */
+  private readonly addedDuring = new Map<string, PartKey[]>();
   private readonly open = new Map<string, OpenPart>();
   /** How many listings were made (tests check "at most one per day and shard"). */
   listCalls = 0;
@@ -40,18 +45,25 @@ export class PartFinder {
     let p = this.listing.get(prefix);
     if (!p) {
       this.listCalls++;
+      const during: PartKey[] = [];
+      this.addedDuring.set(prefix, during);
       p = this.backend.list(prefix).then((keys) => {
         const parts: PartKey[] = [];
         for (const k of keys) {
           const pk = parsePartKey(k, day, shard, this.bits, this.layout);
           if (pk) parts.push(pk);
         }
+        const listed = new Set(keys);
+        for (const pk of during) if (!listed.has(pk.key)) parts.push(pk);
         const l = { parts, at: Date.now() };
         this.listings.set(prefix, l);
         return l;
       });
       this.listing.set(prefix, p);
-      const clear = (): void => void this.listing.delete(prefix);
+      const clear = (): void => {
+        this.listing.delete(prefix);
+        if (this.addedDuring.get(prefix) === during) this.addedDuring.delete(prefix);
+      };
       p.then(clear, clear);
     }
     return p;
@@ -70,10 +82,16 @@ export class PartFinder {
     return candidateParts(await this.parts(day, shard), nodeId, f).map((p) => p.key);
   }
 
-  /** Records a part this process just sealed, so reading it needs no new listing. */
+  /**
+   * Records a part this process just sealed, so reading it needs no new
+   * listing: in the cached listing of its prefix, and in the result of a
+   * listing in flight (which may have been made before the part existed).
+   */
   added(part: PartKey): void {
-    const l = this.listings.get(shardPrefix(part.day, part.shard, this.bits, this.layout));
+    const prefix = shardPrefix(part.day, part.shard, this.bits, this.layout);
+    const l = this.listings.get(prefix);
     if (l && !l.parts.some((p) => p.key === part.key)) l.parts.push(part);
+    this.addedDuring.get(prefix)?.push(part);
   }
 
   /** Forgets a day's listings and closes readers of parts that are gone. */
