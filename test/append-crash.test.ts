@@ -6,6 +6,8 @@ import { describe, expect, it } from "vitest";
 import { DesLockedError, DesReader, DesWriter, recoverArchive } from "../src/index.js";
 import { applyChanges, baseModel, changedModel, fillBase } from "./helpers/append-plan.js";
 import { tempDir } from "./helpers/tmp.js";
+import { V2_FOOTER_SIZE } from "../src/format/constants.js";
+import { decodeV2Footer, encodeV2Footer } from "../src/format/v2/footer.js";
 
 const child = path.join(path.dirname(fileURLToPath(import.meta.url)), "helpers", "append-child.ts");
 
@@ -275,6 +277,35 @@ describe("append recovery trusts footers, not the pending length alone", () => {
     expect((err as Error).message).toContain("nothing was changed");
     await expect(DesWriter.append(file)).rejects.toMatchObject({ code: "DES_FORMAT" });
     expect(Buffer.compare(fs.readFileSync(file), before)).toBe(0);
+    expect(fs.existsSync(`${file}.des-lock`)).toBe(false);
+  });
+
+  it("a committed generation this reader cannot decode (a newer writer's feature) is never cut off", async () => {
+    const file = path.join(dir, "newer.des");
+    await DesWriter.write(file, {}, fillBase);
+    const genOne = fs.statSync(file).size;
+    const w = await DesWriter.append(file);
+    await w.add("later", new Uint8Array([9]));
+    await w.close();
+    // Generation 2's footer, re-encoded as a writer with a feature unknown here would write it;
+    // its pending length left set (clearing it is not synced, so a power loss can leave it).
+    const bytes = fs.readFileSync(file);
+    const at = bytes.length - V2_FOOTER_SIZE;
+    const footer = decodeV2Footer(bytes.subarray(at), bytes.length);
+    fs.writeFileSync(
+      file,
+      Buffer.concat([bytes.subarray(0, at), encodeV2Footer({ ...footer, requiredFeatures: 1 << 30 })]),
+    );
+    setPending(file, genOne);
+    const before = fs.readFileSync(file);
+    await expect(recoverArchive(file)).rejects.toMatchObject({ code: "DES_UNSUPPORTED" });
+    await expect(DesWriter.append(file)).rejects.toMatchObject({ code: "DES_UNSUPPORTED" });
+    expect(Buffer.compare(fs.readFileSync(file), before)).toBe(0);
+  });
+
+  it("recoverArchive of a file that is not there is DES_IO, and leaves no lock", async () => {
+    const file = path.join(dir, "missing.des");
+    await expect(recoverArchive(file)).rejects.toMatchObject({ code: "DES_IO" });
     expect(fs.existsSync(`${file}.des-lock`)).toBe(false);
   });
 

@@ -5,7 +5,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { DesError, DesFormatError, DesIoError, DesUnsupportedError } from "../errors.js";
+import { DesFormatError, DesIoError, DesUnsupportedError } from "../errors.js";
 import { DEFAULT_TAIL_SIZE } from "../format/constants.js";
 import { loadHasher } from "../format/hash.js";
 import { LOCAL_HINTS } from "../io/source.js";
@@ -13,7 +13,7 @@ import { openGeneration } from "../read/generations.js";
 import { FileSource } from "../sources/file.js";
 import { DesAppendWriter } from "./append.js";
 import type { AppendOptions, AppendSink } from "./append.js";
-import { acquireLock, recoverOpenFile, writePending } from "./append-lock.js";
+import { acquireLock, io, recoverOpenFile, writePending } from "./append-lock.js";
 import type { AppendLock } from "./append-lock.js";
 
 /** Steps of a local append, in order, reported to the probe (crash tests stop the process at one of them). */
@@ -27,15 +27,6 @@ export function setAppendProbe(fn: ((step: AppendStep, bytesWritten: number) => 
 }
 
 const BUFFER = 1 << 20;
-
-function io<T>(what: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    if (e instanceof DesError) throw e;
-    throw new DesIoError(`${what}: ${(e as Error).message}`, { cause: e });
-  }
-}
 
 /** Writes after `start` of an open archive file; commit and abort keep the header's pending_length right. */
 export class InPlaceFileSink implements AppendSink {

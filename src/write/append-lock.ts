@@ -5,7 +5,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { DesFormatError, DesIoError } from "../errors.js";
+import { DesChecksumError, DesError, DesFormatError, DesIoError } from "../errors.js";
 import { describeHolder, takeLockFile } from "../io/local-files.js";
 import { HEADER_SIZE, V2_FOOTER_SIZE } from "../format/constants.js";
 import { decodeV2Footer } from "../format/v2/footer.js";
@@ -75,8 +75,10 @@ function footerEndingAt(fd: number, end: number): V2Footer | undefined {
   if (fs.readSync(fd, bytes, 0, V2_FOOTER_SIZE, end - V2_FOOTER_SIZE) !== V2_FOOTER_SIZE) return undefined;
   try {
     return decodeV2Footer(bytes, end);
-  } catch {
-    return undefined;
+  } catch (e) {
+    // A footer this reader cannot read (a feature of a newer writer) may well be committed: never "no footer".
+    if (e instanceof DesChecksumError || e instanceof DesFormatError) return undefined;
+    throw e;
   }
 }
 
@@ -123,13 +125,23 @@ export function recoverOpenFile(fd: number): RecoveryOutcome {
 export async function recoverArchive(archive: string): Promise<RecoveryOutcome> {
   const lock = await acquireLock(archive);
   try {
-    const fd = fs.openSync(archive, "r+");
+    const fd = io(`cannot open ${archive}`, () => fs.openSync(archive, "r+"));
     try {
-      return recoverOpenFile(fd);
+      return io(`cannot recover ${archive}`, () => recoverOpenFile(fd));
     } finally {
       fs.closeSync(fd);
     }
   } finally {
     await lock.release();
+  }
+}
+
+/** Runs `fn`; a file-system failure becomes DesIoError (what it was doing, then why). */
+export function io<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof DesError) throw e;
+    throw new DesIoError(`${what}: ${(e as Error).message}`, { cause: e });
   }
 }
