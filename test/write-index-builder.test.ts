@@ -232,6 +232,32 @@ describe("v2 index builder", () => {
     expect(Buffer.compare(indexBytes(planV2Index(wrong)), index)).not.toBe(0);
   });
 
+  it("does not trust the page order of a source whose keys disagree with the names' hashes", async () => {
+    const bytes = await writeArchive(6000, (i) => `dir/${(i * 7919) % 6000}.txt`);
+    const { footer, index, records } = recordsOfArchive(bytes);
+    // Claimed under two bits fewer than the index needs, as a carried page set with fewer pages would be.
+    const bits = footer.pageBits - 2;
+    const shift = 32 - bits;
+    const pageOf = (r: V2RecordInput): number => pageOfHash(xxh64(r.name), bits);
+    const byPage = (a: { r: V2RecordInput; p: number }, b: { r: V2RecordInput; p: number }): number =>
+      a.p - b.p || Buffer.compare(a.r.name, b.r.name);
+    const placed = records.map((r) => ({ r, p: pageOf(r) })).sort(byPage);
+    // A foreign writer's page: the smallest name of page 0 came in page 1's run, and its key says so.
+    const stray = placed.find((x) => x.p === 0)!;
+    stray.p = 1;
+    placed.sort(byPage);
+    const source: IndexRecordSource = {
+      ...recordsOf(placed.map((x) => x.r)),
+      nameKey: (i) => (placed[i]!.p << shift) >>> 0,
+      keyBits: bits,
+      pageOrderBits: bits,
+    };
+    const plan = planV2Index(source);
+    expect(plan.pageBits).toBe(footer.pageBits);
+    // Its keys were made exact, the stray record went to its own page, and the pages were sorted: the writer's index.
+    expect(Buffer.compare(indexBytes(plan), index)).toBe(0);
+  });
+
   it("refuses a source that claims ascending order falsely", () => {
     const records = ["b", "a"].map((n) => tombstone(n));
     expect(() => [...planV2Index(recordsOf(records), { ascending: true }).chunks()]).toThrow(DesInvalidArgumentError);

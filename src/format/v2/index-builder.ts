@@ -229,10 +229,20 @@ export function planV2Index(source: IndexRecordSource, opts: IndexBuildOptions =
     total += l;
   }
   let keyBits = source.nameKey ? (source.keyBits ?? 32) : 32;
+  // The page order the source vouches for holds while its keys agree with the names' hashes: a record
+  // whose name hashes to another page than the one it came in (a foreign writer's page) moves when the
+  // keys are made exact, out of the order it came in, and the pages are then sorted after all.
+  let pageOrderBits = source.pageOrderBits;
   /** Makes the keys exact to `bits` bits (hashing every name, once) when the source's are not. */
   const exactTo = (bits: number): void => {
     if (bits <= keyBits) return;
-    for (let i = 0; i < n; i++) keys[i] = hashKey(i);
+    const ob = pageOrderBits !== undefined && pageOrderBits <= keyBits ? pageOrderBits : 0;
+    const obShift = 32 - ob;
+    for (let i = 0; i < n; i++) {
+      const k = hashKey(i);
+      if (ob > 0 && k >>> obShift !== keys[i]! >>> obShift) pageOrderBits = undefined;
+      keys[i] = k;
+    }
     keyBits = 32;
   };
   const compare = source.compareNames ? source.compareNames.bind(source) : namesComparator(source);
@@ -279,7 +289,16 @@ export function planV2Index(source: IndexRecordSource, opts: IndexBuildOptions =
     indexLength,
     rootHash,
     *chunks() {
-      const layout: Layout = { source, pageOf, counts: sizes.counts, pageLengths, recLen, total, compare };
+      const layout: Layout = {
+        source,
+        pageOf,
+        counts: sizes.counts,
+        pageLengths,
+        recLen,
+        total,
+        compare,
+        pageOrderBits,
+      };
       yield* pageChunks(layout, ascending);
       yield root;
     },

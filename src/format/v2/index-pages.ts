@@ -22,6 +22,8 @@ export interface Layout {
   readonly recLen: Uint32Array;
   readonly total: number;
   readonly compare: (a: number, b: number) => number;
+  /** The source's `pageOrderBits`, while its keys agreed with the names' hashes. */
+  readonly pageOrderBits: number | undefined;
 }
 
 /** Counting sort of the live records by page, stable (each page's records stay in index order). */
@@ -122,7 +124,7 @@ function* sortedChunks(l: Layout): Generator<Uint8Array> {
   const P = pageLengths.length;
   const buckets = bucketize(source.count, P, (i) => pageOf[i]!, recLen);
   // Each new page is a run of one page of the source's order (or all of it), in index order: in order already.
-  const inOrder = source.pageOrderBits !== undefined && P >= 2 ** source.pageOrderBits;
+  const inOrder = l.pageOrderBits !== undefined && P >= 2 ** l.pageOrderBits;
   let p = 0;
   while (p < P) {
     const { end, size } = pageGroup(pageLengths, p, CHUNK_BYTES);
