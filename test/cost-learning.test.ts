@@ -1,9 +1,19 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { beforeAll, describe, expect, it } from "vitest";
-import { CostLearner, DesReader, DesWriter, HttpSource, MemorySink, REMOTE_COST, fitCost } from "../src/index.js";
-import type { ReadObservation } from "../src/index.js";
-import { DesInvalidArgumentError } from "../src/errors.js";
+import {
+  CostLearner,
+  DesReader,
+  DesWriter,
+  HttpSource,
+  MemorySink,
+  MemorySource,
+  REMOTE_COST,
+  REMOTE_HINTS,
+  fitCost,
+} from "../src/index.js";
+import type { RangeSource, ReadObservation } from "../src/index.js";
+import { DesInvalidArgumentError, DesIoError } from "../src/errors.js";
 import { planReads } from "../src/read/plan.js";
 import { bodyOf } from "./helpers/data.js";
 
@@ -105,7 +115,12 @@ describe("fitCost", () => {
     const transfer = total / 12_500;
     const obs: ReadObservation[] = [
       ...quiet(14, 20.05, 0),
-      ...Array.from({ length: 3 }, () => ({ bytes: big, totalMs: 20.05 + transfer, inFlight: 4, bytesInFlight: total })),
+      ...Array.from({ length: 3 }, () => ({
+        bytes: big,
+        totalMs: 20.05 + transfer,
+        inFlight: 4,
+        bytesInFlight: total,
+      })),
     ];
     expect(fitCost(obs, REMOTE_COST).clientBytesPerMs).toBeCloseTo(total / transfer, -1);
     // Two are not enough.
@@ -169,6 +184,46 @@ describe("CostLearner", () => {
       [100, 4, 160],
       [5, 2, 105],
     ]);
+  });
+
+  it("a source read that throws at once is not left in flight", async () => {
+    const sink = new MemorySink();
+    await DesWriter.write(sink, {}, async (w) => {
+      await w.add("big", new Uint8Array(300_000).fill(1));
+      await w.add("other", new Uint8Array(200_000).fill(2));
+    });
+    const inner = new MemorySource(sink.bytes());
+    let fail = true;
+    const src: RangeSource = {
+      key: "throws-once",
+      size: inner.size,
+      hints: REMOTE_HINTS, // planned and learned as a remote store is
+      read(offset, length, signal) {
+        if (fail) {
+          fail = false;
+          throw new DesIoError("refused at once");
+        }
+        return inner.read(offset, length, signal);
+      },
+      readTail: (length, signal) => inner.readTail(length, signal),
+    };
+    const learner = new CostLearner({ minSamples: 1 });
+    const seen: ReadObservation[] = [];
+    const record = learner.record.bind(learner);
+    learner.record = (o) => {
+      seen.push(o);
+      record(o);
+    };
+    const reader = await DesReader.open(src, { learnCost: learner });
+    try {
+      await expect(reader.get("big")).rejects.toMatchObject({ code: "DES_IO" });
+      expect((await reader.get("big")).length).toBe(300_000);
+      expect((await reader.get("other")).length).toBe(200_000);
+      // Each later read was alone: the one that threw is not counted beside them.
+      expect(seen.slice(-2).map((o) => o.inFlight)).toEqual([1, 1]);
+    } finally {
+      await reader.close();
+    }
   });
 
   it("counts reads in flight and records only completed ones", () => {

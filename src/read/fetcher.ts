@@ -102,7 +102,14 @@ export class Fetcher {
   private fromSource(offset: number, length: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
     if (!this.learning) return this.source.read(offset, length, signal, this.version);
     const t = this.learning.learner.begin(length);
-    return this.source.read(offset, length, signal, this.version).then(
+    let reading: Promise<Uint8Array>;
+    try {
+      reading = this.source.read(offset, length, signal, this.version);
+    } catch (e) {
+      t.end(); // a read that throws at once is in flight no more
+      throw e;
+    }
+    return reading.then(
       (bytes) => {
         t.end(bytes.length);
         return bytes;
