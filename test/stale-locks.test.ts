@@ -88,3 +88,34 @@ describe("stale lock files are taken over", () => {
     fs.rmSync(lock);
   });
 });
+
+describe("a lock held by one thread of a process", () => {
+  it("is not taken over by another thread of it (same pid, started later)", async () => {
+    const { Worker } = await import("node:worker_threads");
+    const dir = tempDir();
+    const file = path.join(dir, "a.des");
+    await DesWriter.write(file, {}, async (w) => w.add("x", new Uint8Array([1])));
+    const holder = await DesWriter.append(file);
+    try {
+      const tsx = JSON.stringify(import.meta.resolve("tsx/esm/api"));
+      const src = JSON.stringify(new URL("../src/index.ts", import.meta.url).href);
+      const code = `
+        const { parentPort, workerData } = require("node:worker_threads");
+        import(${tsx})
+          .then((t) => { t.register(); return import(${src}); })
+          .then((m) => m.DesWriter.append(workerData))
+          .then((w) => w.abort().then(() => "taken"), (e) => e.code ?? String(e))
+          .then((r) => parentPort.postMessage(r));`;
+      const got = await new Promise<unknown>((resolve, reject) => {
+        const w = new Worker(code, { eval: true, workerData: file });
+        w.once("message", resolve);
+        w.once("error", reject);
+      });
+      expect(got).toBe("DES_LOCKED");
+      expect(fs.existsSync(`${file}.des-lock`)).toBe(true);
+    } finally {
+      await holder.abort();
+    }
+    expect(fs.existsSync(`${file}.des-lock`)).toBe(false);
+  });
+});

@@ -56,7 +56,14 @@ function readHolder(file: string): LockHolder | undefined {
  */
 export const UNWRITTEN_LOCK_MS = 5000;
 
-/** Lock files this process holds (resolved paths): never stale to it, whatever the clock did. */
+/**
+ * When this process started (wall clock, ms): the same in every thread of
+ * it (a worker's `performance.timeOrigin` is its own start, later than the
+ * locks its process's other threads hold).
+ */
+const PROCESS_START = Date.now() - process.uptime() * 1000;
+
+/** Lock files this thread holds (resolved paths): never stale to it, whatever the clock did. */
 const held = new Set<string>();
 
 /** A lock file as found: its holder and the identity of the file, to check again before removing it. */
@@ -100,7 +107,7 @@ function isStale(file: string, seen: Seen): boolean {
   if (h.pid !== process.pid) return !alive(h.pid);
   if (held.has(file)) return false;
   const since = typeof h.since === "string" ? Date.parse(h.since) : NaN;
-  return since < performance.timeOrigin;
+  return since < PROCESS_START;
 }
 
 /** Describes a holder for an error message: "process 123 on host since ...". */
@@ -141,9 +148,13 @@ export function takeLockFile(file: string, message: (holder: LockHolder | undefi
     }
     try {
       fs.writeSync(fd, body);
-    } finally {
+    } catch (e) {
+      // Left empty, the file would read as an unknown holder's lock for UNWRITTEN_LOCK_MS.
       fs.closeSync(fd);
+      fs.rmSync(file, { force: true });
+      throw new DesIoError(`cannot write the lock file ${file}: ${(e as Error).message}`, { cause: e });
     }
+    fs.closeSync(fd);
     held.add(key);
     let released = false;
     return {
