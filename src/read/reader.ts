@@ -254,7 +254,10 @@ export class DesReader {
    * the order of `names`. Every entry comes from one opening of the archive:
    * if it changes mid-batch, the whole batch is read again from the new one.
    * A batch whose stated sizes add up to more than `maxBatchBytes` is refused
-   * before any data is read (use `iterMany`).
+   * before any data is read (use `iterMany`). Small bodies of one batch may
+   * share an ArrayBuffer (blocks of 64 KiB): a body is its own bytes
+   * (`byteOffset`, `byteLength`), and to transfer one to a worker, copy it
+   * first (`body.slice()`), as transferring its buffer would take the others.
    */
   async getMany(names: Iterable<string>, opts: ManyOptions = {}): Promise<Map<string, Uint8Array>> {
     checkManyOptions(opts);
@@ -288,6 +291,7 @@ export class DesReader {
    * cancels the reads still in flight. A change of the archive before the
    * first entry was yielded restarts the batch on the new opening; after
    * that it is a DesChangedError (entries of two versions are never mixed).
+   * Bodies may share an ArrayBuffer, as with `getMany`.
    */
   async *iterMany(names: Iterable<string>, opts: ManyOptions = {}): AsyncGenerator<[string, Uint8Array]> {
     checkManyOptions(opts);
