@@ -89,6 +89,29 @@ describe("stale lock files are taken over", () => {
   });
 });
 
+describe("one taker at a time breaks a stale lock", () => {
+  it("leaves a stale lock alone while another taker breaks it, and clears a break file a crash left", async () => {
+    const dir = tempDir();
+    const file = path.join(dir, "a.des");
+    await DesWriter.write(file, {}, async (w) => w.add("a", new Uint8Array([1])));
+    const lock = `${file}.des-lock`;
+    const brk = `${lock}.break`;
+    fs.writeFileSync(lock, earlierSelf);
+    // Another taker is breaking it right now: this one reports the lock and removes nothing.
+    fs.writeFileSync(brk, "");
+    await expect(DesWriter.append(file)).rejects.toBeInstanceOf(DesLockedError);
+    expect(fs.readFileSync(lock, "utf8")).toBe(earlierSelf);
+    expect(fs.existsSync(brk)).toBe(true);
+    // A break file that old was left by a taker that died in between: cleared, and the lock taken over.
+    fs.utimesSync(brk, MINUTE_AGO, MINUTE_AGO);
+    const w = await DesWriter.append(file);
+    expectOurs(lock);
+    await w.abort();
+    expect(fs.existsSync(lock)).toBe(false);
+    expect(fs.existsSync(brk)).toBe(false);
+  });
+});
+
 describe("a lock held by one thread of a process", () => {
   it("is not taken over by another thread of it (same pid, started later)", async () => {
     const { Worker } = await import("node:worker_threads");

@@ -139,9 +139,7 @@ export function takeLockFile(file: string, message: (holder: LockHolder | undefi
       const seen = look(file);
       if (seen === undefined && attempt < 2) continue; // released meanwhile: try again
       if (seen !== undefined && attempt === 0 && isStale(key, seen)) {
-        // Look again just before removing, so a lock re-taken meanwhile by a live process is left alone.
-        const again = look(file);
-        if (again !== undefined && sameLock(seen, again)) removeLock(file);
+        breakStale(file, seen);
         continue;
       }
       throw new DesLockedError(message(seen?.holder), file, seen?.holder);
@@ -166,6 +164,38 @@ export function takeLockFile(file: string, message: (holder: LockHolder | undefi
         fs.rmSync(file, { force: true });
       },
     };
+  }
+}
+
+/**
+ * Removes the stale lock `seen`, if it is still the file there, under
+ * `<lock>.break` (created with O_EXCL): one taker at a time looks again and
+ * removes. Without it, two takers that both judged the same lock stale could
+ * race: the second's remove could delete the lock the first had just made.
+ * A taker that finds the break file leaves the lock alone (its next look
+ * sees what the other taker left); a break file older than UNWRITTEN_LOCK_MS
+ * was left by a crash in between and is removed.
+ */
+function breakStale(file: string, seen: Seen, cleared = false): void {
+  const brk = `${file}.break`;
+  let fd: number;
+  try {
+    fd = fs.openSync(brk, "wx", 0o644);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST")
+      throw new DesIoError(`cannot create ${brk}: ${(e as Error).message}`, { cause: e });
+    const st = fs.statSync(brk, { throwIfNoEntry: false });
+    if (cleared || !st || Date.now() - st.mtimeMs < UNWRITTEN_LOCK_MS) return;
+    fs.rmSync(brk, { force: true });
+    return breakStale(file, seen, true);
+  }
+  try {
+    // Look again just before removing, so a lock re-taken meanwhile by a live process is left alone.
+    const again = look(file);
+    if (again !== undefined && sameLock(seen, again)) removeLock(file);
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(brk, { force: true });
   }
 }
 
