@@ -39,7 +39,12 @@ export interface DailyStoreOptions {
 export interface StorePutOptions {
   /** Any MessagePack value, returned by `getMeta`. */
   readonly meta?: unknown;
-  /** The day of the name (default: today, in the store's zone). */
+  /**
+   * The day of the name (default: today, in the store's zone). A name holds
+   * the low `wrapBits` bits of its millisecond: puts for one explicit past
+   * day made 2^wrapBits ms or more apart (about 49.7 days at 32) can repeat
+   * names, so back-fill a day within that span.
+   */
   readonly day?: Date | string;
 }
 
