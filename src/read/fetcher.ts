@@ -2,9 +2,10 @@ import { coalesceRanges, runBounded } from "./coalesce.js";
 import { planReads } from "./plan.js";
 import type { CostModel } from "../io/cost.js";
 import type { RangeGroup, RangeWant } from "./coalesce.js";
-import { DesAbortedError, DesIoError } from "../errors.js";
+import { DesAbortedError } from "../errors.js";
 import { onAbort } from "./abort.js";
 import { readInto } from "../io/source.js";
+import { BATCH_MIN, readBatched } from "./batched-reads.js";
 import type { RangeSource, ReadHints } from "../io/source.js";
 import type { CostLearner } from "../io/learn.js";
 
@@ -286,7 +287,7 @@ export class Fetcher {
       return;
     }
     if (this.source.readMany && groups.length >= BATCH_MIN) {
-      await this.readBatched(groups, signal, onGroup, budget);
+      await readBatched(this, groups, signal, onGroup, budget);
       return;
     }
     await runBounded(
@@ -314,82 +315,6 @@ export class Fetcher {
     const p = planReads(wants, model);
     return { groups: p.groups, concurrency: p.concurrency, budget: model.maxInflightBytes };
   }
-
-  /**
-   * Many groups through `source.readMany`, two batches in flight so decoding
-   * overlaps reading; with a `budget` (maxInflightBytes) a batch holds at most
-   * half of it, and the next batch is read ahead only when both fit in it.
-   */
-  private async readBatched<T>(
-    groups: readonly RangeGroup<T>[],
-    signal: AbortSignal | undefined,
-    onGroup: (group: RangeGroup<T>, bytes: Uint8Array) => void,
-    budget?: number,
-  ): Promise<void> {
-    const rest: RangeGroup<T>[] = [];
-    for (const g of groups) {
-      const inTail = this.fromTail(g.offset, g.length);
-      if (inTail) onGroup(g, inTail);
-      else rest.push(g);
-    }
-    const batches = this.batchesOf(
-      rest,
-      budget === undefined ? BATCH_BYTES : Math.max(1, Math.min(BATCH_BYTES, Math.floor(budget / 2))),
-    );
-    const bytesOf = (b: readonly RangeGroup<T>[] | undefined): number => (b ? b.reduce((n, g) => n + g.length, 0) : 0);
-    const fits = (a: readonly RangeGroup<T>[] | undefined, b: readonly RangeGroup<T>[] | undefined): boolean =>
-      budget === undefined || bytesOf(a) + bytesOf(b) <= budget;
-    const read = (b: RangeGroup<T>[]): Promise<Uint8Array[]> => {
-      const p = this.source.readMany!(b, signal, this.version);
-      // Observed now, awaited later: a read failing while an earlier one is awaited must not count as unhandled.
-      p.catch(() => undefined);
-      return p;
-    };
-    let now = batches[0] ? read(batches[0]) : undefined;
-    let ahead = batches[1] && fits(batches[0], batches[1]) ? read(batches[1]) : undefined;
-    for (let k = 0; k < batches.length; k++) {
-      const results = await now!;
-      // Batch k + 1 (already ahead, or started now), and k + 2 ahead of it when both fit in the budget.
-      now = ahead ?? (batches[k + 1] ? read(batches[k + 1]!) : undefined);
-      ahead = batches[k + 2] && fits(batches[k + 1], batches[k + 2]) ? read(batches[k + 2]!) : undefined;
-      const done = batches[k]!;
-      this.stats.requests += done.length;
-      for (let i = 0; i < done.length; i++) {
-        const g = done[i]!;
-        const r = results[i]!;
-        if (r.length !== g.length)
-          throw new DesIoError(
-            `${this.source.key}: batch read at ${g.offset} returned ${r.length} of ${g.length} bytes`,
-          );
-        this.stats.bytes += r.length;
-        onGroup(g, r);
-      }
-    }
-  }
-
-  /**
-   * Splits groups for `source.readMany`: at most BATCH_GROUPS groups or
-   * BATCH_BYTES bytes a batch, the first one smaller so the caller starts
-   * decoding early.
-   */
-  private batchesOf<T>(groups: readonly RangeGroup<T>[], maxBytes: number): RangeGroup<T>[][] {
-    const out: RangeGroup<T>[][] = [];
-    let batch: RangeGroup<T>[] = [];
-    let bytes = 0;
-    let limit = BATCH_FIRST;
-    for (const g of groups) {
-      if (batch.length > 0 && (batch.length >= limit || bytes + g.length > maxBytes)) {
-        out.push(batch);
-        batch = [];
-        bytes = 0;
-        limit = BATCH_GROUPS;
-      }
-      batch.push(g);
-      bytes += g.length;
-    }
-    if (batch.length > 0) out.push(batch);
-    return out;
-  }
 }
 
 /**
@@ -399,8 +324,3 @@ export class Fetcher {
  */
 const PROBE_MIN = 64;
 const PROBE_GROUPS = 16;
-/** Fewer groups than this go one read each (the batch path has a fixed cost per call). */
-const BATCH_MIN = 8;
-const BATCH_FIRST = 64;
-const BATCH_GROUPS = 256;
-const BATCH_BYTES = 4 << 20;

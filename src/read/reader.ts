@@ -255,9 +255,7 @@ export class DesReader {
    * if it changes mid-batch, the whole batch is read again from the new one.
    * A batch whose stated sizes add up to more than `maxBatchBytes` is refused
    * before any data is read (use `iterMany`). Small bodies of one batch may
-   * share an ArrayBuffer (blocks of 64 KiB): a body is its own bytes
-   * (`byteOffset`, `byteLength`), and to transfer one to a worker, copy it
-   * first (`body.slice()`), as transferring its buffer would take the others.
+   * share a 64 KiB ArrayBuffer: copy a body (`body.slice()`) to transfer it.
    */
   async getMany(names: Iterable<string>, opts: ManyOptions = {}): Promise<Map<string, Uint8Array>> {
     checkManyOptions(opts);
@@ -290,8 +288,8 @@ export class DesReader {
    * read, so a missing name fails before any data I/O. Leaving the loop early
    * cancels the reads still in flight. A change of the archive before the
    * first entry was yielded restarts the batch on the new opening; after
-   * that it is a DesChangedError (entries of two versions are never mixed).
-   * Bodies may share an ArrayBuffer, as with `getMany`.
+   * that it is a DesChangedError (entries of two versions are never mixed;
+   * bodies may share a buffer, as with `getMany`).
    */
   async *iterMany(names: Iterable<string>, opts: ManyOptions = {}): AsyncGenerator<[string, Uint8Array]> {
     checkManyOptions(opts);
